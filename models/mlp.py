@@ -1,0 +1,27 @@
+"""Fully connected baselines on flattened images (report 000's "Naive" net, report 004's MLPs)."""
+
+import math
+
+from torch import nn
+
+from models.layers import make_activation
+from models.registry import register_model
+
+
+@register_model("mlp")
+def mlp(
+    num_classes: int,
+    image_shape: tuple[int, int, int],
+    width: int = 512,
+    depth: int = 2,
+    dropout: float = 0.0,
+    activation: str = "relu",
+) -> nn.Module:
+    """`depth` hidden layers of `width` units, each followed by the activation and dropout."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    features = math.prod(image_shape)
+    for _ in range(depth):
+        layers += [nn.Linear(features, width), make_activation(activation), nn.Dropout(dropout)]
+        features = width
+    layers.append(nn.Linear(features, num_classes))
+    return nn.Sequential(*layers)

@@ -1,0 +1,1 @@
+"""Hyperparameter search for image classifiers: the service (CLI, workers, trainer, data)."""

@@ -1,0 +1,42 @@
+"""What every command shares at the process boundary: one-line errors and exit codes."""
+
+import argparse
+import logging
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+
+import optuna
+
+from search.errors import UsageError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors are one line on stderr (no usage block), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def quiet_libraries() -> None:
+    """Our own progress lines replace Optuna's per-trial INFO logs."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    logging.getLogger("sqlalchemy").setLevel(logging.ERROR)
+
+
+def run_main(main: Callable[[Sequence[str] | None], int], prog: str) -> None:
+    """Run a command's main() and turn user errors and Ctrl-C into one line and an exit code."""
+    quiet_libraries()
+    try:
+        code = main(None)
+    except UsageError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        code = EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; run the same command again to resume", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    sys.exit(code)

@@ -1,0 +1,223 @@
+"""Datasets as uint8 tensors, decoded once, with a seeded class-balanced validation split.
+
+The search trains on `train` and selects on `val` (held out from the official training set);
+`test` is only read when a chosen config is retrained (search/train.py's CLI).
+"""
+
+import dataclasses
+import hashlib
+import tarfile
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+from urllib.error import URLError
+
+import torch
+import torchvision
+from torchvision.io import ImageReadMode, decode_image
+
+from search.errors import UsageError
+from search.registry import Registry
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+CACHE_NAME = ".search-uint8-cache.pt"
+SAMPLE_ARCHIVE = "assets/cifar10-sample.tar.gz"
+DEFAULT_VAL_FRACTION = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class LabeledImages:
+    images: torch.Tensor  # uint8 [N, C, H, W]
+    labels: torch.Tensor  # int64 [N]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def to(self, device: torch.device) -> "LabeledImages":
+        return LabeledImages(self.images.to(device), self.labels.to(device))
+
+    def subset(self, index: torch.Tensor) -> "LabeledImages":
+        return LabeledImages(self.images[index], self.labels[index])
+
+    def __add__(self, other: "LabeledImages") -> "LabeledImages":
+        return LabeledImages(
+            torch.cat([self.images, other.images]), torch.cat([self.labels, other.labels])
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """What a dataset loader returns: the official train/test splits as published."""
+
+    classes: tuple[str, ...]
+    train: LabeledImages
+    test: LabeledImages
+    val_size: int | None = None  # the dataset's customary validation size, if it has one
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    name: str
+    classes: tuple[str, ...]
+    train: LabeledImages  # the official training set minus `val`
+    val: LabeledImages
+    test: LabeledImages
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.images.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+DATASETS: Registry = Registry("dataset", supplied=("data_dir",))
+
+
+def _torchvision_cifar(dataset_class, data_dir: Path, archive_folder: str) -> Source:
+    """CIFAR from torchvision: read from data_dir, downloading there if it is missing."""
+    splits = []
+    for train in (True, False):
+        try:
+            split = dataset_class(data_dir, train=train, download=False)
+        except RuntimeError:
+            try:
+                split = dataset_class(data_dir, train=train, download=True)
+            except (OSError, URLError, RuntimeError) as error:
+                raise UsageError(
+                    f"{dataset_class.__name__} is not in --data-dir {data_dir} (expected "
+                    f"{data_dir / archive_folder}) and could not be downloaded ({error}); "
+                    "download it where there is a network or point --data-dir at a copy"
+                ) from None
+        images = torch.from_numpy(split.data).permute(0, 3, 1, 2).contiguous()
+        splits.append(LabeledImages(images, torch.tensor(split.targets, dtype=torch.int64)))
+    return Source(tuple(split.classes), splits[0], splits[1])
+
+
+@DATASETS.register("cifar10")
+def cifar10(data_dir: Path) -> Source:
+    source = _torchvision_cifar(torchvision.datasets.CIFAR10, data_dir, "cifar-10-batches-py")
+    return dataclasses.replace(source, val_size=5000)
+
+
+@DATASETS.register("cifar100")
+def cifar100(data_dir: Path) -> Source:
+    return _torchvision_cifar(torchvision.datasets.CIFAR100, data_dir, "cifar-100-python")
+
+
+def _decode(files: Iterable[tuple[str, str, bytes]]) -> dict[str, list[tuple[str, torch.Tensor]]]:
+    """(split, class name, encoded bytes) -> {split: [(class name, uint8 [C, H, W])]}."""
+    decoded: dict[str, list[tuple[str, torch.Tensor]]] = {}
+    for split, class_name, encoded in files:
+        image = decode_image(
+            torch.frombuffer(bytearray(encoded), dtype=torch.uint8), ImageReadMode.RGB
+        )
+        decoded.setdefault(split, []).append((class_name, image))
+    return decoded
+
+
+def _stack(decoded: dict[str, list[tuple[str, torch.Tensor]]], where: str) -> Source:
+    """Turn decoded images into a Source; classes are the sorted training class names."""
+    if not decoded.get("train") or not decoded.get("test"):
+        raise UsageError(f"{where} needs images under train/<class>/ and test/<class>/")
+    classes = tuple(sorted({name for name, _ in decoded["train"]}))
+    index = {name: i for i, name in enumerate(classes)}
+    splits = []
+    for split in ("train", "test"):
+        unknown = {name for name, _ in decoded[split]} - set(index)
+        if unknown:
+            raise UsageError(f"{where}: {split}/ has classes not in train/: {sorted(unknown)}")
+        shapes = {tuple(image.shape) for _, image in decoded[split]}
+        if len(shapes) > 1:
+            raise UsageError(f"{where}: {split}/ holds images of different sizes {sorted(shapes)}")
+        images = torch.stack([image for _, image in decoded[split]])
+        labels = torch.tensor([index[name] for name, _ in decoded[split]], dtype=torch.int64)
+        splits.append(LabeledImages(images, labels))
+    return Source(classes, splits[0], splits[1])
+
+
+@DATASETS.register("sample")
+def sample(data_dir: Path) -> Source:
+    """500 train and 100 test images per CIFAR-10 class, shipped in the package: runs anywhere."""
+    archive = resources.files("search").joinpath(SAMPLE_ARCHIVE)
+    with archive.open("rb") as stream, tarfile.open(fileobj=stream, mode="r:gz") as tar:
+        members = sorted((m for m in tar.getmembers() if m.isfile()), key=lambda m: m.name)
+        files = [
+            (*Path(m.name).parts[-3:-1], tar.extractfile(m).read())
+            for m in members
+            if Path(m.name).suffix.lower() in IMAGE_SUFFIXES
+        ]
+    return _stack(_decode(files), "the packaged sample")
+
+
+def _image_files(root: Path) -> list[Path]:
+    return sorted(
+        path
+        for split in ("train", "test")
+        for path in (root / split).glob("*/*")
+        if path.suffix.lower() in IMAGE_SUFFIXES
+    )
+
+
+@DATASETS.register("imagefolder")
+def imagefolder(data_dir: Path) -> Source:
+    """Any dataset in image-folder layout: data_dir/train/<class>/*, data_dir/test/<class>/*.
+    Decoding is cached in a file next to the data, invalidated when the files change."""
+    if not (data_dir / "train").is_dir():
+        raise UsageError(f"--data-dir {data_dir} has no train/ folder (expected train/<class>/*)")
+    paths = _image_files(data_dir)
+    fingerprint = hashlib.sha1()
+    for path in paths:
+        stat = path.stat()
+        fingerprint.update(
+            f"{path.relative_to(data_dir)}:{stat.st_size}:{stat.st_mtime_ns};".encode()
+        )
+    cache = data_dir / CACHE_NAME
+    if cache.exists():
+        cached = torch.load(cache, weights_only=False)
+        if cached.get("fingerprint") == fingerprint.hexdigest():
+            return cached["source"]
+    files = ((*path.relative_to(data_dir).parts[:2], path.read_bytes()) for path in paths)
+    source = _stack(_decode(files), f"--data-dir {data_dir}")
+    partial = cache.with_suffix(f".{torch.randint(1 << 30, ()).item()}.tmp")
+    try:  # write-then-rename, so that workers starting together never read half a file
+        torch.save({"fingerprint": fingerprint.hexdigest(), "source": source}, partial)
+        partial.replace(cache)
+    except OSError:
+        partial.unlink(missing_ok=True)  # a read-only data folder: decode again next time
+    return source
+
+
+def class_balanced_split(
+    labels: torch.Tensor, val_size: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (train, val): val takes about val_size/classes random images of every class."""
+    generator = torch.Generator().manual_seed(seed)
+    classes = labels.unique()
+    train_parts, val_parts = [], []
+    for position, label in enumerate(classes.tolist()):
+        members = (labels == label).nonzero().flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        take = val_size // len(classes) + (position < val_size % len(classes))
+        val_parts.append(members[:take])
+        train_parts.append(members[take:])
+    return torch.cat(train_parts).sort().values, torch.cat(val_parts).sort().values
+
+
+def load(name: str, data_dir: Path, val_size: int | None = None, split_seed: int = 0) -> Dataset:
+    """Load a registered dataset and hold out a validation split from its training set."""
+    loader = DATASETS[name]
+    source = loader(Path(data_dir).expanduser())
+    if val_size is None:
+        val_size = source.val_size or round(DEFAULT_VAL_FRACTION * len(source.train))
+    if not 0 < val_size < len(source.train):
+        raise UsageError(f"the validation split must hold 1 to {len(source.train) - 1} images")
+    train_index, val_index = class_balanced_split(source.train.labels, val_size, split_seed)
+    return Dataset(
+        name,
+        source.classes,
+        source.train.subset(train_index),
+        source.train.subset(val_index),
+        source.test,
+    )

@@ -1,0 +1,67 @@
+"""Samplers and pruners by name, as --sampler and --pruner choose them."""
+
+import optuna
+
+from search.registry import Registry
+
+SAMPLERS: Registry = Registry("sampler", supplied=("seed",))
+PRUNERS: Registry = Registry("pruner", supplied=("max_epochs",))
+
+# Our spaces are conditional by design, so samplers that fall back to independent sampling
+# for conditional or categorical parameters need not warn about it on every trial.
+
+
+@SAMPLERS.register("tpe")
+def tpe(seed: int | None) -> optuna.samplers.BaseSampler:
+    """Multivariate TPE grouped by the conditional branches; its constant liar steers parallel
+    workers away from the points that running trials are already trying."""
+    return optuna.samplers.TPESampler(
+        seed=seed,
+        multivariate=True,
+        group=True,
+        constant_liar=True,
+        warn_independent_sampling=False,
+    )
+
+
+@SAMPLERS.register("random")
+def random(seed: int | None) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+@SAMPLERS.register("cmaes")
+def cmaes(seed: int | None) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+
+
+@SAMPLERS.register("gp")
+def gp(seed: int | None) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
+
+
+@SAMPLERS.register("qmc")
+def qmc(seed: int | None) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.QMCSampler(
+        seed=seed, scramble=True, warn_independent_sampling=False, warn_asynchronous_seeding=False
+    )
+
+
+@PRUNERS.register("hyperband")
+def hyperband(max_epochs: int) -> optuna.pruners.BasePruner:
+    """The default: pairs well with TPE (Optuna's benchmarks); the resource is the epoch."""
+    return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs)
+
+
+@PRUNERS.register("median")
+def median(max_epochs: int) -> optuna.pruners.BasePruner:
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+
+
+@PRUNERS.register("sha")
+def sha(max_epochs: int) -> optuna.pruners.BasePruner:
+    return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
+
+
+@PRUNERS.register("none")
+def none(max_epochs: int) -> optuna.pruners.BasePruner:
+    return optuna.pruners.NopPruner()

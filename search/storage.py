@@ -1,0 +1,76 @@
+"""Opening the study storage (SQLite file or PostgreSQL) with settings for many workers."""
+
+import sqlalchemy
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from sqlalchemy.engine import URL, make_url
+
+from search.errors import UsageError
+
+DEFAULT_STORAGE = "sqlite:///studies.db"
+# Seconds, not sub-second: too short an interval fails live trials (optuna#4234, #5470).
+HEARTBEAT_INTERVAL_SECONDS = 60
+GRACE_PERIOD_SECONDS = 180
+
+# Per backend: driver to use and engine options. SQLite waits for the file lock instead of
+# failing with "database is locked"; PostgreSQL checks pooled connections before use (they die
+# when the server restarts) and keeps a small pool, since every worker process has its own.
+ENGINE_OPTIONS = {
+    "sqlite": ("sqlite", {"connect_args": {"timeout": 60}}),
+    "postgresql": (
+        "postgresql+psycopg",
+        {
+            "pool_pre_ping": True,
+            "pool_size": 2,
+            "max_overflow": 2,
+            "connect_args": {"connect_timeout": 10},
+        },
+    ),
+}
+
+
+def parse_url(url: str) -> URL:
+    """Check a storage URL and pick our driver (psycopg 3 for a plain postgresql:// URL)."""
+    try:
+        parsed = make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        raise UsageError(
+            f"malformed --storage URL '{url}'; use sqlite:///FILE.db or "
+            "postgresql://USER@HOST:PORT/DATABASE"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend not in ENGINE_OPTIONS:
+        raise UsageError(
+            f"--storage '{url}': unsupported database '{backend}'; use sqlite or postgresql"
+        )
+    if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise UsageError("--storage: SQLite needs a file, e.g. sqlite:///studies.db")
+    if parsed.drivername == backend:
+        parsed = parsed.set(drivername=ENGINE_OPTIONS[backend][0])
+    return parsed
+
+
+def open_storage(url: str) -> RDBStorage:
+    """An RDBStorage with heartbeats: a trial whose worker died is failed and retried once."""
+    parsed = parse_url(url)
+    backend = parsed.get_backend_name()
+    shown = parsed.render_as_string(hide_password=True)
+    try:
+        storage = RDBStorage(
+            parsed.render_as_string(hide_password=False),
+            engine_kwargs=ENGINE_OPTIONS[backend][1],
+            heartbeat_interval=HEARTBEAT_INTERVAL_SECONDS,
+            grace_period=GRACE_PERIOD_SECONDS,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+        )
+        if backend == "sqlite":  # WAL lets readers (the dashboard) work beside writing workers
+            with storage.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+    except ImportError as error:
+        raise UsageError(
+            f"--storage {shown} needs a driver that is not installed ({error.name}); "
+            "for PostgreSQL: pip install -e '.[postgres]'"
+        ) from None
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        reason = str(error.orig if hasattr(error, "orig") else error).strip().splitlines()[0]
+        raise UsageError(f"cannot open storage {shown}: {reason}") from None
+    return storage

@@ -1,0 +1,263 @@
+"""The trainer (TrialConfig + data -> trained model) and `python -m search.train`, which retrains
+an exported config on train+val and measures it on the test set.
+
+The training step keeps the data on the device as uint8, normalises and augments whole batches
+there, and reads nothing back to the host until the epoch ends (one sync per epoch).
+"""
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import models
+from models.layers import count_parameters
+from search import augment, checkpoint, cli, config, data, device, optim
+from search.config import TrialConfig
+from search.data import LabeledImages
+from search.errors import UsageError
+
+EVAL_BATCH_SIZE = 1024
+
+
+class TrainingDiverged(Exception):
+    """The training loss became NaN or infinite."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EpochResult:
+    epoch: int  # 1-based
+    train_loss: float
+    eval_accuracy: (
+        float  # on the split passed as eval_set: validation in a search, test in a retrain
+    )
+    eval_loss: float
+    train_seconds: float
+
+
+@dataclasses.dataclass
+class TrainResult:
+    model: nn.Module
+    history: list[EpochResult]
+    normalization: dict[str, list[float]]  # per-channel mean and std of the training images
+    param_count: int
+    images_per_epoch: int
+    stopped_early: bool
+
+    @property
+    def final(self) -> EpochResult:
+        return self.history[-1]
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        return sum(r.train_seconds for r in self.history) / len(self.history)
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images_per_epoch / self.seconds_per_epoch
+
+
+def channel_statistics(images: torch.Tensor) -> dict[str, list[float]]:
+    pixels = images.transpose(0, 1).flatten(1).float() / 255
+    return {"mean": pixels.mean(1).tolist(), "std": pixels.std(1).tolist()}
+
+
+def make_normalizer(
+    statistics: dict[str, list[float]], device: torch.device
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """uint8 [B, C, H, W] -> normalised float32, channels_last on CUDA (faster convs with bf16)."""
+    mean = torch.tensor(statistics["mean"], device=device).view(1, -1, 1, 1)
+    std = torch.tensor(statistics["std"], device=device).view(1, -1, 1, 1)
+    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+
+    def normalize(images: torch.Tensor) -> torch.Tensor:
+        return ((images.float() / 255 - mean) / std).contiguous(memory_format=memory_format)
+
+    return normalize
+
+
+def evaluate(
+    model: nn.Module,
+    eval_set: LabeledImages,
+    normalize: Callable[[torch.Tensor], torch.Tensor],
+    autocast: torch.autocast,
+) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) over eval_set, in large batches, one host sync at the end."""
+    model.eval()
+    correct = torch.zeros((), device=eval_set.labels.device)
+    loss_sum = torch.zeros((), device=eval_set.labels.device)
+    with torch.no_grad(), autocast:
+        for start in range(0, len(eval_set), EVAL_BATCH_SIZE):
+            labels = eval_set.labels[start : start + EVAL_BATCH_SIZE]
+            logits = model(normalize(eval_set.images[start : start + EVAL_BATCH_SIZE])).float()
+            correct += (logits.argmax(1) == labels).sum()
+            loss_sum += nn.functional.cross_entropy(logits, labels, reduction="sum")
+    correct_count, loss_total = torch.stack([correct, loss_sum]).double().tolist()
+    return correct_count / len(eval_set), loss_total / len(eval_set)
+
+
+def make_gradient_clipper(model: nn.Module, max_norm: float) -> Callable[[], None]:
+    """Decided once, so the training step has no branch on the config."""
+    if not max_norm:
+        return lambda: None
+    parameters = list(model.parameters())
+    return lambda: nn.utils.clip_grad_norm_(parameters, max_norm)
+
+
+def train(
+    trial_config: TrialConfig,
+    train_set: LabeledImages,
+    eval_set: LabeledImages,
+    num_classes: int,
+    on_device: torch.device,
+    on_epoch: Callable[[EpochResult], bool] | None = None,
+) -> TrainResult:
+    """Train for trial_config.epochs, evaluating on eval_set after every epoch. on_epoch gets
+    each epoch's result and returns True to stop early (a pruned trial)."""
+    torch.manual_seed(trial_config.seed)
+    generator = torch.Generator(device=on_device).manual_seed(trial_config.seed)
+    on_cuda = on_device.type == "cuda"
+    torch.backends.cudnn.benchmark = on_cuda
+    train_set, eval_set = train_set.to(on_device), eval_set.to(on_device)
+    statistics = channel_statistics(train_set.images)
+    normalize = make_normalizer(statistics, on_device)
+    image_shape = tuple(train_set.images.shape[1:])
+    model = models.build(
+        trial_config.model,
+        num_classes=num_classes,
+        image_shape=image_shape,
+        **trial_config.model_args,
+    )
+    model = model.to(on_device, memory_format=torch.channels_last if on_cuda else None)
+    optimizer = optim.OPTIMIZERS[trial_config.optimizer](
+        model.parameters(),
+        lr=trial_config.lr,
+        weight_decay=trial_config.weight_decay,
+        **trial_config.optimizer_args,
+    )
+    batch_size = min(trial_config.batch_size, len(train_set))
+    steps_per_epoch = len(train_set) // batch_size  # drop the ragged last batch: BN needs >1 image
+    scheduler = optim.SCHEDULES[trial_config.schedule](
+        optimizer,
+        total_steps=steps_per_epoch * trial_config.epochs,
+        steps_per_epoch=steps_per_epoch,
+        **trial_config.schedule_args,
+    )
+    augmentation = augment.build(trial_config.augment)
+    criterion = nn.CrossEntropyLoss(label_smoothing=trial_config.label_smoothing)
+    autocast = torch.autocast(on_device.type, dtype=torch.bfloat16, enabled=on_cuda)
+    clip_gradients = make_gradient_clipper(model, trial_config.grad_clip_norm)
+
+    history: list[EpochResult] = []
+    for epoch in range(1, trial_config.epochs + 1):
+        model.train()
+        started = time.perf_counter()
+        loss_sum = torch.zeros((), device=on_device)
+        order = torch.randperm(len(train_set), device=on_device, generator=generator)
+        for step in range(steps_per_epoch):
+            index = order[step * batch_size : (step + 1) * batch_size]
+            inputs = augmentation(normalize(train_set.images[index]), generator)
+            with autocast:
+                loss = criterion(model(inputs), train_set.labels[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            clip_gradients()
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.detach()
+        train_loss = loss_sum.item() / steps_per_epoch  # the epoch's one host sync
+        train_seconds = time.perf_counter() - started
+        if not math.isfinite(train_loss):
+            raise TrainingDiverged(f"the training loss became {train_loss} in epoch {epoch}")
+        eval_accuracy, eval_loss = evaluate(model, eval_set, normalize, autocast)
+        history.append(EpochResult(epoch, train_loss, eval_accuracy, eval_loss, train_seconds))
+        if on_epoch is not None and on_epoch(history[-1]):
+            break
+    return TrainResult(
+        model=model,
+        history=history,
+        normalization=statistics,
+        param_count=count_parameters(model),
+        images_per_epoch=steps_per_epoch * batch_size,
+        stopped_early=len(history) < trial_config.epochs,
+    )
+
+
+def get_args_parser() -> cli.ArgumentParser:
+    parser = cli.ArgumentParser(
+        prog="python -m search.train",
+        description="Retrain an exported config on train+val and report its test accuracy.",
+    )
+    parser.add_argument("--config", type=Path, required=True, help="YAML from search.export")
+    parser.add_argument("--epochs", type=int, help="override the config's epochs")
+    parser.add_argument("--seed", type=int, help="override the config's seed")
+    parser.add_argument("--data-dir", type=Path, default=Path("data"), help="dataset folder")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--output-dir", type=Path, help="where to write results (default: runs/<config name>)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    trial_config, provenance = config.read_yaml(args.config)
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
+    trial_config = trial_config.replace(**overrides)
+    on_device = device.resolve(args.device)
+    dataset = data.load(trial_config.dataset, args.data_dir)
+    train_set = dataset.train + dataset.val
+    print(
+        f"retraining {trial_config.model} on {dataset.name} train+val ({len(train_set)} images) "
+        f"for {trial_config.epochs} epochs on {device.describe(on_device)}"
+    )
+
+    def show(result: EpochResult) -> bool:
+        print(
+            f"epoch {result.epoch:3d}/{trial_config.epochs}  train_loss {result.train_loss:.4f}  "
+            f"test_accuracy {result.eval_accuracy:.4f}  {result.train_seconds:.1f} s",
+            flush=True,
+        )
+        return False
+
+    try:
+        result = train(
+            trial_config, train_set, dataset.test, dataset.num_classes, on_device, on_epoch=show
+        )
+    except TrainingDiverged as error:
+        raise UsageError(f"training diverged: {error}; lower the config's lr") from None
+    metrics = {
+        "test_accuracy": result.final.eval_accuracy,
+        "test_loss": result.final.eval_loss,
+        "train_loss": result.final.train_loss,
+        "epochs": len(result.history),
+        "param_count": result.param_count,
+        "seconds_per_epoch": result.seconds_per_epoch,
+        "images_per_second": result.images_per_second,
+        "device": device.describe(on_device),
+    }
+    output_dir = args.output_dir or Path("runs") / args.config.stem
+    output_dir.mkdir(parents=True, exist_ok=True)
+    config.write_yaml(output_dir / "config.yaml", trial_config, provenance)
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    checkpoint.save(
+        output_dir / "checkpoint.pt",
+        model=result.model,
+        normalization=result.normalization,
+        trial_config=trial_config,
+        classes=dataset.classes,
+        image_shape=dataset.image_shape,
+        metrics=metrics,
+    )
+    print(f"test accuracy {metrics['test_accuracy']:.4f}")
+    print(f"wrote {output_dir}/checkpoint.pt, metrics.json and config.yaml")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run_main(main, "search.train")
