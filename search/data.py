@@ -6,15 +6,16 @@ The search trains on `train` and selects on `val` (held out from the official tr
 
 import dataclasses
 import hashlib
+import io
 import tarfile
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 from urllib.error import URLError
 
+import numpy as np
 import torch
-import torchvision
-from torchvision.io import ImageReadMode, decode_image
+from PIL import Image
 
 from search.errors import UsageError
 from search.registry import Registry
@@ -75,8 +76,11 @@ class Dataset:
 DATASETS: Registry = Registry("dataset", supplied=("data_dir",))
 
 
-def _torchvision_cifar(dataset_class, data_dir: Path, archive_folder: str) -> Source:
+def _torchvision_cifar(class_name: str, data_dir: Path, archive_folder: str) -> Source:
     """CIFAR from torchvision: read from data_dir, downloading there if it is missing."""
+    import torchvision  # here, not at the top: it adds over a second to every command's start
+
+    dataset_class = getattr(torchvision.datasets, class_name)
     splits = []
     for train in (True, False):
         try:
@@ -97,23 +101,24 @@ def _torchvision_cifar(dataset_class, data_dir: Path, archive_folder: str) -> So
 
 @DATASETS.register("cifar10")
 def cifar10(data_dir: Path) -> Source:
-    source = _torchvision_cifar(torchvision.datasets.CIFAR10, data_dir, "cifar-10-batches-py")
+    source = _torchvision_cifar("CIFAR10", data_dir, "cifar-10-batches-py")
     return dataclasses.replace(source, val_size=5000)
 
 
 @DATASETS.register("cifar100")
 def cifar100(data_dir: Path) -> Source:
-    return _torchvision_cifar(torchvision.datasets.CIFAR100, data_dir, "cifar-100-python")
+    return _torchvision_cifar("CIFAR100", data_dir, "cifar-100-python")
 
 
 def _decode(files: Iterable[tuple[str, str, bytes]]) -> dict[str, list[tuple[str, torch.Tensor]]]:
     """(split, class name, encoded bytes) -> {split: [(class name, uint8 [C, H, W])]}."""
     decoded: dict[str, list[tuple[str, torch.Tensor]]] = {}
     for split, class_name, encoded in files:
-        image = decode_image(
-            torch.frombuffer(bytearray(encoded), dtype=torch.uint8), ImageReadMode.RGB
+        with Image.open(io.BytesIO(encoded)) as image:
+            pixels = np.array(image.convert("RGB"))
+        decoded.setdefault(split, []).append(
+            (class_name, torch.from_numpy(pixels).permute(2, 0, 1))
         )
-        decoded.setdefault(split, []).append((class_name, image))
     return decoded
 
 

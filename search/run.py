@@ -106,8 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for registry, name in ((samplers.SAMPLERS, args.sampler), (samplers.PRUNERS, args.pruner)):
         registry[name]  # an unknown name fails here, before anything is loaded
     on_device = device.resolve(args.device)
+    storage.parse_url(args.storage)  # a malformed URL fails now, not after loading the data
+    dataset = data.load(args.dataset, args.data_dir)  # before the storage: no empty study file
     study_storage = storage.open_storage(args.storage)
-    dataset = data.load(args.dataset, args.data_dir)
     name = args.study or f"{args.space}-{args.dataset}"
     settings = {"space": args.space, "dataset": args.dataset, "epochs": args.epochs}
     running = study.create_or_resume(

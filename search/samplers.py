@@ -15,13 +15,7 @@ PRUNERS: Registry = Registry("pruner", supplied=("max_epochs",))
 def tpe(seed: int | None) -> optuna.samplers.BaseSampler:
     """Multivariate TPE grouped by the conditional branches; its constant liar steers parallel
     workers away from the points that running trials are already trying."""
-    return optuna.samplers.TPESampler(
-        seed=seed,
-        multivariate=True,
-        group=True,
-        constant_liar=True,
-        warn_independent_sampling=False,
-    )
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
 
 
 @SAMPLERS.register("random")

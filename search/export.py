@@ -1,0 +1,85 @@
+"""`python -m search.export`: a study's best trial (or --trial N, or the --top K) as config YAML
+that `python -m search.train --config` retrains."""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from optuna.trial import FrozenTrial, TrialState
+
+from search import cli, config, storage, study
+from search.errors import UsageError
+
+
+def get_args_parser() -> cli.ArgumentParser:
+    parser = cli.ArgumentParser(
+        prog="python -m search.export",
+        description="Write a trial's complete training config as YAML.",
+    )
+    parser.add_argument("--study", required=True, help="study name")
+    parser.add_argument(
+        "--storage",
+        default=storage.DEFAULT_STORAGE,
+        help=f"study storage URL (default {storage.DEFAULT_STORAGE})",
+    )
+    parser.add_argument(
+        "-o", "--output", type=Path, default=Path("best.yaml"), help="file (default best.yaml)"
+    )
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--trial", type=int, help="export trial number N instead of the best")
+    which.add_argument(
+        "--top",
+        type=int,
+        help="export the K best trials as OUTPUT-1.yaml ... OUTPUT-K.yaml, best first",
+    )
+    return parser
+
+
+def choose_trials(trials: list[FrozenTrial], number: int | None, top: int | None):
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    if number is not None:
+        chosen = [t for t in trials if t.number == number]
+        if not chosen:
+            raise UsageError(f"the study has no trial {number} (it has 0 to {len(trials) - 1})")
+        if chosen[0].state != TrialState.COMPLETE:
+            raise UsageError(f"trial {number} is {chosen[0].state.name}, not COMPLETE")
+        return chosen
+    if not complete:
+        raise UsageError("the study has no complete trial yet; run more trials first")
+    if top is not None and top < 1:
+        raise UsageError("--top must be at least 1")
+    return sorted(complete, key=lambda t: t.value, reverse=True)[: top or 1]
+
+
+def output_paths(output: Path, count: int, ranked: bool) -> list[Path]:
+    if not ranked:
+        return [output]
+    return [
+        output.with_name(f"{output.stem}-{rank}{output.suffix}") for rank in range(1, count + 1)
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    found = study.load(storage.open_storage(args.storage), args.study)
+    trials = choose_trials(found.get_trials(deepcopy=False), args.trial, args.top)
+    for trial, path in zip(
+        trials, output_paths(args.output, len(trials), args.top is not None), strict=True
+    ):
+        if "config" not in trial.user_attrs:
+            raise UsageError(f"trial {trial.number} has no stored config (not run by search.run)")
+        source = f"study {args.study} trial {trial.number}"
+        trial_config = config.from_dict(trial.user_attrs["config"], source=source)
+        provenance = {
+            "study": args.study,
+            "trial": trial.number,
+            "val_accuracy": trial.value,
+            "space": found.user_attrs.get("space"),
+            "params": trial.params,
+        }
+        config.write_yaml(path, trial_config, provenance)
+        print(f"wrote {path}: trial {trial.number}, val_accuracy {trial.value:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run_main(main, "search.export")

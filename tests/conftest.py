@@ -1,0 +1,36 @@
+"""Shared fixtures: the packaged CIFAR-10 sample, loaded once, and helpers to run the CLIs."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from search import data
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def sample() -> data.Dataset:
+    return data.load("sample", Path("unused"))
+
+
+@pytest.fixture(autouse=True)
+def seeded():
+    torch.manual_seed(0)
+
+
+def run_command(module: str, *args: str, cwd: Path, timeout: float = 600):
+    """Run `python -m module args` as a user would; returns the CompletedProcess."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -1,0 +1,148 @@
+"""Every flag parses and is documented; every mistake a person can make gets one clear line on
+stderr and a non-zero exit, never a traceback."""
+
+import pytest
+import torch
+
+from search import export, run, train
+from tests.conftest import run_command
+
+PARSERS = {"search.run": run, "search.export": export, "search.train": train}
+
+
+@pytest.mark.parametrize("module", PARSERS)
+def test_help_documents_every_flag(module):
+    parser = PARSERS[module].get_args_parser()
+    result = run_command(module, "--help", cwd=".")
+    assert result.returncode == 0
+    for action in parser._actions:
+        assert action.help, f"{action.option_strings} has no help"
+        for option in action.option_strings:
+            assert option in result.stdout
+
+
+def test_every_run_flag_parses():
+    args = run.get_args_parser().parse_args(
+        "--space resnet --trials 7 --storage postgresql://u@h/db --study s --dataset cifar100 "
+        "--data-dir /d --epochs 9 --sampler qmc --pruner sha --timeout 60 --seed 3 "
+        "--device cpu".split()
+    )
+    assert (args.space, args.trials, args.storage, args.study) == (
+        "resnet",
+        7,
+        "postgresql://u@h/db",
+        "s",
+    )
+    assert (args.dataset, str(args.data_dir), args.epochs) == ("cifar100", "/d", 9)
+    assert (args.sampler, args.pruner, args.timeout, args.seed, args.device) == (
+        "qmc",
+        "sha",
+        60.0,
+        3,
+        "cpu",
+    )
+    defaults = run.get_args_parser().parse_args(["--space", "resnet"])
+    assert (defaults.storage, defaults.dataset, defaults.sampler, defaults.pruner) == (
+        "sqlite:///studies.db", "cifar10", "tpe", "hyperband"
+    )  # fmt: skip
+
+
+def test_every_export_and_train_flag_parses():
+    args = export.get_args_parser().parse_args(
+        ["--study", "s", "--storage", "sqlite:///x.db", "-o", "o.yaml", "--top", "3"]
+    )
+    assert (args.study, args.storage, str(args.output), args.top) == (
+        "s",
+        "sqlite:///x.db",
+        "o.yaml",
+        3,
+    )
+    args = train.get_args_parser().parse_args(
+        "--config c.yaml --epochs 2 --seed 5 --data-dir d --device cpu --output-dir o".split()
+    )
+    assert (str(args.config), args.epochs, args.seed, str(args.data_dir)) == ("c.yaml", 2, 5, "d")
+    assert (args.device, str(args.output_dir)) == ("cpu", "o")
+
+
+MISTAKES = {
+    "unknown space": (
+        ["search.run", "--space", "resnett", "--dataset", "sample"],
+        "unknown space 'resnett'; choose one of: mlp, resnet",
+    ),
+    "unknown dataset": (
+        ["search.run", "--space", "mlp", "--dataset", "mnist"],
+        "unknown dataset 'mnist'",
+    ),
+    "missing image folder": (
+        ["search.run", "--space", "mlp", "--dataset", "imagefolder", "--data-dir", "nowhere"],
+        "--data-dir nowhere has no train/ folder",
+    ),
+    "cifar10 absent with no network": (
+        ["search.run", "--space", "mlp", "--dataset", "cifar10", "--data-dir", "empty"],
+        "point --data-dir at a copy",
+    ),
+    "malformed storage url": (
+        ["search.run", "--space", "mlp", "--dataset", "sample", "--storage", "studies.db"],
+        "malformed --storage URL 'studies.db'",
+    ),
+    "unsupported database": (
+        ["search.run", "--space", "mlp", "--dataset", "sample", "--storage", "oracle://x/y"],
+        "unsupported database 'oracle'",
+    ),
+    "unreachable storage file": (
+        [
+            "search.run",
+            "--space",
+            "mlp",
+            "--dataset",
+            "sample",
+            "--storage",
+            "sqlite:///no/dir/x.db",
+        ],
+        "cannot open storage sqlite:///no/dir/x.db",
+    ),
+    "unknown sampler": (
+        ["search.run", "--space", "mlp", "--sampler", "bayes"],
+        "unknown sampler 'bayes'",
+    ),
+    "zero trials": (["search.run", "--space", "mlp", "--trials", "0"], "--trials must be positive"),
+    "not a number": (["search.run", "--space", "mlp", "--epochs", "many"], "invalid int value"),
+    "unknown flag": (["search.run", "--space", "mlp", "--trails", "3"], "unrecognized arguments"),
+    "export of a study that does not exist": (
+        ["search.export", "--study", "nope"],
+        "no study named 'nope' in this storage",
+    ),
+    "config with a typo": (
+        ["search.train", "--config", "typo.yaml"],
+        "typo.yaml: unknown field 'learning_rate'",
+    ),
+    "config file missing": (
+        ["search.train", "--config", "missing.yaml"],
+        "cannot read config file missing.yaml",
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", MISTAKES)
+def test_mistakes_get_one_clear_line_and_a_nonzero_exit(mistake, tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "typo.yaml").write_text("model: mlp\nlearning_rate: 0.1\ndataset: sample\n")
+    (module, *args), message = MISTAKES[mistake]
+    result = run_command(module, *args, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert (
+        not (tmp_path / "studies.db").exists() or mistake == "export of a study that does not exist"
+    )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_asking_for_a_gpu_that_is_not_there(tmp_path):
+    result = run_command("search.run", "--space", "mlp", "--device", "cuda", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "search.run: error: --device cuda: no CUDA device is visible here; use --device cpu"
+    )

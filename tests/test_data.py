@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from search import data
+from search.errors import UsageError
+
+
+def test_sample_is_the_packaged_cifar10_subset(sample):
+    assert sample.classes[:3] == ("airplane", "automobile", "bird")
+    assert sample.image_shape == (3, 32, 32)
+    assert sample.train.images.dtype == torch.uint8
+    assert (len(sample.train), len(sample.val), len(sample.test)) == (4500, 500, 1000)
+    assert sample.test.labels.bincount().tolist() == [100] * 10
+
+
+def test_validation_split_is_class_balanced_disjoint_and_seeded():
+    labels = torch.arange(10).repeat_interleave(100)
+    train, val = data.class_balanced_split(labels, 95, seed=3)
+    assert len(val) == 95 and len(train) == 905
+    assert set(train.tolist()).isdisjoint(val.tolist())
+    assert sorted(train.tolist() + val.tolist()) == list(range(1000))
+    per_class = labels[val].bincount().tolist()
+    assert max(per_class) - min(per_class) <= 1
+    again, _ = data.class_balanced_split(labels, 95, seed=3)[::-1]
+    assert torch.equal(again, val)
+    other, _ = data.class_balanced_split(labels, 95, seed=4)[::-1]
+    assert not torch.equal(other, val)
+
+
+def test_validation_comes_from_train_never_from_test(sample):
+    """train+val is exactly the official training set; the test split is untouched."""
+    source = data.DATASETS["sample"](None)
+    rejoined = torch.cat([sample.train.images, sample.val.images]).flatten(1)
+    assert len(rejoined) == len(source.train)
+    assert torch.equal(rejoined.sum(0), source.train.images.flatten(1).sum(0))
+    assert torch.equal(sample.test.images, source.test.images)
+
+
+def write_png(path, size, value):
+    Image.fromarray(np.full((size, size, 3), value, dtype=np.uint8)).save(path)
+
+
+def write_folder(root, sizes):
+    for split, count in (("train", 6), ("test", 2)):
+        for class_index, name in enumerate(["cat", "dog"]):
+            for i in range(count):
+                size = sizes[(class_index + i) % len(sizes)]
+                folder = root / split / name
+                folder.mkdir(parents=True, exist_ok=True)
+                write_png(folder / f"{i}.png", size, value=40 * class_index + i)
+
+
+def test_imagefolder_decodes_caches_and_notices_changes(tmp_path):
+    write_folder(tmp_path, sizes=[8])
+    dataset = data.load("imagefolder", tmp_path)
+    assert dataset.classes == ("cat", "dog")
+    assert (len(dataset.train) + len(dataset.val), len(dataset.test)) == (12, 4)
+    assert dataset.image_shape == (3, 8, 8)
+    assert (tmp_path / data.CACHE_NAME).exists()
+    # Pixel values encode the class, so labels must line up with images.
+    pixels = dataset.test.images[:, 0, 0, 0].long()
+    assert torch.equal(pixels // 40, dataset.test.labels)
+
+    (tmp_path / "train" / "bird").mkdir()
+    write_png(tmp_path / "train/bird/0.png", 8, value=0)
+    assert data.load("imagefolder", tmp_path).classes == ("bird", "cat", "dog")
+
+
+def test_imagefolder_refuses_mixed_sizes_and_missing_folders(tmp_path):
+    write_folder(tmp_path, sizes=[8, 9])
+    with pytest.raises(UsageError, match="different sizes"):
+        data.load("imagefolder", tmp_path)
+    with pytest.raises(UsageError, match="has no train/ folder"):
+        data.load("imagefolder", tmp_path / "missing")
+
+
+def test_cifar10_without_files_or_network_names_data_dir(tmp_path):
+    with pytest.raises(UsageError, match="--data-dir"):
+        data.load("cifar10", tmp_path / "nothing-here")
+
+
+def test_unknown_dataset_lists_the_known_ones():
+    with pytest.raises(UsageError, match="choose one of: cifar10, cifar100, imagefolder, sample"):
+        data.load("mnist", None)

@@ -1,0 +1,98 @@
+"""export -> train round trip: the exported YAML is the trial's config, and retraining it
+writes a checkpoint that rebuilds the model."""
+
+import json
+
+import optuna
+import pytest
+import torch
+import yaml
+
+import models
+from search import config
+from search.train import evaluate, make_normalizer
+from tests.conftest import run_command
+
+
+@pytest.fixture(scope="module")
+def study_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("export")
+    result = run_command(
+        "search.run", "--space", "mlp", "--trials", "3", "--dataset", "sample", "--epochs", "2",
+        "--pruner", "none", "--study", "demo", cwd=folder,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+def trials(folder):
+    study = optuna.load_study(study_name="demo", storage=f"sqlite:///{folder / 'studies.db'}")
+    return study, study.get_trials()
+
+
+def test_export_writes_the_best_trials_config_exactly(study_folder):
+    result = run_command("search.export", "--study", "demo", "-o", "best.yaml", cwd=study_folder)
+    assert result.returncode == 0, result.stderr
+    study, _ = trials(study_folder)
+    exported, provenance = config.read_yaml(study_folder / "best.yaml")
+    assert exported.to_dict() == study.best_trial.user_attrs["config"]
+    assert provenance["trial"] == study.best_trial.number
+    assert provenance["val_accuracy"] == study.best_value
+    assert provenance["study"] == "demo" and provenance["params"] == study.best_trial.params
+
+
+def test_export_top_k_and_a_chosen_trial(study_folder):
+    result = run_command("search.export", "--study", "demo", "--top", "2", "-o", "top.yaml",
+                         cwd=study_folder)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    study, all_trials = trials(study_folder)
+    ranked = sorted(all_trials, key=lambda t: t.value, reverse=True)
+    for rank in (1, 2):
+        document = yaml.safe_load((study_folder / f"top-{rank}.yaml").read_text())
+        assert document["provenance"]["trial"] == ranked[rank - 1].number
+    result = run_command("search.export", "--study", "demo", "--trial", "0", "-o", "zero.yaml",
+                         cwd=study_folder)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    exported, _ = config.read_yaml(study_folder / "zero.yaml")
+    assert exported.to_dict() == all_trials[0].user_attrs["config"]
+
+
+def test_train_retrains_the_export_and_writes_a_self_describing_checkpoint(study_folder, sample):
+    assert run_command("search.export", "--study", "demo", cwd=study_folder).returncode == 0
+    result = run_command("search.train", "--config", "best.yaml", "--output-dir", "out",
+                         cwd=study_folder)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    exported, provenance = config.read_yaml(study_folder / "best.yaml")
+    resolved, resolved_provenance = config.read_yaml(study_folder / "out" / "config.yaml")
+    assert resolved == exported and resolved_provenance == provenance
+    metrics = json.loads((study_folder / "out" / "metrics.json").read_text())
+    assert metrics["epochs"] == exported.epochs
+    assert 0.15 < metrics["test_accuracy"] <= 1  # chance is 0.10
+    assert f"test accuracy {metrics['test_accuracy']:.4f}" in result.stdout
+
+    saved = torch.load(study_folder / "out" / "checkpoint.pt", weights_only=False)
+    assert saved["config"] == exported.to_dict()
+    assert saved["classes"] == list(sample.classes)
+    model = models.build(
+        saved["config"]["model"],
+        num_classes=len(saved["classes"]),
+        image_shape=tuple(saved["image_shape"]),
+        **saved["config"]["model_args"],
+    )
+    model.load_state_dict(saved["state_dict"])
+    normalize = make_normalizer(saved["normalization"], torch.device("cpu"))
+    autocast = torch.autocast("cpu", enabled=False)
+    accuracy, _ = evaluate(model, sample.test, normalize, autocast)
+    assert accuracy == pytest.approx(metrics["test_accuracy"])
+
+
+def test_train_epochs_override_is_recorded_in_the_resolved_config(study_folder):
+    assert (
+        run_command("search.export", "--study", "demo", "-o", "e.yaml", cwd=study_folder).returncode
+        == 0
+    )
+    result = run_command("search.train", "--config", "e.yaml", "--epochs", "1", cwd=study_folder)
+    assert result.returncode == 0, result.stderr
+    resolved, _ = config.read_yaml(study_folder / "runs" / "e" / "config.yaml")
+    assert resolved.epochs == 1
+    assert json.loads((study_folder / "runs" / "e" / "metrics.json").read_text())["epochs"] == 1

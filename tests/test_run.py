@@ -1,0 +1,130 @@
+"""search.run end to end: real processes, real SQLite files, real Optuna."""
+
+import shutil
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import spaces
+from search import run
+from search.config import TrialConfig
+from tests.conftest import run_command
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def load(db_path, name="mlp-sample"):
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{db_path}")
+
+
+@pytest.fixture(scope="module")
+def mlp_study(tmp_path_factory):
+    """A 3-trial study of the mlp space on the packaged sample, run as a user would."""
+    folder = tmp_path_factory.mktemp("study")
+    result = run_command(
+        "search.run", "--space", "mlp", "--trials", "3", "--dataset", "sample", "--epochs", "2",
+        cwd=folder,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return folder, result
+
+
+def test_run_writes_a_study_with_the_requested_finished_trials(mlp_study):
+    folder, result = mlp_study
+    study = load(folder / "studies.db")  # the default storage, in the working directory
+    assert len(study.get_trials(states=FINISHED)) == 3
+    assert study.user_attrs == {"space": "mlp", "dataset": "sample", "epochs": 2}
+    assert study.metric_names == ["val_accuracy"]
+    for trial in study.get_trials(states=FINISHED):
+        assert trial.user_attrs["config"]["model"] == "mlp"
+        assert trial.intermediate_values  # the learning curve, one point per epoch
+    complete = study.get_trials(states=(TrialState.COMPLETE,))[0]
+    attrs = complete.user_attrs
+    assert {"param_count", "seconds_per_epoch", "images_per_second", "device", "train_loss"} <= set(
+        attrs
+    )
+    assert attrs["param_count"] > 0 and attrs["device"].startswith("cpu")
+    assert len(complete.intermediate_values) == complete.params["epochs"]
+    # Progress lines and the summary a person reads.
+    assert result.stdout.count("] trial ") == 3
+    assert (
+        f"best val_accuracy {study.best_value:.4f} (trial {study.best_trial.number})"
+        in result.stdout
+    )
+    assert "optuna-dashboard sqlite:///studies.db" in result.stdout
+    assert "python -m search.export --study mlp-sample -o best.yaml" in result.stdout
+    assert result.stderr == ""
+
+
+def test_running_again_with_more_trials_resumes_the_study(mlp_study, tmp_path):
+    shutil.copy(mlp_study[0] / "studies.db", tmp_path / "studies.db")
+    before = [t.params for t in load(tmp_path / "studies.db").trials]
+    result = run_command(
+        "search.run", "--space", "mlp", "--trials", "5", "--dataset", "sample", "--epochs", "2",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "3/5 trials finished" in result.stdout
+    study = load(tmp_path / "studies.db")
+    assert len(study.get_trials(states=FINISHED)) == 5
+    assert [t.params for t in study.trials[:3]] == before  # the old trials, untouched
+
+    again = run_command(
+        "search.run", "--space", "mlp", "--trials", "5", "--dataset", "sample", "--epochs", "2",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert again.returncode == 0 and "5/5 trials finished" in again.stdout
+    assert len(load(tmp_path / "studies.db").trials) == 5  # full: no trial added
+
+
+def test_resuming_with_other_settings_is_refused_and_leaves_the_study_alone(mlp_study, tmp_path):
+    shutil.copy(mlp_study[0] / "studies.db", tmp_path / "studies.db")
+    result = run_command(
+        "search.run", "--space", "mlp", "--trials", "5", "--dataset", "sample", "--epochs", "4",
+        "--study", "mlp-sample", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "search.run: error: study 'mlp-sample' was created with --space mlp --dataset sample "
+        "--epochs 2; resume it with the same flags or start another with --study NAME"
+    ]
+    assert len(load(tmp_path / "studies.db").trials) == 3
+
+
+@spaces.register_space("test_hopeless_lr")
+def hopeless_lr(trial, context):
+    """A space whose learning rates run from hopeless (1e-7: nothing moves) to fine."""
+    return TrialConfig(
+        model="mlp",
+        model_args={"width": 64, "depth": 1},
+        optimizer="sgd",
+        lr=trial.suggest_float("sgd_lr", 1e-7, 0.1, log=True),
+        schedule="constant",
+        batch_size=128,
+        epochs=context.max_epochs,
+        seed=context.seed + trial.number,
+        dataset=context.dataset,
+    )
+
+
+@pytest.mark.parametrize("pruner", ["hyperband", "median"])
+def test_the_pruner_stops_hopeless_trials(tmp_path, pruner, capsys):
+    storage = f"sqlite:///{tmp_path / 'pruning.db'}"
+    argv = [
+        "--space", "test_hopeless_lr", "--trials", "16", "--dataset", "sample", "--epochs", "4",
+        "--pruner", pruner, "--sampler", "random", "--storage", storage,
+    ]  # fmt: skip
+    assert run.main(argv) == 0
+    study = optuna.load_study(study_name="test_hopeless_lr-sample", storage=storage)
+    pruned = study.get_trials(states=(TrialState.PRUNED,))
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(pruned) + len(complete) == 16
+    assert pruned, "no trial was pruned"
+    assert all(t.user_attrs["prune_reason"].startswith("pruned after epoch") for t in pruned)
+    assert all(len(t.intermediate_values) < 4 for t in pruned)
+    # What was pruned was worse than what completed, at the epoch where it stopped.
+    best_pruned_lr = max(t.params["sgd_lr"] for t in pruned)
+    assert study.best_trial.params["sgd_lr"] > min(t.params["sgd_lr"] for t in pruned)
+    assert best_pruned_lr < 0.1
+    assert "pruned" in capsys.readouterr().out
