@@ -1,5 +1,6 @@
 """The Optuna objective: space -> TrialConfig -> trainer, reporting val accuracy per epoch."""
 
+import traceback
 from collections.abc import Callable
 
 import optuna
@@ -10,9 +11,25 @@ from search.data import Dataset
 from search.train import EpochResult, TrainingDiverged, train
 from spaces import SpaceContext
 
+# Enough of a traceback to see where it broke; large user attributes slow the dashboard.
+TRACEBACK_CHARS = 4000
+
 
 class TrialFailed(Exception):
-    """The trial could not train (e.g. out of memory); it ends FAILED and the worker goes on."""
+    """The trial could not train (out of memory, or a bug); it ends FAILED, the worker goes on."""
+
+
+def is_out_of_memory(error: Exception) -> bool:
+    """CUDA raises OutOfMemoryError; the CPU allocator a RuntimeError that says so."""
+    return isinstance(error, torch.OutOfMemoryError) or (
+        isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
+    )
+
+
+def failure_reason(error: Exception, device_name: str) -> str:
+    if is_out_of_memory(error):
+        return f"out of memory on {device_name}"
+    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:500]
 
 
 def make_objective(
@@ -41,9 +58,12 @@ def make_objective(
         except TrainingDiverged as error:
             trial.set_user_attr("prune_reason", str(error))
             raise optuna.TrialPruned(str(error)) from None
-        except torch.OutOfMemoryError:
-            trial.set_user_attr("fail_reason", f"out of memory on {device_name}")
-            raise TrialFailed(f"out of memory on {device_name}") from None
+        except Exception as error:  # noqa: BLE001  one trial's failure must not end the worker
+            reason = failure_reason(error, device_name)
+            trial.set_user_attr("fail_reason", reason)
+            if not is_out_of_memory(error):
+                trial.set_user_attr("traceback", traceback.format_exc()[-TRACEBACK_CHARS:])
+            raise TrialFailed(reason) from None  # drop the frames: they hold GPU tensors
         trial.set_user_attr("param_count", result.param_count)
         trial.set_user_attr("seconds_per_epoch", round(result.seconds_per_epoch, 4))
         trial.set_user_attr("images_per_second", round(result.images_per_second, 1))

@@ -7,16 +7,9 @@ python -m search.run --space resnet --trials 20 --dataset sample --epochs 3
 from collections.abc import Sequence
 from pathlib import Path
 
-import optuna
-from optuna.study import MaxTrialsCallback
-from optuna.trial import FrozenTrial, TrialState
-
 import spaces
-from search import cli, data, device, progress, samplers, storage, study
+from search import cli, data, device, launch, progress, samplers, storage, study, worker
 from search.errors import UsageError
-from search.objective import TrialFailed, free_memory, make_objective
-
-MAX_CONSECUTIVE_FAILURES = 5
 
 
 def get_args_parser() -> cli.ArgumentParser:
@@ -70,26 +63,8 @@ def get_args_parser() -> cli.ArgumentParser:
     parser.add_argument(
         "--seed", type=int, default=0, help="sampler seed; trial N trains with seed+N (default 0)"
     )
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    launch.add_device_arguments(parser)
     return parser
-
-
-class FailureGuard:
-    """Study callback: stop the search when trials keep failing (every config runs out of
-    memory, say), instead of failing forever without ever finishing one."""
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self.consecutive = 0
-
-    def __call__(self, running: optuna.Study, trial: FrozenTrial) -> None:
-        self.consecutive = self.consecutive + 1 if trial.state == TrialState.FAIL else 0
-        if self.tripped:
-            running.stop()
-
-    @property
-    def tripped(self) -> bool:
-        return self.consecutive >= self.limit
 
 
 def check_positive(args) -> None:
@@ -102,48 +77,42 @@ def check_positive(args) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     check_positive(args)
-    space = spaces.get(args.space)
+    spaces.get(args.space)
     for registry, name in ((samplers.SAMPLERS, args.sampler), (samplers.PRUNERS, args.pruner)):
         registry[name]  # an unknown name fails here, before anything is loaded
-    on_device = device.resolve(args.device)
+    slots = launch.plan_slots(args.device, args.gpus, args.workers_per_gpu)
     storage.parse_url(args.storage)  # a malformed URL fails now, not after loading the data
     dataset = data.load(args.dataset, args.data_dir)  # before the storage: no empty study file
-    study_storage = storage.open_storage(args.storage)
     name = args.study or f"{args.space}-{args.dataset}"
-    settings = {"space": args.space, "dataset": args.dataset, "epochs": args.epochs}
     running = study.create_or_resume(
-        study_storage, name, settings, args.sampler, args.pruner, args.seed, args.epochs
+        storage.open_storage(args.storage),
+        name,
+        fixed={"space": args.space, "dataset": args.dataset, "epochs": args.epochs},
+        options={
+            "trials": args.trials,
+            "sampler": args.sampler,
+            "pruner": args.pruner,
+            "seed": args.seed,
+        },
     )
     finished = len(running.get_trials(deepcopy=False, states=progress.FINISHED))
+    where = ", ".join(sorted({f"{s.device}{'' if s.gpu is None else s.gpu}" for s in slots}))
     print(
         f"study {name}: {finished}/{args.trials} trials finished; space {args.space}, "
         f"{args.dataset} ({len(dataset.train)} train / {len(dataset.val)} val images), "
         f"up to {args.epochs} epochs per trial, {args.sampler} sampler, {args.pruner} pruner, "
-        f"on {device.describe(on_device)}",
+        f"{len(slots)} worker(s) on {where}",
         flush=True,
     )
-    guard = FailureGuard(MAX_CONSECUTIVE_FAILURES)
-    if finished < args.trials:
-        context = spaces.SpaceContext(args.dataset, args.epochs, args.seed)
-        running.optimize(
-            make_objective(space, context, dataset, on_device),
-            timeout=args.timeout,
-            catch=(TrialFailed,),
-            callbacks=[
-                MaxTrialsCallback(args.trials, states=progress.FINISHED),
-                progress.TrialPrinter(args.trials),
-                guard,
-                free_memory,
-            ],
-            gc_after_trial=True,
-        )
+    code = 0
+    if len(slots) == 1:
+        on_device = device.resolve(args.device if slots[0].gpu is None else f"cuda:{slots[0].gpu}")
+        worker.work(args.storage, name, args.data_dir, on_device, dataset=dataset)
+    else:
+        code = launch.spawn_workers(slots, name, args.storage, args.data_dir)
+    running = study.load(storage.open_storage(args.storage), name)  # as the workers left it
     print(progress.summary(running, args.storage, storage.DEFAULT_STORAGE))
-    if guard.tripped:
-        raise UsageError(
-            f"stopped after {guard.limit} failed trials in a row; see their fail_reason "
-            "in the dashboard (a smaller model or batch, or another --device)"
-        )
-    return 0
+    return code
 
 
 if __name__ == "__main__":

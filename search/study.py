@@ -1,4 +1,6 @@
-"""Creating, resuming and finding studies; a study records the flags it was created with."""
+"""Creating, resuming and finding studies. A study records how it is to be run (space, dataset,
+budget, target, sampler, pruner, seed) in its user attributes, so that any worker on any host
+runs it the same way from its name and storage URL alone."""
 
 import optuna
 from optuna.storages import RDBStorage
@@ -8,58 +10,71 @@ from search import samplers
 from search.errors import UsageError
 
 METRIC_NAMES = ["val_accuracy"]
+# Fixed when the study is created: trials run under others would not be comparable.
+FIXED = ("space", "dataset", "epochs")
+# How to run it; the latest search.run sets them, workers read them.
+RUN_OPTIONS = ("trials", "sampler", "pruner", "seed")
 
 
 def names(storage: RDBStorage) -> list[str]:
     return [summary.study_name for summary in optuna.get_all_study_summaries(storage)]
 
 
-def load(storage: RDBStorage, name: str) -> optuna.Study:
+def load(storage: RDBStorage, name: str, **kwargs) -> optuna.Study:
     """An existing study, or a UsageError that lists the ones there are."""
     existing = names(storage)
     if name not in existing:
         listed = ", ".join(existing) if existing else "none"
         raise UsageError(f"no study named '{name}' in this storage (studies there: {listed})")
-    return optuna.load_study(study_name=name, storage=storage)
+    return optuna.load_study(study_name=name, storage=storage, **kwargs)
+
+
+def settings(found: optuna.Study) -> dict[str, object]:
+    """What search.run recorded on the study; a worker runs exactly this."""
+    missing = [key for key in FIXED + RUN_OPTIONS if key not in found.user_attrs]
+    if missing:
+        raise UsageError(
+            f"study '{found.study_name}' was not created by search.run (it lacks "
+            f"{', '.join(missing)}); start it with python -m search.run first"
+        )
+    return {key: found.user_attrs[key] for key in FIXED + RUN_OPTIONS}
 
 
 def create_or_resume(
-    storage: RDBStorage,
-    name: str,
-    settings: dict[str, object],
-    sampler: str,
-    pruner: str,
-    seed: int,
-    max_epochs: int,
+    storage: RDBStorage, name: str, fixed: dict[str, object], options: dict[str, object]
 ) -> optuna.Study:
-    """Create the study, or resume it if it exists and was created with the same settings
-    (space, dataset, budget): trials run under other settings would not be comparable."""
-    previous_trials = 0
+    """Create the study, or resume it if it exists and was created with the same fixed
+    settings; either way record the run options for the workers."""
     if name in names(storage):
         existing = optuna.load_study(study_name=name, storage=storage)
         if existing.directions != [StudyDirection.MAXIMIZE]:
             raise UsageError(f"study '{name}' is not a single-objective maximising study")
-        recorded = {key: existing.user_attrs.get(key, value) for key, value in settings.items()}
-        if recorded != settings:
-            flags = " ".join(
-                f"--{key.replace('_', '-')} {value}" for key, value in recorded.items()
-            )
+        recorded = {key: existing.user_attrs.get(key, value) for key, value in fixed.items()}
+        if recorded != fixed:
+            flags = " ".join(f"--{key} {value}" for key, value in recorded.items())
             raise UsageError(
                 f"study '{name}' was created with {flags}; resume it with the same flags "
                 "or start another with --study NAME"
             )
-        previous_trials = len(existing.trials)
-    study = optuna.create_study(
-        storage=storage,
-        study_name=name,
-        direction="maximize",
-        # A resumed study's sampler continues from a new seed, so it does not repeat itself.
-        sampler=samplers.SAMPLERS[sampler](seed + previous_trials),
-        pruner=samplers.PRUNERS[pruner](max_epochs),
-        load_if_exists=True,
+    created = optuna.create_study(
+        storage=storage, study_name=name, direction="maximize", load_if_exists=True
     )
-    if not previous_trials:
-        for key, value in settings.items():
-            study.set_user_attr(key, value)
-        study.set_metric_names(METRIC_NAMES)
-    return study
+    for key, value in {**fixed, **options}.items():
+        created.set_user_attr(key, value)
+    created.set_metric_names(METRIC_NAMES)
+    return created
+
+
+def open_for_worker(storage: RDBStorage, name: str, slot: int) -> optuna.Study:
+    """The study with the sampler and pruner it was started with. Each worker seeds its
+    sampler differently (by slot and by how far the study has got), so that parallel and
+    resumed workers do not propose the same points."""
+    found = load(storage, name)
+    recorded = settings(found)
+    seed = int(recorded["seed"]) + len(found.get_trials(deepcopy=False)) + 7919 * slot
+    return load(
+        storage,
+        name,
+        sampler=samplers.SAMPLERS[recorded["sampler"]](seed),
+        pruner=samplers.PRUNERS[recorded["pruner"]](int(recorded["epochs"])),
+    )

@@ -34,7 +34,10 @@ def test_run_writes_a_study_with_the_requested_finished_trials(mlp_study):
     folder, result = mlp_study
     study = load(folder / "studies.db")  # the default storage, in the working directory
     assert len(study.get_trials(states=FINISHED)) == 3
-    assert study.user_attrs == {"space": "mlp", "dataset": "sample", "epochs": 2}
+    assert study.user_attrs == {
+        "space": "mlp", "dataset": "sample", "epochs": 2,
+        "trials": 3, "sampler": "tpe", "pruner": "hyperband", "seed": 0,
+    }  # fmt: skip
     assert study.metric_names == ["val_accuracy"]
     for trial in study.get_trials(states=FINISHED):
         assert trial.user_attrs["config"]["model"] == "mlp"

@@ -1,0 +1,114 @@
+"""Placing workers: one process per GPU (pinned with CUDA_VISIBLE_DEVICES) times
+--workers-per-gpu, or CPU workers where there is no GPU; the storage is all they share."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from search import cli, device
+from search.errors import UsageError
+
+SHUTDOWN_SECONDS = 60  # how long interrupted workers get to fail their trials cleanly
+
+
+@dataclasses.dataclass(frozen=True)
+class Slot:
+    device: str  # as the worker sees it: "cpu" or "cuda" (its one visible GPU)
+    gpu: int | None  # the physical GPU index for CUDA_VISIBLE_DEVICES
+
+
+def add_device_arguments(parser: cli.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--gpus",
+        help="comma-separated GPU indices to run workers on (default: every visible GPU)",
+    )
+    parser.add_argument(
+        "--workers-per-gpu",
+        type=int,
+        default=1,
+        help="worker processes per GPU, or on the CPU where there is none (default 1); "
+        "small networks leave a GPU idle, several trials at once fill it",
+    )
+
+
+def plan_slots(device_name: str, gpus: str | None, workers_per_gpu: int) -> list[Slot]:
+    if workers_per_gpu < 1:
+        raise UsageError("--workers-per-gpu must be at least 1")
+    on_device = device.resolve(device_name)
+    if on_device.type == "cpu":
+        if gpus:
+            raise UsageError("--gpus needs CUDA; this run is on the CPU (--device)")
+        return [Slot("cpu", None)] * workers_per_gpu
+    if gpus:
+        try:
+            indices = [int(index) for index in gpus.split(",")]
+        except ValueError:
+            raise UsageError(f"--gpus takes indices like 0,1,2, not '{gpus}'") from None
+        unknown = [i for i in indices if not 0 <= i < torch.cuda.device_count()]
+        if unknown:
+            raise UsageError(f"--gpus {gpus}: no GPU {unknown[0]} here")
+    elif device_name == "auto":
+        indices = list(range(torch.cuda.device_count()))
+    else:
+        indices = [on_device.index or 0]
+    return [Slot("cuda", index) for index in indices for _ in range(workers_per_gpu)]
+
+
+def worker_environment(slot: Slot, count: int) -> dict[str, str]:
+    env = dict(os.environ)
+    if slot.gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = str(slot.gpu)
+    else:  # CPU workers share the cores instead of each using all of them
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // count))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def spawn_workers(slots: list[Slot], study_name: str, storage_url: str, data_dir: Path) -> int:
+    """Run one `search.worker` process per slot and wait for all; Ctrl-C reaches them too.
+    Returns 0, or 1 if any worker failed."""
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "search.worker",
+                "--study",
+                study_name,
+                "--storage",
+                storage_url,
+                "--data-dir",
+                str(data_dir),
+                "--device",
+                slot.device,
+                "--slot",
+                str(number),
+            ],  # fmt: skip
+            env=worker_environment(slot, len(slots)),
+        )
+        for number, slot in enumerate(slots)
+    ]
+    try:
+        codes = [worker.wait() for worker in workers]
+    except KeyboardInterrupt:
+        for worker in workers:
+            worker.send_signal(2)  # SIGINT: each fails its running trial and exits
+        deadline = time.monotonic() + SHUTDOWN_SECONDS
+        for worker in workers:
+            try:
+                worker.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        raise
+    failed = [(n, code) for n, code in enumerate(codes) if code != 0]
+    if failed:
+        listed = ", ".join(f"worker {n} exited {code}" for n, code in failed)
+        print(f"search: {len(failed)} of {len(workers)} workers failed: {listed}", file=sys.stderr)
+        return 1
+    return 0
