@@ -22,8 +22,9 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def quiet_libraries() -> None:
-    """Our own progress lines replace Optuna's per-trial INFO logs."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    """Our own progress lines replace Optuna's per-trial logs, which include a traceback for
+    every failed trial (the reason and traceback are kept in the trial's user attributes)."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     logging.getLogger("sqlalchemy").setLevel(logging.ERROR)
 

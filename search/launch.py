@@ -70,7 +70,13 @@ def worker_environment(slot: Slot, count: int) -> dict[str, str]:
     return env
 
 
-def spawn_workers(slots: list[Slot], study_name: str, storage_url: str, data_dir: Path) -> int:
+def spawn_workers(
+    slots: list[Slot],
+    study_name: str,
+    storage_url: str,
+    data_dir: Path,
+    timeout: float | None = None,
+) -> int:
     """Run one `search.worker` process per slot and wait for all; Ctrl-C reaches them too.
     Returns 0, or 1 if any worker failed."""
     workers = [

@@ -1,5 +1,7 @@
 """The Optuna objective: space -> TrialConfig -> trainer, reporting val accuracy per epoch."""
 
+import os
+import socket
 import traceback
 from collections.abc import Callable
 
@@ -41,11 +43,15 @@ def make_objective(
     """The data moves to the device once here, not once per trial."""
     train_set, val_set = dataset.train.to(on_device), dataset.val.to(on_device)
     device_name = device.describe(on_device)
+    # Which process runs a trial, for search.status; the GPU as CUDA_VISIBLE_DEVICES pinned it.
+    gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    worker_name = f"{socket.gethostname()}:{os.getpid()}" + (f" gpu {gpu}" if gpu else "")
 
     def objective(trial: optuna.Trial) -> float:
         trial_config = space(trial, context)
         trial.set_user_attr("config", trial_config.to_dict())
         trial.set_user_attr("device", device_name)
+        trial.set_user_attr("worker", worker_name)
 
         def report(epoch: EpochResult) -> bool:
             trial.report(epoch.eval_accuracy, epoch.epoch)

@@ -64,19 +64,39 @@ def get_args_parser() -> cli.ArgumentParser:
         "--seed", type=int, default=0, help="sampler seed; trial N trains with seed+N (default 0)"
     )
     launch.add_device_arguments(parser)
+    parser.add_argument(
+        "--space-module",
+        help="import this module first: its @spaces.register_space functions add spaces "
+        "(workers import it too; it must be importable on every host)",
+    )
+    parser.add_argument(
+        "--heartbeat-interval",
+        type=int,
+        default=storage.HEARTBEAT_INTERVAL_SECONDS,
+        help="seconds between a running trial's heartbeats "
+        f"(default {storage.HEARTBEAT_INTERVAL_SECONDS})",
+    )
+    parser.add_argument(
+        "--grace-period",
+        type=int,
+        default=storage.GRACE_PERIOD_SECONDS,
+        help="seconds without a heartbeat after which a trial counts as dead: it is marked "
+        f"FAIL and re-run once with the same parameters (default {storage.GRACE_PERIOD_SECONDS})",
+    )
     return parser
 
 
 def check_positive(args) -> None:
-    for flag in ("trials", "epochs", "timeout"):
+    for flag in ("trials", "epochs", "timeout", "heartbeat_interval", "grace_period"):
         value = getattr(args, flag)
         if value is not None and value <= 0:
-            raise UsageError(f"--{flag} must be positive, not {value}")
+            raise UsageError(f"--{flag.replace('_', '-')} must be positive, not {value}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     check_positive(args)
+    spaces.import_user_module(args.space_module)
     spaces.get(args.space)
     for registry, name in ((samplers.SAMPLERS, args.sampler), (samplers.PRUNERS, args.pruner)):
         registry[name]  # an unknown name fails here, before anything is loaded
@@ -93,6 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "sampler": args.sampler,
             "pruner": args.pruner,
             "seed": args.seed,
+            "space_module": args.space_module,
+            "heartbeat_interval": args.heartbeat_interval,
+            "grace_period": args.grace_period,
         },
     )
     finished = len(running.get_trials(deepcopy=False, states=progress.FINISHED))
@@ -107,9 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = 0
     if len(slots) == 1:
         on_device = device.resolve(args.device if slots[0].gpu is None else f"cuda:{slots[0].gpu}")
-        worker.work(args.storage, name, args.data_dir, on_device, dataset=dataset)
+        worker.work(
+            args.storage, name, args.data_dir, on_device, dataset=dataset, timeout=args.timeout
+        )
     else:
-        code = launch.spawn_workers(slots, name, args.storage, args.data_dir)
+        code = launch.spawn_workers(slots, name, args.storage, args.data_dir, args.timeout)
     running = study.load(storage.open_storage(args.storage), name)  # as the workers left it
     print(progress.summary(running, args.storage, storage.DEFAULT_STORAGE))
     return code

@@ -49,8 +49,13 @@ def parse_url(url: str) -> URL:
     return parsed
 
 
-def open_storage(url: str) -> RDBStorage:
-    """An RDBStorage with heartbeats: a trial whose worker died is failed and retried once."""
+def open_storage(
+    url: str,
+    heartbeat_interval: int = HEARTBEAT_INTERVAL_SECONDS,
+    grace_period: int = GRACE_PERIOD_SECONDS,
+) -> RDBStorage:
+    """An RDBStorage with heartbeats: a trial whose worker died (no heartbeat for
+    grace_period seconds) is failed when a worker next asks for a trial, and re-run once."""
     parsed = parse_url(url)
     backend = parsed.get_backend_name()
     shown = parsed.render_as_string(hide_password=True)
@@ -58,8 +63,8 @@ def open_storage(url: str) -> RDBStorage:
         storage = RDBStorage(
             parsed.render_as_string(hide_password=False),
             engine_kwargs=ENGINE_OPTIONS[backend][1],
-            heartbeat_interval=HEARTBEAT_INTERVAL_SECONDS,
-            grace_period=GRACE_PERIOD_SECONDS,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
         )
         if backend == "sqlite":  # WAL lets readers (the dashboard) work beside writing workers

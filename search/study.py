@@ -13,7 +13,9 @@ METRIC_NAMES = ["val_accuracy"]
 # Fixed when the study is created: trials run under others would not be comparable.
 FIXED = ("space", "dataset", "epochs")
 # How to run it; the latest search.run sets them, workers read them.
-RUN_OPTIONS = ("trials", "sampler", "pruner", "seed")
+RUN_OPTIONS = (
+    "trials", "sampler", "pruner", "seed", "space_module", "heartbeat_interval", "grace_period",
+)  # fmt: skip
 
 
 def names(storage: RDBStorage) -> list[str]:
@@ -65,13 +67,14 @@ def create_or_resume(
     return created
 
 
-def open_for_worker(storage: RDBStorage, name: str, slot: int) -> optuna.Study:
-    """The study with the sampler and pruner it was started with. Each worker seeds its
-    sampler differently (by slot and by how far the study has got), so that parallel and
-    resumed workers do not propose the same points."""
-    found = load(storage, name)
-    recorded = settings(found)
-    seed = int(recorded["seed"]) + len(found.get_trials(deepcopy=False)) + 7919 * slot
+def open_for_worker(
+    storage: RDBStorage, name: str, recorded: dict[str, object], slot: int
+) -> optuna.Study:
+    """The study with the sampler and pruner it was started with (`recorded` is its settings).
+    Each worker seeds its sampler differently (by slot and by how far the study has got), so
+    that parallel and resumed workers do not propose the same points."""
+    started = len(load(storage, name).get_trials(deepcopy=False))
+    seed = int(recorded["seed"]) + started + 7919 * slot
     return load(
         storage,
         name,

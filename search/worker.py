@@ -7,11 +7,13 @@ own workers.
 """
 
 import signal
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import optuna
 import torch
-from optuna.study import MaxTrialsCallback
+from optuna.storages import fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
 import spaces
@@ -21,6 +23,8 @@ from search.errors import UsageError
 from search.objective import TrialFailed, free_memory, make_objective
 
 MAX_CONSECUTIVE_FAILURES = 5
+POLL_SECONDS = 5  # how often an idle worker looks whether the study needs it again
+IN_FLIGHT_OR_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
 
 class FailureGuard:
@@ -32,6 +36,8 @@ class FailureGuard:
         self.consecutive = 0
 
     def __call__(self, running, trial: FrozenTrial) -> None:
+        if trial.user_attrs.get("not_needed"):
+            return  # a surplus trial, failed on purpose: not a failure to train
         self.consecutive = self.consecutive + 1 if trial.state == TrialState.FAIL else 0
         if self.tripped:
             running.stop()
@@ -39,6 +45,46 @@ class FailureGuard:
     @property
     def tripped(self) -> bool:
         return self.consecutive >= self.limit
+
+
+def finished(counts: dict[TrialState, int]) -> int:
+    return counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
+
+
+def out_of_time(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
+class StopWhenEnoughInFlight:
+    """Study callback: stop starting trials once finished plus running ones reach the target.
+    Optuna's MaxTrialsCallback counts only finished trials, so N parallel workers overshoot
+    by up to N-1 (optuna#3518)."""
+
+    def __init__(self, target: int):
+        self.target = target
+
+    def __call__(self, running: optuna.Study, trial: FrozenTrial) -> None:
+        counts = progress.count_by_state(running)
+        if finished(counts) + counts[TrialState.RUNNING] >= self.target:
+            running.stop()
+
+
+def claim_or_give_up(objective, target: int):
+    """Workers that start trials at the same moment can still overshoot; trial numbers break
+    the tie. A trial with `target` finished or running trials numbered below it is not needed:
+    it fails at once, untrained, with that reason, and its worker stops starting trials."""
+
+    def claimed(trial: optuna.Trial) -> float:
+        ahead = trial.study.get_trials(deepcopy=False, states=IN_FLIGHT_OR_FINISHED)
+        if sum(other.number < trial.number for other in ahead) >= target:
+            reason = f"not needed: {target} earlier trials had finished or were running"
+            trial.set_user_attr("fail_reason", reason)
+            trial.set_user_attr("not_needed", True)
+            trial.study.stop()
+            raise TrialFailed(reason)
+        return objective(trial)
+
+    return claimed
 
 
 def interrupt_on_sigterm() -> None:
@@ -51,6 +97,15 @@ def interrupt_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
+def read_settings(storage_url: str, name: str) -> dict[str, object]:
+    """The study's recorded settings, read before the storage is opened with its heartbeat."""
+    plain = storage.open_storage(storage_url)
+    try:
+        return study.settings(study.load(plain, name))
+    finally:
+        plain.engine.dispose()
+
+
 def work(
     storage_url: str,
     name: str,
@@ -58,11 +113,16 @@ def work(
     on_device: torch.device,
     slot: int = 0,
     dataset: Dataset | None = None,
+    timeout: float | None = None,
 ) -> None:
     """Run trials of study `name` on one device until the study has its target."""
     interrupt_on_sigterm()
-    running = study.open_for_worker(storage.open_storage(storage_url), name, slot)
-    settings = study.settings(running)
+    settings = read_settings(storage_url, name)
+    spaces.import_user_module(settings["space_module"])
+    study_storage = storage.open_storage(
+        storage_url, int(settings["heartbeat_interval"]), int(settings["grace_period"])
+    )
+    running = study.open_for_worker(study_storage, name, settings, slot)
     target = int(settings["trials"])
     if dataset is None:
         dataset = data.load(str(settings["dataset"]), data_dir)
@@ -70,18 +130,26 @@ def work(
         str(settings["dataset"]), int(settings["epochs"]), int(settings["seed"])
     )
     guard = FailureGuard(MAX_CONSECUTIVE_FAILURES)
-    if len(running.get_trials(deepcopy=False, states=progress.FINISHED)) < target:
+    objective = make_objective(spaces.get(str(settings["space"])), context, dataset, on_device)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not guard.tripped and not out_of_time(deadline):
+        counts = progress.count_by_state(running)
+        if finished(counts) >= target:
+            break
+        if finished(counts) + counts[TrialState.RUNNING] >= target:
+            # Enough trials are running elsewhere; wait in case one dies or fails and the
+            # study needs another. A dead one is failed here and re-queued (WAITING).
+            time.sleep(min(POLL_SECONDS, int(settings["heartbeat_interval"])))
+            fail_stale_trials(running)
+            continue
         running.optimize(
-            make_objective(spaces.get(str(settings["space"])), context, dataset, on_device),
+            claim_or_give_up(objective, target),
+            timeout=None if deadline is None else max(0.0, deadline - time.monotonic()),
             catch=(TrialFailed,),
-            callbacks=[
-                MaxTrialsCallback(target, states=progress.FINISHED),
-                progress.TrialPrinter(target),
-                guard,
-                free_memory,
-            ],
+            callbacks=[StopWhenEnoughInFlight(target), progress.TrialPrinter(target), guard,
+                       free_memory],
             gc_after_trial=True,
-        )
+        )  # fmt: skip
     if guard.tripped:
         raise UsageError(
             f"stopped after {guard.limit} failed trials in a row; see their fail_reason "
@@ -105,6 +173,9 @@ def get_args_parser() -> cli.ArgumentParser:
     )
     launch.add_device_arguments(parser)
     parser.add_argument(
+        "--timeout", type=float, help="stop starting new trials after this many seconds"
+    )
+    parser.add_argument(
         "--slot", type=int, default=0, help="this worker's index on its host (seeds its sampler)"
     )
     return parser
@@ -113,11 +184,12 @@ def get_args_parser() -> cli.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     slots = launch.plan_slots(args.device, args.gpus, args.workers_per_gpu)
-    study.settings(study.load(storage.open_storage(args.storage), args.study))  # fail early
+    read_settings(args.storage, args.study)  # a missing study or storage fails here, once
     if len(slots) == 1:
-        work(args.storage, args.study, args.data_dir, device.resolve(slots[0].device), args.slot)
+        on_device = device.resolve(slots[0].device)
+        work(args.storage, args.study, args.data_dir, on_device, args.slot, timeout=args.timeout)
         return 0
-    return launch.spawn_workers(slots, args.study, args.storage, args.data_dir)
+    return launch.spawn_workers(slots, args.study, args.storage, args.data_dir, args.timeout)
 
 
 if __name__ == "__main__":

@@ -4,10 +4,23 @@ A space only chooses values (define-by-run, conditional parameters inside the `i
 them relevant); it never trains. Parameter names are a schema: renaming one breaks resumed studies.
 """
 
+import importlib
+
+from search.errors import UsageError
 from spaces import mlp, resnet  # noqa: F401  (importing registers the spaces)
 from spaces.registry import SPACES, SpaceContext, register_space
 
-__all__ = ["SPACES", "SpaceContext", "get", "list_spaces", "register_space"]
+__all__ = ["SPACES", "SpaceContext", "get", "import_user_module", "list_spaces", "register_space"]
+
+
+def import_user_module(module: str | None) -> None:
+    """Import a module of the user's whose @register_space functions add their own spaces."""
+    if not module:
+        return
+    try:
+        importlib.import_module(module)
+    except ImportError as error:
+        raise UsageError(f"--space-module {module} cannot be imported: {error}") from None
 
 
 def get(name: str):

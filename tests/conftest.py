@@ -25,7 +25,8 @@ def seeded():
 
 def run_command(module: str, *args: str, cwd: Path, timeout: float = 600):
     """Run `python -m module args` as a user would; returns the CompletedProcess."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # The repo root on the path, so that workers can import tests.spaces_for_tests.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO)}
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=cwd,

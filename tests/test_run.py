@@ -6,9 +6,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-import spaces
 from search import run
-from search.config import TrialConfig
 from tests.conftest import run_command
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -95,28 +93,13 @@ def test_resuming_with_other_settings_is_refused_and_leaves_the_study_alone(mlp_
     assert len(load(tmp_path / "studies.db").trials) == 3
 
 
-@spaces.register_space("test_hopeless_lr")
-def hopeless_lr(trial, context):
-    """A space whose learning rates run from hopeless (1e-7: nothing moves) to fine."""
-    return TrialConfig(
-        model="mlp",
-        model_args={"width": 64, "depth": 1},
-        optimizer="sgd",
-        lr=trial.suggest_float("sgd_lr", 1e-7, 0.1, log=True),
-        schedule="constant",
-        batch_size=128,
-        epochs=context.max_epochs,
-        seed=context.seed + trial.number,
-        dataset=context.dataset,
-    )
-
-
 @pytest.mark.parametrize("pruner", ["hyperband", "median"])
 def test_the_pruner_stops_hopeless_trials(tmp_path, pruner, capsys):
     storage = f"sqlite:///{tmp_path / 'pruning.db'}"
     argv = [
         "--space", "test_hopeless_lr", "--trials", "16", "--dataset", "sample", "--epochs", "4",
         "--pruner", pruner, "--sampler", "random", "--storage", storage,
+        "--space-module", "tests.spaces_for_tests",
     ]  # fmt: skip
     assert run.main(argv) == 0
     study = optuna.load_study(study_name="test_hopeless_lr-sample", storage=storage)
@@ -127,7 +110,7 @@ def test_the_pruner_stops_hopeless_trials(tmp_path, pruner, capsys):
     assert all(t.user_attrs["prune_reason"].startswith("pruned after epoch") for t in pruned)
     assert all(len(t.intermediate_values) < 4 for t in pruned)
     # What was pruned was worse than what completed, at the epoch where it stopped.
-    best_pruned_lr = max(t.params["sgd_lr"] for t in pruned)
-    assert study.best_trial.params["sgd_lr"] > min(t.params["sgd_lr"] for t in pruned)
+    best_pruned_lr = max(t.params["hopeless_lr"] for t in pruned)
+    assert study.best_trial.params["hopeless_lr"] > min(t.params["hopeless_lr"] for t in pruned)
     assert best_pruned_lr < 0.1
     assert "pruned" in capsys.readouterr().out

@@ -1,0 +1,51 @@
+"""Spaces that only tests need, loaded the way a user loads their own: --space-module.
+Worker processes import this module too, so it must stay importable from the repo root."""
+
+import optuna
+
+import spaces
+from search.config import TrialConfig
+
+
+def tiny_mlp(trial: optuna.Trial, context: spaces.SpaceContext, **changes) -> TrialConfig:
+    config = TrialConfig(
+        model="mlp",
+        model_args={"width": 16, "depth": 1},
+        optimizer="sgd",
+        lr=0.05,
+        schedule="constant",
+        batch_size=512,
+        epochs=context.max_epochs,
+        seed=context.seed + trial.number,
+        dataset=context.dataset,
+    )
+    return config.replace(**changes)
+
+
+@spaces.register_space("test_tiny")
+def tiny(trial, context):
+    """A trial in a fraction of a second: for many workers and many trials."""
+    return tiny_mlp(trial, context, lr=trial.suggest_float("sgd_lr", 1e-3, 0.1, log=True))
+
+
+@spaces.register_space("test_hopeless_lr")
+def hopeless_lr(trial, context):
+    """Learning rates from hopeless (1e-7: nothing moves) to fine, for the pruners."""
+    return tiny_mlp(
+        trial, context, lr=trial.suggest_float("hopeless_lr", 1e-7, 0.1, log=True),
+        model_args={"width": 64, "depth": 1}, batch_size=128,
+    )  # fmt: skip
+
+
+@spaces.register_space("test_faults")
+def faults(trial, context):
+    """Trial N breaks in the (N mod 4)-th way, through the trainer's real code paths."""
+    fault = ["none", "out_of_memory", "nan", "error"][trial.number % 4]
+    trial.set_user_attr("fault", fault)
+    changes = {
+        "none": {},
+        "out_of_memory": {"model_args": {"width": 10**8, "depth": 1}},  # a 1.2 TB weight
+        "nan": {"lr": 1e12},
+        "error": {"model_args": {"width": 16, "activation": "no_such_activation"}},
+    }[fault]
+    return tiny_mlp(trial, context, **changes)

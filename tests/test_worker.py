@@ -1,0 +1,158 @@
+"""Many workers on one study: real worker processes, real SQLite files, the real PostgreSQL."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import optuna
+import pytest
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+
+from search import run
+from tests.conftest import REPO, run_command
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+TEST_SPACES = ["--space-module", "tests.spaces_for_tests", "--dataset", "sample"]
+
+
+def check_all_accounted_for(study: optuna.Study, target: int) -> None:
+    trials = study.get_trials()
+    assert len([t for t in trials if t.state in FINISHED]) == target
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    retried = {RetryHeartbeatStaleTrialCallback.retried_trial_number(t) for t in trials}
+    for trial in trials:  # a trial failed by its worker says why; one failed by heartbeats
+        if trial.state == TrialState.FAIL:  # (its worker died) was re-run
+            assert trial.user_attrs.get("fail_reason") or trial.number in retried
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_sixteen_workers_finish_exactly_the_requested_trials(backend, tmp_path):
+    name = f"many-{uuid.uuid4().hex[:8]}"
+    storage = f"sqlite:///{tmp_path / 'many.db'}" if backend == "sqlite" else POSTGRES
+    result = run_command(
+        "search.run", "--space", "test_tiny", *TEST_SPACES, "--epochs", "1", "--trials", "120",
+        "--sampler", "random", "--workers-per-gpu", "16", "--storage", storage, "--study", name, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "16 worker(s) on cpu" in result.stdout
+        study = optuna.load_study(study_name=name, storage=storage)
+        check_all_accounted_for(study, 120)
+        workers = {t.user_attrs["worker"] for t in study.get_trials(states=FINISHED)}
+        assert len(workers) >= 8  # slow starters may find the study already done
+        assert all(
+            t.user_attrs.get("not_needed") for t in study.get_trials(states=(TrialState.FAIL,))
+        )
+        assert "database is locked" not in result.stderr
+    finally:
+        if backend == "postgresql":
+            optuna.delete_study(study_name=name, storage=storage)
+
+
+def wait_for(predicate, seconds: float):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def test_a_killed_worker_s_trial_fails_and_is_retried(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'kill.db'}"
+    command = [
+        sys.executable, "-m", "search.run", "--space", "test_hopeless_lr", *TEST_SPACES,
+        "--epochs", "20", "--trials", "6", "--pruner", "none", "--workers-per-gpu", "2",
+        "--heartbeat-interval", "1", "--grace-period", "3", "--storage", storage,
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    parent = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+    def a_running_trial():
+        try:
+            study = optuna.load_study(study_name="test_hopeless_lr-sample", storage=storage)
+        except KeyError:
+            return None
+        running = study.get_trials(states=(TrialState.RUNNING,))
+        return next((t for t in running if t.intermediate_values), None)
+
+    victim = wait_for(a_running_trial, 120)
+    os.kill(int(victim.user_attrs["worker"].split(":")[1]), signal.SIGKILL)
+    out, err = parent.communicate(timeout=300)
+
+    assert parent.returncode == 1  # a worker died, and the parent says so
+    assert "1 of 2 workers failed" in err and "Traceback" not in err
+    study = optuna.load_study(study_name="test_hopeless_lr-sample", storage=storage)
+    check_all_accounted_for(study, 6)
+    killed = study.trials[victim.number]
+    assert killed.state == TrialState.FAIL
+    retries = [
+        t for t in study.trials
+        if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == victim.number
+    ]  # fmt: skip
+    assert len(retries) == 1
+    assert retries[0].params == killed.params and retries[0].state in FINISHED
+
+
+def test_faults_end_one_trial_each_and_the_worker_goes_on(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'faults.db'}"
+    argv = [
+        "--space", "test_faults", *TEST_SPACES, "--epochs", "1", "--trials", "4",
+        "--storage", storage,
+    ]  # fmt: skip
+    assert run.main(argv) == 0
+    study = optuna.load_study(study_name="test_faults-sample", storage=storage)
+    check_all_accounted_for(study, 4)
+    assert len(study.trials) == 7  # none, oom, nan, error, none, oom, nan: 4 finished
+    by_fault: dict[str, list] = {}
+    for trial in study.trials:
+        by_fault.setdefault(trial.user_attrs["fault"], []).append(trial)
+    assert set(by_fault) == {"none", "out_of_memory", "nan", "error"}
+    for trial in by_fault["out_of_memory"]:
+        assert trial.state == TrialState.FAIL
+        assert trial.user_attrs["fail_reason"].startswith("out of memory on cpu")
+    for trial in by_fault["nan"]:
+        assert trial.state == TrialState.PRUNED
+        assert "the training loss became nan" in trial.user_attrs["prune_reason"]
+    for trial in by_fault["error"]:
+        assert trial.state == TrialState.FAIL
+        assert "unknown activation 'no_such_activation'" in trial.user_attrs["fail_reason"]
+        assert "Traceback" in trial.user_attrs["traceback"]
+    assert all(t.state == TrialState.COMPLETE for t in by_fault["none"])
+
+
+def test_worker_joins_a_study_and_reads_how_to_run_it(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'join.db'}"
+    created = run_command("search.run", "--space", "test_tiny", *TEST_SPACES, "--epochs", "1",
+                          "--trials", "2", "--storage", storage, cwd=tmp_path)  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    study = optuna.load_study(study_name="test_tiny-sample", storage=storage)
+    study.set_user_attr("trials", 4)  # as a later `search.run --trials 4` would
+    joined = run_command("search.worker", "--study", "test_tiny-sample", "--storage", storage,
+                         cwd=tmp_path)  # fmt: skip
+    assert joined.returncode == 0, joined.stderr
+    check_all_accounted_for(optuna.load_study(study_name="test_tiny-sample", storage=storage), 4)
+    assert "[4/4]" in joined.stdout
+
+
+@pytest.mark.parametrize(
+    "storage, message",
+    [
+        ("sqlite:///{tmp}/none.db", "no study named 'ghost' in this storage"),
+        ("postgresql://postgres@127.0.0.1:1/test", "cannot open storage postgresql"),
+        ("not-a-url", "malformed --storage URL"),
+    ],
+)
+def test_worker_refuses_what_it_cannot_join(tmp_path, storage, message):
+    result = run_command("search.worker", "--study", "ghost",
+                         "--storage", storage.format(tmp=tmp_path), cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
