@@ -4,10 +4,16 @@ stderr and a non-zero exit, never a traceback."""
 import pytest
 import torch
 
-from search import export, run, train
+from search import export, run, status, train, worker
 from tests.conftest import run_command
 
-PARSERS = {"search.run": run, "search.export": export, "search.train": train}
+PARSERS = {
+    "search.run": run,
+    "search.export": export,
+    "search.train": train,
+    "search.worker": worker,
+    "search.status": status,
+}
 
 
 @pytest.mark.parametrize("module", PARSERS)
@@ -25,8 +31,11 @@ def test_every_run_flag_parses():
     args = run.get_args_parser().parse_args(
         "--space resnet --trials 7 --storage postgresql://u@h/db --study s --dataset cifar100 "
         "--data-dir /d --epochs 9 --sampler qmc --pruner sha --timeout 60 --seed 3 "
-        "--device cpu".split()
+        "--device cpu --gpus 0,1 --workers-per-gpu 4 --space-module my.spaces "
+        "--heartbeat-interval 5 --grace-period 20".split()
     )
+    assert (args.gpus, args.workers_per_gpu, args.space_module) == ("0,1", 4, "my.spaces")
+    assert (args.heartbeat_interval, args.grace_period) == (5, 20)
     assert (args.space, args.trials, args.storage, args.study) == (
         "resnet",
         7,
@@ -45,6 +54,22 @@ def test_every_run_flag_parses():
     assert (defaults.storage, defaults.dataset, defaults.sampler, defaults.pruner) == (
         "sqlite:///studies.db", "cifar10", "tpe", "hyperband"
     )  # fmt: skip
+
+
+def test_every_worker_and_status_flag_parses():
+    args = worker.get_args_parser().parse_args(
+        "--study s --storage sqlite:///w.db --data-dir d --device cuda --gpus 1 "
+        "--workers-per-gpu 2 --timeout 30 --slot 3".split()
+    )
+    assert (args.study, args.storage, str(args.data_dir), args.device) == (
+        "s",
+        "sqlite:///w.db",
+        "d",
+        "cuda",
+    )
+    assert (args.gpus, args.workers_per_gpu, args.timeout, args.slot) == ("1", 2, 30.0, 3)
+    args = status.get_args_parser().parse_args(["--study", "s", "--storage", "sqlite:///w.db"])
+    assert (args.study, args.storage) == ("s", "sqlite:///w.db")
 
 
 def test_every_export_and_train_flag_parses():
@@ -106,6 +131,18 @@ MISTAKES = {
         "unknown sampler 'bayes'",
     ),
     "zero trials": (["search.run", "--space", "mlp", "--trials", "0"], "--trials must be positive"),
+    "gpus without a gpu": (
+        ["search.run", "--space", "mlp", "--device", "cpu", "--gpus", "0"],
+        "--gpus needs CUDA",
+    ),
+    "no workers": (
+        ["search.run", "--space", "mlp", "--workers-per-gpu", "0"],
+        "--workers-per-gpu must be at least 1",
+    ),
+    "space module that is not there": (
+        ["search.run", "--space", "mine", "--space-module", "no.such.module"],
+        "--space-module no.such.module cannot be imported",
+    ),
     "not a number": (["search.run", "--space", "mlp", "--epochs", "many"], "invalid int value"),
     "unknown flag": (["search.run", "--space", "mlp", "--trails", "3"], "unrecognized arguments"),
     "export of a study that does not exist": (

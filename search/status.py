@@ -1,0 +1,54 @@
+"""`python -m search.status --study NAME`: how far a study has got, and who is running what."""
+
+import datetime
+from collections.abc import Sequence
+
+from optuna.trial import TrialState
+
+from search import cli, progress, storage, study
+
+
+def get_args_parser() -> cli.ArgumentParser:
+    parser = cli.ArgumentParser(
+        prog="python -m search.status", description="Show a study's progress and running trials."
+    )
+    parser.add_argument("--study", required=True, help="study name")
+    parser.add_argument(
+        "--storage",
+        default=storage.DEFAULT_STORAGE,
+        help=f"study storage URL (default {storage.DEFAULT_STORAGE})",
+    )
+    return parser
+
+
+def describe(found, now: datetime.datetime) -> str:
+    counts = progress.count_by_state(found)
+    target = found.user_attrs.get("trials", "?")
+    finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
+    lines = [
+        f"study {found.study_name}: {finished}/{target} finished; "
+        + ", ".join(f"{count} {state.name.lower()}" for state, count in counts.items())
+    ]
+    best = progress.best_trial(found)
+    lines.append(
+        f"best val_accuracy {best.value:.4f} (trial {best.number})" if best else "no best yet"
+    )
+    for trial in found.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        age = (now - trial.datetime_start).total_seconds()
+        epochs = trial.last_step or 0
+        lines.append(
+            f"  running trial {trial.number} on {trial.user_attrs.get('worker', '?')} "
+            f"({trial.user_attrs.get('device', '?')}): {age:.0f} s, {epochs} epoch(s) reported"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    found = study.load(storage.open_storage(args.storage), args.study)
+    print(describe(found, datetime.datetime.now()))
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run_main(main, "search.status")
