@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 import optuna
 
 from search.errors import UsageError
+from search.storage import DEFAULT_STORAGE
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -19,6 +20,18 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def add_study_arguments(parser: argparse.ArgumentParser, study_help: str | None = None) -> None:
+    """--study and --storage, the same in every command; --study is required unless
+    `study_help` says what its default is."""
+    parser.add_argument("--study", required=study_help is None, help=study_help or "study name")
+    parser.add_argument(
+        "--storage",
+        default=DEFAULT_STORAGE,
+        help=f"study storage URL: sqlite:///FILE.db or postgresql://USER@HOST:PORT/DB "
+        f"(default {DEFAULT_STORAGE})",
+    )
 
 
 def quiet_libraries() -> None:

@@ -15,12 +15,7 @@ def get_args_parser() -> cli.ArgumentParser:
         prog="python -m search.export",
         description="Write a trial's complete training config as YAML.",
     )
-    parser.add_argument("--study", required=True, help="study name")
-    parser.add_argument(
-        "--storage",
-        default=storage.DEFAULT_STORAGE,
-        help=f"study storage URL (default {storage.DEFAULT_STORAGE})",
-    )
+    cli.add_study_arguments(parser)
     parser.add_argument(
         "-o", "--output", type=Path, default=Path("best.yaml"), help="file (default best.yaml)"
     )

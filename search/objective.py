@@ -6,6 +6,7 @@ import traceback
 from collections.abc import Callable
 
 import optuna
+import sqlalchemy
 import torch
 
 from search import device
@@ -64,6 +65,8 @@ def make_objective(
         except TrainingDiverged as error:
             trial.set_user_attr("prune_reason", str(error))
             raise optuna.TrialPruned(str(error)) from None
+        except sqlalchemy.exc.SQLAlchemyError:
+            raise  # the storage, not the trial, failed: the worker reconnects (search/worker.py)
         except Exception as error:  # noqa: BLE001  one trial's failure must not end the worker
             reason = failure_reason(error, device_name)
             trial.set_user_attr("fail_reason", reason)

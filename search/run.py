@@ -28,13 +28,7 @@ def get_args_parser() -> cli.ArgumentParser:
         help="finished (complete or pruned) trials wanted in the study in total, across all "
         "workers and runs (default 100)",
     )
-    parser.add_argument(
-        "--storage",
-        default=storage.DEFAULT_STORAGE,
-        help=f"study storage URL: sqlite:///FILE.db or postgresql://USER@HOST/DB "
-        f"(default {storage.DEFAULT_STORAGE})",
-    )
-    parser.add_argument("--study", help="study name (default: <space>-<dataset>)")
+    cli.add_study_arguments(parser, study_help="study name (default: <space>-<dataset>)")
     parser.add_argument(
         "--dataset",
         default="cifar10",

@@ -12,12 +12,7 @@ def get_args_parser() -> cli.ArgumentParser:
     parser = cli.ArgumentParser(
         prog="python -m search.status", description="Show a study's progress and running trials."
     )
-    parser.add_argument("--study", required=True, help="study name")
-    parser.add_argument(
-        "--storage",
-        default=storage.DEFAULT_STORAGE,
-        help=f"study storage URL (default {storage.DEFAULT_STORAGE})",
-    )
+    cli.add_study_arguments(parser)
     return parser
 
 

@@ -7,11 +7,13 @@ own workers.
 """
 
 import signal
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import optuna
+import sqlalchemy
 import torch
 from optuna.storages import fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
@@ -23,6 +25,7 @@ from search.errors import UsageError
 from search.objective import TrialFailed, free_memory, make_objective
 
 MAX_CONSECUTIVE_FAILURES = 5
+MAX_OUTAGES = 24  # storage errors in a row (2 minutes of polling) before a worker gives up
 POLL_SECONDS = 5  # how often an idle worker looks whether the study needs it again
 IN_FLIGHT_OR_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
@@ -106,6 +109,44 @@ def read_settings(storage_url: str, name: str) -> dict[str, object]:
         plain.engine.dispose()
 
 
+def storage_outage(error: BaseException | None) -> BaseException | None:
+    """The lost-connection error behind `error`, if any. Optuna can replace it: when it cannot
+    record a trial's end it fails an assertion, with the database error as its context."""
+    while error is not None:
+        if isinstance(error, sqlalchemy.exc.OperationalError):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def first_line(error: BaseException) -> str:
+    text = str(getattr(error, "orig", None) or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def run_some_trials(running, objective, target, guard, settings, deadline) -> bool:
+    """Run trials until the study needs none from this worker for now; False once the study
+    has its target finished trials."""
+    counts = progress.count_by_state(running)
+    if finished(counts) >= target:
+        return False
+    if finished(counts) + counts[TrialState.RUNNING] >= target:
+        # Enough trials are running elsewhere; wait in case one dies or fails and the study
+        # needs another. A dead one is failed here and re-queued (WAITING).
+        time.sleep(min(POLL_SECONDS, int(settings["heartbeat_interval"])))
+        fail_stale_trials(running)
+        return True
+    running.optimize(
+        claim_or_give_up(objective, target),
+        timeout=None if deadline is None else max(0.0, deadline - time.monotonic()),
+        catch=(TrialFailed,),
+        callbacks=[StopWhenEnoughInFlight(target), progress.TrialPrinter(target), guard,
+                   free_memory],
+        gc_after_trial=True,
+    )  # fmt: skip
+    return True
+
+
 def work(
     storage_url: str,
     name: str,
@@ -132,24 +173,29 @@ def work(
     guard = FailureGuard(MAX_CONSECUTIVE_FAILURES)
     objective = make_objective(spaces.get(str(settings["space"])), context, dataset, on_device)
     deadline = None if timeout is None else time.monotonic() + timeout
+    outages = 0
     while not guard.tripped and not out_of_time(deadline):
-        counts = progress.count_by_state(running)
-        if finished(counts) >= target:
-            break
-        if finished(counts) + counts[TrialState.RUNNING] >= target:
-            # Enough trials are running elsewhere; wait in case one dies or fails and the
-            # study needs another. A dead one is failed here and re-queued (WAITING).
-            time.sleep(min(POLL_SECONDS, int(settings["heartbeat_interval"])))
-            fail_stale_trials(running)
-            continue
-        running.optimize(
-            claim_or_give_up(objective, target),
-            timeout=None if deadline is None else max(0.0, deadline - time.monotonic()),
-            catch=(TrialFailed,),
-            callbacks=[StopWhenEnoughInFlight(target), progress.TrialPrinter(target), guard,
-                       free_memory],
-            gc_after_trial=True,
-        )  # fmt: skip
+        try:
+            if not run_some_trials(running, objective, target, guard, settings, deadline):
+                break
+            outages = 0
+        except Exception as error:
+            # The database went away (a restart, a network blip). Pooled connections are
+            # pre-pinged, so waiting and going on reconnects; a trial cut off here is failed by
+            # heartbeats and re-run.
+            if storage_outage(error) is None:
+                raise
+            error = storage_outage(error)
+            outages += 1
+            if outages > MAX_OUTAGES:
+                raise UsageError(f"lost the storage for good: {first_line(error)}") from None
+            print(
+                f"search.worker: lost the storage ({first_line(error)}); retrying in "
+                f"{POLL_SECONDS} s",
+                file=sys.stderr,
+                flush=True,
+            )
+            time.sleep(POLL_SECONDS)
     if guard.tripped:
         raise UsageError(
             f"stopped after {guard.limit} failed trials in a row; see their fail_reason "
@@ -162,12 +208,7 @@ def get_args_parser() -> cli.ArgumentParser:
         prog="python -m search.worker",
         description="Join an existing study (started by search.run) and run its trials.",
     )
-    parser.add_argument("--study", required=True, help="study name")
-    parser.add_argument(
-        "--storage",
-        default=storage.DEFAULT_STORAGE,
-        help=f"study storage URL (default {storage.DEFAULT_STORAGE})",
-    )
+    cli.add_study_arguments(parser)
     parser.add_argument(
         "--data-dir", type=Path, default=Path("data"), help="dataset folder (default ./data)"
     )

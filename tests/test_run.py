@@ -34,7 +34,8 @@ def test_run_writes_a_study_with_the_requested_finished_trials(mlp_study):
     assert len(study.get_trials(states=FINISHED)) == 3
     assert study.user_attrs == {
         "space": "mlp", "dataset": "sample", "epochs": 2,
-        "trials": 3, "sampler": "tpe", "pruner": "hyperband", "seed": 0,
+        "trials": 3, "sampler": "tpe", "pruner": "hyperband", "seed": 0, "space_module": None,
+        "heartbeat_interval": 60, "grace_period": 180,
     }  # fmt: skip
     assert study.metric_names == ["val_accuracy"]
     for trial in study.get_trials(states=FINISHED):

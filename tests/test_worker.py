@@ -156,3 +156,40 @@ def test_worker_refuses_what_it_cannot_join(tmp_path, storage, message):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def postgres_version() -> str:
+    return sorted(os.listdir("/etc/postgresql"))[-1]
+
+
+def test_workers_survive_a_postgresql_restart(tmp_path):
+    name = f"restart-{uuid.uuid4().hex[:8]}"
+    command = [
+        sys.executable, "-m", "search.run", "--space", "test_tiny", *TEST_SPACES, "--epochs", "2",
+        "--trials", "60", "--sampler", "random", "--workers-per-gpu", "3",
+        "--heartbeat-interval", "1", "--grace-period", "3", "--storage", POSTGRES, "--study", name,
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    parent = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+
+        def some_finished():
+            try:
+                study = optuna.load_study(study_name=name, storage=POSTGRES)
+            except KeyError:
+                return False
+            return len(study.get_trials(states=FINISHED)) >= 5
+
+        wait_for(some_finished, 120)
+        restart = ["pg_ctlcluster", "--skip-systemctl-redirect", postgres_version(), "main",
+                   "restart"]  # fmt: skip
+        subprocess.run(restart, check=True, capture_output=True)
+        out, err = parent.communicate(timeout=300)
+        assert parent.returncode == 0, err[-3000:]
+        assert "lost the storage" in err  # the workers noticed, and went on
+        study = optuna.load_study(study_name=name, storage=POSTGRES)
+        check_all_accounted_for(study, 60)
+    finally:
+        parent.kill()
+        optuna.delete_study(study_name=name, storage=POSTGRES)
