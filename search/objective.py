@@ -65,6 +65,9 @@ def make_objective(
         except TrainingDiverged as error:
             trial.set_user_attr("prune_reason", str(error))
             raise optuna.TrialPruned(str(error)) from None
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (search/worker.py): Optuna fails it
+            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C or SIGTERM)")
+            raise
         except sqlalchemy.exc.SQLAlchemyError:
             raise  # the storage, not the trial, failed: the worker reconnects (search/worker.py)
         except Exception as error:  # noqa: BLE001  one trial's failure must not end the worker

@@ -28,6 +28,12 @@ ENGINE_OPTIONS = {
 }
 
 
+def first_line(error: BaseException) -> str:
+    """The driver's own message where SQLAlchemy wraps one: it says what went wrong."""
+    text = str(getattr(error, "orig", None) or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def parse_url(url: str) -> URL:
     """Check a storage URL and pick our driver (psycopg 3 for a plain postgresql:// URL)."""
     try:
@@ -76,6 +82,5 @@ def open_storage(
             "for PostgreSQL: pip install -e '.[postgres]'"
         ) from None
     except sqlalchemy.exc.SQLAlchemyError as error:
-        reason = str(error.orig if hasattr(error, "orig") else error).strip().splitlines()[0]
-        raise UsageError(f"cannot open storage {shown}: {reason}") from None
+        raise UsageError(f"cannot open storage {shown}: {first_line(error)}") from None
     return storage

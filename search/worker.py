@@ -119,11 +119,6 @@ def storage_outage(error: BaseException | None) -> BaseException | None:
     return None
 
 
-def first_line(error: BaseException) -> str:
-    text = str(getattr(error, "orig", None) or error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def run_some_trials(running, objective, target, guard, settings, deadline) -> bool:
     """Run trials until the study needs none from this worker for now; False once the study
     has its target finished trials."""
@@ -188,9 +183,11 @@ def work(
             error = storage_outage(error)
             outages += 1
             if outages > MAX_OUTAGES:
-                raise UsageError(f"lost the storage for good: {first_line(error)}") from None
+                raise UsageError(
+                    f"lost the storage for good: {storage.first_line(error)}"
+                ) from None
             print(
-                f"search.worker: lost the storage ({first_line(error)}); retrying in "
+                f"search.worker: lost the storage ({storage.first_line(error)}); retrying in "
                 f"{POLL_SECONDS} s",
                 file=sys.stderr,
                 flush=True,

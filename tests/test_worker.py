@@ -193,3 +193,38 @@ def test_workers_survive_a_postgresql_restart(tmp_path):
     finally:
         parent.kill()
         optuna.delete_study(study_name=name, storage=POSTGRES)
+
+
+def test_sigterm_fails_the_running_trial_cleanly_and_a_rerun_resumes(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'term.db'}"
+    command = [
+        sys.executable, "-m", "search.run", "--space", "test_hopeless_lr", *TEST_SPACES,
+        "--epochs", "20", "--trials", "3", "--pruner", "none", "--storage", storage,
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+    def a_trial_mid_training():
+        try:
+            study = optuna.load_study(study_name="test_hopeless_lr-sample", storage=storage)
+        except KeyError:
+            return None
+        return next((t for t in study.get_trials(states=(TrialState.RUNNING,))
+                     if t.intermediate_values), None)  # fmt: skip
+
+    interrupted = wait_for(a_trial_mid_training, 120)
+    first.send_signal(signal.SIGTERM)
+    _, err = first.communicate(timeout=60)
+    assert first.returncode == 130
+    assert err.strip().splitlines()[-1] == (
+        "search.run: interrupted; run the same command again to resume"
+    )
+    study = optuna.load_study(study_name="test_hopeless_lr-sample", storage=storage)
+    assert study.trials[interrupted.number].state == TrialState.FAIL  # not left RUNNING
+
+    second = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    check_all_accounted_for(optuna.load_study(study_name="test_hopeless_lr-sample",
+                                              storage=storage), 3)  # fmt: skip
