@@ -1,12 +1,15 @@
 """Checkpoints that describe themselves: weights plus everything needed to rebuild and use them."""
 
+import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+import models
 from search.config import TrialConfig
+from search.errors import UsageError
 
 
 def save(
@@ -31,3 +34,21 @@ def save(
         },
         path,
     )
+
+
+def load(path: Path, on_device: torch.device) -> tuple[nn.Module, dict[str, Any]]:
+    """(model in eval mode on the device, the checkpoint's contents) from a saved checkpoint."""
+    try:
+        saved = torch.load(path, map_location=on_device, weights_only=False)
+        model = models.build(
+            saved["config"]["model"],
+            num_classes=len(saved["classes"]),
+            image_shape=tuple(saved["image_shape"]),
+            **saved["config"]["model_args"],
+        )
+        model.load_state_dict(saved["state_dict"])
+    except FileNotFoundError:
+        raise UsageError(f"no checkpoint at {path}") from None
+    except (KeyError, TypeError, RuntimeError, pickle.UnpicklingError) as error:
+        raise UsageError(f"{path} is not a checkpoint written by search.train ({error})") from None
+    return model.to(on_device).eval(), saved

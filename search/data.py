@@ -110,15 +110,20 @@ def cifar100(data_dir: Path) -> Source:
     return _torchvision_cifar("CIFAR100", data_dir, "cifar-100-python")
 
 
+def decode_image(encoded: bytes, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """JPEG/PNG/... bytes -> uint8 [3, H, W], resized to size=(H, W) if given."""
+    with Image.open(io.BytesIO(encoded)) as image:
+        image = image.convert("RGB")
+        if size is not None and image.size != (size[1], size[0]):
+            image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+        return torch.from_numpy(np.array(image)).permute(2, 0, 1)
+
+
 def _decode(files: Iterable[tuple[str, str, bytes]]) -> dict[str, list[tuple[str, torch.Tensor]]]:
     """(split, class name, encoded bytes) -> {split: [(class name, uint8 [C, H, W])]}."""
     decoded: dict[str, list[tuple[str, torch.Tensor]]] = {}
     for split, class_name, encoded in files:
-        with Image.open(io.BytesIO(encoded)) as image:
-            pixels = np.array(image.convert("RGB"))
-        decoded.setdefault(split, []).append(
-            (class_name, torch.from_numpy(pixels).permute(2, 0, 1))
-        )
+        decoded.setdefault(split, []).append((class_name, decode_image(encoded)))
     return decoded
 
 

@@ -17,12 +17,11 @@ from torch import nn
 
 import models
 from models.layers import count_parameters
-from search import augment, checkpoint, cli, config, data, device, optim
+from search import augment, checkpoint, cli, config, data, device, evaluation, optim
 from search.config import TrialConfig
 from search.data import LabeledImages
 from search.errors import UsageError
-
-EVAL_BATCH_SIZE = 1024
+from search.evaluation import EVAL_BATCH_SIZE
 
 
 class TrainingDiverged(Exception):
@@ -79,6 +78,11 @@ def make_normalizer(
         return ((images.float() / 255 - mean) / std).contiguous(memory_format=memory_format)
 
     return normalize
+
+
+def make_autocast(on_device: torch.device) -> torch.autocast:
+    """bf16 on CUDA (tensor cores, no loss scaling needed); plain fp32 on the CPU."""
+    return torch.autocast(on_device.type, dtype=torch.bfloat16, enabled=on_device.type == "cuda")
 
 
 def evaluate(
@@ -150,7 +154,7 @@ def train(
     )
     augmentation = augment.build(trial_config.augment)
     criterion = nn.CrossEntropyLoss(label_smoothing=trial_config.label_smoothing)
-    autocast = torch.autocast(on_device.type, dtype=torch.bfloat16, enabled=on_cuda)
+    autocast = make_autocast(on_device)
     clip_gradients = make_gradient_clipper(model, trial_config.grad_clip_norm)
 
     history: list[EpochResult] = []
@@ -231,6 +235,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except TrainingDiverged as error:
         raise UsageError(f"training diverged: {error}; lower the config's lr") from None
+    normalize = make_normalizer(result.normalization, on_device)
+    autocast = make_autocast(on_device)
+    test_set = dataset.test.to(on_device)
+    probabilities = evaluation.predict_probabilities(
+        result.model, test_set.images, normalize, autocast
+    )
+    confusion = evaluation.confusion_matrix(
+        probabilities.argmax(1), test_set.labels, dataset.num_classes
+    )
+    print(evaluation.format_report(confusion, dataset.classes))
     metrics = {
         "test_accuracy": result.final.eval_accuracy,
         "test_loss": result.final.eval_loss,
@@ -240,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seconds_per_epoch": result.seconds_per_epoch,
         "images_per_second": result.images_per_second,
         "device": device.describe(on_device),
+        "per_class_accuracy": evaluation.per_class_accuracy(confusion, dataset.classes),
+        "confusion_matrix": confusion.tolist(),
     }
     output_dir = args.output_dir or Path("runs") / args.config.stem
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -69,6 +69,12 @@ def test_train_retrains_the_export_and_writes_a_self_describing_checkpoint(study
     assert metrics["epochs"] == exported.epochs
     assert 0.15 < metrics["test_accuracy"] <= 1  # chance is 0.10
     assert f"test accuracy {metrics['test_accuracy']:.4f}" in result.stdout
+    confusion = torch.tensor(metrics["confusion_matrix"])
+    assert confusion.shape == (10, 10) and confusion.sum() == len(sample.test)
+    assert confusion.diag().sum() / confusion.sum() == pytest.approx(metrics["test_accuracy"])
+    assert list(metrics["per_class_accuracy"]) == list(sample.classes)
+    assert "confusion matrix (rows: true class" in result.stdout
+    assert "airplane" in result.stdout.split("confusion matrix")[0]  # the per-class table
 
     saved = torch.load(study_folder / "out" / "checkpoint.pt", weights_only=False)
     assert saved["config"] == exported.to_dict()

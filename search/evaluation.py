@@ -1,0 +1,52 @@
+"""What a trained model gets right and wrong: class probabilities, confusion matrix, per class."""
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+EVAL_BATCH_SIZE = 1024
+
+
+def predict_probabilities(
+    model: nn.Module,
+    images: torch.Tensor,
+    normalize: Callable[[torch.Tensor], torch.Tensor],
+    autocast: torch.autocast,
+) -> torch.Tensor:
+    """uint8 images [N, C, H, W] -> softmax probabilities [N, classes], on the images' device."""
+    model.eval()
+    with torch.no_grad(), autocast:
+        batches = [
+            model(normalize(images[start : start + EVAL_BATCH_SIZE])).float().softmax(1)
+            for start in range(0, len(images), EVAL_BATCH_SIZE)
+        ]
+    return torch.cat(batches)
+
+
+def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, classes: int) -> torch.Tensor:
+    """[classes, classes] counts: row = true class, column = predicted class."""
+    pairs = labels.long() * classes + predicted.long()
+    return torch.bincount(pairs, minlength=classes * classes).view(classes, classes).cpu()
+
+
+def per_class_accuracy(confusion: torch.Tensor, class_names: tuple[str, ...]) -> dict[str, float]:
+    totals = confusion.sum(1).clamp(min=1)
+    return dict(zip(class_names, (confusion.diag() / totals).tolist(), strict=True))
+
+
+def format_report(confusion: torch.Tensor, class_names: tuple[str, ...]) -> str:
+    """Per-class accuracy, then the confusion matrix (rows true, columns predicted)."""
+    width = max(len(name) for name in class_names)
+    lines = [f"{'class':<{width}}  accuracy  images"]
+    for (name, accuracy), total in zip(
+        per_class_accuracy(confusion, class_names).items(), confusion.sum(1).tolist(), strict=True
+    ):
+        lines.append(f"{name:<{width}}  {accuracy:8.4f}  {total:6d}")
+    if len(class_names) <= 20:  # beyond that a matrix no longer fits a terminal
+        lines.append("confusion matrix (rows: true class, columns: predicted, in class order)")
+        lines += [
+            f"{name:<{width}}  " + " ".join(f"{count:5d}" for count in row)
+            for name, row in zip(class_names, confusion.tolist(), strict=True)
+        ]
+    return "\n".join(lines)
