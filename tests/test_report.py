@@ -1,0 +1,67 @@
+"""The HTML report holds every plot and renders in a real browser (headless Chromium)."""
+
+import io
+
+import numpy as np
+import optuna
+import pytest
+from PIL import Image
+from playwright.sync_api import sync_playwright
+
+from search import report, run
+from tests.conftest import run_command
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; .ci/run installs it
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def report_file(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("report")
+    storage = f"sqlite:///{folder / 'r.db'}"
+    argv = ["--space", "test_tiny", "--space-module", "tests.spaces_for_tests", "--dataset",
+            "sample", "--epochs", "3", "--trials", "8", "--storage", storage, "--study", "r"]  # fmt: skip
+    assert run.main(argv) == 0
+    result = run_command("search.report", "--study", "r", "--storage", storage, "-o", "r.html",
+                         cwd=folder)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return folder / "r.html", optuna.load_study(study_name="r", storage=storage)
+
+
+def test_the_report_contains_every_plot_and_the_top_trials(report_file):
+    path, study = report_file
+    page = path.read_text()
+    for title in report.FIGURES:
+        assert f"<h2>{title}</h2>" in page
+    assert page.count('class="plotly-graph-div"') == len(report.FIGURES)
+    assert "<script src=" not in page  # plotly.js is inline: no network needed
+    assert f"<td>{study.best_trial.number}</td><td>{study.best_value:.4f}</td>" in page
+
+
+def test_the_report_renders_in_headless_chromium_without_errors(report_file, tmp_path):
+    path, _ = report_file
+    errors = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(path.as_uri())
+        page.wait_for_function(
+            f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= "
+            f"{len(report.FIGURES)}",
+            timeout=30_000,
+        )
+        drawn = page.eval_on_selector_all(
+            ".js-plotly-plot", "plots => plots.map(p => p.querySelectorAll('path, rect').length)"
+        )
+        screenshot = page.screenshot(full_page=False)
+        (tmp_path / "report.png").write_bytes(screenshot)
+        browser.close()
+    assert errors == []
+    assert len(drawn) == len(report.FIGURES) and all(count > 0 for count in drawn)
+    pixels = np.asarray(Image.open(io.BytesIO(screenshot)).convert("L"))
+    assert pixels.shape == (900, 1280) and pixels.std() > 10  # something was drawn, not blank
