@@ -4,11 +4,25 @@ python -m search.run --space resnet --trials 200
 python -m search.run --space resnet --trials 20 --dataset sample --epochs 3
 """
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import optuna_dashboard
+
 import spaces
-from search import cli, data, device, launch, progress, samplers, storage, study, worker
+from search import (
+    cli,
+    data,
+    device,
+    environment,
+    launch,
+    progress,
+    samplers,
+    storage,
+    study,
+    worker,
+)  # fmt: skip
 from search.errors import UsageError
 
 
@@ -111,6 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "heartbeat_interval": args.heartbeat_interval,
             "grace_period": args.grace_period,
         },
+    )
+    optuna_dashboard.save_note(
+        running, environment.study_note(list(argv or sys.argv[1:]), dataset, len(slots))
     )
     finished = len(running.get_trials(deepcopy=False, states=progress.FINISHED))
     where = ", ".join(sorted({f"{s.device}{'' if s.gpu is None else s.gpu}" for s in slots}))

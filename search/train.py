@@ -8,16 +8,31 @@ there, and reads nothing back to the host until the epoch ends (one sync per epo
 import dataclasses
 import json
 import math
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import optuna
 import torch
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from torch import nn
 
 import models
 from models.layers import count_parameters
-from search import augment, checkpoint, cli, config, data, device, evaluation, optim
+from search import (
+    augment,
+    checkpoint,
+    cli,
+    config,
+    data,
+    device,
+    evaluation,
+    optim,
+    storage,
+    study,
+)  # fmt: skip
 from search.config import TrialConfig
 from search.data import LabeledImages
 from search.errors import UsageError
@@ -205,7 +220,48 @@ def get_args_parser() -> cli.ArgumentParser:
     parser.add_argument(
         "--output-dir", type=Path, help="where to write results (default: runs/<config name>)"
     )
+    parser.add_argument(
+        "--attach",
+        action="store_true",
+        help="attach the checkpoint and metrics to the config's source trial as Optuna "
+        "artifacts (shown by optuna-dashboard / search.dashboard)",
+    )
+    parser.add_argument(
+        "--storage",
+        default=storage.DEFAULT_STORAGE,
+        help=f"with --attach: the study storage URL (default {storage.DEFAULT_STORAGE})",
+    )
+    parser.add_argument(
+        "--artifact-dir",
+        type=Path,
+        default=Path("artifacts"),
+        help="with --attach: the artifact store folder (default ./artifacts)",
+    )
     return parser
+
+
+def source_trial(provenance: dict, storage_url: str) -> tuple[optuna.Study, int]:
+    """(study, trial number) a config was exported from, for --attach."""
+    if "study" not in provenance or "trial" not in provenance:
+        raise UsageError("--attach needs a config written by search.export (it names its trial)")
+    found = study.load(storage.open_storage(storage_url), provenance["study"])
+    if provenance["trial"] not in {t.number for t in found.get_trials(deepcopy=False)}:
+        raise UsageError(f"study {provenance['study']} has no trial {provenance['trial']}")
+    return found, provenance["trial"]
+
+
+def attach(paths: list[Path], found: optuna.Study, number: int, artifact_dir: Path) -> None:
+    """Optuna refuses artifacts on finished trials, so they go on the study, named after the
+    trial (trial-12-checkpoint.pt): optuna-dashboard lists them on the study page."""
+    artifact_dir.mkdir(parents=True, exist_ok=True)
+    store = FileSystemArtifactStore(str(artifact_dir))
+    with tempfile.TemporaryDirectory() as staging:
+        for path in paths:
+            named = Path(staging) / f"trial-{number}-{path.name}"
+            shutil.copyfile(path, named)
+            upload_artifact(artifact_store=store, file_path=str(named), study_or_trial=found)
+    names = ", ".join(path.name for path in paths)
+    print(f"attached {names} of trial {number} to study {found.study_name} ({artifact_dir})")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -213,6 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     trial_config, provenance = config.read_yaml(args.config)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
     trial_config = trial_config.replace(**overrides)
+    destination = source_trial(provenance, args.storage) if args.attach else None
     on_device = device.resolve(args.device)
     dataset = data.load(trial_config.dataset, args.data_dir)
     train_set = dataset.train + dataset.val
@@ -272,6 +329,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"test accuracy {metrics['test_accuracy']:.4f}")
     print(f"wrote {output_dir}/checkpoint.pt, metrics.json and config.yaml")
+    if destination is not None:
+        attach([output_dir / "checkpoint.pt", output_dir / "metrics.json"], *destination,
+               args.artifact_dir)  # fmt: skip
     return 0
 
 

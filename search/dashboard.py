@@ -1,0 +1,60 @@
+"""`python -m search.dashboard`: optuna-dashboard on the study storage, with the artifact store
+that `search.train --attach` writes to, so retrained checkpoints show on their trials.
+
+The same as `optuna-dashboard sqlite:///studies.db --artifact-dir artifacts`. It has no
+authentication: keep it on localhost (the default host) or behind something that has.
+"""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import optuna_dashboard
+from optuna.artifacts import FileSystemArtifactStore
+
+from search import cli, storage
+from search.errors import UsageError
+
+DEFAULT_ARTIFACT_DIR = Path("artifacts")
+
+
+def get_args_parser() -> cli.ArgumentParser:
+    parser = cli.ArgumentParser(
+        prog="python -m search.dashboard", description="Browse studies in optuna-dashboard."
+    )
+    parser.add_argument(
+        "--storage",
+        default=storage.DEFAULT_STORAGE,
+        help=f"study storage URL (default {storage.DEFAULT_STORAGE})",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)"
+    )
+    parser.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    parser.add_argument(
+        "--artifact-dir",
+        type=Path,
+        default=DEFAULT_ARTIFACT_DIR,
+        help=f"artifact store folder (default ./{DEFAULT_ARTIFACT_DIR})",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    study_storage = storage.open_storage(args.storage)
+    args.artifact_dir.mkdir(parents=True, exist_ok=True)
+    print(f"optuna-dashboard on http://{args.host}:{args.port}/ (Ctrl-C stops it)", flush=True)
+    try:
+        optuna_dashboard.run_server(
+            study_storage, host=args.host, port=args.port,
+            artifact_store=FileSystemArtifactStore(str(args.artifact_dir)),
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        return 0  # stopping the server is how it ends, not an error
+    except OSError as error:
+        raise UsageError(f"cannot serve on {args.host}:{args.port}: {error.strerror}") from None
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run_main(main, "search.dashboard")
