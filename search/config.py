@@ -1,6 +1,7 @@
 """TrialConfig: the complete, serialisable description of one training run, and its YAML form."""
 
 import dataclasses
+import json
 import math
 import typing
 from collections.abc import Mapping
@@ -102,18 +103,29 @@ def validate(config: TrialConfig, source: str = "config") -> None:
         raise UsageError(f"{source}: {error}") from None
 
 
-def write_yaml(
-    path: Path, config: TrialConfig, provenance: Mapping[str, Any] | None = None
+# How a config file is written, by format name: YAML for people, JSON for programs.
+WRITERS = {
+    "yaml": lambda document: yaml.safe_dump(document, sort_keys=False),
+    "json": lambda document: json.dumps(document, indent=2) + "\n",
+}
+
+
+def write_file(
+    path: Path,
+    config: TrialConfig,
+    provenance: Mapping[str, Any] | None = None,
+    file_format: str = "yaml",
 ) -> None:
     """The config's fields at the top level; where it came from under `provenance`."""
     document = config.to_dict()
     if provenance:
         document["provenance"] = dict(provenance)
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    path.write_text(WRITERS[file_format](document))
 
 
-def read_yaml(path: Path) -> tuple[TrialConfig, dict[str, Any]]:
-    """Read a config file written by write_yaml (or by hand): (config, provenance)."""
+def read_file(path: Path) -> tuple[TrialConfig, dict[str, Any]]:
+    """Read a config file written by write_file (or by hand), YAML or JSON (JSON is YAML):
+    (config, provenance)."""
     try:
         document = yaml.safe_load(Path(path).read_text())
     except OSError as error:

@@ -1,5 +1,5 @@
-"""`python -m search.export`: a study's best trial (or --trial N, or the --top K) as config YAML
-that `python -m search.train --config` retrains."""
+"""`python -m search.export`: a study's best trial (or --trial N, the --top K, or the --pareto
+front of a multi-objective study) as a config file that `python -m search.train` retrains."""
 
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,11 +13,16 @@ from search.errors import UsageError
 def get_args_parser() -> cli.ArgumentParser:
     parser = cli.ArgumentParser(
         prog="python -m search.export",
-        description="Write a trial's complete training config as YAML.",
+        description="Write a trial's complete training config as YAML (or JSON).",
     )
     cli.add_study_arguments(parser)
     parser.add_argument(
         "-o", "--output", type=Path, default=Path("best.yaml"), help="file (default best.yaml)"
+    )
+    parser.add_argument(
+        "--format",
+        choices=sorted(config.WRITERS),
+        help="file format (default: json if OUTPUT ends in .json, else yaml)",
     )
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--trial", type=int, help="export trial number N instead of the best")
@@ -26,10 +31,23 @@ def get_args_parser() -> cli.ArgumentParser:
         type=int,
         help="export the K best trials as OUTPUT-1.yaml ... OUTPUT-K.yaml, best first",
     )
+    which.add_argument(
+        "--pareto",
+        action="store_true",
+        help="multi-objective studies: export every trial on the Pareto front as "
+        "OUTPUT-1.yaml ... OUTPUT-N.yaml",
+    )
     return parser
 
 
-def choose_trials(trials: list[FrozenTrial], number: int | None, top: int | None):
+def choose_trials(found, number: int | None, top: int | None, pareto: bool) -> list[FrozenTrial]:
+    trials = found.get_trials(deepcopy=False)
+    multi_objective = len(found.directions) > 1
+    if pareto != multi_objective and number is None:
+        raise UsageError(
+            f"study {found.study_name} has {len(found.directions)} objective(s): "
+            + ("use --pareto (or --trial N)" if multi_objective else "--pareto needs several")
+        )
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if number is not None:
         chosen = [t for t in trials if t.number == number]
@@ -40,6 +58,8 @@ def choose_trials(trials: list[FrozenTrial], number: int | None, top: int | None
         return chosen
     if not complete:
         raise UsageError("the study has no complete trial yet; run more trials first")
+    if pareto:
+        return sorted(found.best_trials, key=lambda t: t.number)
     if top is not None and top < 1:
         raise UsageError("--top must be at least 1")
     return sorted(complete, key=lambda t: t.value, reverse=True)[: top or 1]
@@ -55,24 +75,27 @@ def output_paths(output: Path, count: int, ranked: bool) -> list[Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
+    file_format = args.format or ("json" if args.output.suffix == ".json" else "yaml")
     found = study.load(storage.open_storage(args.storage), args.study)
-    trials = choose_trials(found.get_trials(deepcopy=False), args.trial, args.top)
-    for trial, path in zip(
-        trials, output_paths(args.output, len(trials), args.top is not None), strict=True
-    ):
+    trials = choose_trials(found, args.trial, args.top, args.pareto)
+    several = args.top is not None or args.pareto
+    for trial, path in zip(trials, output_paths(args.output, len(trials), several), strict=True):
         if "config" not in trial.user_attrs:
             raise UsageError(f"trial {trial.number} has no stored config (not run by search.run)")
         source = f"study {args.study} trial {trial.number}"
         trial_config = config.from_dict(trial.user_attrs["config"], source=source)
+        values = dict(zip(found.metric_names or [f"value{i}" for i in range(len(trial.values))],
+                          trial.values, strict=True))  # fmt: skip
         provenance = {
             "study": args.study,
             "trial": trial.number,
-            "val_accuracy": trial.value,
+            **values,
             "space": found.user_attrs.get("space"),
             "params": trial.params,
         }
-        config.write_yaml(path, trial_config, provenance)
-        print(f"wrote {path}: trial {trial.number}, val_accuracy {trial.value:.4f}")
+        config.write_file(path, trial_config, provenance, file_format)
+        shown = ", ".join(f"{name} {value:.4f}" for name, value in values.items())
+        print(f"wrote {path}: trial {trial.number}, {shown}")
     return 0
 
 

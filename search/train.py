@@ -266,7 +266,7 @@ def attach(paths: list[Path], found: optuna.Study, number: int, artifact_dir: Pa
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
-    trial_config, provenance = config.read_yaml(args.config)
+    trial_config, provenance = config.read_file(args.config)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
     trial_config = trial_config.replace(**overrides)
     destination = source_trial(provenance, args.storage) if args.attach else None
@@ -316,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     output_dir = args.output_dir or Path("runs") / args.config.stem
     output_dir.mkdir(parents=True, exist_ok=True)
-    config.write_yaml(output_dir / "config.yaml", trial_config, provenance)
+    config.write_file(output_dir / "config.yaml", trial_config, provenance)
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     checkpoint.save(
         output_dir / "checkpoint.pt",

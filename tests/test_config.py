@@ -25,8 +25,8 @@ FULL = TrialConfig(
 
 def test_yaml_round_trip_is_exact(tmp_path):
     path = tmp_path / "config.yaml"
-    config.write_yaml(path, FULL, {"study": "s", "trial": 3})
-    loaded, provenance = config.read_yaml(path)
+    config.write_file(path, FULL, {"study": "s", "trial": 3})
+    loaded, provenance = config.read_file(path)
     assert loaded == FULL
     assert loaded.lr == FULL.lr and loaded.weight_decay == FULL.weight_decay
     assert list(loaded.augment) == ["flip", "crop", "cutout"]  # order is the order applied
@@ -42,7 +42,7 @@ def test_dict_round_trip_and_replace():
 def test_hand_written_numbers_in_yaml_1_1_notation_are_read(tmp_path):
     path = tmp_path / "hand.yaml"
     path.write_text("model: mlp\nlr: 1e-3\nweight_decay: 5e-4\ndataset: sample\n")
-    loaded, _ = config.read_yaml(path)
+    loaded, _ = config.read_file(path)
     assert loaded.lr == 1e-3 and loaded.weight_decay == 5e-4
 
 
@@ -66,9 +66,9 @@ def test_bad_config_files_say_what_is_wrong(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     with pytest.raises(UsageError, match=message.replace("[", r"\[")):
-        config.read_yaml(path)
+        config.read_file(path)
 
 
 def test_missing_config_file_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="cannot read config file"):
-        config.read_yaml(tmp_path / "nope.yaml")
+        config.read_file(tmp_path / "nope.yaml")

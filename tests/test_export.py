@@ -34,7 +34,7 @@ def test_export_writes_the_best_trials_config_exactly(study_folder):
     result = run_command("search.export", "--study", "demo", "-o", "best.yaml", cwd=study_folder)
     assert result.returncode == 0, result.stderr
     study, _ = trials(study_folder)
-    exported, provenance = config.read_yaml(study_folder / "best.yaml")
+    exported, provenance = config.read_file(study_folder / "best.yaml")
     assert exported.to_dict() == study.best_trial.user_attrs["config"]
     assert provenance["trial"] == study.best_trial.number
     assert provenance["val_accuracy"] == study.best_value
@@ -53,7 +53,7 @@ def test_export_top_k_and_a_chosen_trial(study_folder):
     result = run_command("search.export", "--study", "demo", "--trial", "0", "-o", "zero.yaml",
                          cwd=study_folder)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    exported, _ = config.read_yaml(study_folder / "zero.yaml")
+    exported, _ = config.read_file(study_folder / "zero.yaml")
     assert exported.to_dict() == all_trials[0].user_attrs["config"]
 
 
@@ -62,8 +62,8 @@ def test_train_retrains_the_export_and_writes_a_self_describing_checkpoint(study
     result = run_command("search.train", "--config", "best.yaml", "--output-dir", "out",
                          cwd=study_folder)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    exported, provenance = config.read_yaml(study_folder / "best.yaml")
-    resolved, resolved_provenance = config.read_yaml(study_folder / "out" / "config.yaml")
+    exported, provenance = config.read_file(study_folder / "best.yaml")
+    resolved, resolved_provenance = config.read_file(study_folder / "out" / "config.yaml")
     assert resolved == exported and resolved_provenance == provenance
     metrics = json.loads((study_folder / "out" / "metrics.json").read_text())
     assert metrics["epochs"] == exported.epochs
@@ -99,6 +99,44 @@ def test_train_epochs_override_is_recorded_in_the_resolved_config(study_folder):
     )
     result = run_command("search.train", "--config", "e.yaml", "--epochs", "1", cwd=study_folder)
     assert result.returncode == 0, result.stderr
-    resolved, _ = config.read_yaml(study_folder / "runs" / "e" / "config.yaml")
+    resolved, _ = config.read_file(study_folder / "runs" / "e" / "config.yaml")
     assert resolved.epochs == 1
     assert json.loads((study_folder / "runs" / "e" / "metrics.json").read_text())["epochs"] == 1
+
+
+def test_export_as_json_holds_the_same_config(study_folder):
+    result = run_command("search.export", "--study", "demo", "-o", "best.json", cwd=study_folder)
+    assert result.returncode == 0, result.stderr
+    document = json.loads((study_folder / "best.json").read_text())
+    study, _ = trials(study_folder)
+    assert document["provenance"]["val_accuracy"] == study.best_value
+    exported, _ = config.read_file(study_folder / "best.json")
+    assert exported.to_dict() == study.best_trial.user_attrs["config"]
+
+
+def test_pareto_exports_the_front_of_a_multi_objective_study(study_folder, tmp_path):
+    _, source_trials = trials(study_folder)
+    storage = f"sqlite:///{tmp_path / 'mo.db'}"
+    multi = optuna.create_study(study_name="mo", storage=storage,
+                                directions=["maximize", "minimize"])  # fmt: skip
+    multi.set_metric_names(["val_accuracy", "param_count"])
+    for accuracy, params in ((0.5, 100), (0.6, 200), (0.4, 300), (0.7, 400)):
+        trial = multi.ask()
+        trial.set_user_attr("config", source_trials[0].user_attrs["config"])
+        multi.tell(trial, [accuracy, params])
+    front = run_command("search.export", "--study", "mo", "--storage", storage, "--pareto",
+                        "-o", "front.yaml", cwd=tmp_path)  # fmt: skip
+    assert front.returncode == 0, front.stderr
+    written = sorted(p.name for p in tmp_path.glob("front-*.yaml"))
+    assert written == ["front-1.yaml", "front-2.yaml", "front-3.yaml"]  # (0.4, 300) is dominated
+    document = yaml.safe_load((tmp_path / "front-3.yaml").read_text())["provenance"]
+    assert (document["val_accuracy"], document["param_count"]) == (0.7, 400)
+
+    for study_name, where, message in (
+        ("mo", storage, "use --pareto"),
+        ("demo", f"sqlite:///{study_folder / 'studies.db'}", "--pareto needs several"),
+    ):
+        extra = [] if message == "use --pareto" else ["--pareto"]
+        refused = run_command("search.export", "--study", study_name, "--storage", where, *extra,
+                              cwd=tmp_path)  # fmt: skip
+        assert refused.returncode == 2 and message in refused.stderr
