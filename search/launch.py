@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -13,6 +14,7 @@ import torch
 from search import cli, device
 from search.errors import UsageError
 
+WATCH_SECONDS = 2  # how often the parent looks at the study to show its workers' progress
 SHUTDOWN_SECONDS = 60  # how long interrupted workers get to fail their trials cleanly
 
 
@@ -70,38 +72,40 @@ def worker_environment(slot: Slot, count: int) -> dict[str, str]:
     return env
 
 
+def worker_command(
+    study_name: str, storage_url: str, data_dir: Path, slot: Slot, number: int,
+    timeout: float | None,
+) -> list[str]:  # fmt: skip
+    command = [sys.executable, "-m", "search.worker", "--study", study_name,
+               "--storage", storage_url, "--data-dir", str(data_dir),
+               "--device", slot.device, "--slot", str(number), "--quiet"]  # fmt: skip
+    return command + (["--timeout", str(timeout)] if timeout else [])
+
+
 def spawn_workers(
     slots: list[Slot],
     study_name: str,
     storage_url: str,
     data_dir: Path,
-    timeout: float | None = None,
+    timeout: float | None,
+    watcher: Callable[[], None],
 ) -> int:
-    """Run one `search.worker` process per slot and wait for all; Ctrl-C reaches them too.
-    Returns 0, or 1 if any worker failed."""
+    """Run one quiet `search.worker` process per slot and wait for all, calling `watcher`
+    every few seconds to show progress; Ctrl-C reaches them too. Returns 0, or 1 if any
+    worker failed."""
     workers = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "search.worker",
-                "--study",
-                study_name,
-                "--storage",
-                storage_url,
-                "--data-dir",
-                str(data_dir),
-                "--device",
-                slot.device,
-                "--slot",
-                str(number),
-            ],  # fmt: skip
+            worker_command(study_name, storage_url, data_dir, slot, number, timeout),
             env=worker_environment(slot, len(slots)),
         )
         for number, slot in enumerate(slots)
     ]
     try:
-        codes = [worker.wait() for worker in workers]
+        while any(worker.poll() is None for worker in workers):
+            time.sleep(WATCH_SECONDS)
+            watcher()
+        watcher()
+        codes = [worker.returncode for worker in workers]
     except KeyboardInterrupt:
         for worker in workers:
             worker.send_signal(2)  # SIGINT: each fails its running trial and exits

@@ -1,11 +1,13 @@
 """What a person sees while a search runs: a line per finished trial, then a summary."""
 
-import time
+import sys
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+from tqdm import tqdm
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+DONE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
 def count_by_state(study: optuna.Study) -> dict[TrialState, int]:
@@ -22,14 +24,30 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
         return None
 
 
-class TrialPrinter:
-    """Study callback: one line per finished trial with its state, value, epochs and time."""
+def output_mode(quiet: bool) -> str:
+    """quiet: nothing per trial; live: a progress bar with a line per trial, on a terminal;
+    lines: plain lines (logs, pipes, CI)."""
+    if quiet:
+        return "quiet"
+    return "live" if sys.stdout.isatty() else "lines"
 
-    def __init__(self, target: int):
+
+class TrialPrinter:
+    """Study callback: a line per finished trial (state, value, epochs, time, best so far);
+    in live mode also a tqdm bar with the pruned and failed counts and the ETA."""
+
+    def __init__(self, target: int, finished_before: int, mode: str):
         self.target = target
-        self.started = time.monotonic()
+        self.mode = mode
+        self.bar = (
+            tqdm(total=target, initial=finished_before, unit="trial", dynamic_ncols=True)
+            if mode == "live"
+            else None
+        )
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if self.mode == "quiet":
+            return
         counts = count_by_state(study)
         finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
         epochs = trial.last_step or 0
@@ -43,8 +61,35 @@ class TrialPrinter:
         line = (
             f"[{finished}/{self.target}] trial {trial.number} {trial.state.name:<8} {shown}  "
             f"{epochs} epoch{plural}  {seconds:.1f} s  | {best_text}  {reason}"
+        ).rstrip()
+        if self.bar is None:
+            print(line, flush=True)
+            return
+        self.bar.write(line)
+        self.bar.n = min(finished, self.target)
+        self.bar.set_postfix_str(
+            f"{counts[TrialState.PRUNED]} pruned, {counts[TrialState.FAIL]} failed, {best_text}"
         )
-        print(line.rstrip(), flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class StudyWatcher:
+    """For a parent whose workers are other processes: feeds every trial that finished since
+    the last look to a TrialPrinter, as the workers' own callbacks would have."""
+
+    def __init__(self, study: optuna.Study, printer: TrialPrinter):
+        self.study = study
+        self.printer = printer
+        self.seen = {t.number for t in study.get_trials(deepcopy=False, states=DONE)}
+
+    def __call__(self) -> None:
+        for trial in self.study.get_trials(deepcopy=False, states=DONE):
+            if trial.number not in self.seen:
+                self.seen.add(trial.number)
+                self.printer(self.study, trial)
 
 
 def summary(study: optuna.Study, storage_url: str, default_storage: str) -> str:

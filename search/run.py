@@ -73,6 +73,12 @@ def get_args_parser() -> cli.ArgumentParser:
     )
     launch.add_device_arguments(parser)
     parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no line per trial, only the summary (on a terminal, a live progress bar with "
+        "the ETA is shown otherwise)",
+    )
+    parser.add_argument(
         "--space-module",
         help="import this module first: its @spaces.register_space functions add spaces "
         "(workers import it too; it must be importable on every host)",
@@ -142,10 +148,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(slots) == 1:
         on_device = device.resolve(args.device if slots[0].gpu is None else f"cuda:{slots[0].gpu}")
         worker.work(
-            args.storage, name, args.data_dir, on_device, dataset=dataset, timeout=args.timeout
-        )
+            args.storage, name, args.data_dir, on_device,
+            dataset=dataset, timeout=args.timeout, output=progress.output_mode(args.quiet),
+        )  # fmt: skip
     else:
-        code = launch.spawn_workers(slots, name, args.storage, args.data_dir, args.timeout)
+        watcher = worker.watch_progress(args.storage, name, progress.output_mode(args.quiet))
+        code = launch.spawn_workers(slots, name, args.storage, args.data_dir, args.timeout, watcher)
     running = study.load(storage.open_storage(args.storage), name)  # as the workers left it
     print(progress.summary(running, args.storage, storage.DEFAULT_STORAGE))
     return code

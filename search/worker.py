@@ -119,7 +119,7 @@ def storage_outage(error: BaseException | None) -> BaseException | None:
     return None
 
 
-def run_some_trials(running, objective, target, guard, settings, deadline) -> bool:
+def run_some_trials(running, objective, target, callbacks, poll_seconds, deadline) -> bool:
     """Run trials until the study needs none from this worker for now; False once the study
     has its target finished trials."""
     counts = progress.count_by_state(running)
@@ -128,17 +128,16 @@ def run_some_trials(running, objective, target, guard, settings, deadline) -> bo
     if finished(counts) + counts[TrialState.RUNNING] >= target:
         # Enough trials are running elsewhere; wait in case one dies or fails and the study
         # needs another. A dead one is failed here and re-queued (WAITING).
-        time.sleep(min(POLL_SECONDS, int(settings["heartbeat_interval"])))
+        time.sleep(poll_seconds)
         fail_stale_trials(running)
         return True
     running.optimize(
         claim_or_give_up(objective, target),
         timeout=None if deadline is None else max(0.0, deadline - time.monotonic()),
         catch=(TrialFailed,),
-        callbacks=[StopWhenEnoughInFlight(target), progress.TrialPrinter(target), guard,
-                   free_memory],
+        callbacks=[StopWhenEnoughInFlight(target), *callbacks, free_memory],
         gc_after_trial=True,
-    )  # fmt: skip
+    )
     return True
 
 
@@ -150,6 +149,7 @@ def work(
     slot: int = 0,
     dataset: Dataset | None = None,
     timeout: float | None = None,
+    output: str = "lines",
 ) -> None:
     """Run trials of study `name` on one device until the study has its target."""
     interrupt_on_sigterm()
@@ -168,10 +168,15 @@ def work(
     guard = FailureGuard(MAX_CONSECUTIVE_FAILURES)
     objective = make_objective(spaces.get(str(settings["space"])), context, dataset, on_device)
     deadline = None if timeout is None else time.monotonic() + timeout
+    finished_before = len(running.get_trials(deepcopy=False, states=progress.FINISHED))
+    printer = progress.TrialPrinter(target, finished_before, output)
+    poll_seconds = min(POLL_SECONDS, int(settings["heartbeat_interval"]))
     outages = 0
     while not guard.tripped and not out_of_time(deadline):
         try:
-            if not run_some_trials(running, objective, target, guard, settings, deadline):
+            if not run_some_trials(
+                running, objective, target, [printer, guard], poll_seconds, deadline
+            ):
                 break
             outages = 0
         except Exception as error:
@@ -193,11 +198,20 @@ def work(
                 flush=True,
             )
             time.sleep(POLL_SECONDS)
+    printer.close()
     if guard.tripped:
         raise UsageError(
             f"stopped after {guard.limit} failed trials in a row; see their fail_reason "
             "in the dashboard (a smaller model or batch, or another --device)"
         )
+
+
+def watch_progress(storage_url: str, name: str, output: str) -> progress.StudyWatcher:
+    """What a parent shows while its workers (quiet themselves) run the study."""
+    found = study.load(storage.open_storage(storage_url), name)
+    target = int(study.settings(found)["trials"])
+    finished_before = len(found.get_trials(deepcopy=False, states=progress.FINISHED))
+    return progress.StudyWatcher(found, progress.TrialPrinter(target, finished_before, output))
 
 
 def get_args_parser() -> cli.ArgumentParser:
@@ -213,6 +227,7 @@ def get_args_parser() -> cli.ArgumentParser:
     parser.add_argument(
         "--timeout", type=float, help="stop starting new trials after this many seconds"
     )
+    parser.add_argument("--quiet", action="store_true", help="no line per trial")
     parser.add_argument(
         "--slot", type=int, default=0, help="this worker's index on its host (seeds its sampler)"
     )
@@ -225,9 +240,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     read_settings(args.storage, args.study)  # a missing study or storage fails here, once
     if len(slots) == 1:
         on_device = device.resolve(slots[0].device)
-        work(args.storage, args.study, args.data_dir, on_device, args.slot, timeout=args.timeout)
+        output = progress.output_mode(args.quiet)
+        work(
+            args.storage,
+            args.study,
+            args.data_dir,
+            on_device,
+            args.slot,
+            None,
+            args.timeout,
+            output,
+        )
         return 0
-    return launch.spawn_workers(slots, args.study, args.storage, args.data_dir, args.timeout)
+    return launch.spawn_workers(
+        slots, args.study, args.storage, args.data_dir, args.timeout,
+        watch_progress(args.storage, args.study, progress.output_mode(args.quiet)),
+    )  # fmt: skip
 
 
 if __name__ == "__main__":
