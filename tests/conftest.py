@@ -35,3 +35,16 @@ def run_command(module: str, *args: str, cwd: Path, timeout: float = 600):
         text=True,
         timeout=timeout,
     )
+
+
+def run_tiny_study(folder: Path, name: str, epochs: int, trials: int) -> str:
+    """A real study of tests.spaces_for_tests' test_tiny space, run in this process by
+    search.run; returns its storage URL."""
+    from search import run
+
+    storage = f"sqlite:///{folder / (name + '.db')}"
+    argv = ["--space", "test_tiny", "--space-module", "tests.spaces_for_tests",
+            "--dataset", "sample", "--epochs", str(epochs), "--trials", str(trials),
+            "--storage", storage, "--study", name]  # fmt: skip
+    assert run.main(argv) == 0
+    return storage

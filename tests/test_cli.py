@@ -4,7 +4,7 @@ stderr and a non-zero exit, never a traceback."""
 import pytest
 import torch
 
-from search import export, run, status, train, worker
+from search import dashboard, export, predict, report, run, status, train, worker
 from tests.conftest import run_command
 
 PARSERS = {
@@ -13,6 +13,9 @@ PARSERS = {
     "search.train": train,
     "search.worker": worker,
     "search.status": status,
+    "search.report": report,
+    "search.dashboard": dashboard,
+    "search.predict": predict,
 }
 
 
@@ -59,7 +62,7 @@ def test_every_run_flag_parses():
 def test_every_worker_and_status_flag_parses():
     args = worker.get_args_parser().parse_args(
         "--study s --storage sqlite:///w.db --data-dir d --device cuda --gpus 1 "
-        "--workers-per-gpu 2 --timeout 30 --slot 3".split()
+        "--workers-per-gpu 2 --timeout 30 --slot 3 --quiet".split()
     )
     assert (args.study, args.storage, str(args.data_dir), args.device) == (
         "s",
@@ -67,7 +70,9 @@ def test_every_worker_and_status_flag_parses():
         "d",
         "cuda",
     )
-    assert (args.gpus, args.workers_per_gpu, args.timeout, args.slot) == ("1", 2, 30.0, 3)
+    assert (args.gpus, args.workers_per_gpu, args.timeout, args.slot, args.quiet) == (
+        "1", 2, 30.0, 3, True
+    )  # fmt: skip
     args = status.get_args_parser().parse_args(["--study", "s", "--storage", "sqlite:///w.db"])
     assert (args.study, args.storage) == ("s", "sqlite:///w.db")
 

@@ -13,18 +13,13 @@ import optuna_dashboard
 import pytest
 from optuna.artifacts import get_all_artifact_meta
 
-from search import run
-from tests.conftest import run_command
+from tests.conftest import run_command, run_tiny_study
 
 
 @pytest.fixture(scope="module")
 def served_study(tmp_path_factory):
     folder = tmp_path_factory.mktemp("dashboard")
-    storage = f"sqlite:///{folder / 'd.db'}"
-    argv = ["--space", "test_tiny", "--space-module", "tests.spaces_for_tests", "--dataset",
-            "sample", "--epochs", "2", "--trials", "3", "--storage", storage, "--study", "d"]  # fmt: skip
-    assert run.main(argv) == 0
-    return folder, storage
+    return folder, run_tiny_study(folder, "d", epochs=2, trials=3)
 
 
 def free_port() -> int:

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
-from search import report, run
-from tests.conftest import run_command
+from search import report
+from tests.conftest import run_command, run_tiny_study
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; .ci/run installs it
 CHROMIUM_ARGS = [
@@ -21,10 +21,7 @@ CHROMIUM_ARGS = [
 @pytest.fixture(scope="module")
 def report_file(tmp_path_factory):
     folder = tmp_path_factory.mktemp("report")
-    storage = f"sqlite:///{folder / 'r.db'}"
-    argv = ["--space", "test_tiny", "--space-module", "tests.spaces_for_tests", "--dataset",
-            "sample", "--epochs", "3", "--trials", "8", "--storage", storage, "--study", "r"]  # fmt: skip
-    assert run.main(argv) == 0
+    storage = run_tiny_study(folder, "r", epochs=3, trials=8)
     result = run_command("search.report", "--study", "r", "--storage", storage, "-o", "r.html",
                          cwd=folder)  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -65,3 +62,15 @@ def test_the_report_renders_in_headless_chromium_without_errors(report_file, tmp
     assert len(drawn) == len(report.FIGURES) and all(count > 0 for count in drawn)
     pixels = np.asarray(Image.open(io.BytesIO(screenshot)).convert("L"))
     assert pixels.shape == (900, 1280) and pixels.std() > 10  # something was drawn, not blank
+
+
+def test_a_multi_objective_report_draws_the_pareto_front(tmp_path):
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_metric_names(["val_accuracy", "param_count"])
+    for accuracy, params in ((0.5, 100), (0.6, 200), (0.4, 300)):
+        trial = study.ask()
+        trial.suggest_float("lr", 1e-3, 1e-1, log=True)
+        study.tell(trial, [accuracy, params])
+    page = report.render(study)
+    assert "<h2>Pareto front</h2>" in page and page.count('class="plotly-graph-div"') == 1
+    assert "<td>0.6000, 200.0000</td>" in page  # both objectives in the top-trials table

@@ -64,6 +64,22 @@ def wait_for(predicate, seconds: float):
     raise AssertionError("timed out")
 
 
+def start(command: list[str], cwd) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def trial_mid_training(name: str, storage: str):
+    """A RUNNING trial that has reported at least one epoch, or None."""
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return None
+    running = study.get_trials(states=(TrialState.RUNNING,))
+    return next((t for t in running if t.intermediate_values), None)
+
+
 def test_a_killed_worker_s_trial_fails_and_is_retried(tmp_path):
     storage = f"sqlite:///{tmp_path / 'kill.db'}"
     command = [
@@ -71,19 +87,8 @@ def test_a_killed_worker_s_trial_fails_and_is_retried(tmp_path):
         "--epochs", "20", "--trials", "6", "--pruner", "none", "--workers-per-gpu", "2",
         "--heartbeat-interval", "1", "--grace-period", "3", "--storage", storage,
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    parent = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)  # fmt: skip
-
-    def a_running_trial():
-        try:
-            study = optuna.load_study(study_name="test_hopeless_lr-sample", storage=storage)
-        except KeyError:
-            return None
-        running = study.get_trials(states=(TrialState.RUNNING,))
-        return next((t for t in running if t.intermediate_values), None)
-
-    victim = wait_for(a_running_trial, 120)
+    parent = start(command, tmp_path)
+    victim = wait_for(lambda: trial_mid_training("test_hopeless_lr-sample", storage), 120)
     os.kill(int(victim.user_attrs["worker"].split(":")[1]), signal.SIGKILL)
     out, err = parent.communicate(timeout=300)
 
@@ -169,9 +174,7 @@ def test_workers_survive_a_postgresql_restart(tmp_path):
         "--trials", "60", "--sampler", "random", "--workers-per-gpu", "3",
         "--heartbeat-interval", "1", "--grace-period", "3", "--storage", POSTGRES, "--study", name,
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    parent = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+    parent = start(command, tmp_path)
     try:
 
         def some_finished():
@@ -201,19 +204,8 @@ def test_sigterm_fails_the_running_trial_cleanly_and_a_rerun_resumes(tmp_path):
         sys.executable, "-m", "search.run", "--space", "test_hopeless_lr", *TEST_SPACES,
         "--epochs", "20", "--trials", "3", "--pruner", "none", "--storage", storage,
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)  # fmt: skip
-
-    def a_trial_mid_training():
-        try:
-            study = optuna.load_study(study_name="test_hopeless_lr-sample", storage=storage)
-        except KeyError:
-            return None
-        return next((t for t in study.get_trials(states=(TrialState.RUNNING,))
-                     if t.intermediate_values), None)  # fmt: skip
-
-    interrupted = wait_for(a_trial_mid_training, 120)
+    first = start(command, tmp_path)
+    interrupted = wait_for(lambda: trial_mid_training("test_hopeless_lr-sample", storage), 120)
     first.send_signal(signal.SIGTERM)
     _, err = first.communicate(timeout=60)
     assert first.returncode == 130
@@ -223,8 +215,16 @@ def test_sigterm_fails_the_running_trial_cleanly_and_a_rerun_resumes(tmp_path):
     study = optuna.load_study(study_name="test_hopeless_lr-sample", storage=storage)
     assert study.trials[interrupted.number].state == TrialState.FAIL  # not left RUNNING
 
-    second = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=300)  # fmt: skip
-    assert second.returncode == 0, second.stderr
+    second = start(command, tmp_path)
+    _, second_err = second.communicate(timeout=300)
+    assert second.returncode == 0, second_err
     check_all_accounted_for(optuna.load_study(study_name="test_hopeless_lr-sample",
                                               storage=storage), 3)  # fmt: skip
+
+
+def test_each_gpu_worker_sees_only_its_gpu_and_cpu_workers_share_the_cores():
+    from search.launch import Slot, worker_environment
+
+    assert worker_environment(Slot("cuda", 2), count=8)["CUDA_VISIBLE_DEVICES"] == "2"
+    cpu = worker_environment(Slot("cpu", None), count=2)
+    assert cpu["OMP_NUM_THREADS"] == str(max(1, (os.cpu_count() or 1) // 2))
