@@ -94,9 +94,14 @@ class StudyWatcher:
 
 def summary(study: optuna.Study, storage_url: str, default_storage: str) -> str:
     counts = count_by_state(study)
+    not_needed = sum(
+        bool(t.user_attrs.get("not_needed"))
+        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    )  # surplus trials that parallel workers started as the target was reached
     lines = [
         f"study {study.study_name}: {counts[TrialState.COMPLETE]} complete, "
         f"{counts[TrialState.PRUNED]} pruned, {counts[TrialState.FAIL]} failed"
+        + (f" ({not_needed} of them not needed)" if not_needed else "")
     ]
     best = best_trial(study)
     if best is None:

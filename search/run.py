@@ -118,8 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     storage.parse_url(args.storage)  # a malformed URL fails now, not after loading the data
     dataset = data.load(args.dataset, args.data_dir)  # before the storage: no empty study file
     name = args.study or f"{args.space}-{args.dataset}"
+    study_storage = storage.open_storage(args.storage)
     running = study.create_or_resume(
-        storage.open_storage(args.storage),
+        study_storage,
         name,
         fixed={"space": args.space, "dataset": args.dataset, "epochs": args.epochs},
         options={
@@ -154,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         watcher = worker.watch_progress(args.storage, name, progress.output_mode(args.quiet))
         code = launch.spawn_workers(slots, name, args.storage, args.data_dir, args.timeout, watcher)
-    running = study.load(storage.open_storage(args.storage), name)  # as the workers left it
+    running = study.load(study_storage, name)  # as the workers left it
     print(progress.summary(running, args.storage, storage.DEFAULT_STORAGE))
     return code
 
