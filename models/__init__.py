@@ -2,7 +2,7 @@
 
 from torch import nn
 
-from models import mlp, resnet  # noqa: F401  (importing registers the models)
+from models import convnet, mlp, resnet  # noqa: F401  (importing registers the models)
 from models.registry import MODELS, register_model
 
 __all__ = ["MODELS", "build", "list_models", "register_model"]

@@ -24,6 +24,7 @@ from search import (
     worker,
 )  # fmt: skip
 from search.errors import UsageError
+from spaces.describe import describe
 
 
 def get_args_parser() -> cli.ArgumentParser:
@@ -33,7 +34,12 @@ def get_args_parser() -> cli.ArgumentParser:
         "same command resumes the study.",
     )
     parser.add_argument(
-        "--space", required=True, help=f"search space: {', '.join(spaces.list_spaces())}"
+        "--space", help=f"search space: {', '.join(spaces.list_spaces())} (required)"
+    )
+    parser.add_argument(
+        "--list-spaces",
+        action="store_true",
+        help="list the spaces with their parameters and ranges (for --epochs), then exit",
     )
     parser.add_argument(
         "--trials",
@@ -111,6 +117,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     check_positive(args)
     spaces.import_user_module(args.space_module)
+    if args.list_spaces:
+        context = spaces.SpaceContext(args.dataset, args.epochs, args.seed)
+        for name in spaces.list_spaces():
+            print("\n".join(describe(name, context)))
+        return 0
+    if args.space is None:
+        raise UsageError("--space is required (see --list-spaces)")
     spaces.get(args.space)
     for registry, name in ((samplers.SAMPLERS, args.sampler), (samplers.PRUNERS, args.pruner)):
         registry[name]  # an unknown name fails here, before anything is loaded

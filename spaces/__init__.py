@@ -7,7 +7,7 @@ them relevant); it never trains. Parameter names are a schema: renaming one brea
 import importlib
 
 from search.errors import UsageError
-from spaces import mlp, resnet  # noqa: F401  (importing registers the spaces)
+from spaces import convnet, mlp, resnet  # noqa: F401  (importing registers the spaces)
 from spaces.registry import SPACES, SpaceContext, register_space
 
 __all__ = ["SPACES", "SpaceContext", "get", "import_user_module", "list_spaces", "register_space"]

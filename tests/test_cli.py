@@ -97,8 +97,9 @@ def test_every_export_and_train_flag_parses():
 MISTAKES = {
     "unknown space": (
         ["search.run", "--space", "resnett", "--dataset", "sample"],
-        "unknown space 'resnett'; choose one of: mlp, resnet",
+        "unknown space 'resnett'; choose one of: convnet, mlp, resnet",
     ),
+    "no space": (["search.run", "--dataset", "sample"], "--space is required (see --list-spaces)"),
     "unknown dataset": (
         ["search.run", "--space", "mlp", "--dataset", "mnist"],
         "unknown dataset 'mnist'",
@@ -188,3 +189,18 @@ def test_asking_for_a_gpu_that_is_not_there(tmp_path):
     assert result.stderr.strip() == (
         "search.run: error: --device cuda: no CUDA device is visible here; use --device cpu"
     )
+
+
+def test_list_spaces_shows_every_space_with_its_parameters_and_ranges(tmp_path):
+    result = run_command("search.run", "--list-spaces", "--epochs", "8", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    headers = [line.split(":")[0] for line in lines if not line.startswith(" ")]
+    assert headers == ["convnet", "mlp", "resnet"]
+    start = next(i for i, line in enumerate(lines) if line.startswith("resnet:"))
+    resnet = lines[start:]
+    ranges = {line.split()[0]: " ".join(line.split()[1:]) for line in resnet[1:]}
+    assert ranges["family"] == "one of resnet9, preact_resnet"
+    assert ranges["epochs"] == "int 4 .. 8"  # half the budget to all of it
+    assert ranges["sgd_lr"] == "float 0.005 .. 1, log (conditional)"
+    assert ranges["preact_depth"] == "one of 10, 18 (conditional)"

@@ -6,7 +6,12 @@ from models.layers import ACTIVATIONS, count_parameters
 from search.errors import UsageError
 
 # Cheapest arguments per model, so that every registered model is tested on 2 CPU cores.
-SMALL = {"preact_resnet": {"depth": 10, "width": 8}, "resnet9": {"width": 8}, "mlp": {"width": 32}}
+SMALL = {
+    "preact_resnet": {"depth": 10, "width": 8},
+    "resnet9": {"width": 8},
+    "mlp": {"width": 32},
+    "convnet": {"width": 8, "head": "flatten", "linear_layers": 2, "hidden_width": 16},
+}
 
 
 @pytest.mark.parametrize("name", models.list_models())
@@ -44,6 +49,14 @@ def test_reference_sizes_match_report_002():
     resnet18 = models.build("preact_resnet", num_classes=10, image_shape=(3, 32, 32), depth=18)
     assert count_parameters(resnet9) == 6_573_120
     assert count_parameters(resnet18) == 11_172_170
+
+
+@pytest.mark.parametrize("shape", [(3, 32, 32), (3, 96, 96), (1, 28, 20)])
+@pytest.mark.parametrize("stem_stride", [1, 2])
+def test_convnet_flatten_head_fits_any_image_size(shape, stem_stride):
+    model = models.build("convnet", num_classes=7, image_shape=shape, blocks=5, width=4,
+                         head="flatten", stem_stride=stem_stride, kernel_size=5)  # fmt: skip
+    assert model(torch.randn(2, *shape)).shape == (2, 7)
 
 
 def test_bad_model_arguments_are_usage_errors():

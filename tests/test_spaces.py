@@ -18,6 +18,14 @@ PARAMETERS = {
         "cosine_warmup_fraction", "onecycle_pct_start", "batch_size", "flip", "crop_padding",
         "cutout_size", "label_smoothing",
     },
+    "convnet": {
+        "linear_layers", "blocks", "width", "kernel_size", "growth", "batch_norm", "activation",
+        "stem_stride", "head", "dropout", "hidden_width", "epochs", "optimizer", "sgd_momentum",
+        "sgd_nesterov", "sgd_lr", "sgd_weight_decay", "adam_beta2", "adam_lr",
+        "adamw_weight_decay", "adam_weight_decay", "schedule", "step_fraction", "step_gamma",
+        "cosine_warmup_fraction", "onecycle_pct_start", "batch_size", "flip", "crop_padding",
+        "cutout_size", "label_smoothing",
+    },
     "mlp": {
         "epochs", "width", "depth", "dropout", "activation", "optimizer", "sgd_momentum",
         "sgd_nesterov", "sgd_lr", "sgd_weight_decay", "adam_beta2", "adam_lr",
