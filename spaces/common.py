@@ -12,9 +12,22 @@ import optuna
 
 from spaces.registry import SpaceContext
 
+# Adaptive optimizers: name -> (lr range, weight decay range and its parameter name). Coupled
+# L2 decay (Adam, RAdam, Ranger) is divided by the adaptive step, so it is far smaller than the
+# decoupled decay of AdamW, LAMB and Lion; Lion's sign updates want a 3-10x smaller lr.
+ADAPTIVE = {
+    "adam": ((1e-4, 1e-2), (1e-7, 1e-3), "adam_weight_decay"),
+    "radam": ((1e-4, 1e-2), (1e-7, 1e-3), "adam_weight_decay"),
+    "adamw": ((1e-4, 1e-2), (1e-3, 0.5), "adamw_weight_decay"),
+    "lamb": ((1e-4, 2e-2), (1e-3, 0.1), "lamb_weight_decay"),
+    "lion": ((1e-5, 1e-3), (1e-3, 3.0), "lion_weight_decay"),
+    "ranger": ((1e-4, 1e-2), (1e-7, 1e-3), "adam_weight_decay"),
+}
+WITH_BETA2 = {"adam", "radam", "adamw", "lamb", "lion"}
+
 
 def suggest_optimizer(trial: optuna.Trial) -> dict[str, Any]:
-    optimizer = trial.suggest_categorical("optimizer", ["sgd", "adam", "adamw"])
+    optimizer = trial.suggest_categorical("optimizer", ["sgd", *ADAPTIVE])
     if optimizer == "sgd":
         momentum = trial.suggest_float("sgd_momentum", 0.0, 0.95)
         return {
@@ -27,17 +40,17 @@ def suggest_optimizer(trial: optuna.Trial) -> dict[str, Any]:
             "lr": trial.suggest_float("sgd_lr", 5e-3, 1.0, log=True),  # per mean-loss step
             "weight_decay": trial.suggest_float("sgd_weight_decay", 1e-5, 1e-2, log=True),  # L2
         }
-    arguments = {"beta2": trial.suggest_float("adam_beta2", 0.95, 0.999)}
-    lr = trial.suggest_float("adam_lr", 1e-4, 1e-2, log=True)
-    if optimizer == "adamw":  # decoupled decay: a fraction of the weights per unit of lr
-        weight_decay = trial.suggest_float("adamw_weight_decay", 1e-3, 0.5, log=True)
-    else:  # Adam's coupled L2 penalty, scaled down by the adaptive step, so much smaller
-        weight_decay = trial.suggest_float("adam_weight_decay", 1e-7, 1e-3, log=True)
+    (lr_low, lr_high), (decay_low, decay_high), decay_name = ADAPTIVE[optimizer]
+    # Lion's lr range differs by 10x from the others', so it is a parameter of its own.
+    lr_name = "lion_lr" if optimizer == "lion" else "adam_lr"
+    arguments = {}
+    if optimizer in WITH_BETA2:
+        arguments["beta2"] = trial.suggest_float("adam_beta2", 0.95, 0.999)
     return {
         "optimizer": optimizer,
         "optimizer_args": arguments,
-        "lr": lr,
-        "weight_decay": weight_decay,
+        "lr": trial.suggest_float(lr_name, lr_low, lr_high, log=True),
+        "weight_decay": trial.suggest_float(decay_name, decay_low, decay_high, log=True),
     }
 
 
@@ -47,7 +60,10 @@ def suggest_epochs(trial: optuna.Trial, context: SpaceContext) -> int:
 
 
 def suggest_schedule(trial: optuna.Trial, epochs: int) -> dict[str, Any]:
-    schedule = trial.suggest_categorical("schedule", ["constant", "step", "cosine", "onecycle"])
+    schedule = trial.suggest_categorical(
+        "schedule",
+        ["constant", "step", "exponential", "polynomial", "cosine", "onecycle", "cyclic"],
+    )
     arguments: dict[str, Any] = {}
     if schedule == "step":
         fraction = trial.suggest_float("step_fraction", 0.2, 0.6)  # of the epochs, per decay
@@ -55,10 +71,20 @@ def suggest_schedule(trial: optuna.Trial, epochs: int) -> dict[str, Any]:
             "step_epochs": max(1, round(fraction * epochs)),
             "gamma": trial.suggest_float("step_gamma", 0.05, 0.5, log=True),
         }
+    elif schedule == "exponential":
+        arguments = {"gamma": trial.suggest_float("exponential_gamma", 0.7, 0.99)}  # per epoch
+    elif schedule == "polynomial":
+        arguments = {"power": trial.suggest_float("polynomial_power", 0.5, 3.0, log=True)}
     elif schedule == "cosine":
         arguments = {"warmup_fraction": trial.suggest_float("cosine_warmup_fraction", 0.0, 0.2)}
     elif schedule == "onecycle":
         arguments = {"pct_start": trial.suggest_float("onecycle_pct_start", 0.1, 0.5)}
+    elif schedule == "cyclic":
+        cycle = trial.suggest_float("cyclic_cycle_fraction", 0.1, 0.5)  # of the epochs
+        arguments = {
+            "cycle_epochs": cycle * epochs,
+            "base_fraction": trial.suggest_float("cyclic_base_fraction", 0.01, 0.3, log=True),
+        }
     return {"schedule": schedule, "schedule_args": arguments}
 
 

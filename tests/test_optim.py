@@ -50,7 +50,31 @@ def test_schedules_have_their_shapes():
     assert onecycle.index(max(onecycle)) in (29, 30) and onecycle[-1] < 1e-3
 
 
+def test_the_other_schedules_have_their_shapes():
+    exponential = learning_rates("exponential", gamma=0.5)
+    assert exponential[10] == pytest.approx(0.2) and exponential[20] == pytest.approx(0.1)
+    polynomial = learning_rates("polynomial", power=1.0)
+    assert polynomial[50] == pytest.approx(0.2) and polynomial[-1] == pytest.approx(0.004)
+    cyclic = learning_rates("cyclic", cycle_epochs=4.0, base_fraction=0.1)
+    assert cyclic[0] == pytest.approx(0.04) and cyclic[20] == pytest.approx(0.4)
+    assert cyclic[40] == pytest.approx(0.04) and max(cyclic[40:]) == pytest.approx(0.22)
+
+
 def test_onecycle_leaves_the_chosen_momentum_alone():
     optimizer = optim.OPTIMIZERS["sgd"](parameters(), lr=0.4, weight_decay=0.0, momentum=0.7)
     optim.SCHEDULES["onecycle"](optimizer, total_steps=10, steps_per_epoch=5)
     assert optimizer.param_groups[0]["momentum"] == 0.7
+
+
+@pytest.mark.parametrize("optimizer", optim.OPTIMIZERS.names())
+@pytest.mark.parametrize("schedule", optim.SCHEDULES.names())
+def test_every_optimizer_runs_under_every_schedule(optimizer, schedule):
+    params = parameters()
+    built = optim.OPTIMIZERS[optimizer](params, lr=0.01, weight_decay=1e-4)
+    scheduler = optim.SCHEDULES[schedule](built, total_steps=20, steps_per_epoch=5)
+    for _ in range(20):
+        built.zero_grad()
+        (params[0] ** 2).sum().backward()
+        built.step()
+        scheduler.step()
+    assert torch.isfinite(params[0]).all() and (params[0] ** 2).sum() < 3

@@ -10,28 +10,21 @@ from search.train import train
 CONTEXT = spaces.SpaceContext(dataset="sample", max_epochs=6, seed=100)
 
 # The parameter schema of each space: renaming one silently breaks resumed studies.
+TRAINING = {
+    "epochs", "optimizer", "sgd_momentum", "sgd_nesterov", "sgd_lr", "sgd_weight_decay",
+    "adam_beta2", "adam_lr", "lion_lr", "adamw_weight_decay", "adam_weight_decay",
+    "lamb_weight_decay", "lion_weight_decay", "schedule", "step_fraction", "step_gamma",
+    "exponential_gamma", "polynomial_power", "cosine_warmup_fraction", "onecycle_pct_start",
+    "cyclic_cycle_fraction", "cyclic_base_fraction", "batch_size", "flip", "label_smoothing",
+}  # fmt: skip
+AUGMENT = {"crop_padding", "cutout_size"}
 PARAMETERS = {
-    "resnet": {
-        "family", "width", "activation", "downsample", "preact_depth", "epochs", "optimizer",
-        "sgd_momentum", "sgd_nesterov", "sgd_lr", "sgd_weight_decay", "adam_beta2", "adam_lr",
-        "adamw_weight_decay", "adam_weight_decay", "schedule", "step_fraction", "step_gamma",
-        "cosine_warmup_fraction", "onecycle_pct_start", "batch_size", "flip", "crop_padding",
-        "cutout_size", "label_smoothing",
-    },
-    "convnet": {
+    "resnet": TRAINING | AUGMENT | {"family", "width", "activation", "downsample", "preact_depth"},
+    "convnet": TRAINING | AUGMENT | {
         "linear_layers", "blocks", "width", "kernel_size", "growth", "batch_norm", "activation",
-        "stem_stride", "head", "dropout", "hidden_width", "epochs", "optimizer", "sgd_momentum",
-        "sgd_nesterov", "sgd_lr", "sgd_weight_decay", "adam_beta2", "adam_lr",
-        "adamw_weight_decay", "adam_weight_decay", "schedule", "step_fraction", "step_gamma",
-        "cosine_warmup_fraction", "onecycle_pct_start", "batch_size", "flip", "crop_padding",
-        "cutout_size", "label_smoothing",
+        "stem_stride", "head", "dropout", "hidden_width",
     },
-    "mlp": {
-        "epochs", "width", "depth", "dropout", "activation", "optimizer", "sgd_momentum",
-        "sgd_nesterov", "sgd_lr", "sgd_weight_decay", "adam_beta2", "adam_lr",
-        "adamw_weight_decay", "adam_weight_decay", "schedule", "step_fraction", "step_gamma",
-        "cosine_warmup_fraction", "onecycle_pct_start", "batch_size", "flip", "label_smoothing",
-    },
+    "mlp": TRAINING | {"width", "depth", "dropout", "activation"},
 }  # fmt: skip
 
 
