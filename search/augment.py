@@ -74,6 +74,37 @@ def batch_cutout(images: torch.Tensor, generator: torch.Generator, size: int = 8
     return images.masked_fill(square[:, None], 0.0)
 
 
+@AUGMENTATIONS.register("vflip")
+def batch_flip_ud(images: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
+    """Turn each image upside down with probability p."""
+    flipped = _uniform(images, generator) < p
+    return torch.where(flipped[:, None, None, None], images.flip(-2), images)
+
+
+@AUGMENTATIONS.register("grayscale")
+def batch_grayscale(
+    images: torch.Tensor, generator: torch.Generator, p: float = 0.2
+) -> torch.Tensor:
+    """Replace each image by its channel mean with probability p (on normalised values, so a
+    grey image stays near the dataset's mean colour)."""
+    chosen = _uniform(images, generator) < p
+    grey = images.mean(1, keepdim=True).expand_as(images)
+    return torch.where(chosen[:, None, None, None], grey, images)
+
+
+@AUGMENTATIONS.register("mask")
+def batch_mask(
+    images: torch.Tensor, generator: torch.Generator, block: int = 4, p: float = 0.25
+) -> torch.Tensor:
+    """Zero each block x block square of each image with probability p (report 000's random
+    4x4 / 2x2 / 1x1 masking)."""
+    batch, _, height, width = images.shape
+    rows, cols = -(-height // block), -(-width // block)
+    keep = torch.rand(batch, 1, rows, cols, device=images.device, generator=generator) >= p
+    keep = keep.repeat_interleave(block, 2).repeat_interleave(block, 3)[:, :, :height, :width]
+    return images * keep
+
+
 def build(spec: Mapping[str, Mapping[str, Any]]) -> Augmentation:
     """Compose the augmentations named in a TrialConfig's `augment`, in the order given."""
     steps = [partial(AUGMENTATIONS[name], **(arguments or {})) for name, arguments in spec.items()]

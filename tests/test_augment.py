@@ -67,3 +67,24 @@ def test_build_applies_named_augmentations_in_order():
     out = composed(images, generator())
     assert torch.all(out == 0)  # an 8x8 cutout on 8x8 images leaves nothing
     assert torch.equal(augment.build({})(images, generator()), images)
+
+
+def test_vflip_and_grayscale_apply_to_whole_images():
+    images = torch.rand(64, 3, 8, 8)
+    flipped = augment.batch_flip_ud(images, generator(), p=1.0)
+    assert torch.equal(flipped, images.flip(-2))
+    grey = augment.batch_grayscale(images, generator(), p=1.0)
+    assert torch.allclose(grey, images.mean(1, keepdim=True).expand_as(images))
+    assert torch.equal(augment.batch_grayscale(images, generator(), p=0.0), images)
+
+
+@pytest.mark.parametrize("block", [1, 2, 4])
+def test_mask_zeroes_whole_blocks_at_about_the_given_rate(block):
+    images = torch.ones(64, 3, 16, 16)
+    out = augment.batch_mask(images, generator(), block=block, p=0.25)
+    zeroed = out[:, 0] == 0
+    assert torch.equal(zeroed, (out == 0).all(1))  # all channels together
+    blocks = zeroed.unfold(1, block, block).unfold(2, block, block)  # [B, rows, cols, b, b]
+    whole = blocks.all(-1).all(-1)
+    assert torch.equal(whole, blocks.any(-1).any(-1))  # never part of a block
+    assert 0.18 < whole.float().mean() < 0.32
