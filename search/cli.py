@@ -22,16 +22,20 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def add_study_arguments(parser: argparse.ArgumentParser, study_help: str | None = None) -> None:
-    """--study and --storage, the same in every command; --study is required unless
-    `study_help` says what its default is."""
-    parser.add_argument("--study", required=study_help is None, help=study_help or "study name")
+def add_storage_argument(parser: argparse.ArgumentParser, purpose: str = "") -> None:
+    """--storage, the same in every command; `purpose` says when it is used, if not always."""
     parser.add_argument(
         "--storage",
         default=DEFAULT_STORAGE,
-        help=f"study storage URL: sqlite:///FILE.db or postgresql://USER@HOST:PORT/DB "
+        help=f"{purpose}study storage URL: sqlite:///FILE.db or postgresql://USER@HOST:PORT/DB "
         f"(default {DEFAULT_STORAGE})",
     )
+
+
+def add_study_arguments(parser: argparse.ArgumentParser, study_help: str | None = None) -> None:
+    """--study and --storage; --study is required unless `study_help` says what its default is."""
+    parser.add_argument("--study", required=study_help is None, help=study_help or "study name")
+    add_storage_argument(parser)
 
 
 def quiet_libraries() -> None:

@@ -21,11 +21,7 @@ def get_args_parser() -> cli.ArgumentParser:
     parser = cli.ArgumentParser(
         prog="python -m search.dashboard", description="Browse studies in optuna-dashboard."
     )
-    parser.add_argument(
-        "--storage",
-        default=storage.DEFAULT_STORAGE,
-        help=f"study storage URL (default {storage.DEFAULT_STORAGE})",
-    )
+    cli.add_storage_argument(parser)
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)"
     )

@@ -8,20 +8,31 @@ from torch import nn
 EVAL_BATCH_SIZE = 1024
 
 
+def predict_logits(
+    model: nn.Module,
+    images: torch.Tensor,
+    normalize: Callable[[torch.Tensor], torch.Tensor],
+    autocast: torch.autocast,
+) -> torch.Tensor:
+    """uint8 images [N, C, H, W] -> float32 logits [N, classes], in large batches, on the
+    images' device, with no host sync."""
+    model.eval()
+    with torch.no_grad(), autocast:
+        batches = [
+            model(normalize(images[start : start + EVAL_BATCH_SIZE])).float()
+            for start in range(0, len(images), EVAL_BATCH_SIZE)
+        ]
+    return torch.cat(batches)
+
+
 def predict_probabilities(
     model: nn.Module,
     images: torch.Tensor,
     normalize: Callable[[torch.Tensor], torch.Tensor],
     autocast: torch.autocast,
 ) -> torch.Tensor:
-    """uint8 images [N, C, H, W] -> softmax probabilities [N, classes], on the images' device."""
-    model.eval()
-    with torch.no_grad(), autocast:
-        batches = [
-            model(normalize(images[start : start + EVAL_BATCH_SIZE])).float().softmax(1)
-            for start in range(0, len(images), EVAL_BATCH_SIZE)
-        ]
-    return torch.cat(batches)
+    """uint8 images [N, C, H, W] -> softmax probabilities [N, classes]."""
+    return predict_logits(model, images, normalize, autocast).softmax(1)
 
 
 def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, classes: int) -> torch.Tensor:

@@ -22,13 +22,13 @@ def names(storage: RDBStorage) -> list[str]:
     return [summary.study_name for summary in optuna.get_all_study_summaries(storage)]
 
 
-def load(storage: RDBStorage, name: str, **kwargs) -> optuna.Study:
+def load(storage: RDBStorage, name: str) -> optuna.Study:
     """An existing study, or a UsageError that lists the ones there are."""
     existing = names(storage)
     if name not in existing:
         listed = ", ".join(existing) if existing else "none"
         raise UsageError(f"no study named '{name}' in this storage (studies there: {listed})")
-    return optuna.load_study(study_name=name, storage=storage, **kwargs)
+    return optuna.load_study(study_name=name, storage=storage)
 
 
 def settings(found: optuna.Study) -> dict[str, object]:
@@ -73,11 +73,8 @@ def open_for_worker(
     """The study with the sampler and pruner it was started with (`recorded` is its settings).
     Each worker seeds its sampler differently (by slot and by how far the study has got), so
     that parallel and resumed workers do not propose the same points."""
-    started = len(load(storage, name).get_trials(deepcopy=False))
-    seed = int(recorded["seed"]) + started + 7919 * slot
-    return load(
-        storage,
-        name,
-        sampler=samplers.SAMPLERS[recorded["sampler"]](seed),
-        pruner=samplers.PRUNERS[recorded["pruner"]](int(recorded["epochs"])),
-    )
+    found = load(storage, name)
+    seed = int(recorded["seed"]) + len(found.get_trials(deepcopy=False)) + 7919 * slot
+    found.sampler = samplers.SAMPLERS[recorded["sampler"]](seed)
+    found.pruner = samplers.PRUNERS[recorded["pruner"]](int(recorded["epochs"]))
+    return found

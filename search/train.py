@@ -36,7 +36,6 @@ from search import (
 from search.config import TrialConfig
 from search.data import LabeledImages
 from search.errors import UsageError
-from search.evaluation import EVAL_BATCH_SIZE
 
 
 class TrainingDiverged(Exception):
@@ -107,15 +106,9 @@ def evaluate(
     autocast: torch.autocast,
 ) -> tuple[float, float]:
     """(accuracy, mean cross-entropy) over eval_set, in large batches, one host sync at the end."""
-    model.eval()
-    correct = torch.zeros((), device=eval_set.labels.device)
-    loss_sum = torch.zeros((), device=eval_set.labels.device)
-    with torch.no_grad(), autocast:
-        for start in range(0, len(eval_set), EVAL_BATCH_SIZE):
-            labels = eval_set.labels[start : start + EVAL_BATCH_SIZE]
-            logits = model(normalize(eval_set.images[start : start + EVAL_BATCH_SIZE])).float()
-            correct += (logits.argmax(1) == labels).sum()
-            loss_sum += nn.functional.cross_entropy(logits, labels, reduction="sum")
+    logits = evaluation.predict_logits(model, eval_set.images, normalize, autocast)
+    correct = (logits.argmax(1) == eval_set.labels).sum()
+    loss_sum = nn.functional.cross_entropy(logits, eval_set.labels, reduction="sum")
     correct_count, loss_total = torch.stack([correct, loss_sum]).double().tolist()
     return correct_count / len(eval_set), loss_total / len(eval_set)
 
@@ -226,11 +219,7 @@ def get_args_parser() -> cli.ArgumentParser:
         help="attach the checkpoint and metrics to the config's source trial as Optuna "
         "artifacts (shown by optuna-dashboard / search.dashboard)",
     )
-    parser.add_argument(
-        "--storage",
-        default=storage.DEFAULT_STORAGE,
-        help=f"with --attach: the study storage URL (default {storage.DEFAULT_STORAGE})",
-    )
+    cli.add_storage_argument(parser, purpose="with --attach: the ")
     parser.add_argument(
         "--artifact-dir",
         type=Path,
