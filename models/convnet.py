@@ -13,7 +13,7 @@ GROWTH = ("double", "fixed")
 
 def conv_block(
     in_channels: int, out_channels: int, kernel_size: int, stride: int, batch_norm: bool,
-    activation: str, pool: bool,
+    activation: str, pool: bool, spatial_dropout: float = 0.0,
 ) -> nn.Sequential:  # fmt: skip
     layers: list[nn.Module] = [
         nn.Conv2d(
@@ -30,6 +30,8 @@ def conv_block(
     layers.append(make_activation(activation))
     if pool:
         layers.append(nn.MaxPool2d(2))
+    if spatial_dropout:
+        layers.append(nn.Dropout2d(spatial_dropout))  # drops whole channels (report 000)
     return nn.Sequential(*layers)
 
 
@@ -48,11 +50,13 @@ def convnet(
     linear_layers: int = 1,
     hidden_width: int = 256,
     dropout: float = 0.0,
+    spatial_dropout: float = 0.0,
 ) -> nn.Module:
     """`blocks` conv blocks starting at `width` channels (doubling each block, or fixed), each
-    max-pooled while the feature map is larger than 1 pixel; the first conv strides by
-    `stem_stride`. Head: global average pooling or flatten, then `linear_layers` linear layers
-    (the last one gives the logits) with dropout before each."""
+    max-pooled while the feature map is larger than 1 pixel, and followed by spatial dropout.
+    The first conv strides by `stem_stride` and, if it strides, is not pooled (report 004's
+    stride-3 stem brings 96x96 inputs back to 32x32). Head: global average pooling or flatten,
+    then `linear_layers` linear layers (the last gives the logits) with dropout before each."""
     if head not in HEADS or growth not in GROWTH:
         raise UsageError(f"convnet head must be one of {HEADS} and growth one of {GROWTH}")
     if not 1 <= linear_layers <= 3:
@@ -64,10 +68,11 @@ def convnet(
         stride = stem_stride if index == 0 else 1
         # An odd kernel padded by kernel_size // 2 keeps the size, less the stride.
         height, width_px = (height - 1) // stride + 1, (width_px - 1) // stride + 1
-        pool = min(height, width_px) >= 2
+        pool = min(height, width_px) >= 2 and stride == 1
         features.append(
-            conv_block(channels, out_channels, kernel_size, stride, batch_norm, activation, pool)
-        )
+            conv_block(channels, out_channels, kernel_size, stride, batch_norm, activation, pool,
+                       spatial_dropout)
+        )  # fmt: skip
         channels = out_channels
         if pool:
             height, width_px = height // 2, width_px // 2

@@ -16,12 +16,15 @@ def mlp(
     depth: int = 2,
     dropout: float = 0.0,
     activation: str = "relu",
+    taper: bool = False,
 ) -> nn.Module:
-    """`depth` hidden layers of `width` units, each followed by the activation and dropout."""
+    """`depth` hidden layers of `width` units (halving layer by layer with `taper`, as report
+    004's 1024-512-256 net), each followed by the activation and dropout."""
     layers: list[nn.Module] = [nn.Flatten()]
     features = math.prod(image_shape)
-    for _ in range(depth):
-        layers += [nn.Linear(features, width), make_activation(activation), nn.Dropout(dropout)]
-        features = width
+    for index in range(depth):
+        units = max(1, width >> index) if taper else width
+        layers += [nn.Linear(features, units), make_activation(activation), nn.Dropout(dropout)]
+        features = units
     layers.append(nn.Linear(features, num_classes))
     return nn.Sequential(*layers)

@@ -2,16 +2,26 @@ import pytest
 import torch
 
 import models
+from models.fastnet import PatchWhitening
 from models.layers import ACTIVATIONS, count_parameters
+from models.resnet import BLOCK_ORDERS
 from search.errors import UsageError
 
 # Cheapest arguments per model, so that every registered model is tested on 2 CPU cores.
 SMALL = {
-    "preact_resnet": {"depth": 10, "width": 8},
+    "resnet": {"depth": 10, "width": 8},
     "resnet9": {"width": 8},
     "mlp": {"width": 32},
     "convnet": {"width": 8, "head": "flatten", "linear_layers": 2, "hidden_width": 16},
+    "rn": {"width": 8, "blocks": 2},
+    "backbone": {"width": 8, "blocks": 2, "parallel": 2, "convs": 2, "head": "mlp"},
+    "densenet": {"depth": 22, "growth_rate": 4},
+    "fastnet": {"width": 8, "widen": 2},
 }
+
+
+def test_every_model_has_test_arguments():
+    assert sorted(SMALL) == models.list_models()
 
 
 @pytest.mark.parametrize("name", models.list_models())
@@ -22,17 +32,52 @@ def test_every_model_forward_backward_shape(name, num_classes):
     logits = model(images)
     assert logits.shape == (4, num_classes)
     logits.logsumexp(1).mean().backward()
-    grads = [p.grad for p in model.parameters()]
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
 
 
+@pytest.mark.parametrize("name", models.list_models())
+def test_every_model_takes_stl10_sized_images(name):
+    model = models.build(name, num_classes=5, image_shape=(3, 96, 96), **SMALL[name]).eval()
+    assert model(torch.randn(2, 3, 96, 96)).shape == (2, 5)
+
+
+@pytest.mark.parametrize("name", models.list_models())
+def test_every_model_takes_one_optimizer_step(name):
+    torch.manual_seed(0)
+    model = models.build(name, num_classes=10, image_shape=(3, 32, 32), **SMALL[name])
+    before = [p.detach().clone() for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    loss = torch.nn.functional.cross_entropy(model(torch.randn(8, 3, 32, 32)), torch.arange(8))
+    loss.backward()
+    optimizer.step()
+    after = [p.detach() for p in model.parameters() if p.requires_grad]
+    assert any(not torch.equal(b, a) for b, a in zip(before, after, strict=True))
+
+
+@pytest.mark.parametrize("block", sorted(BLOCK_ORDERS))
 @pytest.mark.parametrize("downsample", ["stride", "maxpool"])
-@pytest.mark.parametrize("name", ["preact_resnet", "resnet9"])
-def test_resnets_take_both_downsamplings_and_larger_images(name, downsample):
-    model = models.build(
-        name, num_classes=5, image_shape=(3, 64, 64), downsample=downsample, **SMALL[name]
-    )
+def test_every_block_ordering_and_downsampling_builds(block, downsample):
+    model = models.build("resnet", num_classes=5, image_shape=(3, 64, 64), depth=10, width=8,
+                         block=block, downsample=downsample)  # fmt: skip
     assert model(torch.randn(2, 3, 64, 64)).shape == (2, 5)
+
+
+def test_block_orderings_place_batch_norm_and_activation_as_named():
+    """Report 002's orders: the layers of the residual branch and after the addition."""
+
+    def layout(block):
+        model = models.build("resnet", num_classes=10, image_shape=(3, 32, 32), depth=10,
+                             width=8, block=block)  # fmt: skip
+        residual = next(m for m in model.modules() if hasattr(m, "branch"))
+        kinds = {torch.nn.Conv2d: "conv", torch.nn.BatchNorm2d: "bn", torch.nn.ReLU: "act"}
+        return ([kinds[type(m)] for m in residual.branch], [kinds[type(m)] for m in residual.after])
+
+    assert layout("original") == (["conv", "bn", "act", "conv", "bn"], ["act"])
+    assert layout("bn_after_add") == (["conv", "bn", "act", "conv"], ["bn", "act"])
+    assert layout("act_before_add") == (["conv", "bn", "act", "conv", "bn", "act"], [])
+    assert layout("act_preact") == (["act", "conv", "bn", "act", "conv", "bn"], [])
+    assert layout("full_preact") == (["bn", "act", "conv", "bn", "act", "conv"], [])
 
 
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
@@ -43,28 +88,98 @@ def test_every_activation_builds(activation):
 
 
 def test_reference_sizes_match_report_002():
-    """Report 002: ResNet-9 6,573,130 and ResNet-18 11,173,962 parameters (theirs with conv
-    biases and a bias on ResNet-9's classifier: 10 and 1,792 more than ours)."""
+    """Report 002: ResNet-9 6,573,130 and ResNet-18 11,173,962 parameters (its ResNet-9 has
+    conv biases and a classifier bias: 10 more than ours)."""
     resnet9 = models.build("resnet9", num_classes=10, image_shape=(3, 32, 32))
-    resnet18 = models.build("preact_resnet", num_classes=10, image_shape=(3, 32, 32), depth=18)
+    resnet18 = models.build("resnet", num_classes=10, image_shape=(3, 32, 32), depth=18)
     assert count_parameters(resnet9) == 6_573_120
-    assert count_parameters(resnet18) == 11_172_170
+    assert count_parameters(resnet18) == 11_173_962
+
+
+def test_light_densenet_is_near_report_002s_size():
+    """Report 002's DenseNet: 614,850 parameters; ours at depth 58, growth 16: 0.55 M."""
+    model = models.build("densenet", num_classes=10, image_shape=(3, 32, 32), depth=58,
+                         growth_rate=16)  # fmt: skip
+    assert 500_000 < count_parameters(model) < 700_000
+
+
+def test_rr_blocks_see_the_original_image():
+    """RR: every block's first conv takes C + 3 channels; RN's takes C."""
+
+    def first_conv_inputs(reinject):
+        model = models.build("rn", num_classes=10, image_shape=(3, 32, 32), width=16,
+                             blocks=2, reinject=reinject)  # fmt: skip
+        return [block.body[0].in_channels for block in model.blocks]
+
+    assert first_conv_inputs(False) == [16, 16]
+    assert first_conv_inputs(True) == [19, 19]
+
+
+def test_backbone_mixes_parallel_branches_with_input_weights():
+    model = models.build("backbone", num_classes=10, image_shape=(3, 32, 32), blocks=2,
+                         parallel=3, convs=2, width=8)  # fmt: skip
+    stages = [m for m in model.modules() if hasattr(m, "gate")]
+    assert [len(stage.branches) for stage in stages] == [3, 3]
+    # the channels double with every conv layer down the net: 8, 16 | 32, 64
+    assert [stage.norm.num_features for stage in stages] == [16, 64]
+    weights = stages[0].gate(torch.randn(4, 3, 32, 32))
+    assert weights.shape == (4, 3) and ((weights > 0) & (weights < 1)).all()
+
+
+def test_whitening_stem_whitens_the_patches_it_was_fitted_to():
+    torch.manual_seed(0)
+    mixing = torch.randn(12, 12)  # correlated patches
+    stem = PatchWhitening(3, 2)
+    images = (torch.randn(4000, 12) @ mixing).view(4000, 3, 2, 2)
+    stem.fit(images)
+    outputs = torch.nn.functional.conv2d(images, stem.weight).flatten(1)[:, :12]
+    covariance = outputs.T @ outputs / len(outputs)
+    assert torch.allclose(covariance, torch.eye(12), atol=0.05)
+    assert not stem.weight.requires_grad
+
+
+@pytest.mark.parametrize("init", ["default", "xavier", "kaiming"])
+def test_init_schemes_reset_conv_and_linear_weights(init):
+    torch.manual_seed(0)
+    reference = models.build("convnet", num_classes=10, image_shape=(3, 32, 32), width=8)
+    torch.manual_seed(0)
+    model = models.build("convnet", num_classes=10, image_shape=(3, 32, 32), width=8, init=init)
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    same = torch.equal(conv.weight, next(
+        m for m in reference.modules() if isinstance(m, torch.nn.Conv2d)).weight)  # fmt: skip
+    assert same == (init == "default")
+    if init == "xavier":
+        fan_in, fan_out = conv.weight[0].numel(), conv.weight.shape[0] * conv.weight[0, 0].numel()
+        assert conv.weight.abs().max() <= (6 / (fan_in + fan_out)) ** 0.5
 
 
 @pytest.mark.parametrize("shape", [(3, 32, 32), (3, 96, 96), (1, 28, 20)])
-@pytest.mark.parametrize("stem_stride", [1, 2])
+@pytest.mark.parametrize("stem_stride", [1, 2, 3])
 def test_convnet_flatten_head_fits_any_image_size(shape, stem_stride):
     model = models.build("convnet", num_classes=7, image_shape=shape, blocks=5, width=4,
                          head="flatten", stem_stride=stem_stride, kernel_size=5)  # fmt: skip
     assert model(torch.randn(2, *shape)).shape == (2, 7)
 
 
+def test_mlp_taper_halves_the_width():
+    model = models.build("mlp", num_classes=10, image_shape=(3, 32, 32), width=1024, depth=3,
+                         taper=True)  # fmt: skip
+    linear = [m.out_features for m in model if isinstance(m, torch.nn.Linear)]
+    assert linear == [1024, 512, 256, 10]  # report 004's improved TwoLayerNet
+
+
 def test_bad_model_arguments_are_usage_errors():
     with pytest.raises(UsageError, match="depth must be one of"):
-        models.build("preact_resnet", num_classes=10, image_shape=(3, 32, 32), depth=19)
+        models.build("resnet", num_classes=10, image_shape=(3, 32, 32), depth=19)
+    with pytest.raises(UsageError, match="unknown block"):
+        models.build("resnet", num_classes=10, image_shape=(3, 32, 32), block="preact")
     with pytest.raises(UsageError, match="unknown downsample"):
         models.build("resnet9", num_classes=10, image_shape=(3, 32, 32), downsample="avg")
     with pytest.raises(UsageError, match="unknown activation"):
         models.build("mlp", num_classes=10, image_shape=(3, 32, 32), activation="swish2")
     with pytest.raises(UsageError, match="has no argument widht"):
         models.build("mlp", num_classes=10, image_shape=(3, 32, 32), widht=3)
+    with pytest.raises(UsageError, match="densenet depth must be"):
+        models.build("densenet", num_classes=10, image_shape=(3, 32, 32), depth=23)
+    with pytest.raises(UsageError, match="unknown init"):
+        models.build("mlp", num_classes=10, image_shape=(3, 32, 32), init="orthogonal")
