@@ -2,7 +2,9 @@
 
 Each takes normalised float images [B, C, H, W] and a torch.Generator on the same device, and
 returns a batch of the same shape. Random choices are made per image with tensor ops, so the
-training step stays free of per-sample Python work and host syncs.
+training step stays free of per-sample Python work and host syncs. torchvision's v2
+transforms draw one set of parameters per call, i.e. per batch, which is why these are ours.
+Mixing augmentations (mixup, cutmix) also take and return the soft targets [B, classes].
 """
 
 from collections.abc import Callable, Mapping
@@ -12,10 +14,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from search.errors import UsageError
 from search.registry import Registry
 
-Augmentation = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+Augmentation = Callable[
+    [torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]
+]
 AUGMENTATIONS: Registry = Registry("augmentation", supplied=("images", "generator"))
+MIXINGS: Registry = Registry("augmentation", supplied=("images", "targets", "generator"))
 
 PAD_MODES = {"reflect": "reflect", "zeros": "constant"}
 
@@ -105,13 +111,149 @@ def batch_mask(
     return images * keep
 
 
-def build(spec: Mapping[str, Mapping[str, Any]]) -> Augmentation:
-    """Compose the augmentations named in a TrialConfig's `augment`, in the order given."""
-    steps = [partial(AUGMENTATIONS[name], **(arguments or {})) for name, arguments in spec.items()]
+def _signed(images: torch.Tensor, generator: torch.Generator, limit: float) -> torch.Tensor:
+    """One value in [-limit, limit] per image."""
+    return (2 * _uniform(images, generator) - 1) * limit
 
-    def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+
+@AUGMENTATIONS.register("affine")
+def batch_affine(
+    images: torch.Tensor,
+    generator: torch.Generator,
+    degrees: float = 15.0,
+    translate: float = 0.1,
+    scale_low: float = 0.9,
+    scale_high: float = 1.1,
+    shear: float = 0.0,
+) -> torch.Tensor:
+    """Rotate by up to `degrees`, shift by up to `translate` of the size, zoom by a factor in
+    [scale_low, scale_high] and shear by up to `shear` degrees, per image; uncovered pixels
+    take the mean colour (0 after normalisation)."""
+    angle = torch.deg2rad(_signed(images, generator, degrees))
+    shear_tan = torch.tan(torch.deg2rad(_signed(images, generator, shear)))
+    zoom = scale_low + (scale_high - scale_low) * _uniform(images, generator)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    # affine_grid maps output to input coordinates in [-1, 1]: dividing by the zoom enlarges.
+    theta = torch.stack(
+        [
+            torch.stack([cos, cos * shear_tan - sin, 2 * _signed(images, generator, translate)], 1),
+            torch.stack([sin, sin * shear_tan + cos, 2 * _signed(images, generator, translate)], 1),
+        ],
+        1,
+    )
+    theta[:, :, :2] /= zoom[:, None, None]
+    grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+@AUGMENTATIONS.register("rotate")
+def batch_rotate(
+    images: torch.Tensor, generator: torch.Generator, degrees: float = 15.0
+) -> torch.Tensor:
+    """Rotate each image by a random angle in [-degrees, degrees]."""
+    return batch_affine(images, generator, degrees, 0.0, 1.0, 1.0, 0.0)
+
+
+@AUGMENTATIONS.register("jitter")
+def batch_color_jitter(
+    images: torch.Tensor,
+    generator: torch.Generator,
+    brightness: float = 0.2,
+    contrast: float = 0.2,
+    saturation: float = 0.2,
+) -> torch.Tensor:
+    """Colour jitter per image, in normalised units: shift all channels by up to `brightness`
+    standard deviations, scale the distance from the image's mean by 1 +/- `contrast`, and
+    from its grey version by 1 +/- `saturation`."""
+    per_image = (images.shape[0], 1, 1, 1)
+    images = images + _signed(images, generator, brightness).view(per_image)
+    mean = images.mean((1, 2, 3), keepdim=True)
+    images = mean + (images - mean) * (1 + _signed(images, generator, contrast)).view(per_image)
+    grey = images.mean(1, keepdim=True)
+    return grey + (images - grey) * (1 + _signed(images, generator, saturation)).view(per_image)
+
+
+def _partners(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    return torch.randperm(images.shape[0], device=images.device, generator=generator)
+
+
+def _beta(images: torch.Tensor, alpha: float) -> torch.Tensor:
+    """One Beta(alpha, alpha) draw per image. torch's Beta takes no generator: it draws from
+    the global one, which the trainer seeds, so runs stay reproducible."""
+    concentration = torch.tensor(float(alpha), device=images.device)
+    return torch.distributions.Beta(concentration, concentration).sample((images.shape[0],))
+
+
+@MIXINGS.register("mixup")
+def batch_mixup(
+    images: torch.Tensor, targets: torch.Tensor, generator: torch.Generator, alpha: float = 0.2
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zhang et al. (2018): blend each image and its target with a random partner's, with a
+    weight drawn from Beta(alpha, alpha) per image."""
+    weight = _beta(images, alpha)
+    partner = _partners(images, generator)
+    mixed = torch.lerp(images[partner], images, weight.view(-1, 1, 1, 1).to(images.dtype))
+    return mixed, torch.lerp(targets[partner], targets, weight[:, None].to(targets.dtype))
+
+
+@MIXINGS.register("cutmix")
+def batch_cutmix(
+    images: torch.Tensor, targets: torch.Tensor, generator: torch.Generator, alpha: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Yun et al. (2019): paste a box of a random partner into each image, the box's area
+    fraction drawn from Beta(alpha, alpha); targets mix by the area actually pasted (the box
+    is clipped at the border)."""
+    height, width = images.shape[-2:]
+    side = (1 - _beta(images, alpha)).sqrt()
+    centre_row = _uniform(images, generator) * height
+    centre_col = _uniform(images, generator) * width
+    top = (centre_row - side * height / 2).round().clamp(0, height)[:, None]
+    bottom = (centre_row + side * height / 2).round().clamp(0, height)[:, None]
+    left = (centre_col - side * width / 2).round().clamp(0, width)[:, None]
+    right = (centre_col + side * width / 2).round().clamp(0, width)[:, None]
+    rows = torch.arange(height, device=images.device)[None, :]
+    cols = torch.arange(width, device=images.device)[None, :]
+    box = ((rows >= top) & (rows < bottom))[:, :, None] & ((cols >= left) & (cols < right))[:, None]
+    partner = _partners(images, generator)
+    pasted = box.flatten(1).float().mean(1)[:, None].to(targets.dtype)
+    mixed = torch.where(box[:, None], images[partner], images)
+    return mixed, torch.lerp(targets, targets[partner], pasted)
+
+
+def _lookup(name: str) -> Registry:
+    for registry in (AUGMENTATIONS, MIXINGS):
+        if name in registry:
+            return registry
+    names = ", ".join(sorted(AUGMENTATIONS.names() + MIXINGS.names()))
+    raise UsageError(f"unknown augmentation '{name}'; choose one of: {names}")
+
+
+def names() -> list[str]:
+    return sorted(AUGMENTATIONS.names() + MIXINGS.names())
+
+
+def check_arguments(name: str, arguments: Mapping[str, Any]) -> None:
+    _lookup(name).check_arguments(name, arguments)
+
+
+def _on_images(step: Callable) -> Augmentation:
+    return lambda images, targets, generator: (step(images, generator), targets)
+
+
+def build(spec: Mapping[str, Mapping[str, Any]]) -> Augmentation:
+    """Compose the augmentations named in a TrialConfig's `augment`, in the order given:
+    (images, soft targets, generator) -> (images, soft targets)."""
+    steps = []
+    for name, arguments in spec.items():
+        registry = _lookup(name)
+        step = partial(registry[name], **(arguments or {}))
+        steps.append(step if registry is MIXINGS else _on_images(step))
+
+    def augment(
+        images: torch.Tensor, targets: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         for step in steps:
-            images = step(images, generator)
-        return images
+            images, targets = step(images, targets, generator)
+        return images, targets
 
     return augment

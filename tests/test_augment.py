@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from search import augment
+from search.errors import UsageError
 
 
 def generator() -> torch.Generator:
@@ -18,14 +19,64 @@ def numbered_batch(batch=16, size=8) -> torch.Tensor:
     )
 
 
+def one_hot(batch=16, classes=16) -> torch.Tensor:
+    return torch.eye(classes)[torch.arange(batch) % classes]
+
+
 @pytest.mark.parametrize("name", augment.AUGMENTATIONS.names())
 def test_every_augmentation_keeps_shape_and_image_identity(name):
-    """No augmentation may move content between images: labels stay aligned."""
-    images = numbered_batch()
+    """No augmentation may move content between images: labels stay aligned. Image i holds
+    the value i+1; whatever an augmentation blanks (0), blends at the borders or shifts in
+    colour, its commonest remaining value must still say which image it was."""
+    images = numbered_batch(size=16)
     out = augment.AUGMENTATIONS[name](images, generator())
     assert out.shape == images.shape
     for i in range(len(images)):
-        assert set(out[i].unique().tolist()) <= {0.0, float(i + 1)}
+        values = out[i].round()
+        assert values[values != 0].mode().values == i + 1, (name, i)
+
+
+@pytest.mark.parametrize("name", augment.names())
+def test_every_augmentation_runs_in_a_pipeline_with_soft_targets(name):
+    images, targets = torch.randn(16, 3, 16, 16), one_hot()
+    out, out_targets = augment.build({name: {}})(images, targets, generator())
+    assert out.shape == images.shape and torch.isfinite(out).all()
+    assert torch.allclose(out_targets.sum(1), torch.ones(16))
+    if name in augment.AUGMENTATIONS:
+        assert torch.equal(out_targets, targets)
+
+
+@pytest.mark.parametrize("name", augment.MIXINGS.names())
+def test_mixing_blends_targets_exactly_as_it_blends_images(name):
+    """Image i is the constant i+1 and of class i, so a mixed image's mean value must equal
+    its soft target's mixture of (class + 1): pixels and labels mixed in the same ratio."""
+    images = numbered_batch(size=16)
+    out, targets = augment.MIXINGS[name](images, one_hot(), generator())
+    assert torch.allclose(targets.sum(1), torch.ones(16))
+    assert ((targets > 0).sum(1) <= 2).all()  # itself and one partner
+    expected = targets @ (torch.arange(16.0) + 1)
+    assert torch.allclose(out.mean((1, 2, 3)), expected, atol=1e-4)
+    assert (targets.max(1).values < 1).any()  # something was mixed
+
+
+def test_affine_and_rotate_leave_images_unchanged_at_zero_strength():
+    images = torch.rand(8, 3, 16, 16)
+    still = augment.batch_affine(images, generator(), degrees=0.0, translate=0.0,
+                                 scale_low=1.0, scale_high=1.0)  # fmt: skip
+    assert torch.allclose(still, images, atol=1e-5)
+    assert torch.allclose(augment.batch_rotate(images, generator(), degrees=0.0), images,
+                          atol=1e-5)  # fmt: skip
+    turned = augment.batch_rotate(images, generator(), degrees=90.0)
+    assert not torch.allclose(turned, images, atol=1e-2)
+
+
+def test_jitter_changes_each_images_colours_by_at_most_its_strength():
+    images = torch.randn(64, 3, 8, 8)
+    out = augment.batch_color_jitter(images, generator(), brightness=0.3, contrast=0.0,
+                                     saturation=0.0)  # fmt: skip
+    shift = (out - images).mean((1, 2, 3))
+    assert torch.allclose(out - images, shift.view(-1, 1, 1, 1).expand_as(images), atol=1e-5)
+    assert shift.abs().max() <= 0.3 and shift.std() > 0.05
 
 
 def test_flip_mirrors_each_image_or_leaves_it():
@@ -62,11 +113,19 @@ def test_cutout_zeroes_one_whole_square_inside_the_image():
 
 
 def test_build_applies_named_augmentations_in_order():
-    images = numbered_batch()
+    images, targets = numbered_batch(), one_hot()
     composed = augment.build({"flip": {"p": 1.0}, "cutout": {"size": 8}})
-    out = composed(images, generator())
+    out, _ = composed(images, targets, generator())
     assert torch.all(out == 0)  # an 8x8 cutout on 8x8 images leaves nothing
-    assert torch.equal(augment.build({})(images, generator()), images)
+    unchanged = augment.build({})(images, targets, generator())
+    assert torch.equal(unchanged[0], images) and torch.equal(unchanged[1], targets)
+
+
+def test_unknown_augmentations_are_usage_errors_that_list_all():
+    with pytest.raises(UsageError, match="unknown augmentation 'mixpu'.*cutmix.*mixup"):
+        augment.check_arguments("mixpu", {})
+    with pytest.raises(UsageError, match="has no argument beta"):
+        augment.check_arguments("mixup", {"beta": 1.0})
 
 
 def test_vflip_and_grayscale_apply_to_whole_images():
