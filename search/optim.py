@@ -1,10 +1,12 @@
 """Optimizers and learning-rate schedules by name, as TrialConfig refers to them.
 
 Optimizer functions take the parameters, the peak learning rate and weight decay, then their
-own knobs; those torch lacks come from timm's optimizer factory. Schedule functions return a torch LR scheduler stepped once per batch, so schedules
-behave the same whatever the batch size and epoch count.
+own knobs; those torch lacks come from timm's optimizer factory. Schedule functions return a
+torch LR scheduler stepped once per batch, so schedules behave the same whatever the batch
+size and epoch count; reduce-on-plateau alone is stepped once per epoch, on a loss.
 """
 
+import dataclasses
 from collections.abc import Iterable
 
 import torch
@@ -85,6 +87,12 @@ Optimizer = torch.optim.Optimizer
 Scheduler = lr_scheduler.LRScheduler
 
 
+def peak_lrs(optimizer: Optimizer) -> list[float]:
+    """The configured learning rates, even when a warm-up scheduler built first has already
+    lowered the current ones (schedulers record the originals as `initial_lr`)."""
+    return [group.get("initial_lr", group["lr"]) for group in optimizer.param_groups]
+
+
 @SCHEDULES.register("constant")
 def constant(optimizer: Optimizer, total_steps: int, steps_per_epoch: int) -> Scheduler:
     return lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
@@ -103,16 +111,9 @@ def step(
 
 
 @SCHEDULES.register("cosine")
-def cosine(
-    optimizer: Optimizer, total_steps: int, steps_per_epoch: int, warmup_fraction: float = 0.0
-) -> Scheduler:
-    """Linear warm-up over the first `warmup_fraction` of training, then cosine decay to 0."""
-    warmup_steps = round(warmup_fraction * total_steps)
-    decay = lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps - warmup_steps))
-    if warmup_steps == 0:
-        return decay
-    warmup = lr_scheduler.LinearLR(optimizer, start_factor=1e-3, total_iters=warmup_steps)
-    return lr_scheduler.SequentialLR(optimizer, [warmup, decay], milestones=[warmup_steps])
+def cosine(optimizer: Optimizer, total_steps: int, steps_per_epoch: int) -> Scheduler:
+    """Cosine decay to 0 (with TrialConfig's warmup_fraction: the usual warm-up + cosine)."""
+    return lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
 
 
 @SCHEDULES.register("onecycle")
@@ -122,9 +123,13 @@ def onecycle(
     """Smith & Topin's one-cycle: from lr/25 up to the peak lr over `pct_start` of training,
     then down to lr/1e4. Momentum is left as the config chose it, not cycled, so that the
     optimizer's own parameters keep their meaning."""
+    # torch divides by the warm-up's length in steps, less one: a run of a few steps needs
+    # at least 3 (fewer are stepped, harmlessly) and a warm-up of more than one step.
+    total_steps = max(total_steps, 3)
+    pct_start = min(max(pct_start, 2 / total_steps), 0.5) if total_steps < 8 else pct_start
     return lr_scheduler.OneCycleLR(
         optimizer,
-        max_lr=[group["lr"] for group in optimizer.param_groups],
+        max_lr=peak_lrs(optimizer),
         total_steps=total_steps,
         pct_start=pct_start,
         cycle_momentum=False,
@@ -157,7 +162,7 @@ def cyclic(
 ) -> Scheduler:
     """Triangular cycles (Smith, 2017) between base_fraction * lr and lr, each cycle lasting
     cycle_epochs and peaking half as high as the one before."""
-    peaks = [group["lr"] for group in optimizer.param_groups]
+    peaks = peak_lrs(optimizer)
     half_cycle = max(1, round(cycle_epochs * steps_per_epoch / 2))
     return lr_scheduler.CyclicLR(
         optimizer,
@@ -167,3 +172,60 @@ def cyclic(
         mode="triangular2",
         cycle_momentum=False,
     )
+
+
+@SCHEDULES.register("plateau")
+def plateau(
+    optimizer: Optimizer,
+    total_steps: int,
+    steps_per_epoch: int,
+    factor: float = 0.2,
+    patience: int = 2,
+) -> lr_scheduler.ReduceLROnPlateau:
+    """Multiply the learning rate by `factor` when the monitored loss has not improved for
+    `patience` epochs (report 001's best schedule)."""
+    return lr_scheduler.ReduceLROnPlateau(optimizer, factor=factor, patience=patience)
+
+
+WARMUP_START_FACTOR = 1e-3
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """What the trainer steps: `per_batch` after every batch, `per_epoch` (reduce-on-plateau,
+    if chosen) after every epoch with the monitored loss."""
+
+    per_batch: Scheduler
+    per_epoch: lr_scheduler.ReduceLROnPlateau | None = None
+
+    def step_epoch(self, monitored_loss: float) -> None:
+        if self.per_epoch is not None:
+            self.per_epoch.step(monitored_loss)
+
+
+def build_schedule(
+    optimizer: Optimizer,
+    name: str,
+    arguments: dict,
+    total_steps: int,
+    steps_per_epoch: int,
+    warmup_steps: int = 0,
+) -> Schedule:
+    """The named schedule, after a linear warm-up of `warmup_steps` if any. The warm-up is
+    built first, so that the schedule after it reads the configured peak rates."""
+    warmup = (
+        lr_scheduler.LinearLR(optimizer, WARMUP_START_FACTOR, total_iters=warmup_steps)
+        if warmup_steps
+        else None
+    )
+    chosen = SCHEDULES[name](
+        optimizer,
+        total_steps=max(1, total_steps - warmup_steps),
+        steps_per_epoch=steps_per_epoch,
+        **arguments,
+    )
+    if isinstance(chosen, lr_scheduler.ReduceLROnPlateau):
+        return Schedule(warmup or constant(optimizer, total_steps, steps_per_epoch), chosen)
+    if warmup is None:
+        return Schedule(chosen)
+    return Schedule(lr_scheduler.SequentialLR(optimizer, [warmup, chosen], [warmup_steps]))

@@ -19,16 +19,14 @@ def test_every_optimizer_steps_downhill(name):
     assert (params[0] ** 2).sum() < 3
 
 
-def learning_rates(name, total_steps=100, **arguments):
+def learning_rates(name, total_steps=100, warmup_steps=0, **arguments):
     optimizer = optim.OPTIMIZERS["sgd"](parameters(), lr=0.4, weight_decay=0.0)
-    scheduler = optim.SCHEDULES[name](
-        optimizer, total_steps=total_steps, steps_per_epoch=10, **arguments
-    )
+    schedule = optim.build_schedule(optimizer, name, arguments, total_steps, 10, warmup_steps)
     rates = []
     for _ in range(total_steps):
         rates.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
-        scheduler.step()
+        schedule.per_batch.step()
     return rates
 
 
@@ -42,7 +40,7 @@ def test_schedules_have_their_shapes():
     assert set(learning_rates("constant")) == {0.4}
     step = learning_rates("step", step_epochs=3, gamma=0.5)
     assert step[29] == 0.4 and step[30] == pytest.approx(0.2) and step[60] == pytest.approx(0.1)
-    cosine = learning_rates("cosine", warmup_fraction=0.2)
+    cosine = learning_rates("cosine", warmup_steps=20)
     assert cosine[0] < 0.01 and cosine[20] == pytest.approx(0.4) and cosine[-1] < 0.01
     onecycle = learning_rates("onecycle", pct_start=0.3)
     assert onecycle[0] == pytest.approx(0.4 / 25)
@@ -60,6 +58,31 @@ def test_the_other_schedules_have_their_shapes():
     assert cyclic[40] == pytest.approx(0.04) and max(cyclic[40:]) == pytest.approx(0.22)
 
 
+@pytest.mark.parametrize("name", optim.SCHEDULES.names())
+def test_a_warm_up_can_precede_every_schedule(name):
+    """Linear warm-up over the first 20 steps, then the schedule as it runs alone over the
+    other 80 (non-chainable one-cycle and cyclic included)."""
+    arguments = {"step": {"step_epochs": 3}}.get(name, {})
+    warmed = learning_rates(name, 100, warmup_steps=20, **arguments)
+    alone = learning_rates(name, 80, **arguments)
+    assert warmed[0] <= 0.4 * optim.WARMUP_START_FACTOR + 1e-12
+    assert all(a < b for a, b in zip(warmed[:19], warmed[1:20], strict=True))  # rising
+    assert warmed[20:] == pytest.approx(alone, rel=1e-6, abs=1e-12)
+
+
+def test_plateau_cuts_the_rate_when_the_loss_stalls_for_patience_epochs():
+    optimizer = optim.OPTIMIZERS["sgd"](parameters(), lr=0.4, weight_decay=0.0)
+    schedule = optim.build_schedule(optimizer, "plateau", {"factor": 0.5, "patience": 2}, 100, 10)
+    rates = []
+    for loss in [1.0, 0.9, 0.8, 0.8, 0.8, 0.8, 0.7]:
+        for _ in range(10):
+            optimizer.step()
+            schedule.per_batch.step()  # a no-op: plateau acts per epoch
+        schedule.step_epoch(loss)
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert rates == pytest.approx([0.4, 0.4, 0.4, 0.4, 0.4, 0.2, 0.2])
+
+
 def test_onecycle_leaves_the_chosen_momentum_alone():
     optimizer = optim.OPTIMIZERS["sgd"](parameters(), lr=0.4, weight_decay=0.0, momentum=0.7)
     optim.SCHEDULES["onecycle"](optimizer, total_steps=10, steps_per_epoch=5)
@@ -71,10 +94,25 @@ def test_onecycle_leaves_the_chosen_momentum_alone():
 def test_every_optimizer_runs_under_every_schedule(optimizer, schedule):
     params = parameters()
     built = optim.OPTIMIZERS[optimizer](params, lr=0.01, weight_decay=1e-4)
-    scheduler = optim.SCHEDULES[schedule](built, total_steps=20, steps_per_epoch=5)
-    for _ in range(20):
+    scheduled = optim.build_schedule(built, schedule, {}, 20, 5, warmup_steps=2)
+    for step in range(20):
         built.zero_grad()
-        (params[0] ** 2).sum().backward()
+        loss = (params[0] ** 2).sum()
+        loss.backward()
         built.step()
-        scheduler.step()
+        scheduled.per_batch.step()
+        if step % 5 == 4:
+            scheduled.step_epoch(loss.item())
     assert torch.isfinite(params[0]).all() and (params[0] ** 2).sum() < 3
+
+
+@pytest.mark.parametrize("name", optim.SCHEDULES.names())
+def test_every_schedule_survives_runs_of_a_few_steps(name):
+    """A tiny dataset or a one-epoch phase gives a schedule 1 to 8 steps in all."""
+    for total in range(1, 9):
+        optimizer = optim.OPTIMIZERS["sgd"](parameters(), lr=0.4, weight_decay=0.0)
+        schedule = optim.build_schedule(optimizer, name, {}, total, 1, warmup_steps=total // 3)
+        for _ in range(total):
+            optimizer.step()
+            schedule.per_batch.step()
+        assert 0 <= optimizer.param_groups[0]["lr"] <= 0.4
