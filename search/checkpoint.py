@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 import models
+from search import config
 from search.config import TrialConfig
 from search.errors import UsageError
 
@@ -40,11 +41,12 @@ def load(path: Path, on_device: torch.device) -> tuple[nn.Module, dict[str, Any]
     """(model in eval mode on the device, the checkpoint's contents) from a saved checkpoint."""
     try:
         saved = torch.load(path, map_location=on_device, weights_only=False)
+        trial_config = config.from_dict(saved["config"], source=str(path))
         model = models.build(
-            saved["config"]["model"],
+            trial_config.model,
             num_classes=len(saved["classes"]),
-            image_shape=tuple(saved["image_shape"]),
-            **saved["config"]["model_args"],
+            image_shape=trial_config.input_shape(saved["image_shape"]),
+            **trial_config.model_args,
         )
         model.load_state_dict(saved["state_dict"])
     except FileNotFoundError:

@@ -4,7 +4,7 @@ import dataclasses
 import json
 import math
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,10 @@ from search.errors import UsageError
 class TrialConfig:
     """Everything that changes training. A space chooses these values; the trainer reads them.
     `*_args` hold the chosen function's own knobs (see the registries in models/, search/optim.py
-    and search/augment.py); `augment` maps augmentation name -> its arguments, applied in order."""
+    and search/augment.py); `augment` maps augmentation name -> its arguments, applied in order.
+    `second_phase`, if not empty, switches optimizer (and schedule) part-way (report 002's Adam
+    then SGD): its `start_fraction` of the epochs, `optimizer`, `lr`, and optionally
+    `optimizer_args`, `weight_decay`, `schedule`, `schedule_args`."""
 
     model: str
     model_args: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -29,11 +32,15 @@ class TrialConfig:
     weight_decay: float = 5e-4
     schedule: str = "onecycle"
     schedule_args: dict[str, Any] = dataclasses.field(default_factory=dict)
+    warmup_fraction: float = 0.0  # linear warm-up over this fraction of the (first phase's) steps
+    second_phase: dict[str, Any] = dataclasses.field(default_factory=dict)
+    init: str = "default"  # weight initialisation scheme (models/init.py)
     batch_size: int = 512
     epochs: int = 10
     augment: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     label_smoothing: float = 0.0
     grad_clip_norm: float = 0.0  # max global gradient norm; 0 turns clipping off
+    image_size: int = 0  # resize inputs to image_size x image_size on the device; 0 keeps them
     seed: int = 0
     dataset: str = "cifar10"
 
@@ -42,6 +49,12 @@ class TrialConfig:
 
     def replace(self, **changes: Any) -> "TrialConfig":
         return from_dict({**self.to_dict(), **changes})
+
+    def input_shape(self, image_shape: Sequence[int]) -> tuple[int, int, int]:
+        """The shape the network sees: the dataset's images', or resized to image_size."""
+        channels, height, width = image_shape
+        size = self.image_size
+        return (channels, size, size) if size else (channels, height, width)
 
 
 # Field name -> its plain type (dict, float, int or str).
@@ -84,23 +97,103 @@ def from_dict(values: Mapping[str, Any], source: str = "config") -> TrialConfig:
 
 def validate(config: TrialConfig, source: str = "config") -> None:
     """Names must exist in their registries and take the given arguments; ranges must make sense."""
-    for field, limit in (("batch_size", 1), ("epochs", 1)):
+    for field, limit in (("batch_size", 1), ("epochs", 1), ("image_size", 0)):
         if getattr(config, field) < limit:
             raise UsageError(f"{source}: '{field}' must be at least {limit}")
     for field in ("lr", "weight_decay", "label_smoothing", "grad_clip_norm"):
         if getattr(config, field) < 0:
             raise UsageError(f"{source}: '{field}' must not be negative")
-    if config.label_smoothing >= 1:
-        raise UsageError(f"{source}: 'label_smoothing' must be below 1")
+    for field in ("label_smoothing", "warmup_fraction"):
+        if not 0 <= getattr(config, field) < 1:
+            raise UsageError(f"{source}: '{field}' must be at least 0 and below 1")
     try:
         models.MODELS.check_arguments(config.model, config.model_args)
-        optim.OPTIMIZERS.check_arguments(config.optimizer, config.optimizer_args)
-        optim.SCHEDULES.check_arguments(config.schedule, config.schedule_args)
+        models.INITIALIZERS[config.init]
+        for phase in phases(config):
+            optim.OPTIMIZERS.check_arguments(phase.optimizer, phase.optimizer_args)
+            optim.SCHEDULES.check_arguments(phase.schedule, phase.schedule_args)
         for name, arguments in config.augment.items():
-            augment.AUGMENTATIONS.check_arguments(name, arguments or {})
+            augment.check_arguments(name, arguments or {})
         data.DATASETS[config.dataset]
     except UsageError as error:
         raise UsageError(f"{source}: {error}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """A stretch of training under one optimizer and schedule."""
+
+    first_epoch: int  # 1-based
+    epochs: int
+    optimizer: str
+    optimizer_args: dict[str, Any]
+    lr: float
+    weight_decay: float
+    schedule: str
+    schedule_args: dict[str, Any]
+    warmup_fraction: float
+
+
+SECOND_PHASE_FIELDS = {
+    "start_fraction": float, "optimizer": str, "lr": float, "optimizer_args": dict,
+    "weight_decay": float, "schedule": str, "schedule_args": dict,
+}  # fmt: skip
+
+
+def _check_second_phase(second: Mapping[str, Any]) -> None:
+    unknown = sorted(set(second) - set(SECOND_PHASE_FIELDS))
+    missing = [key for key in ("start_fraction", "optimizer", "lr") if key not in second]
+    if unknown or missing:
+        raise UsageError(
+            f"'second_phase' needs start_fraction, optimizer and lr, and may hold "
+            f"{', '.join(SECOND_PHASE_FIELDS)}"
+            + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+        )
+    for key, kind in SECOND_PHASE_FIELDS.items():
+        value = second.get(key, kind())
+        if kind is float:  # YAML 1.1 reads 1e-3 as text, as for the top-level fields
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                value = None
+        if not isinstance(value, kind):
+            raise UsageError(f"'second_phase.{key}' must be a {kind.__name__}")
+    if not 0 < float(second["start_fraction"]) < 1 or float(second["lr"]) < 0:
+        raise UsageError("'second_phase.start_fraction' must be in (0, 1) and its lr >= 0")
+
+
+def phases(config: TrialConfig) -> list[Phase]:
+    """The config's one or two phases. The second takes over after start_fraction of the epochs
+    (at least one epoch each); what it leaves out it keeps from the first, except the
+    optimizer's and a new schedule's own arguments, which belong to the first's choices."""
+    first = Phase(
+        1, config.epochs, config.optimizer, config.optimizer_args, config.lr,
+        config.weight_decay, config.schedule, config.schedule_args, config.warmup_fraction,
+    )  # fmt: skip
+    second = config.second_phase
+    if not second:
+        return [first]
+    _check_second_phase(second)
+    if config.epochs < 2:
+        return [first]
+    split = round(float(second["start_fraction"]) * config.epochs)
+    first_epochs = min(max(1, split), config.epochs - 1)
+    schedule = second.get("schedule", config.schedule)
+    default_schedule_args = config.schedule_args if schedule == config.schedule else {}
+    return [
+        dataclasses.replace(first, epochs=first_epochs),
+        Phase(
+            first_epochs + 1,
+            config.epochs - first_epochs,
+            second["optimizer"],
+            dict(second.get("optimizer_args", {})),
+            float(second["lr"]),
+            float(second.get("weight_decay", config.weight_decay)),
+            schedule,
+            dict(second.get("schedule_args", default_schedule_args)),
+            0.0,
+        ),
+    ]
 
 
 # How a config file is written, by format name: YAML for people, JSON for programs.

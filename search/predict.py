@@ -38,7 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     on_device = device.resolve(args.device)
     model, saved = checkpoint.load(args.checkpoint, on_device)
     images = read_images(args.images, tuple(saved["image_shape"])).to(on_device)
-    normalize = make_normalizer(saved["normalization"], on_device)
+    image_size = saved["config"].get("image_size", 0)
+    normalize = make_normalizer(saved["normalization"], on_device, image_size)
     probabilities = evaluation.predict_probabilities(
         model, images, normalize, make_autocast(on_device)
     )

@@ -81,15 +81,23 @@ def channel_statistics(images: torch.Tensor) -> dict[str, list[float]]:
 
 
 def make_normalizer(
-    statistics: dict[str, list[float]], device: torch.device
+    statistics: dict[str, list[float]], device: torch.device, image_size: int = 0
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """uint8 [B, C, H, W] -> normalised float32, channels_last on CUDA (faster convs with bf16)."""
+    """uint8 [B, C, H, W] -> normalised float32, resized to image_size x image_size if given
+    (report 004 trained on CIFAR upsampled to STL-10's 96x96), channels_last on CUDA (faster
+    convs with bf16)."""
     mean = torch.tensor(statistics["mean"], device=device).view(1, -1, 1, 1)
     std = torch.tensor(statistics["std"], device=device).view(1, -1, 1, 1)
     memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    size = (image_size, image_size) if image_size else None
 
     def normalize(images: torch.Tensor) -> torch.Tensor:
-        return ((images.float() / 255 - mean) / std).contiguous(memory_format=memory_format)
+        normalized = (images.float() / 255 - mean) / std
+        if size is not None and normalized.shape[-2:] != size:
+            normalized = nn.functional.interpolate(
+                normalized, size=size, mode="bilinear", antialias=True, align_corners=False
+            )
+        return normalized.contiguous(memory_format=memory_format)
 
     return normalize
 
@@ -121,6 +129,24 @@ def make_gradient_clipper(model: nn.Module, max_norm: float) -> Callable[[], Non
     return lambda: nn.utils.clip_grad_norm_(parameters, max_norm)
 
 
+def start_phase(
+    model: nn.Module, phase: config.Phase, steps_per_epoch: int
+) -> tuple[torch.optim.Optimizer, optim.Schedule]:
+    """A fresh optimizer and schedule for one phase, its schedule spanning the phase's steps."""
+    optimizer = optim.OPTIMIZERS[phase.optimizer](
+        model.parameters(), lr=phase.lr, weight_decay=phase.weight_decay, **phase.optimizer_args
+    )
+    steps = steps_per_epoch * phase.epochs
+    schedule = optim.build_schedule(
+        optimizer, phase.schedule, phase.schedule_args, steps, steps_per_epoch,
+        warmup_steps=round(phase.warmup_fraction * steps),
+    )  # fmt: skip
+    return optimizer, schedule
+
+
+FIT_IMAGES = 5000  # enough to estimate a whitening stem's 2x2 patch covariance
+
+
 def train(
     trial_config: TrialConfig,
     train_set: LabeledImages,
@@ -128,65 +154,65 @@ def train(
     num_classes: int,
     on_device: torch.device,
     on_epoch: Callable[[EpochResult], bool] | None = None,
+    eval_is_test: bool = False,
 ) -> TrainResult:
     """Train for trial_config.epochs, evaluating on eval_set after every epoch. on_epoch gets
-    each epoch's result and returns True to stop early (a pruned trial)."""
+    each epoch's result and returns True to stop early (a pruned trial). Reduce-on-plateau
+    watches the loss on eval_set, or the training loss when eval_set is the test set
+    (`eval_is_test`: nothing may be tuned on it)."""
     torch.manual_seed(trial_config.seed)
     generator = torch.Generator(device=on_device).manual_seed(trial_config.seed)
     on_cuda = on_device.type == "cuda"
     torch.backends.cudnn.benchmark = on_cuda
     train_set, eval_set = train_set.to(on_device), eval_set.to(on_device)
     statistics = channel_statistics(train_set.images)
-    normalize = make_normalizer(statistics, on_device)
-    image_shape = tuple(train_set.images.shape[1:])
+    normalize = make_normalizer(statistics, on_device, trial_config.image_size)
     model = models.build(
         trial_config.model,
         num_classes=num_classes,
-        image_shape=image_shape,
+        image_shape=trial_config.input_shape(train_set.images.shape[1:]),
+        init=trial_config.init,
         **trial_config.model_args,
     )
     model = model.to(on_device, memory_format=torch.channels_last if on_cuda else None)
-    optimizer = optim.OPTIMIZERS[trial_config.optimizer](
-        model.parameters(),
-        lr=trial_config.lr,
-        weight_decay=trial_config.weight_decay,
-        **trial_config.optimizer_args,
-    )
+    models.fit_to_data(model, normalize(train_set.images[:FIT_IMAGES]))
     batch_size = min(trial_config.batch_size, len(train_set))
     steps_per_epoch = len(train_set) // batch_size  # drop the ragged last batch: BN needs >1 image
-    scheduler = optim.SCHEDULES[trial_config.schedule](
-        optimizer,
-        total_steps=steps_per_epoch * trial_config.epochs,
-        steps_per_epoch=steps_per_epoch,
-        **trial_config.schedule_args,
-    )
+    phase_starts = {phase.first_epoch: phase for phase in config.phases(trial_config)}
     augmentation = augment.build(trial_config.augment)
+    # Soft targets throughout, so that mixup and cutmix need no other loss.
+    targets_of = torch.eye(num_classes, device=on_device)
     criterion = nn.CrossEntropyLoss(label_smoothing=trial_config.label_smoothing)
     autocast = make_autocast(on_device)
     clip_gradients = make_gradient_clipper(model, trial_config.grad_clip_norm)
 
     history: list[EpochResult] = []
     for epoch in range(1, trial_config.epochs + 1):
+        if epoch in phase_starts:
+            optimizer, schedule = start_phase(model, phase_starts[epoch], steps_per_epoch)
         model.train()
         started = time.perf_counter()
         loss_sum = torch.zeros((), device=on_device)
         order = torch.randperm(len(train_set), device=on_device, generator=generator)
         for step in range(steps_per_epoch):
             index = order[step * batch_size : (step + 1) * batch_size]
-            inputs = augmentation(normalize(train_set.images[index]), generator)
+            inputs, targets = augmentation(
+                normalize(train_set.images[index]), targets_of[train_set.labels[index]], generator
+            )
             with autocast:
-                loss = criterion(model(inputs), train_set.labels[index])
+                loss = criterion(model(inputs), targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             clip_gradients()
             optimizer.step()
-            scheduler.step()
+            schedule.per_batch.step()
             loss_sum += loss.detach()
         train_loss = loss_sum.item() / steps_per_epoch  # the epoch's one host sync
         train_seconds = time.perf_counter() - started
         if not math.isfinite(train_loss):
             raise TrainingDiverged(f"the training loss became {train_loss} in epoch {epoch}")
         eval_accuracy, eval_loss = evaluate(model, eval_set, normalize, autocast)
+        schedule.step_epoch(train_loss if eval_is_test else eval_loss)
         history.append(EpochResult(epoch, train_loss, eval_accuracy, eval_loss, train_seconds))
         if on_epoch is not None and on_epoch(history[-1]):
             break
@@ -277,11 +303,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         result = train(
-            trial_config, train_set, dataset.test, dataset.num_classes, on_device, on_epoch=show
-        )
+            trial_config, train_set, dataset.test, dataset.num_classes, on_device, on_epoch=show,
+            eval_is_test=True,
+        )  # fmt: skip
     except TrainingDiverged as error:
         raise UsageError(f"training diverged: {error}; lower the config's lr") from None
-    normalize = make_normalizer(result.normalization, on_device)
+    normalize = make_normalizer(result.normalization, on_device, trial_config.image_size)
     autocast = make_autocast(on_device)
     test_set = dataset.test.to(on_device)
     probabilities = evaluation.predict_probabilities(

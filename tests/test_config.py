@@ -5,19 +5,38 @@ from search.config import TrialConfig
 from search.errors import UsageError
 
 FULL = TrialConfig(
-    model="preact_resnet",
-    model_args={"depth": 18, "width": 64, "activation": "mish", "downsample": "maxpool"},
-    optimizer="sgd",
-    optimizer_args={"momentum": 0.9123456789012345, "nesterov": True},
-    lr=0.123456789012345678,
+    model="resnet",
+    model_args={
+        "depth": 18,
+        "width": 64,
+        "activation": "mish",
+        "downsample": "maxpool",
+        "block": "bn_after_add",
+    },
+    optimizer="adam",
+    optimizer_args={"beta2": 0.9123456789012345},
+    lr=0.00123456789012345678,
     weight_decay=5.0000000001e-4,
     schedule="cosine",
-    schedule_args={"warmup_fraction": 0.1},
+    warmup_fraction=0.1,
+    second_phase={
+        "start_fraction": 0.6,
+        "optimizer": "sgd",
+        "lr": 0.05,
+        "optimizer_args": {"momentum": 0.9, "nesterov": True},
+    },
+    init="kaiming",
     batch_size=256,
     epochs=17,
-    augment={"flip": {}, "crop": {"padding": 4, "mode": "zeros"}, "cutout": {"size": 12}},
+    augment={
+        "flip": {},
+        "crop": {"padding": 4, "mode": "zeros"},
+        "cutout": {"size": 12},
+        "cutmix": {"alpha": 0.5},
+    },
     label_smoothing=0.1,
     grad_clip_norm=2.5,
+    image_size=48,
     seed=12345,
     dataset="cifar100",
 )
@@ -29,7 +48,7 @@ def test_yaml_round_trip_is_exact(tmp_path):
     loaded, provenance = config.read_file(path)
     assert loaded == FULL
     assert loaded.lr == FULL.lr and loaded.weight_decay == FULL.weight_decay
-    assert list(loaded.augment) == ["flip", "crop", "cutout"]  # order is the order applied
+    assert list(loaded.augment) == ["flip", "crop", "cutout", "cutmix"]  # the order applied
     assert provenance == {"study": "s", "trial": 3}
 
 
@@ -72,3 +91,51 @@ def test_bad_config_files_say_what_is_wrong(tmp_path, text, message):
 def test_missing_config_file_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="cannot read config file"):
         config.read_file(tmp_path / "nope.yaml")
+
+
+def test_a_second_phase_takes_over_after_its_fraction_and_inherits_what_it_leaves_out():
+    first, second = config.phases(FULL)
+    assert (first.first_epoch, first.epochs, first.optimizer, first.warmup_fraction) == (
+        1, 10, "adam", 0.1,
+    )  # fmt: skip
+    assert (second.first_epoch, second.epochs, second.optimizer, second.lr) == (11, 7, "sgd", 0.05)
+    assert second.schedule == "cosine" and second.weight_decay == FULL.weight_decay
+    assert second.warmup_fraction == 0.0 and second.optimizer_args["momentum"] == 0.9
+    assert config.phases(FULL.replace(second_phase={})) == [
+        first.__class__(
+            1, 17, "adam", FULL.optimizer_args, FULL.lr, FULL.weight_decay, "cosine", {}, 0.1
+        )
+    ]
+    one_epoch = config.phases(FULL.replace(epochs=1))
+    assert len(one_epoch) == 1
+    late = config.phases(FULL.replace(second_phase={**FULL.second_phase, "start_fraction": 0.99}))
+    assert [phase.epochs for phase in late] == [16, 1]  # each phase gets at least one epoch
+
+
+@pytest.mark.parametrize(
+    "second_phase, message",
+    [
+        ({"optimizer": "sgd", "lr": 0.1}, "needs start_fraction"),
+        ({"start_fraction": 0.5, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9}, "unknown: momentum"),
+        ({"start_fraction": 1.5, "optimizer": "sgd", "lr": 0.1}, "start_fraction' must be in"),
+        ({"start_fraction": 0.5, "optimizer": "sgdd", "lr": 0.1}, "unknown optimizer 'sgdd'"),
+        ({"start_fraction": 0.5, "optimizer": "sgd", "lr": "fast"}, "second_phase.lr' must be"),
+        ({"start_fraction": 0.5, "optimizer": "sgd", "lr": 0.1, "schedule": "cosine",
+          "schedule_args": {"gamma": 0.5}}, "schedule 'cosine' has no argument gamma"),
+    ],
+)  # fmt: skip
+def test_bad_second_phases_are_usage_errors(second_phase, message):
+    with pytest.raises(UsageError, match=message):
+        config.from_dict({**FULL.to_dict(), "second_phase": second_phase})
+
+
+def test_a_hand_written_second_phase_may_write_1e_3():
+    """YAML 1.1 reads 1e-3 as text; numbers in second_phase are read like the top level's."""
+    loaded = config.from_dict({**FULL.to_dict(), "second_phase": {
+        "start_fraction": "0.5", "optimizer": "adam", "lr": "1e-3"}})  # fmt: skip
+    assert config.phases(loaded)[1].lr == 0.001
+
+
+def test_input_shape_follows_image_size():
+    assert FULL.input_shape((3, 32, 32)) == (3, 48, 48)
+    assert FULL.replace(image_size=0).input_shape((3, 32, 32)) == (3, 32, 32)

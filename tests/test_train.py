@@ -7,7 +7,7 @@ from search.train import TrainingDiverged, train
 CPU = torch.device("cpu")
 
 SMALL_RESNET = TrialConfig(
-    model="preact_resnet",
+    model="resnet",
     model_args={"depth": 10, "width": 16},
     optimizer="sgd",
     optimizer_args={"momentum": 0.9, "nesterov": True},
@@ -29,7 +29,7 @@ MLP = TrialConfig(
     lr=1e-3,
     weight_decay=0.05,
     schedule="cosine",
-    schedule_args={"warmup_fraction": 0.1},
+    warmup_fraction=0.1,
     batch_size=128,
     epochs=2,
     augment={"flip": {}, "crop": {"padding": 2}, "cutout": {"size": 8}},
@@ -75,3 +75,40 @@ def test_a_diverging_loss_raises_instead_of_training_on(sample):
     hopeless = MLP.replace(optimizer="sgd", optimizer_args={}, lr=1e12, grad_clip_norm=0.0)
     with pytest.raises(TrainingDiverged, match="epoch 1"):
         train(hopeless, sample.train, sample.val, sample.num_classes, CPU)
+
+
+def test_a_second_phase_switches_optimizer_part_way(sample):
+    """An MLP has no batch norm, so with the second phase's lr at 0 the network must stay
+    exactly as the first phase left it: epoch 2 evaluates like epoch 1."""
+    switched = MLP.replace(second_phase={"start_fraction": 0.5, "optimizer": "sgd", "lr": 0.0})
+    frozen = train(switched, sample.train, sample.val, 10, CPU).history
+    assert frozen[1].eval_loss == frozen[0].eval_loss
+    moving = train(MLP, sample.train, sample.val, 10, CPU).history
+    assert moving[1].eval_loss != moving[0].eval_loss
+
+
+def test_inputs_are_resized_to_image_size_for_the_network(sample):
+    tiny = sample.train.subset(torch.arange(64))
+    resized = MLP.replace(image_size=20, epochs=1, batch_size=32)
+    result = train(resized, tiny, tiny, 10, CPU)
+    first_linear = next(m for m in result.model.modules() if isinstance(m, torch.nn.Linear))
+    assert first_linear.in_features == 3 * 20 * 20
+
+
+def test_a_whitening_stem_is_fitted_to_the_training_images(sample):
+    tiny = sample.train.subset(torch.arange(256))
+    fast = TrialConfig(model="fastnet", model_args={"width": 8, "widen": 1}, epochs=1,
+                       batch_size=64, dataset="sample")  # fmt: skip
+    stem = train(fast, tiny, tiny, 10, CPU).model[0]
+    patches = tiny.images[:, :, :2, :2].float() / 255  # top-left patches, unnormalised
+    outputs = torch.nn.functional.conv2d((patches - patches.mean(0)) / patches.std(0),
+                                         stem.weight)  # fmt: skip
+    assert outputs.shape[1] == 24 and not stem.weight.requires_grad
+    assert outputs[:, :12].flatten(1).std(0).mean() > 0.3  # fitted, not the near-zero default
+
+
+@pytest.mark.parametrize("mixing", ["mixup", "cutmix"])
+def test_mixing_trains_on_soft_targets(sample, mixing):
+    mixed = MLP.replace(augment={mixing: {}}, epochs=1, label_smoothing=0.1)
+    result = train(mixed, sample.train, sample.val, 10, CPU)
+    assert result.final.eval_accuracy > 0.15 and result.final.train_loss > 0
