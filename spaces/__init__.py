@@ -7,10 +7,27 @@ them relevant); it never trains. Parameter names are a schema: renaming one brea
 import importlib
 
 from search.errors import UsageError
-from spaces import convnet, mlp, resnet  # noqa: F401  (importing registers the spaces)
-from spaces.registry import SPACES, SpaceContext, register_space
+from spaces import (  # noqa: F401  (importing registers the spaces)
+    backbone,
+    convnet,
+    densenet,
+    fast,
+    mlp,
+    resnet,
+)
+from spaces.registry import (
+    SPACES,
+    WARM_STARTS,
+    SpaceContext,
+    WarmStart,
+    register_space,
+    register_warm_starts,
+)
 
-__all__ = ["SPACES", "SpaceContext", "get", "import_user_module", "list_spaces", "register_space"]
+__all__ = [
+    "SPACES", "WARM_STARTS", "SpaceContext", "WarmStart", "get", "import_user_module",
+    "list_spaces", "register_space", "register_warm_starts", "warm_starts",
+]  # fmt: skip
 
 
 def import_user_module(module: str | None) -> None:
@@ -29,3 +46,9 @@ def get(name: str):
 
 def list_spaces() -> list[str]:
     return SPACES.names()
+
+
+def warm_starts(name: str) -> list[WarmStart]:
+    """The space's known-good points (none for a space that registered none)."""
+    SPACES[name]
+    return WARM_STARTS.get(name, [])

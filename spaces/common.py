@@ -1,8 +1,9 @@
-"""Choices that many spaces share: optimizer, schedule, epochs and augmentation.
+"""Choices that many spaces share: optimizer (and a second phase), schedule, warm-up, epochs,
+batch size, initialisation, regularisation and augmentation.
 
 Ranges are wide enough to hold the known-good CIFAR settings (SGD lr 0.1-0.4 with momentum 0.9
-and weight decay 5e-4; Adam(W) lr 1e-3 with decoupled decay 0.05) and narrow enough that most
-trials train. Each returns TrialConfig fields as a dict.
+and weight decay 5e-4; Adam(W) lr 1e-3 with decoupled decay 0.05) and the reports' choices,
+and narrow enough that most trials train. Each returns TrialConfig fields as a dict.
 """
 
 import math
@@ -10,6 +11,7 @@ from typing import Any
 
 import optuna
 
+from models.layers import ACTIVATIONS
 from spaces.registry import SpaceContext
 
 # Adaptive optimizers: name -> (lr range, weight decay range and its parameter name). Coupled
@@ -18,28 +20,36 @@ from spaces.registry import SpaceContext
 ADAPTIVE = {
     "adam": ((1e-4, 1e-2), (1e-7, 1e-3), "adam_weight_decay"),
     "radam": ((1e-4, 1e-2), (1e-7, 1e-3), "adam_weight_decay"),
-    "adamw": ((1e-4, 1e-2), (1e-3, 0.5), "adamw_weight_decay"),
+    "adamw": ((1e-4, 1e-2), (1e-4, 0.5), "adamw_weight_decay"),
     "lamb": ((1e-4, 2e-2), (1e-3, 0.1), "lamb_weight_decay"),
     "lion": ((1e-5, 1e-3), (1e-3, 3.0), "lion_weight_decay"),
     "ranger": ((1e-4, 1e-2), (1e-7, 1e-3), "adam_weight_decay"),
 }
 WITH_BETA2 = {"adam", "radam", "adamw", "lamb", "lion"}
+SCHEDULES = ["constant", "step", "exponential", "polynomial", "cosine", "onecycle", "cyclic",
+             "plateau"]  # fmt: skip
+SELF_WARMING = {"onecycle", "cyclic"}  # they start low by themselves: no separate warm-up
+BATCH_SIZES = (16, 32, 64, 128, 256, 512, 1024)
+ALL_ACTIVATIONS = list(ACTIVATIONS)
+
+
+def suggest_sgd(trial: optuna.Trial) -> dict[str, Any]:
+    momentum = trial.suggest_float("sgd_momentum", 0.0, 0.96)  # report 000 used 0.96
+    return {
+        "optimizer": "sgd",
+        "optimizer_args": {
+            "momentum": momentum,
+            "nesterov": momentum > 0 and trial.suggest_categorical("sgd_nesterov", [False, True]),
+        },
+        "lr": trial.suggest_float("sgd_lr", 1e-3, 1.0, log=True),  # per mean-loss step
+        "weight_decay": trial.suggest_float("sgd_weight_decay", 1e-5, 1e-2, log=True),  # L2
+    }
 
 
 def suggest_optimizer(trial: optuna.Trial) -> dict[str, Any]:
     optimizer = trial.suggest_categorical("optimizer", ["sgd", *ADAPTIVE])
     if optimizer == "sgd":
-        momentum = trial.suggest_float("sgd_momentum", 0.0, 0.95)
-        return {
-            "optimizer": "sgd",
-            "optimizer_args": {
-                "momentum": momentum,
-                "nesterov": momentum > 0
-                and trial.suggest_categorical("sgd_nesterov", [False, True]),
-            },
-            "lr": trial.suggest_float("sgd_lr", 5e-3, 1.0, log=True),  # per mean-loss step
-            "weight_decay": trial.suggest_float("sgd_weight_decay", 1e-5, 1e-2, log=True),  # L2
-        }
+        return suggest_sgd(trial)
     (lr_low, lr_high), (decay_low, decay_high), decay_name = ADAPTIVE[optimizer]
     # Lion's lr range differs by 10x from the others', so it is a parameter of its own.
     lr_name = "lion_lr" if optimizer == "lion" else "adam_lr"
@@ -54,16 +64,28 @@ def suggest_optimizer(trial: optuna.Trial) -> dict[str, Any]:
     }
 
 
+def suggest_second_phase(trial: optuna.Trial, first_optimizer: str) -> dict[str, Any]:
+    """Report 002's mixed run: an adaptive optimizer converges fast, then SGD with cosine
+    decay finishes (Adam then SGD reached its 95.65%). Offered after adaptive ones only."""
+    if first_optimizer == "sgd" or not trial.suggest_categorical("two_phase", [False, True]):
+        return {}
+    return {
+        "start_fraction": trial.suggest_float("phase2_start", 0.3, 0.8),  # of the epochs
+        "optimizer": "sgd",
+        "optimizer_args": {"momentum": 0.9, "nesterov": True},
+        "lr": trial.suggest_float("phase2_lr", 1e-3, 0.3, log=True),
+        "weight_decay": trial.suggest_float("phase2_weight_decay", 1e-5, 1e-2, log=True),
+        "schedule": "cosine",
+    }
+
+
 def suggest_epochs(trial: optuna.Trial, context: SpaceContext) -> int:
     """From half the budget to all of it: the schedule stretches over the epochs chosen."""
     return trial.suggest_int("epochs", math.ceil(context.max_epochs / 2), context.max_epochs)
 
 
 def suggest_schedule(trial: optuna.Trial, epochs: int) -> dict[str, Any]:
-    schedule = trial.suggest_categorical(
-        "schedule",
-        ["constant", "step", "exponential", "polynomial", "cosine", "onecycle", "cyclic"],
-    )
+    schedule = trial.suggest_categorical("schedule", SCHEDULES)
     arguments: dict[str, Any] = {}
     if schedule == "step":
         fraction = trial.suggest_float("step_fraction", 0.2, 0.6)  # of the epochs, per decay
@@ -75,8 +97,6 @@ def suggest_schedule(trial: optuna.Trial, epochs: int) -> dict[str, Any]:
         arguments = {"gamma": trial.suggest_float("exponential_gamma", 0.7, 0.99)}  # per epoch
     elif schedule == "polynomial":
         arguments = {"power": trial.suggest_float("polynomial_power", 0.5, 3.0, log=True)}
-    elif schedule == "cosine":
-        arguments = {"warmup_fraction": trial.suggest_float("cosine_warmup_fraction", 0.0, 0.2)}
     elif schedule == "onecycle":
         arguments = {"pct_start": trial.suggest_float("onecycle_pct_start", 0.1, 0.5)}
     elif schedule == "cyclic":
@@ -85,18 +105,83 @@ def suggest_schedule(trial: optuna.Trial, epochs: int) -> dict[str, Any]:
             "cycle_epochs": cycle * epochs,
             "base_fraction": trial.suggest_float("cyclic_base_fraction", 0.01, 0.3, log=True),
         }
-    return {"schedule": schedule, "schedule_args": arguments}
+    elif schedule == "plateau":
+        arguments = {
+            "factor": trial.suggest_float("plateau_factor", 0.1, 0.5),
+            "patience": trial.suggest_int("plateau_patience", 1, 10),  # epochs
+        }
+    warmup = 0.0 if schedule in SELF_WARMING else trial.suggest_float("warmup_fraction", 0.0, 0.2)
+    return {"schedule": schedule, "schedule_args": arguments, "warmup_fraction": warmup}
+
+
+def suggest_training(
+    trial: optuna.Trial, context: SpaceContext, batch_sizes: tuple[int, ...] = BATCH_SIZES
+) -> dict[str, Any]:
+    """Every TrialConfig field that is not the model or the augmentation."""
+    epochs = suggest_epochs(trial, context)
+    optimizer = suggest_optimizer(trial)
+    return {
+        **optimizer,
+        **suggest_schedule(trial, epochs),
+        "second_phase": suggest_second_phase(trial, optimizer["optimizer"]),
+        "init": trial.suggest_categorical("init", ["default", "xavier", "kaiming"]),
+        "batch_size": trial.suggest_categorical("batch_size", list(batch_sizes)),
+        "epochs": epochs,
+        "label_smoothing": trial.suggest_float("label_smoothing", 0.0, 0.2),
+        # max global gradient norm; 0 is off (report 001 clipped at 0.1)
+        "grad_clip_norm": trial.suggest_categorical("grad_clip_norm", [0.0, 0.1, 1.0, 10.0]),
+        "seed": context.seed + trial.number,
+        "dataset": context.dataset,
+    }
 
 
 def suggest_augment(trial: optuna.Trial) -> dict[str, dict[str, Any]]:
-    """Flip, translate (crop of the padded image) and cutout; a zero size means none."""
+    """The reports' augmentations, in the order they are applied; a zero or "none" means
+    not used. Sizes in pixels, angles in degrees, colour strengths in standard deviations."""
     augment: dict[str, dict[str, Any]] = {}
     if trial.suggest_categorical("flip", [True, False]):
         augment["flip"] = {}
+    if trial.suggest_categorical("vflip", [False, True]):  # report 000 flipped both ways
+        augment["vflip"] = {}
     padding = trial.suggest_categorical("crop_padding", [0, 2, 4])  # pixels per side
     if padding:
         augment["crop"] = {"padding": padding}
-    cutout = trial.suggest_categorical("cutout_size", [0, 8, 12, 16])  # square side, pixels
+    geometric = trial.suggest_categorical("geometric", ["none", "rotate", "affine"])
+    if geometric == "rotate":
+        augment["rotate"] = {"degrees": trial.suggest_float("rotate_degrees", 5.0, 30.0)}
+    elif geometric == "affine":
+        zoom = trial.suggest_float("affine_scale", 0.0, 0.2)  # zoom in or out by up to this
+        augment["affine"] = {
+            "degrees": trial.suggest_float("affine_degrees", 0.0, 20.0),
+            "translate": trial.suggest_float("affine_translate", 0.0, 0.15),  # of the size
+            "scale_low": 1 - zoom,
+            "scale_high": 1 + zoom,
+            "shear": trial.suggest_float("affine_shear", 0.0, 15.0),
+        }
+    jitter = trial.suggest_categorical("jitter", [0.0, 0.1, 0.2, 0.4])
+    if jitter:
+        augment["jitter"] = {"brightness": jitter, "contrast": jitter, "saturation": jitter}
+    grayscale = trial.suggest_categorical("grayscale_p", [0.0, 0.1, 0.2])
+    if grayscale:
+        augment["grayscale"] = {"p": grayscale}
+    cutout = trial.suggest_categorical("cutout_size", [0, 8, 12, 16])  # square side
     if cutout:
         augment["cutout"] = {"size": cutout}
+    mask_block = trial.suggest_categorical("mask_block", [0, 1, 2, 4])  # report 000's masking
+    if mask_block:
+        augment["mask"] = {"block": mask_block, "p": trial.suggest_float("mask_p", 0.05, 0.9)}
+    mixing = trial.suggest_categorical("mixing", ["none", "mixup", "cutmix"])
+    if mixing == "mixup":
+        augment["mixup"] = {"alpha": trial.suggest_float("mixup_alpha", 0.1, 1.0, log=True)}
+    elif mixing == "cutmix":
+        augment["cutmix"] = {"alpha": trial.suggest_float("cutmix_alpha", 0.2, 2.0, log=True)}
     return augment
+
+
+# Starting points for warm starts: every augmentation off, and the training knobs the reports
+# did not touch at their neutral values. A warm start overrides what its report chose.
+AUGMENT_OFF = {
+    "flip": False, "vflip": False, "crop_padding": 0, "geometric": "none", "jitter": 0.0,
+    "grayscale_p": 0.0, "cutout_size": 0, "mask_block": 0, "mixing": "none",
+}  # fmt: skip
+TRAINING_DEFAULTS = {"init": "default", "label_smoothing": 0.0, "grad_clip_norm": 0.0}

@@ -9,7 +9,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from spaces.registry import SPACES, SpaceContext
+from spaces.registry import SPACES, WARM_STARTS, SpaceContext
 
 SAMPLES = 400  # random draws: enough to reach every branch of the spaces we ship
 
@@ -25,8 +25,8 @@ def format_distribution(distribution: BaseDistribution) -> str:
 
 
 def describe(name: str, context: SpaceContext) -> list[str]:
-    """One line for the space, then one per parameter with its range and how often it is
-    chosen (conditional parameters exist only in some branches)."""
+    """One line for the space, then one per parameter with its range and whether it is
+    conditional (exists only in some branches), then the space's warm starts."""
     space = SPACES[name]
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     seen: dict[str, tuple[BaseDistribution, int]] = {}
@@ -42,4 +42,5 @@ def describe(name: str, context: SpaceContext) -> list[str]:
     for param, (distribution, count) in seen.items():
         condition = "" if count == SAMPLES else "  (conditional)"
         lines.append(f"  {param:<{width}}  {format_distribution(distribution)}{condition}")
+    lines += [f"  warm start: {start.source}" for start in WARM_STARTS.get(name, [])]
     return lines

@@ -3,28 +3,54 @@
 import optuna
 
 from search.config import TrialConfig
-from spaces.common import suggest_epochs, suggest_optimizer, suggest_schedule
-from spaces.registry import SpaceContext, register_space
+from spaces.common import (
+    ALL_ACTIVATIONS,
+    AUGMENT_OFF,
+    TRAINING_DEFAULTS,
+    suggest_augment,
+    suggest_training,
+)
+from spaces.registry import SpaceContext, WarmStart, register_space, register_warm_starts
 
 
 @register_space("mlp")
 def mlp(trial: optuna.Trial, context: SpaceContext) -> TrialConfig:
-    """MLP on flattened pixels: depth 1-4, width, dropout, activation, optimizer and schedule."""
-    epochs = suggest_epochs(trial, context)
+    """MLP on flattened pixels: 1-10 hidden layers, width (constant or halving), dropout,
+    activation, optimizer, schedule and augmentation."""
     return TrialConfig(
         model="mlp",
         model_args={
-            "width": trial.suggest_categorical("width", [256, 512, 1024, 2048]),
-            "depth": trial.suggest_int("depth", 1, 4),  # hidden layers
+            "width": trial.suggest_categorical("width", [256, 512, 1024, 2048]),  # first layer
+            "depth": trial.suggest_int("depth", 1, 10),  # hidden layers
+            "taper": trial.suggest_categorical("taper", [False, True]),  # halve layer by layer
             "dropout": trial.suggest_float("dropout", 0.0, 0.5),
-            "activation": trial.suggest_categorical("activation", ["relu", "gelu", "tanh"]),
+            "activation": trial.suggest_categorical("activation", ALL_ACTIVATIONS),
         },
-        **suggest_optimizer(trial),
-        **suggest_schedule(trial, epochs),
-        batch_size=trial.suggest_categorical("batch_size", [64, 128, 256, 512]),
-        epochs=epochs,
-        augment={"flip": {}} if trial.suggest_categorical("flip", [True, False]) else {},
-        label_smoothing=trial.suggest_float("label_smoothing", 0.0, 0.2),
-        seed=context.seed + trial.number,
-        dataset=context.dataset,
+        augment=suggest_augment(trial),
+        **suggest_training(trial, context),
     )
+
+
+register_warm_starts(
+    "mlp",
+    WarmStart(
+        "report 000: the 'Naive' net, 9 hidden layers of 256, LeakyReLU, dropout 0.3, AdamW, "
+        "gradient clipping, flips",
+        {
+            **TRAINING_DEFAULTS, **AUGMENT_OFF, "width": 256, "depth": 9, "taper": False,
+            "dropout": 0.3, "activation": "leaky_relu", "optimizer": "adamw",
+            "adam_beta2": 0.999, "adam_lr": 1e-3, "adamw_weight_decay": 0.01,
+            "two_phase": False, "schedule": "constant", "warmup_fraction": 0.0,
+            "batch_size": 128, "grad_clip_norm": 1.0, "flip": True, "vflip": True,
+        },
+    ),
+    WarmStart(
+        "report 004: the improved TwoLayerNet, 1024-512-256, SGD + one-cycle",
+        {
+            **TRAINING_DEFAULTS, **AUGMENT_OFF, "width": 1024, "depth": 3, "taper": True,
+            "dropout": 0.0, "activation": "relu", "optimizer": "sgd", "sgd_momentum": 0.9,
+            "sgd_nesterov": False, "sgd_lr": 1e-3, "sgd_weight_decay": 1e-4,
+            "schedule": "onecycle", "onecycle_pct_start": 0.3, "batch_size": 128,
+        },
+    ),
+)  # fmt: skip

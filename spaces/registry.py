@@ -1,6 +1,8 @@
-"""The space registry: `@register_space("name")` on a function (trial, context) -> TrialConfig."""
+"""The space registry: `@register_space("name")` on a function (trial, context) -> TrialConfig,
+and each space's known-good points (`register_warm_starts`), which `--warm-start` enqueues."""
 
 import dataclasses
+from typing import Any
 
 from search.registry import Registry
 
@@ -14,5 +16,24 @@ class SpaceContext:
     seed: int  # the study's base seed; a trial trains with seed + trial.number
 
 
+@dataclasses.dataclass(frozen=True)
+class WarmStart:
+    """A config a report found good, as the space's parameters. `epochs` is left out: a warm
+    start trains for the study's whole budget."""
+
+    source: str  # which report, and what it measured
+    params: dict[str, Any]
+
+    def for_budget(self, context: SpaceContext) -> dict[str, Any]:
+        return {**self.params, "epochs": context.max_epochs}
+
+
 SPACES = Registry("space", supplied=("trial", "context"))
 register_space = SPACES.register
+WARM_STARTS: dict[str, list[WarmStart]] = {}
+
+
+def register_warm_starts(space: str, *starts: WarmStart) -> None:
+    if space in WARM_STARTS:
+        raise ValueError(f"warm starts for space '{space}' are registered twice")
+    WARM_STARTS[space] = list(starts)

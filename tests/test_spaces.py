@@ -11,25 +11,101 @@ CONTEXT = spaces.SpaceContext(dataset="sample", max_epochs=6, seed=100)
 
 # The parameter schema of each space: renaming one silently breaks resumed studies.
 TRAINING = {
-    "epochs", "optimizer", "sgd_momentum", "sgd_nesterov", "sgd_lr", "sgd_weight_decay",
-    "adam_beta2", "adam_lr", "lion_lr", "adamw_weight_decay", "adam_weight_decay",
-    "lamb_weight_decay", "lion_weight_decay", "schedule", "step_fraction", "step_gamma",
-    "exponential_gamma", "polynomial_power", "cosine_warmup_fraction", "onecycle_pct_start",
-    "cyclic_cycle_fraction", "cyclic_base_fraction", "batch_size", "flip", "label_smoothing",
-}  # fmt: skip
-AUGMENT = {"crop_padding", "cutout_size"}
+    "epochs",
+    "optimizer",
+    "sgd_momentum",
+    "sgd_nesterov",
+    "sgd_lr",
+    "sgd_weight_decay",
+    "adam_beta2",
+    "adam_lr",
+    "lion_lr",
+    "adamw_weight_decay",
+    "adam_weight_decay",
+    "lamb_weight_decay",
+    "lion_weight_decay",
+    "two_phase",
+    "phase2_start",
+    "phase2_lr",
+    "phase2_weight_decay",
+    "schedule",
+    "step_fraction",
+    "step_gamma",
+    "exponential_gamma",
+    "polynomial_power",
+    "onecycle_pct_start",
+    "cyclic_cycle_fraction",
+    "cyclic_base_fraction",
+    "plateau_factor",
+    "plateau_patience",
+    "warmup_fraction",
+    "init",
+    "batch_size",
+    "label_smoothing",
+    "grad_clip_norm",
+}
+AUGMENT = {
+    "flip",
+    "vflip",
+    "crop_padding",
+    "geometric",
+    "rotate_degrees",
+    "affine_degrees",
+    "affine_translate",
+    "affine_scale",
+    "affine_shear",
+    "jitter",
+    "grayscale_p",
+    "cutout_size",
+    "mask_block",
+    "mask_p",
+    "mixing",
+    "mixup_alpha",
+    "cutmix_alpha",
+}
 PARAMETERS = {
-    "resnet": TRAINING | AUGMENT | {"family", "width", "activation", "downsample", "preact_depth"},
+    "resnet": TRAINING | AUGMENT | {
+        "family", "width", "activation", "downsample", "depth", "block", "rn_width",
+        "rn_blocks", "rn_reinject", "rn_spatial_dropout",
+    },
     "convnet": TRAINING | AUGMENT | {
         "linear_layers", "blocks", "width", "kernel_size", "growth", "batch_norm", "activation",
-        "stem_stride", "head", "dropout", "hidden_width",
+        "stem_stride", "head", "dropout", "spatial_dropout", "hidden_width", "image_size",
     },
-    "mlp": TRAINING | {"width", "depth", "dropout", "activation"},
+    "mlp": TRAINING | AUGMENT | {"width", "depth", "taper", "dropout", "activation"},
+    "backbone": TRAINING | AUGMENT | {
+        "blocks", "parallel", "convs", "width", "kernel_size", "activation", "dropout", "head",
+    },
+    "densenet": TRAINING | AUGMENT | {
+        "depth", "growth_rate", "compression", "bottleneck", "activation",
+    },
+    "fast": {
+        "batch_size", "epochs", "lr_per_1024", "weight_decay_per_1024", "momentum", "translate",
+        "cutout_size", "width", "widen", "activation", "warmup_fraction", "label_smoothing",
+    },
 }  # fmt: skip
+
+# Test-sized versions of each model: the sampled architecture, with fewer channels.
+SHRINK = {
+    "resnet": {"width": 8},
+    "resnet9": {"width": 8},
+    "rn": {"width": 8, "blocks": 2},
+    "convnet": {"width": 8},
+    "mlp": {"width": 32},
+    "backbone": {"width": 8, "parallel": 2},
+    "densenet": {"depth": 22, "growth_rate": 4},
+    "fastnet": {"width": 8},
+}
+
+
+def shrunk(trial_config: config.TrialConfig) -> config.TrialConfig:
+    return trial_config.replace(
+        model_args={**trial_config.model_args, **SHRINK[trial_config.model]}
+    )
 
 
 def sampled(
-    name: str, count: int = 200
+    name: str, count: int = 300
 ) -> list[tuple[optuna.trial.FrozenTrial, config.TrialConfig]]:
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     out = []
@@ -48,6 +124,11 @@ def test_every_space_has_a_pinned_schema():
     assert PRODUCT_SPACES == sorted(PARAMETERS)
 
 
+def test_every_model_is_some_spaces_choice():
+    chosen = {cfg.model for name in PRODUCT_SPACES for _, cfg in sampled(name, 60)}
+    assert chosen == set(models.list_models()) == set(SHRINK)
+
+
 @pytest.mark.parametrize("name", sorted(PARAMETERS))
 def test_sampled_configs_are_valid_and_use_the_whole_space(name):
     trials = sampled(name)
@@ -58,6 +139,7 @@ def test_sampled_configs_are_valid_and_use_the_whole_space(name):
         assert CONTEXT.max_epochs / 2 <= trial_config.epochs <= CONTEXT.max_epochs
         assert trial_config.seed == CONTEXT.seed + trial.number
         assert trial_config.dataset == "sample"
+        assert 16 <= trial_config.batch_size <= 1024
         seen_params |= set(trial.params)
         for param, value in trial.params.items():
             seen_values.setdefault(param, set()).add(value)
@@ -66,6 +148,26 @@ def test_sampled_configs_are_valid_and_use_the_whole_space(name):
         for param, distribution in trial.distributions.items():
             if isinstance(distribution, optuna.distributions.CategoricalDistribution):
                 assert seen_values[param] == set(distribution.choices), param
+
+
+def test_the_shared_knobs_reach_every_augmentation_schedule_and_init():
+    configs = [cfg for name in ("resnet", "convnet") for _, cfg in sampled(name)]
+    augmentations = {name for cfg in configs for name in cfg.augment}
+    assert augmentations == {
+        "flip", "vflip", "crop", "rotate", "affine", "jitter", "grayscale", "cutout", "mask",
+        "mixup", "cutmix",
+    }  # fmt: skip
+    assert {cfg.schedule for cfg in configs} == {
+        "constant", "step", "exponential", "polynomial", "cosine", "onecycle", "cyclic",
+        "plateau",
+    }  # fmt: skip
+    assert {cfg.init for cfg in configs} == {"default", "xavier", "kaiming"}
+    assert {cfg.optimizer for cfg in configs} == {
+        "sgd", "adam", "adamw", "radam", "lion", "lamb", "ranger",
+    }  # fmt: skip
+    two_phase = [cfg for cfg in configs if cfg.second_phase]
+    assert two_phase and all(cfg.optimizer != "sgd" for cfg in two_phase)
+    assert {cfg.image_size for cfg in configs} == {0, 64, 96}
 
 
 @pytest.mark.parametrize("name", sorted(PARAMETERS))
@@ -79,19 +181,50 @@ def test_a_trial_replays_through_its_space(name):
 @pytest.mark.parametrize("name", sorted(PARAMETERS))
 @pytest.mark.parametrize("shape, classes", [((3, 32, 32), 10), ((3, 32, 32), 100)])
 def test_sampled_models_give_one_logit_per_class(name, shape, classes):
-    for _, trial_config in sampled(name, 6):
-        args = {**trial_config.model_args, "width": 8}  # the architecture, at test size
-        model = models.build(trial_config.model, num_classes=classes, image_shape=shape, **args)
+    for _, trial_config in sampled(name, 8):
+        trial_config = shrunk(trial_config)
+        seen = trial_config.input_shape(shape)
+        model = models.build(trial_config.model, num_classes=classes, image_shape=seen,
+                             init=trial_config.init, **trial_config.model_args)  # fmt: skip
         model.eval()
-        assert model(torch.randn(2, *shape)).shape == (2, classes)
+        assert model(torch.randn(2, *seen)).shape == (2, classes)
 
 
 @pytest.mark.parametrize("name", sorted(PARAMETERS))
 def test_a_sampled_config_trains_one_epoch(name, sample):
     _, trial_config = sampled(name, 1)[0]
     tiny = sample.train.subset(torch.arange(0, 4500, 9))  # 500 images
-    trial_config = trial_config.replace(
-        epochs=1, batch_size=64, model_args={**trial_config.model_args, "width": 8}
-    )
+    trial_config = shrunk(trial_config).replace(epochs=1, batch_size=64)
     result = train(trial_config, tiny, sample.val, 10, torch.device("cpu"))
     assert len(result.history) == 1 and 0 <= result.final.eval_accuracy <= 1
+
+
+WARM_STARTS = [(name, start) for name in PRODUCT_SPACES for start in spaces.warm_starts(name)]
+
+
+def test_every_product_space_has_warm_starts():
+    assert {name for name, _ in WARM_STARTS} == set(PRODUCT_SPACES)
+
+
+@pytest.mark.parametrize("name, start", WARM_STARTS, ids=[s.source[:30] for _, s in WARM_STARTS])
+def test_every_warm_start_is_a_point_of_its_space(name, start):
+    """Enqueued, the warm start sets every parameter the space asks for, each inside its
+    range, and nothing else; the sampler chooses nothing."""
+    study = optuna.create_study()
+    study.enqueue_trial(start.for_budget(CONTEXT))
+    trial = study.ask()
+    trial_config = spaces.get(name)(trial, CONTEXT)
+    assert trial.params == start.for_budget(CONTEXT)
+    for param, distribution in trial.distributions.items():
+        assert distribution._contains(distribution.to_internal_repr(trial.params[param])), param
+    assert config.from_dict(trial_config.to_dict()) == trial_config
+
+
+@pytest.mark.parametrize("name, start", WARM_STARTS, ids=[s.source[:30] for _, s in WARM_STARTS])
+def test_every_warm_start_trains_at_full_size(name, start, sample):
+    """The reports' own networks, unshrunk: two steps of 8 images each on the CPU."""
+    trial_config = spaces.get(name)(optuna.trial.FixedTrial(start.for_budget(CONTEXT)), CONTEXT)
+    few = sample.train.subset(torch.arange(16))
+    result = train(trial_config.replace(epochs=1, batch_size=8), few, few, 10, torch.device("cpu"))
+    assert result.images_per_epoch == 16 and result.param_count > 0
+    assert torch.isfinite(torch.tensor(result.final.train_loss))
