@@ -76,25 +76,29 @@ class Dataset:
 DATASETS: Registry = Registry("dataset", supplied=("data_dir",))
 
 
+def _torchvision_split(dataset_class, data_dir: Path, archive_folder: str, split_arguments):
+    """One split from torchvision: read from data_dir, downloading there if it is missing."""
+    try:
+        return dataset_class(data_dir, **split_arguments, download=False)
+    except RuntimeError:
+        try:
+            return dataset_class(data_dir, **split_arguments, download=True)
+        except (OSError, URLError, RuntimeError) as error:
+            raise UsageError(
+                f"{dataset_class.__name__} is not in --data-dir {data_dir} (expected "
+                f"{data_dir / archive_folder}) and could not be downloaded ({error}); "
+                "download it where there is a network or point --data-dir at a copy"
+            ) from None
+
+
 def _torchvision_cifar(class_name: str, data_dir: Path, archive_folder: str) -> Source:
-    """CIFAR from torchvision: read from data_dir, downloading there if it is missing."""
     import torchvision  # here, not at the top: it adds over a second to every command's start
 
     dataset_class = getattr(torchvision.datasets, class_name)
     splits = []
     for train in (True, False):
-        try:
-            split = dataset_class(data_dir, train=train, download=False)
-        except RuntimeError:
-            try:
-                split = dataset_class(data_dir, train=train, download=True)
-            except (OSError, URLError, RuntimeError) as error:
-                raise UsageError(
-                    f"{dataset_class.__name__} is not in --data-dir {data_dir} (expected "
-                    f"{data_dir / archive_folder}) and could not be downloaded ({error}); "
-                    "download it where there is a network or point --data-dir at a copy"
-                ) from None
-        images = torch.from_numpy(split.data).permute(0, 3, 1, 2).contiguous()
+        split = _torchvision_split(dataset_class, data_dir, archive_folder, {"train": train})
+        images = torch.from_numpy(split.data).permute(0, 3, 1, 2).contiguous()  # from NHWC
         splits.append(LabeledImages(images, torch.tensor(split.targets, dtype=torch.int64)))
     return Source(tuple(split.classes), splits[0], splits[1])
 
@@ -108,6 +112,22 @@ def cifar10(data_dir: Path) -> Source:
 @DATASETS.register("cifar100")
 def cifar100(data_dir: Path) -> Source:
     return _torchvision_cifar("CIFAR100", data_dir, "cifar-100-python")
+
+
+@DATASETS.register("stl10")
+def stl10(data_dir: Path) -> Source:
+    """STL-10's 5,000 labelled training and 8,000 test images, 96x96 (the unlabelled 100,000
+    are not used); validation takes 10% of the training images."""
+    import torchvision
+
+    splits = []
+    for split_name in ("train", "test"):
+        split = _torchvision_split(
+            torchvision.datasets.STL10, data_dir, "stl10_binary", {"split": split_name}
+        )
+        images = torch.from_numpy(split.data).contiguous()  # already NCHW
+        splits.append(LabeledImages(images, torch.from_numpy(split.labels).long()))
+    return Source(tuple(split.classes), splits[0], splits[1])
 
 
 def decode_image(encoded: bytes, size: tuple[int, int] | None = None) -> torch.Tensor:

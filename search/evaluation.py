@@ -1,5 +1,7 @@
 """What a trained model gets right and wrong: class probabilities, confusion matrix, per class."""
 
+import statistics
+import time
 from collections.abc import Callable
 
 import torch
@@ -33,6 +35,33 @@ def predict_probabilities(
 ) -> torch.Tensor:
     """uint8 images [N, C, H, W] -> softmax probabilities [N, classes]."""
     return predict_logits(model, images, normalize, autocast).softmax(1)
+
+
+LATENCY_BATCH = 256  # images per timed forward pass: the same for every trial, so comparable
+LATENCY_REPEATS = 5
+
+
+def latency_ms(
+    model: nn.Module,
+    images: torch.Tensor,
+    normalize: Callable[[torch.Tensor], torch.Tensor],
+    autocast: torch.autocast,
+) -> float:
+    """Median milliseconds for one forward pass of LATENCY_BATCH of `images` (uint8), on
+    their device, after a warm-up pass; includes normalising (and resizing) the batch."""
+    batch = images[:LATENCY_BATCH]
+    synchronize = torch.cuda.synchronize if batch.is_cuda else (lambda: None)
+    model.eval()
+    timings = []
+    with torch.no_grad(), autocast:
+        for repeat in range(LATENCY_REPEATS + 1):
+            synchronize()
+            started = time.perf_counter()
+            model(normalize(batch))
+            synchronize()
+            if repeat:  # the first pass pays for cuDNN's algorithm search
+                timings.append(1000 * (time.perf_counter() - started))
+    return statistics.median(timings)
 
 
 def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, classes: int) -> torch.Tensor:

@@ -9,9 +9,16 @@ import optuna
 import sqlalchemy
 import torch
 
-from search import device
+from search import device, evaluation
 from search.data import Dataset
-from search.train import EpochResult, TrainingDiverged, train
+from search.train import (
+    EpochResult,
+    TrainingDiverged,
+    TrainResult,
+    make_autocast,
+    make_normalizer,
+    train,
+)
 from spaces import SpaceContext
 
 # Enough of a traceback to see where it broke; large user attributes slow the dashboard.
@@ -35,13 +42,33 @@ def failure_reason(error: Exception, device_name: str) -> str:
     return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:500]
 
 
+def measure(
+    objectives: list[str], result: TrainResult, image_size: int, val_images: torch.Tensor
+) -> tuple[float, ...]:
+    """The trial's value for each of the study's objectives (search/study.py's OBJECTIVES)."""
+    on_device = val_images.device
+
+    def latency() -> float:
+        normalize = make_normalizer(result.normalization, on_device, image_size)
+        return evaluation.latency_ms(result.model, val_images, normalize, make_autocast(on_device))
+
+    measures = {
+        "accuracy": lambda: result.final.eval_accuracy,
+        "params": lambda: float(result.param_count),
+        "latency": latency,
+    }
+    return tuple(measures[objective]() for objective in objectives)
+
+
 def make_objective(
     space: Callable[[optuna.Trial, SpaceContext], object],
     context: SpaceContext,
     dataset: Dataset,
     on_device: torch.device,
-) -> Callable[[optuna.Trial], float]:
-    """The data moves to the device once here, not once per trial."""
+    objectives: list[str] = ("accuracy",),
+) -> Callable[[optuna.Trial], float | tuple[float, ...]]:
+    """The data moves to the device once here, not once per trial. With several objectives
+    nothing is reported per epoch: Optuna prunes single-objective studies only."""
     train_set, val_set = dataset.train.to(on_device), dataset.val.to(on_device)
     device_name = device.describe(on_device)
     # Which process runs a trial, for search.status; the GPU as CUDA_VISIBLE_DEVICES pinned it.
@@ -58,10 +85,13 @@ def make_objective(
             trial.report(epoch.eval_accuracy, epoch.epoch)
             return trial.should_prune()
 
+        on_epoch = report if len(objectives) == 1 else None
+
         try:
             result = train(
-                trial_config, train_set, val_set, dataset.num_classes, on_device, on_epoch=report
+                trial_config, train_set, val_set, dataset.num_classes, on_device, on_epoch
             )
+            values = measure(list(objectives), result, trial_config.image_size, val_set.images)
         except TrainingDiverged as error:
             trial.set_user_attr("prune_reason", str(error))
             raise optuna.TrialPruned(str(error)) from None
@@ -88,7 +118,7 @@ def make_objective(
             )
             trial.set_user_attr("prune_reason", reason)
             raise optuna.TrialPruned(reason)
-        return result.final.eval_accuracy
+        return values[0] if len(values) == 1 else values
 
     return objective
 

@@ -18,10 +18,31 @@ def count_by_state(study: optuna.Study) -> dict[TrialState, int]:
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    """The best trial of a single-objective study (None before one completes, and for a
+    multi-objective study, which has a Pareto front instead)."""
+    if len(study.directions) > 1:
+        return None
     try:
         return study.best_trial
     except ValueError:  # no completed trial yet
         return None
+
+
+def metric_names(study: optuna.Study) -> list[str]:
+    return study.metric_names or [f"value{i}" for i in range(len(study.directions))]
+
+
+def format_values(names: list[str], values: list[float]) -> str:
+    return ", ".join(f"{name} {value:.4g}" for name, value in zip(names, values, strict=True))
+
+
+def describe_best(study: optuna.Study) -> str:
+    """'best val_accuracy 0.91 (trial 7)', or the Pareto front's size for several objectives."""
+    if len(study.directions) > 1:
+        front = study.best_trials
+        return f"Pareto front: {len(front)} trial(s)" if front else "no Pareto front yet"
+    best = best_trial(study)
+    return f"best val_accuracy {best.value:.4f} (trial {best.number})" if best else "no best yet"
 
 
 def output_mode(quiet: bool) -> str:
@@ -50,12 +71,16 @@ class TrialPrinter:
             return
         counts = count_by_state(study)
         finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
-        epochs = trial.last_step or 0
-        value = trial.value if trial.value is not None else trial.intermediate_values.get(epochs)
-        shown = f"val_accuracy {value:.4f}" if value is not None else "no value"
+        # A multi-objective trial reports no epochs to Optuna; the objective records them.
+        epochs = trial.last_step or trial.user_attrs.get("epochs_run", 0)
+        if trial.values is not None:
+            shown = format_values(metric_names(study), trial.values)
+        elif epochs in trial.intermediate_values:
+            shown = f"val_accuracy {trial.intermediate_values[epochs]:.4f}"
+        else:
+            shown = "no value"
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
-        best = best_trial(study)
-        best_text = f"best {best.value:.4f} (trial {best.number})" if best else "no best yet"
+        best_text = describe_best(study)
         reason = trial.user_attrs.get("fail_reason", "")
         plural = "s" if epochs != 1 else ""
         line = (
@@ -104,14 +129,21 @@ def summary(study: optuna.Study, storage_url: str, default_storage: str) -> str:
         + (f" ({not_needed} of them not needed)" if not_needed else "")
     ]
     best = best_trial(study)
-    if best is None:
+    if len(study.directions) > 1:
+        lines.append(describe_best(study))
+        lines += [
+            f"  trial {trial.number}: {format_values(metric_names(study), trial.values)}"
+            for trial in sorted(study.best_trials, key=lambda t: t.number)
+        ]
+    elif best is None:
         lines.append("no trial has completed yet")
     else:
-        lines.append(f"best val_accuracy {best.value:.4f} (trial {best.number})")
+        lines.append(describe_best(study))
         lines += [f"  {name} = {value}" for name, value in best.params.items()]
     storage_flag = "" if storage_url == default_storage else f" --storage {storage_url}"
     lines += [
         f"browse:  optuna-dashboard {storage_url}",
-        f"export:  python -m search.export --study {study.study_name}{storage_flag} -o best.yaml",
+        f"export:  python -m search.export --study {study.study_name}{storage_flag} -o "
+        + ("front.yaml --pareto" if len(study.directions) > 1 else "best.yaml"),
     ]
     return "\n".join(lines)

@@ -23,8 +23,8 @@ from search import (
     study,
     worker,
 )  # fmt: skip
+from search import spaces as search_spaces
 from search.errors import UsageError
-from spaces.describe import describe
 
 
 def get_args_parser() -> cli.ArgumentParser:
@@ -68,8 +68,23 @@ def get_args_parser() -> cli.ArgumentParser:
     )
     parser.add_argument(
         "--pruner",
-        default="hyperband",
-        help=f"{', '.join(samplers.PRUNERS.names())} (default hyperband; decides per epoch)",
+        help=f"{', '.join(samplers.PRUNERS.names())} (default hyperband; decides per epoch; "
+        "a study with several --objectives is not pruned)",
+    )
+    parser.add_argument(
+        "--objectives",
+        default="accuracy",
+        help="what to optimise: accuracy (default), or accuracy,params or accuracy,latency "
+        "(also minimise the parameter count or the forward time per batch on the trial's "
+        "device) for a multi-objective study with a Pareto front. Pruning does not apply "
+        "there: every trial trains all its epochs (Optuna prunes single-objective studies "
+        "only). Fixed when the study is created",
+    )
+    parser.add_argument(
+        "--warm-start",
+        action="store_true",
+        help="before sampling, queue the space's known-good configs from the reports (see "
+        "--list-spaces); each runs once per study",
     )
     parser.add_argument(
         "--timeout", type=float, help="stop starting new trials after this many seconds"
@@ -117,16 +132,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     check_positive(args)
     spaces.import_user_module(args.space_module)
+    context = spaces.SpaceContext(args.dataset, args.epochs, args.seed)
     if args.list_spaces:
-        context = spaces.SpaceContext(args.dataset, args.epochs, args.seed)
-        for name in spaces.list_spaces():
-            print("\n".join(describe(name, context)))
+        search_spaces.print_spaces(spaces.list_spaces(), args.epochs)
         return 0
     if args.space is None:
         raise UsageError("--space is required (see --list-spaces)")
     spaces.get(args.space)
-    for registry, name in ((samplers.SAMPLERS, args.sampler), (samplers.PRUNERS, args.pruner)):
-        registry[name]  # an unknown name fails here, before anything is loaded
+    objectives = study.parse_objectives(args.objectives)
+    pruner = samplers.check_choice(args.sampler, args.pruner, len(objectives))
     slots = launch.plan_slots(args.device, args.gpus, args.workers_per_gpu)
     storage.parse_url(args.storage)  # a malformed URL fails now, not after loading the data
     dataset = data.load(args.dataset, args.data_dir)  # before the storage: no empty study file
@@ -135,17 +149,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     running = study.create_or_resume(
         study_storage,
         name,
-        fixed={"space": args.space, "dataset": args.dataset, "epochs": args.epochs},
+        fixed={
+            "space": args.space,
+            "dataset": args.dataset,
+            "epochs": args.epochs,
+            "objectives": ",".join(objectives),
+        },
         options={
             "trials": args.trials,
             "sampler": args.sampler,
-            "pruner": args.pruner,
+            "pruner": pruner,
             "seed": args.seed,
             "space_module": args.space_module,
             "heartbeat_interval": args.heartbeat_interval,
             "grace_period": args.grace_period,
         },
     )
+    if args.warm_start:
+        queued = study.enqueue_warm_starts(running, args.space, context)
+        print(f"warm start: queued {queued} known-good config(s) of space {args.space}")
     optuna_dashboard.save_note(
         running, environment.study_note(list(argv or sys.argv[1:]), dataset, len(slots))
     )
@@ -154,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"study {name}: {finished}/{args.trials} trials finished; space {args.space}, "
         f"{args.dataset} ({len(dataset.train)} train / {len(dataset.val)} val images), "
-        f"up to {args.epochs} epochs per trial, {args.sampler} sampler, {args.pruner} pruner, "
+        f"up to {args.epochs} epochs per trial, {args.sampler} sampler, {pruner} pruner, "
         f"{len(slots)} worker(s) on {where}",
         flush=True,
     )

@@ -2,6 +2,7 @@
 
 import optuna
 
+from search.errors import UsageError
 from search.registry import Registry
 
 SAMPLERS: Registry = Registry("sampler", supplied=("seed",))
@@ -59,3 +60,26 @@ def sha(max_epochs: int) -> optuna.pruners.BasePruner:
 @PRUNERS.register("none")
 def none(max_epochs: int) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
+
+
+SINGLE_OBJECTIVE_SAMPLERS = {"cmaes"}
+DEFAULT_PRUNER = "hyperband"
+
+
+def check_choice(sampler: str, pruner: str | None, objectives: int) -> str:
+    """Refuse unknown names and combinations Optuna cannot run; the pruner to use (none for a
+    multi-objective study, whose trials Optuna cannot prune)."""
+    SAMPLERS[sampler]
+    if objectives == 1:
+        chosen = pruner or DEFAULT_PRUNER
+        PRUNERS[chosen]
+        return chosen
+    if sampler in SINGLE_OBJECTIVE_SAMPLERS:
+        raise UsageError(
+            f"--sampler {sampler} handles one objective only; use tpe, gp, random or qmc"
+        )
+    if pruner not in (None, "none"):
+        raise UsageError(
+            f"--pruner {pruner}: pruning does not apply to a study with several --objectives"
+        )
+    return "none"

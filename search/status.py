@@ -24,10 +24,7 @@ def describe(found, now: datetime.datetime) -> str:
         f"study {found.study_name}: {finished}/{target} finished; "
         + ", ".join(f"{count} {state.name.lower()}" for state, count in counts.items())
     ]
-    best = progress.best_trial(found)
-    lines.append(
-        f"best val_accuracy {best.value:.4f} (trial {best.number})" if best else "no best yet"
-    )
+    lines.append(progress.describe_best(found))
     for trial in found.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         age = (now - trial.datetime_start).total_seconds()
         epochs = trial.last_step or 0

@@ -6,16 +6,35 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.study import StudyDirection
 
+import spaces
 from search import samplers
 from search.errors import UsageError
 
-METRIC_NAMES = ["val_accuracy"]
+# --objectives name -> (direction, the metric's name in the study and the dashboard).
+OBJECTIVES = {
+    "accuracy": ("maximize", "val_accuracy"),
+    "params": ("minimize", "param_count"),
+    "latency": ("minimize", "latency_ms"),  # milliseconds per batch, forward only
+}
 # Fixed when the study is created: trials run under others would not be comparable.
-FIXED = ("space", "dataset", "epochs")
+FIXED = ("space", "dataset", "epochs", "objectives")
 # How to run it; the latest search.run sets them, workers read them.
 RUN_OPTIONS = (
     "trials", "sampler", "pruner", "seed", "space_module", "heartbeat_interval", "grace_period",
 )  # fmt: skip
+
+
+def parse_objectives(text: str) -> list[str]:
+    """'accuracy,params' -> ['accuracy', 'params']; accuracy must come first, once."""
+    chosen = [name.strip() for name in text.split(",")]
+    unknown = [name for name in chosen if name not in OBJECTIVES]
+    if unknown or not chosen or chosen[0] != "accuracy" or len(set(chosen)) != len(chosen):
+        raise UsageError(
+            f"--objectives must be accuracy, optionally followed by any of "
+            f"{', '.join(n for n in OBJECTIVES if n != 'accuracy')} (comma-separated), "
+            f"not '{text}'"
+        )
+    return chosen
 
 
 def names(storage: RDBStorage) -> list[str]:
@@ -46,11 +65,18 @@ def create_or_resume(
     storage: RDBStorage, name: str, fixed: dict[str, object], options: dict[str, object]
 ) -> optuna.Study:
     """Create the study, or resume it if it exists and was created with the same fixed
-    settings; either way record the run options for the workers."""
+    settings; either way record the run options for the workers. fixed["objectives"] is a
+    comma-separated list of OBJECTIVES names."""
+    objectives = parse_objectives(str(fixed["objectives"]))
+    directions = [OBJECTIVES[objective][0] for objective in objectives]
     if name in names(storage):
         existing = optuna.load_study(study_name=name, storage=storage)
-        if existing.directions != [StudyDirection.MAXIMIZE]:
-            raise UsageError(f"study '{name}' is not a single-objective maximising study")
+        wanted = [StudyDirection[direction.upper()] for direction in directions]
+        if existing.directions != wanted:
+            raise UsageError(
+                f"study '{name}' has other objectives than --objectives {fixed['objectives']}; "
+                "resume it with the same flags or start another with --study NAME"
+            )
         recorded = {key: existing.user_attrs.get(key, value) for key, value in fixed.items()}
         if recorded != fixed:
             flags = " ".join(f"--{key} {value}" for key, value in recorded.items())
@@ -59,11 +85,11 @@ def create_or_resume(
                 "or start another with --study NAME"
             )
     created = optuna.create_study(
-        storage=storage, study_name=name, direction="maximize", load_if_exists=True
+        storage=storage, study_name=name, directions=directions, load_if_exists=True
     )
     for key, value in {**fixed, **options}.items():
         created.set_user_attr(key, value)
-    created.set_metric_names(METRIC_NAMES)
+    created.set_metric_names([OBJECTIVES[objective][1] for objective in objectives])
     return created
 
 
@@ -78,3 +104,15 @@ def open_for_worker(
     found.sampler = samplers.SAMPLERS[recorded["sampler"]](seed)
     found.pruner = samplers.PRUNERS[recorded["pruner"]](int(recorded["epochs"]))
     return found
+
+
+def enqueue_warm_starts(found: optuna.Study, space: str, context: spaces.SpaceContext) -> int:
+    """Queue the space's known-good configs, each once per study (a resumed study that has
+    run or queued one already skips it); how many were newly queued."""
+    before = len(found.get_trials(deepcopy=False))
+    for start in spaces.warm_starts(space):
+        found.enqueue_trial(
+            start.for_budget(context), user_attrs={"warm_start": start.source},
+            skip_if_exists=True,
+        )  # fmt: skip
+    return len(found.get_trials(deepcopy=False)) - before

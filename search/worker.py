@@ -166,7 +166,10 @@ def work(
         str(settings["dataset"]), int(settings["epochs"]), int(settings["seed"])
     )
     guard = FailureGuard(MAX_CONSECUTIVE_FAILURES)
-    objective = make_objective(spaces.get(str(settings["space"])), context, dataset, on_device)
+    objectives = study.parse_objectives(str(settings["objectives"]))
+    objective = make_objective(
+        spaces.get(str(settings["space"])), context, dataset, on_device, objectives
+    )
     deadline = None if timeout is None else time.monotonic() + timeout
     finished_before = len(running.get_trials(deepcopy=False, states=progress.FINISHED))
     printer = progress.TrialPrinter(target, finished_before, output)

@@ -49,3 +49,10 @@ def faults(trial, context):
         "error": {"model_args": {"width": 16, "activation": "no_such_activation"}},
     }[fault]
     return tiny_mlp(trial, context, **changes)
+
+
+@spaces.register_space("test_widths")
+def widths(trial, context):
+    """Small MLPs of different sizes: accuracy against parameter count, for --objectives."""
+    return tiny_mlp(trial, context, model_args={
+        "width": trial.suggest_categorical("width", [4, 16, 64]), "depth": 1})  # fmt: skip

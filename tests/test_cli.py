@@ -4,7 +4,7 @@ stderr and a non-zero exit, never a traceback."""
 import pytest
 import torch
 
-from search import dashboard, export, predict, report, run, status, train, worker
+from search import dashboard, export, predict, report, run, samplers, status, train, worker
 from tests.conftest import run_command
 
 PARSERS = {
@@ -35,8 +35,10 @@ def test_every_run_flag_parses():
         "--space resnet --trials 7 --storage postgresql://u@h/db --study s --dataset cifar100 "
         "--data-dir /d --epochs 9 --sampler qmc --pruner sha --timeout 60 --seed 3 "
         "--device cpu --gpus 0,1 --workers-per-gpu 4 --space-module my.spaces "
-        "--heartbeat-interval 5 --grace-period 20".split()
+        "--heartbeat-interval 5 --grace-period 20 --objectives accuracy,latency "
+        "--warm-start".split()
     )
+    assert (args.objectives, args.warm_start) == ("accuracy,latency", True)
     assert (args.gpus, args.workers_per_gpu, args.space_module) == ("0,1", 4, "my.spaces")
     assert (args.heartbeat_interval, args.grace_period) == (5, 20)
     assert (args.space, args.trials, args.storage, args.study) == (
@@ -54,9 +56,13 @@ def test_every_run_flag_parses():
         "cpu",
     )
     defaults = run.get_args_parser().parse_args(["--space", "resnet"])
-    assert (defaults.storage, defaults.dataset, defaults.sampler, defaults.pruner) == (
-        "sqlite:///studies.db", "cifar10", "tpe", "hyperband"
+    assert (defaults.storage, defaults.dataset, defaults.sampler, defaults.objectives) == (
+        "sqlite:///studies.db", "cifar10", "tpe", "accuracy"
     )  # fmt: skip
+    assert not defaults.warm_start
+    # No --pruner: Hyperband for one objective, none for several (Optuna prunes only one).
+    assert samplers.check_choice("tpe", defaults.pruner, 1) == "hyperband"
+    assert samplers.check_choice("tpe", defaults.pruner, 2) == "none"
 
 
 def test_every_worker_and_status_flag_parses():
@@ -97,7 +103,7 @@ def test_every_export_and_train_flag_parses():
 MISTAKES = {
     "unknown space": (
         ["search.run", "--space", "resnett", "--dataset", "sample"],
-        "unknown space 'resnett'; choose one of: convnet, mlp, resnet",
+        "unknown space 'resnett'; choose one of: backbone, convnet, densenet, fast, mlp, resnet",
     ),
     "no space": (["search.run", "--dataset", "sample"], "--space is required (see --list-spaces)"),
     "unknown dataset": (
@@ -149,6 +155,30 @@ MISTAKES = {
         ["search.run", "--space", "mine", "--space-module", "no.such.module"],
         "--space-module no.such.module cannot be imported",
     ),
+    "stl10 absent with no network": (
+        ["search.run", "--space", "convnet", "--dataset", "stl10", "--data-dir", "empty"],
+        "STL10 is not in --data-dir empty (expected empty/stl10_binary)",
+    ),
+    "unknown objective": (
+        ["search.run", "--space", "mlp", "--objectives", "accuracy,flops"],
+        "--objectives must be accuracy, optionally followed by any of params, latency",
+    ),
+    "pruning a multi-objective study": (
+        ["search.run", "--space", "mlp", "--objectives", "accuracy,params", "--pruner", "median"],
+        "--pruner median: pruning does not apply to a study with several --objectives",
+    ),
+    "cma-es on two objectives": (
+        ["search.run", "--space", "mlp", "--objectives", "accuracy,latency", "--sampler", "cmaes"],
+        "--sampler cmaes handles one objective only",
+    ),
+    "listing a space that does not exist": (
+        ["search.spaces", "resnet", "vit"],
+        "unknown space 'vit'",
+    ),
+    "config with an unknown augmentation": (
+        ["search.train", "--config", "mixpu.yaml"],
+        "mixpu.yaml: unknown augmentation 'mixpu'",
+    ),
     "not a number": (["search.run", "--space", "mlp", "--epochs", "many"], "invalid int value"),
     "unknown flag": (["search.run", "--space", "mlp", "--trails", "3"], "unrecognized arguments"),
     "export of a study that does not exist": (
@@ -170,6 +200,7 @@ MISTAKES = {
 def test_mistakes_get_one_clear_line_and_a_nonzero_exit(mistake, tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "typo.yaml").write_text("model: mlp\nlearning_rate: 0.1\ndataset: sample\n")
+    (tmp_path / "mixpu.yaml").write_text("model: mlp\naugment: {mixpu: {}}\ndataset: sample\n")
     (module, *args), message = MISTAKES[mistake]
     result = run_command(module, *args, cwd=tmp_path)
     assert result.returncode == 2
@@ -196,11 +227,25 @@ def test_list_spaces_shows_every_space_with_its_parameters_and_ranges(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     headers = [line.split(":")[0] for line in lines if not line.startswith(" ")]
-    assert headers == ["convnet", "mlp", "resnet"]
+    assert headers == ["backbone", "convnet", "densenet", "fast", "mlp", "resnet"]
     start = next(i for i, line in enumerate(lines) if line.startswith("resnet:"))
     resnet = lines[start:]
-    ranges = {line.split()[0]: " ".join(line.split()[1:]) for line in resnet[1:]}
-    assert ranges["family"] == "one of resnet9, preact_resnet"
+    ranges = {line.split()[0]: " ".join(line.split()[1:]) for line in resnet[1:]
+              if not line.startswith("  warm start:")}  # fmt: skip
+    assert ranges["family"] == "one of resnet9, resnet, rn"
     assert ranges["epochs"] == "int 4 .. 8"  # half the budget to all of it
-    assert ranges["sgd_lr"] == "float 0.005 .. 1, log (conditional)"
-    assert ranges["preact_depth"] == "one of 10, 18 (conditional)"
+    assert ranges["sgd_lr"] == "float 0.001 .. 1, log (conditional)"
+    assert ranges["block"] == (
+        "one of original, bn_after_add, act_before_add, act_preact, full_preact (conditional)"
+    )
+    warm = [line for line in resnet if line.startswith("  warm start: ")]
+    assert len(warm) == 3 and "ResNet-18" in warm[1]
+
+
+def test_search_spaces_lists_the_named_spaces(tmp_path):
+    result = run_command("search.spaces", "densenet", "fast", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    headers = [line.split(":")[0] for line in result.stdout.splitlines() if line[0] != " "]
+    assert headers == ["densenet", "fast"]
+    assert "  growth_rate" in result.stdout and "lr_per_1024" in result.stdout
+    assert "warm start: airbench94" in result.stdout

@@ -4,8 +4,10 @@ import shutil
 
 import optuna
 import pytest
+from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
+import spaces
 from search import run
 from tests.conftest import run_command
 
@@ -33,7 +35,7 @@ def test_run_writes_a_study_with_the_requested_finished_trials(mlp_study):
     study = load(folder / "studies.db")  # the default storage, in the working directory
     assert len(study.get_trials(states=FINISHED)) == 3
     assert study.user_attrs == {
-        "space": "mlp", "dataset": "sample", "epochs": 2,
+        "space": "mlp", "dataset": "sample", "epochs": 2, "objectives": "accuracy",
         "trials": 3, "sampler": "tpe", "pruner": "hyperband", "seed": 0, "space_module": None,
         "heartbeat_interval": 60, "grace_period": 180,
     }  # fmt: skip
@@ -89,7 +91,8 @@ def test_resuming_with_other_settings_is_refused_and_leaves_the_study_alone(mlp_
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "search.run: error: study 'mlp-sample' was created with --space mlp --dataset sample "
-        "--epochs 2; resume it with the same flags or start another with --study NAME"
+        "--epochs 2 --objectives accuracy; resume it with the same flags or start another "
+        "with --study NAME"
     ]
     assert len(load(tmp_path / "studies.db").trials) == 3
 
@@ -115,3 +118,60 @@ def test_the_pruner_stops_hopeless_trials(tmp_path, pruner, capsys):
     assert study.best_trial.params["hopeless_lr"] > min(t.params["hopeless_lr"] for t in pruned)
     assert best_pruned_lr < 0.1
     assert "pruned" in capsys.readouterr().out
+
+
+def test_warm_start_runs_the_spaces_known_good_configs_first_and_once(tmp_path):
+    args = ["search.run", "--space", "mlp", "--dataset", "sample", "--epochs", "1",
+            "--warm-start"]  # fmt: skip
+    first = run_command(*args, "--trials", "2", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "warm start: queued 2 known-good config(s) of space mlp" in first.stdout
+    context = spaces.SpaceContext("sample", 1, 0)
+    study = load(tmp_path / "studies.db")
+    assert [t.params for t in study.trials] == [
+        start.for_budget(context) for start in spaces.warm_starts("mlp")
+    ]
+    assert [t.user_attrs["warm_start"] for t in study.trials] == [
+        start.source for start in spaces.warm_starts("mlp")
+    ]
+    again = run_command(*args, "--trials", "3", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "warm start: queued 0 known-good config(s)" in again.stdout
+    assert len(load(tmp_path / "studies.db").trials) == 3  # the third one sampled
+
+
+def test_objectives_make_a_multi_objective_study_without_pruning(tmp_path):
+    result = run_command(
+        "search.run", "--space", "test_widths", "--space-module", "tests.spaces_for_tests",
+        "--dataset", "sample", "--epochs", "2", "--trials", "6", "--sampler", "random",
+        "--objectives", "accuracy,params", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    study = load(tmp_path / "studies.db", "test_widths-sample")
+    assert study.directions == [StudyDirection.MAXIMIZE, StudyDirection.MINIMIZE]
+    assert study.metric_names == ["val_accuracy", "param_count"]
+    assert study.user_attrs["pruner"] == "none"
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(complete) == 6
+    for trial in complete:
+        assert trial.values[1] == trial.user_attrs["param_count"]
+        assert trial.user_attrs["epochs_run"] == 2 and not trial.intermediate_values
+    front = {t.number for t in study.best_trials}
+    assert f"Pareto front: {len(front)} trial(s)" in result.stdout
+    assert "-o front.yaml --pareto" in result.stdout
+    exported = run_command("search.export", "--study", "test_widths-sample", "--pareto",
+                           "-o", "front.yaml", cwd=tmp_path)  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    assert len(list(tmp_path.glob("front-*.yaml"))) == len(front)
+
+
+def test_latency_is_measured_per_batch_on_the_trials_device(tmp_path, capsys):
+    storage = f"sqlite:///{tmp_path / 'latency.db'}"
+    argv = ["--space", "test_widths", "--space-module", "tests.spaces_for_tests", "--dataset",
+            "sample", "--epochs", "1", "--trials", "3", "--objectives", "accuracy,latency",
+            "--storage", storage]  # fmt: skip
+    assert run.main(argv) == 0
+    study = optuna.load_study(study_name="test_widths-sample", storage=storage)
+    assert study.metric_names == ["val_accuracy", "latency_ms"]
+    assert all(0 < t.values[1] < 10_000 for t in study.get_trials(states=(TrialState.COMPLETE,)))
+    assert "latency_ms" in capsys.readouterr().out
