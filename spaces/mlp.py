@@ -20,14 +20,15 @@ def mlp(trial: optuna.Trial, context: SpaceContext) -> TrialConfig:
     return TrialConfig(
         model="mlp",
         model_args={
-            "width": trial.suggest_categorical("width", [256, 512, 1024, 2048]),  # first layer
+            "width": trial.suggest_categorical("width", [128, 256, 512, 1024]),  # first layer
             "depth": trial.suggest_int("depth", 1, 10),  # hidden layers
             "taper": trial.suggest_categorical("taper", [False, True]),  # halve layer by layer
             "dropout": trial.suggest_float("dropout", 0.0, 0.5),
             "activation": trial.suggest_categorical("activation", ALL_ACTIVATIONS),
         },
         augment=suggest_augment(trial),
-        **suggest_training(trial, context),
+        # Tiny batches only slow an MLP down: no conv statistics to gain from their noise.
+        **suggest_training(trial, context, batch_sizes=(64, 128, 256, 512, 1024)),
     )
 
 

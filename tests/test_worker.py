@@ -35,14 +35,14 @@ def test_sixteen_workers_finish_exactly_the_requested_trials(backend, tmp_path):
     name = f"many-{uuid.uuid4().hex[:8]}"
     storage = f"sqlite:///{tmp_path / 'many.db'}" if backend == "sqlite" else POSTGRES
     result = run_command(
-        "search.run", "--space", "test_tiny", *TEST_SPACES, "--epochs", "1", "--trials", "120",
+        "search.run", "--space", "test_tiny", *TEST_SPACES, "--epochs", "1", "--trials", "64",
         "--sampler", "random", "--workers-per-gpu", "16", "--storage", storage, "--study", name, cwd=tmp_path,
     )  # fmt: skip
     try:
         assert result.returncode == 0, result.stderr[-3000:]
         assert "16 worker(s) on cpu" in result.stdout
         study = optuna.load_study(study_name=name, storage=storage)
-        check_all_accounted_for(study, 120)
+        check_all_accounted_for(study, 64)
         workers = {t.user_attrs["worker"] for t in study.get_trials(states=FINISHED)}
         assert len(workers) >= 8  # slow starters may find the study already done
         surplus = study.get_trials(states=(TrialState.FAIL,))
