@@ -6,6 +6,7 @@ so a worker cannot run a different search by mistake. search.run uses the same c
 own workers.
 """
 
+import datetime
 import signal
 import sys
 import time
@@ -119,7 +120,23 @@ def storage_outage(error: BaseException | None) -> BaseException | None:
     return None
 
 
-def run_some_trials(running, objective, target, callbacks, poll_seconds, deadline) -> bool:
+def fail_orphans(running: optuna.Study, grace_seconds: float) -> None:
+    """Fail RUNNING trials that no worker ever started: a worker that loses the storage
+    inside study.ask() can leave its new trial RUNNING with no heartbeat, which heartbeats
+    never catch. A started trial names its worker within moments (search/objective.py)."""
+    now = datetime.datetime.now()  # Optuna stores naive local times
+    for trial in running.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        started = trial.datetime_start
+        if "worker" in trial.user_attrs or (now - started).total_seconds() < grace_seconds:
+            continue
+        reason = "orphaned: its worker lost the storage before the trial could start"
+        running._storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
+        running.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+
+
+def run_some_trials(
+    running, objective, target, callbacks, poll_seconds, deadline, grace_seconds
+) -> bool:
     """Run trials until the study needs none from this worker for now; False once the study
     has its target finished trials."""
     counts = progress.count_by_state(running)
@@ -130,6 +147,7 @@ def run_some_trials(running, objective, target, callbacks, poll_seconds, deadlin
         # needs another. A dead one is failed here and re-queued (WAITING).
         time.sleep(poll_seconds)
         fail_stale_trials(running)
+        fail_orphans(running, grace_seconds)
         return True
     running.optimize(
         claim_or_give_up(objective, target),
@@ -178,8 +196,9 @@ def work(
     while not guard.tripped and not out_of_time(deadline):
         try:
             if not run_some_trials(
-                running, objective, target, [printer, guard], poll_seconds, deadline
-            ):
+                running, objective, target, [printer, guard], poll_seconds, deadline,
+                int(settings["grace_period"]),
+            ):  # fmt: skip
                 break
             outages = 0
         except Exception as error:

@@ -13,7 +13,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from search import run
-from tests.conftest import REPO, run_command
+from tests.conftest import REPO, run_command, run_tiny_study
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
@@ -228,3 +228,21 @@ def test_each_gpu_worker_sees_only_its_gpu_and_cpu_workers_share_the_cores():
     assert worker_environment(Slot("cuda", 2), count=8)["CUDA_VISIBLE_DEVICES"] == "2"
     cpu = worker_environment(Slot("cpu", None), count=2)
     assert cpu["OMP_NUM_THREADS"] == str(max(1, (os.cpu_count() or 1) // 2))
+
+
+def test_a_trial_orphaned_before_it_started_is_failed_and_replaced(tmp_path):
+    """A worker that loses the storage inside study.ask() leaves a RUNNING trial with no
+    heartbeat and no worker: the others must fail it after the grace period, not wait."""
+    storage = run_tiny_study(tmp_path, "orphan", epochs=1, trials=2)
+    orphan = optuna.load_study(study_name="orphan", storage=storage).ask()
+    result = run_command(
+        "search.run", "--space", "test_tiny", *TEST_SPACES, "--epochs", "1", "--trials", "3",
+        "--storage", storage, "--study", "orphan", "--grace-period", "2",
+        "--heartbeat-interval", "1", cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    study = optuna.load_study(study_name="orphan", storage=storage)
+    failed = study.trials[orphan.number]
+    assert failed.state == TrialState.FAIL
+    assert failed.user_attrs["fail_reason"].startswith("orphaned")
+    assert len(study.get_trials(states=FINISHED)) == 3
