@@ -224,8 +224,7 @@ def _lookup(name: str) -> Registry:
     for registry in (AUGMENTATIONS, MIXINGS):
         if name in registry:
             return registry
-    names = ", ".join(sorted(AUGMENTATIONS.names() + MIXINGS.names()))
-    raise UsageError(f"unknown augmentation '{name}'; choose one of: {names}")
+    raise UsageError(f"unknown augmentation '{name}'; choose one of: {', '.join(names())}")
 
 
 def names() -> list[str]:

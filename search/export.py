@@ -6,7 +6,7 @@ from pathlib import Path
 
 from optuna.trial import FrozenTrial, TrialState
 
-from search import cli, config, storage, study
+from search import cli, config, progress, storage, study
 from search.errors import UsageError
 
 
@@ -84,8 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(f"trial {trial.number} has no stored config (not run by search.run)")
         source = f"study {args.study} trial {trial.number}"
         trial_config = config.from_dict(trial.user_attrs["config"], source=source)
-        values = dict(zip(found.metric_names or [f"value{i}" for i in range(len(trial.values))],
-                          trial.values, strict=True))  # fmt: skip
+        values = dict(zip(progress.metric_names(found), trial.values, strict=True))
         provenance = {
             "study": args.study,
             "trial": trial.number,

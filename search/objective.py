@@ -3,7 +3,7 @@
 import os
 import socket
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import optuna
 import sqlalchemy
@@ -43,7 +43,7 @@ def failure_reason(error: Exception, device_name: str) -> str:
 
 
 def measure(
-    objectives: list[str], result: TrainResult, image_size: int, val_images: torch.Tensor
+    objectives: Sequence[str], result: TrainResult, image_size: int, val_images: torch.Tensor
 ) -> tuple[float, ...]:
     """The trial's value for each of the study's objectives (search/study.py's OBJECTIVES)."""
     on_device = val_images.device
@@ -65,7 +65,7 @@ def make_objective(
     context: SpaceContext,
     dataset: Dataset,
     on_device: torch.device,
-    objectives: list[str] = ("accuracy",),
+    objectives: Sequence[str] = ("accuracy",),
 ) -> Callable[[optuna.Trial], float | tuple[float, ...]]:
     """The data moves to the device once here, not once per trial. With several objectives
     nothing is reported per epoch: Optuna prunes single-objective studies only."""
@@ -91,7 +91,7 @@ def make_objective(
             result = train(
                 trial_config, train_set, val_set, dataset.num_classes, on_device, on_epoch
             )
-            values = measure(list(objectives), result, trial_config.image_size, val_set.images)
+            values = measure(objectives, result, trial_config.image_size, val_set.images)
         except TrainingDiverged as error:
             trial.set_user_attr("prune_reason", str(error))
             raise optuna.TrialPruned(str(error)) from None

@@ -132,7 +132,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     check_positive(args)
     spaces.import_user_module(args.space_module)
-    context = spaces.SpaceContext(args.dataset, args.epochs, args.seed)
     if args.list_spaces:
         search_spaces.print_spaces(spaces.list_spaces(), args.epochs)
         return 0
@@ -166,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
     )
     if args.warm_start:
+        context = spaces.SpaceContext(args.dataset, args.epochs, args.seed)
         queued = study.enqueue_warm_starts(running, args.space, context)
         print(f"warm start: queued {queued} known-good config(s) of space {args.space}")
     optuna_dashboard.save_note(

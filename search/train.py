@@ -175,7 +175,7 @@ def train(
         **trial_config.model_args,
     )
     model = model.to(on_device, memory_format=torch.channels_last if on_cuda else None)
-    models.fit_to_data(model, normalize(train_set.images[:FIT_IMAGES]))
+    models.fit_to_data(model, lambda: normalize(train_set.images[:FIT_IMAGES]))
     batch_size = min(trial_config.batch_size, len(train_set))
     steps_per_epoch = len(train_set) // batch_size  # drop the ragged last batch: BN needs >1 image
     phase_starts = {phase.first_epoch: phase for phase in config.phases(trial_config)}
