@@ -38,6 +38,15 @@ def add_study_arguments(parser: argparse.ArgumentParser, study_help: str | None 
     add_storage_argument(parser)
 
 
+def add_compile_argument(parser: argparse.ArgumentParser, scope: str = "") -> None:
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="train through torch.compile: faster steps after a one-off compile (tens of "
+        f"seconds), reported apart from the epochs' seconds{scope}",
+    )
+
+
 def quiet_libraries() -> None:
     """Our own progress lines replace Optuna's per-trial logs, which include a traceback for
     every failed trial (the reason and traceback are kept in the trial's user attributes)."""

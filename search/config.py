@@ -13,6 +13,7 @@ import yaml
 import models
 from search import augment, data, optim
 from search.errors import UsageError
+from search.tta import TTA
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +42,7 @@ class TrialConfig:
     label_smoothing: float = 0.0
     grad_clip_norm: float = 0.0  # max global gradient norm; 0 turns clipping off
     image_size: int = 0  # resize inputs to image_size x image_size on the device; 0 keeps them
+    tta: str = "none"  # test-time augmentation when evaluating (search/tta.py)
     seed: int = 0
     dataset: str = "cifar10"
 
@@ -109,6 +111,7 @@ def validate(config: TrialConfig, source: str = "config") -> None:
     try:
         models.MODELS.check_arguments(config.model, config.model_args)
         models.INITIALIZERS[config.init]
+        TTA[config.tta]
         for phase in phases(config):
             optim.OPTIMIZERS.check_arguments(phase.optimizer, phase.optimizer_args)
             optim.SCHEDULES.check_arguments(phase.schedule, phase.schedule_args)

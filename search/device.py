@@ -28,3 +28,10 @@ def describe(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, for a timing that means something; the CPU runs
+    synchronously."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -7,6 +7,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from search.device import synchronize
+from search.tta import TTA
+
 EVAL_BATCH_SIZE = 1024
 
 
@@ -15,16 +18,18 @@ def predict_logits(
     images: torch.Tensor,
     normalize: Callable[[torch.Tensor], torch.Tensor],
     autocast: torch.autocast,
+    tta: str = "none",
 ) -> torch.Tensor:
     """uint8 images [N, C, H, W] -> float32 logits [N, classes], in large batches, on the
-    images' device, with no host sync."""
+    images' device, with no host sync; averaged over the `tta` views (search/tta.py)."""
+    views_of = TTA[tta]
     model.eval()
+    logits = []
     with torch.no_grad(), autocast:
-        batches = [
-            model(normalize(images[start : start + EVAL_BATCH_SIZE])).float()
-            for start in range(0, len(images), EVAL_BATCH_SIZE)
-        ]
-    return torch.cat(batches)
+        for start in range(0, len(images), EVAL_BATCH_SIZE):
+            views = views_of(normalize(images[start : start + EVAL_BATCH_SIZE]))
+            logits.append(torch.stack([model(view).float() for view in views]).mean(0))
+    return torch.cat(logits)
 
 
 def predict_probabilities(
@@ -32,9 +37,10 @@ def predict_probabilities(
     images: torch.Tensor,
     normalize: Callable[[torch.Tensor], torch.Tensor],
     autocast: torch.autocast,
+    tta: str = "none",
 ) -> torch.Tensor:
     """uint8 images [N, C, H, W] -> softmax probabilities [N, classes]."""
-    return predict_logits(model, images, normalize, autocast).softmax(1)
+    return predict_logits(model, images, normalize, autocast, tta).softmax(1)
 
 
 LATENCY_BATCH = 256  # images per timed forward pass: the same for every trial, so comparable
@@ -50,15 +56,14 @@ def latency_ms(
     """Median milliseconds for one forward pass of LATENCY_BATCH of `images` (uint8), on
     their device, after a warm-up pass; includes normalising (and resizing) the batch."""
     batch = images[:LATENCY_BATCH]
-    synchronize = torch.cuda.synchronize if batch.is_cuda else (lambda: None)
     model.eval()
     timings = []
     with torch.no_grad(), autocast:
         for repeat in range(LATENCY_REPEATS + 1):
-            synchronize()
+            synchronize(batch.device)
             started = time.perf_counter()
             model(normalize(batch))
-            synchronize()
+            synchronize(batch.device)
             if repeat:  # the first pass pays for cuDNN's algorithm search
                 timings.append(1000 * (time.perf_counter() - started))
     return statistics.median(timings)

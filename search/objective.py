@@ -66,9 +66,11 @@ def make_objective(
     dataset: Dataset,
     on_device: torch.device,
     objectives: Sequence[str] = ("accuracy",),
+    compile_model: bool = False,
 ) -> Callable[[optuna.Trial], float | tuple[float, ...]]:
     """The data moves to the device once here, not once per trial. With several objectives
-    nothing is reported per epoch: Optuna prunes single-objective studies only."""
+    nothing is reported per epoch: Optuna prunes single-objective studies only.
+    `compile_model`: every trial trains through torch.compile (search.run --compile)."""
     train_set, val_set = dataset.train.to(on_device), dataset.val.to(on_device)
     device_name = device.describe(on_device)
     # Which process runs a trial, for search.status; the GPU as CUDA_VISIBLE_DEVICES pinned it.
@@ -89,8 +91,9 @@ def make_objective(
 
         try:
             result = train(
-                trial_config, train_set, val_set, dataset.num_classes, on_device, on_epoch
-            )
+                trial_config, train_set, val_set, dataset.num_classes, on_device, on_epoch,
+                compile_model=compile_model,
+            )  # fmt: skip
             values = measure(objectives, result, trial_config.image_size, val_set.images)
         except TrainingDiverged as error:
             trial.set_user_attr("prune_reason", str(error))
@@ -111,6 +114,8 @@ def make_objective(
         trial.set_user_attr("images_per_second", round(result.images_per_second, 1))
         trial.set_user_attr("train_loss", result.final.train_loss)
         trial.set_user_attr("epochs_run", len(result.history))
+        if compile_model:
+            trial.set_user_attr("compile_seconds", round(result.compile_seconds, 2))
         if result.stopped_early:
             reason = (
                 f"pruned after epoch {result.final.epoch} at "

@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     image_size = saved["config"].get("image_size", 0)
     normalize = make_normalizer(saved["normalization"], on_device, image_size)
     probabilities = evaluation.predict_probabilities(
-        model, images, normalize, make_autocast(on_device)
+        model, images, normalize, make_autocast(on_device), saved["config"].get("tta", "none")
     )
     top = min(max(1, args.top), len(saved["classes"]))
     values, indices = probabilities.topk(top, dim=1)

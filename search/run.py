@@ -99,6 +99,7 @@ def get_args_parser() -> cli.ArgumentParser:
         help="no line per trial, only the summary (on a terminal, a live progress bar with "
         "the ETA is shown otherwise)",
     )
+    cli.add_compile_argument(parser, "; every worker of the study compiles")
     parser.add_argument(
         "--space-module",
         help="import this module first: its @spaces.register_space functions add spaces "
@@ -162,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "space_module": args.space_module,
             "heartbeat_interval": args.heartbeat_interval,
             "grace_period": args.grace_period,
+            "compile": args.compile,
         },
     )
     if args.warm_start:

@@ -21,7 +21,10 @@ FIXED = ("space", "dataset", "epochs", "objectives")
 # How to run it; the latest search.run sets them, workers read them.
 RUN_OPTIONS = (
     "trials", "sampler", "pruner", "seed", "space_module", "heartbeat_interval", "grace_period",
+    "compile",
 )  # fmt: skip
+# Options added since the first studies were made, with what those studies mean by them.
+LATER_OPTIONS = {"compile": False}
 
 
 def parse_objectives(text: str) -> list[str]:
@@ -52,13 +55,14 @@ def load(storage: RDBStorage, name: str) -> optuna.Study:
 
 def settings(found: optuna.Study) -> dict[str, object]:
     """What search.run recorded on the study; a worker runs exactly this."""
-    missing = [key for key in FIXED + RUN_OPTIONS if key not in found.user_attrs]
+    recorded = {**LATER_OPTIONS, **found.user_attrs}
+    missing = [key for key in FIXED + RUN_OPTIONS if key not in recorded]
     if missing:
         raise UsageError(
             f"study '{found.study_name}' was not created by search.run (it lacks "
             f"{', '.join(missing)}); start it with python -m search.run first"
         )
-    return {key: found.user_attrs[key] for key in FIXED + RUN_OPTIONS}
+    return {key: recorded[key] for key in FIXED + RUN_OPTIONS}
 
 
 def create_or_resume(

@@ -35,6 +35,7 @@ from search import (
 )  # fmt: skip
 from search.config import TrialConfig
 from search.data import LabeledImages
+from search.device import synchronize
 from search.errors import UsageError
 
 
@@ -61,6 +62,7 @@ class TrainResult:
     param_count: int
     images_per_epoch: int
     stopped_early: bool
+    compile_seconds: float = 0.0  # torch.compile's one-off cost, not in any epoch's seconds
 
     @property
     def final(self) -> EpochResult:
@@ -112,9 +114,10 @@ def evaluate(
     eval_set: LabeledImages,
     normalize: Callable[[torch.Tensor], torch.Tensor],
     autocast: torch.autocast,
+    tta: str = "none",
 ) -> tuple[float, float]:
     """(accuracy, mean cross-entropy) over eval_set, in large batches, one host sync at the end."""
-    logits = evaluation.predict_logits(model, eval_set.images, normalize, autocast)
+    logits = evaluation.predict_logits(model, eval_set.images, normalize, autocast, tta)
     correct = (logits.argmax(1) == eval_set.labels).sum()
     loss_sum = nn.functional.cross_entropy(logits, eval_set.labels, reduction="sum")
     correct_count, loss_total = torch.stack([correct, loss_sum]).double().tolist()
@@ -144,6 +147,30 @@ def start_phase(
     return optimizer, schedule
 
 
+def compile_now(
+    model: nn.Module,
+    first_step: Callable[[nn.Module], torch.Tensor],
+    first_evaluation: Callable[[nn.Module], object],
+    on_device: torch.device,
+) -> tuple[nn.Module, float]:
+    """torch.compile(model), compiled before the clock of the first epoch starts: one training
+    forward and backward (`first_step` returns the loss) and one evaluation, after which the
+    model's parameters, buffers (BN statistics) and gradients are as they were. Returns the
+    compiled model and the seconds that took, the one-off cost reported apart."""
+    compiled = torch.compile(model)
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    synchronize(on_device)
+    started = time.perf_counter()
+    model.train()
+    first_step(compiled).backward()
+    first_evaluation(compiled)
+    synchronize(on_device)
+    seconds = time.perf_counter() - started
+    model.load_state_dict(before)
+    model.zero_grad(set_to_none=True)
+    return compiled, seconds
+
+
 FIT_IMAGES = 5000  # enough to estimate a whitening stem's 2x2 patch covariance
 
 
@@ -155,11 +182,13 @@ def train(
     on_device: torch.device,
     on_epoch: Callable[[EpochResult], bool] | None = None,
     eval_is_test: bool = False,
+    compile_model: bool = False,
 ) -> TrainResult:
     """Train for trial_config.epochs, evaluating on eval_set after every epoch. on_epoch gets
     each epoch's result and returns True to stop early (a pruned trial). Reduce-on-plateau
     watches the loss on eval_set, or the training loss when eval_set is the test set
-    (`eval_is_test`: nothing may be tuned on it)."""
+    (`eval_is_test`: nothing may be tuned on it). `compile_model`: train and evaluate through
+    torch.compile, its compile time measured apart (TrainResult.compile_seconds)."""
     torch.manual_seed(trial_config.seed)
     generator = torch.Generator(device=on_device).manual_seed(trial_config.seed)
     on_cuda = on_device.type == "cuda"
@@ -186,6 +215,26 @@ def train(
     autocast = make_autocast(on_device)
     clip_gradients = make_gradient_clipper(model, trial_config.grad_clip_norm)
 
+    def batch_of(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return augmentation(
+            normalize(train_set.images[index]), targets_of[train_set.labels[index]], generator
+        )
+
+    def run_evaluation(network: nn.Module) -> tuple[float, float]:
+        return evaluate(network, eval_set, normalize, autocast, trial_config.tta)
+
+    network, compile_seconds = model, 0.0
+    if compile_model:
+        # Unaugmented, so that the generator draws the same numbers as without --compile.
+        inputs = normalize(train_set.images[:batch_size])
+        targets = targets_of[train_set.labels[:batch_size]]
+
+        def first_step(compiled: nn.Module) -> torch.Tensor:
+            with autocast:
+                return criterion(compiled(inputs), targets)
+
+        network, compile_seconds = compile_now(model, first_step, run_evaluation, on_device)
+
     history: list[EpochResult] = []
     for epoch in range(1, trial_config.epochs + 1):
         if epoch in phase_starts:
@@ -195,12 +244,9 @@ def train(
         loss_sum = torch.zeros((), device=on_device)
         order = torch.randperm(len(train_set), device=on_device, generator=generator)
         for step in range(steps_per_epoch):
-            index = order[step * batch_size : (step + 1) * batch_size]
-            inputs, targets = augmentation(
-                normalize(train_set.images[index]), targets_of[train_set.labels[index]], generator
-            )
+            inputs, targets = batch_of(order[step * batch_size : (step + 1) * batch_size])
             with autocast:
-                loss = criterion(model(inputs), targets)
+                loss = criterion(network(inputs), targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             clip_gradients()
@@ -211,7 +257,7 @@ def train(
         train_seconds = time.perf_counter() - started
         if not math.isfinite(train_loss):
             raise TrainingDiverged(f"the training loss became {train_loss} in epoch {epoch}")
-        eval_accuracy, eval_loss = evaluate(model, eval_set, normalize, autocast)
+        eval_accuracy, eval_loss = run_evaluation(network)
         schedule.step_epoch(train_loss if eval_is_test else eval_loss)
         history.append(EpochResult(epoch, train_loss, eval_accuracy, eval_loss, train_seconds))
         if on_epoch is not None and on_epoch(history[-1]):
@@ -223,6 +269,7 @@ def train(
         param_count=count_parameters(model),
         images_per_epoch=steps_per_epoch * batch_size,
         stopped_early=len(history) < trial_config.epochs,
+        compile_seconds=compile_seconds,
     )
 
 
@@ -236,6 +283,7 @@ def get_args_parser() -> cli.ArgumentParser:
     parser.add_argument("--seed", type=int, help="override the config's seed")
     parser.add_argument("--data-dir", type=Path, default=Path("data"), help="dataset folder")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    cli.add_compile_argument(parser)
     parser.add_argument(
         "--output-dir", type=Path, help="where to write results (default: runs/<config name>)"
     )
@@ -304,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = train(
             trial_config, train_set, dataset.test, dataset.num_classes, on_device, on_epoch=show,
-            eval_is_test=True,
+            eval_is_test=True, compile_model=args.compile,
         )  # fmt: skip
     except TrainingDiverged as error:
         raise UsageError(f"training diverged: {error}; lower the config's lr") from None
@@ -312,12 +360,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     autocast = make_autocast(on_device)
     test_set = dataset.test.to(on_device)
     probabilities = evaluation.predict_probabilities(
-        result.model, test_set.images, normalize, autocast
+        result.model, test_set.images, normalize, autocast, trial_config.tta
     )
     confusion = evaluation.confusion_matrix(
         probabilities.argmax(1), test_set.labels, dataset.num_classes
     )
     print(evaluation.format_report(confusion, dataset.classes))
+    if args.compile:
+        print(f"torch.compile took {result.compile_seconds:.1f} s (not in the epochs' seconds)")
     metrics = {
         "test_accuracy": result.final.eval_accuracy,
         "test_loss": result.final.eval_loss,
@@ -326,6 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "param_count": result.param_count,
         "seconds_per_epoch": result.seconds_per_epoch,
         "images_per_second": result.images_per_second,
+        "compile_seconds": result.compile_seconds,
         "device": device.describe(on_device),
         "per_class_accuracy": evaluation.per_class_accuracy(confusion, dataset.classes),
         "confusion_matrix": confusion.tolist(),

@@ -186,8 +186,9 @@ def work(
     guard = FailureGuard(MAX_CONSECUTIVE_FAILURES)
     objectives = study.parse_objectives(str(settings["objectives"]))
     objective = make_objective(
-        spaces.get(str(settings["space"])), context, dataset, on_device, objectives
-    )
+        spaces.get(str(settings["space"])), context, dataset, on_device, objectives,
+        compile_model=bool(settings["compile"]),
+    )  # fmt: skip
     deadline = None if timeout is None else time.monotonic() + timeout
     finished_before = len(running.get_trials(deepcopy=False, states=progress.FINISHED))
     printer = progress.TrialPrinter(target, finished_before, output)

@@ -82,6 +82,7 @@ PARAMETERS = {
     "fast": {
         "batch_size", "epochs", "lr_per_1024", "weight_decay_per_1024", "momentum", "translate",
         "cutout_size", "width", "widen", "activation", "warmup_fraction", "label_smoothing",
+        "tta",
     },
 }  # fmt: skip
 

@@ -112,3 +112,26 @@ def test_mixing_trains_on_soft_targets(sample, mixing):
     mixed = MLP.replace(augment={mixing: {}}, epochs=1, label_smoothing=0.1)
     result = train(mixed, sample.train, sample.val, 10, CPU)
     assert result.final.eval_accuracy > 0.15 and result.final.train_loss > 0
+
+
+def test_compiling_trains_the_same_and_reports_its_cost_apart(sample):
+    """torch.compile is compiled before the first epoch's clock starts, from a step whose
+    effect on the weights, BN statistics and the data order is undone: the losses match."""
+    plain = train(MLP, sample.train, sample.val, sample.num_classes, CPU)
+    compiled = train(MLP, sample.train, sample.val, sample.num_classes, CPU, compile_model=True)
+    assert plain.compile_seconds == 0 and compiled.compile_seconds > 0
+    assert [e.train_loss for e in compiled.history] == pytest.approx(
+        [e.train_loss for e in plain.history], rel=1e-4
+    )
+    assert compiled.history[0].train_seconds < compiled.compile_seconds
+    assert list(compiled.model.state_dict()) == list(plain.model.state_dict())  # no _orig_mod
+
+
+def test_test_time_augmentation_is_used_in_evaluation(sample):
+    """Mirror views change a left-right-sensitive MLP's validation loss; none changes nothing."""
+    plain = train(MLP.replace(epochs=1), sample.train, sample.val, sample.num_classes, CPU)
+    mirrored = train(
+        MLP.replace(epochs=1, tta="mirror"), sample.train, sample.val, sample.num_classes, CPU
+    )
+    assert plain.final.train_loss == mirrored.final.train_loss  # training is untouched
+    assert plain.final.eval_loss != mirrored.final.eval_loss
