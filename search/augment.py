@@ -179,9 +179,11 @@ def _partners(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 def _beta(images: torch.Tensor, alpha: float) -> torch.Tensor:
     """One Beta(alpha, alpha) draw per image. torch's Beta takes no generator: it draws from
-    the global one, which the trainer seeds, so runs stay reproducible."""
-    concentration = torch.tensor(float(alpha), device=images.device)
-    return torch.distributions.Beta(concentration, concentration).sample((images.shape[0],))
+    the global one, which the trainer seeds, so runs stay reproducible. The concentration is
+    filled on the device and not validated: a copy from the host or a check of its values
+    would make every step wait for the GPU."""
+    concentration = torch.full((images.shape[0],), float(alpha), device=images.device)
+    return torch.distributions.Beta(concentration, concentration, validate_args=False).sample()
 
 
 @MIXINGS.register("mixup")
