@@ -1,0 +1,50 @@
+"""search.bench end to end at tiny size on the CPU: every section, real processes for the
+searches, the figures consistent with each other."""
+
+import json
+
+import pytest
+
+from search import bench
+from tests.conftest import run_command
+
+TINY = [
+    "--dataset", "sample", "--device", "cpu", "--images", "256", "--epochs", "2", "--width", "8",
+    "--loader-workers", "2", "--batch-sizes", "64,128", "--seeds", "1", "--fast-epochs", "2",
+    "--fast-width", "8",
+    "--search-space", "mlp", "--search-trials", "2", "--search-epochs", "1",
+    "--workers-per-gpu", "2",
+]  # fmt: skip
+
+
+def test_the_bench_times_every_section_side_by_side(tmp_path):
+    result = run_command("search.bench", *TINY, "--json", "bench.json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads((tmp_path / "bench.json").read_text())["rows"]
+    assert [row["what"] for row in rows] == [
+        "ResNet-18, plain DataLoader", "ResNet-18, our trainer", "ResNet-18, our trainer",
+        "fast space, default config", "mlp search",
+    ]  # fmt: skip
+    plain, *trainer = rows[:3]
+    assert plain["speedup"] == 1.0
+    for row, batch_size in zip(trainer, (64, 128), strict=True):
+        assert row["figures"]["batch_size"] == batch_size
+        speedup = plain["figures"]["seconds_per_epoch"] / row["figures"]["seconds_per_epoch"]
+        assert row["speedup"] == pytest.approx(speedup)
+    fast = rows[3]["figures"]
+    assert fast["epochs"] == 2 and len(fast["test_accuracy"]) == 1
+    assert 0 <= fast["test_accuracy"][0] <= 1 and fast["training_seconds"][0] > 0
+    search = rows[4]["figures"]
+    assert (search["workers_per_gpu"], search["trials"], search["epochs"]) == (2, 2, 2)
+    assert search["trials_per_hour"] == pytest.approx(2 / search["seconds"] * 3600)
+    assert search["gpu_busy"] is None  # no GPU here: n/a, not a made-up figure
+    table = result.stdout.splitlines()
+    assert table[1] == "| what | setting | result | speed-up |"
+    assert sum(line.startswith("| ResNet-18") for line in table) == 3
+    assert "GPU busy n/a" in result.stdout
+
+
+def test_sections_run_alone_without_speedups(capsys):
+    assert bench.main([*TINY, "--sections", "trainer"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ResNet")]
+    assert len(rows) == 2 and all(row.endswith("|  |") for row in rows)
