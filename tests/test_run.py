@@ -37,7 +37,7 @@ def test_run_writes_a_study_with_the_requested_finished_trials(mlp_study):
     assert study.user_attrs == {
         "space": "mlp", "dataset": "sample", "epochs": 2, "objectives": "accuracy",
         "trials": 3, "sampler": "tpe", "pruner": "hyperband", "seed": 0, "space_module": None,
-        "heartbeat_interval": 60, "grace_period": 180,
+        "heartbeat_interval": 60, "grace_period": 180, "compile": False,
     }  # fmt: skip
     assert study.metric_names == ["val_accuracy"]
     for trial in study.get_trials(states=FINISHED):
