@@ -7,8 +7,9 @@ The search trains on `train` and selects on `val` (held out from the official tr
 import dataclasses
 import hashlib
 import io
+import os
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
 from urllib.error import URLError
@@ -167,18 +168,47 @@ def _stack(decoded: dict[str, list[tuple[str, torch.Tensor]]], where: str) -> So
     return Source(classes, splits[0], splits[1])
 
 
+def _cached(cache: Path, fingerprint: str, build: Callable[[], Source]) -> Source:
+    """`build()`'s Source, decoded once and then read from `cache` while its inputs'
+    `fingerprint` is the same. Every worker process loads the dataset: a read of uint8 tensors
+    takes milliseconds where decoding takes seconds."""
+    if cache.exists():
+        cached = torch.load(cache, weights_only=False)
+        if cached.get("fingerprint") == fingerprint:
+            return cached["source"]
+    source = build()
+    partial = cache.with_suffix(f".{torch.randint(1 << 30, ()).item()}.tmp")
+    try:  # write-then-rename, so that workers starting together never read half a file
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"fingerprint": fingerprint, "source": source}, partial)
+        partial.replace(cache)
+    except OSError:
+        partial.unlink(missing_ok=True)  # a read-only folder: decode again next time
+    return source
+
+
+def user_cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cifar-search"
+
+
 @DATASETS.register("sample")
 def sample(data_dir: Path) -> Source:
-    """500 train and 100 test images per CIFAR-10 class, shipped in the package: runs anywhere."""
-    archive = resources.files("search").joinpath(SAMPLE_ARCHIVE)
-    with archive.open("rb") as stream, tarfile.open(fileobj=stream, mode="r:gz") as tar:
-        members = sorted((m for m in tar.getmembers() if m.isfile()), key=lambda m: m.name)
-        files = [
-            (*Path(m.name).parts[-3:-1], tar.extractfile(m).read())
-            for m in members
-            if Path(m.name).suffix.lower() in IMAGE_SUFFIXES
-        ]
-    return _stack(_decode(files), "the packaged sample")
+    """500 train and 100 test images per CIFAR-10 class, shipped in the package: runs anywhere.
+    Decoded once into the user's cache folder."""
+    encoded = resources.files("search").joinpath(SAMPLE_ARCHIVE).read_bytes()
+
+    def decode() -> Source:
+        with tarfile.open(fileobj=io.BytesIO(encoded), mode="r:gz") as tar:
+            members = sorted((m for m in tar.getmembers() if m.isfile()), key=lambda m: m.name)
+            files = [
+                (*Path(m.name).parts[-3:-1], tar.extractfile(m).read())
+                for m in members
+                if Path(m.name).suffix.lower() in IMAGE_SUFFIXES
+            ]
+        return _stack(_decode(files), "the packaged sample")
+
+    fingerprint = hashlib.sha1(encoded).hexdigest()
+    return _cached(user_cache_dir() / "sample.pt", fingerprint, decode)
 
 
 def _image_files(root: Path) -> list[Path]:
@@ -203,20 +233,12 @@ def imagefolder(data_dir: Path) -> Source:
         fingerprint.update(
             f"{path.relative_to(data_dir)}:{stat.st_size}:{stat.st_mtime_ns};".encode()
         )
-    cache = data_dir / CACHE_NAME
-    if cache.exists():
-        cached = torch.load(cache, weights_only=False)
-        if cached.get("fingerprint") == fingerprint.hexdigest():
-            return cached["source"]
     files = ((*path.relative_to(data_dir).parts[:2], path.read_bytes()) for path in paths)
-    source = _stack(_decode(files), f"--data-dir {data_dir}")
-    partial = cache.with_suffix(f".{torch.randint(1 << 30, ()).item()}.tmp")
-    try:  # write-then-rename, so that workers starting together never read half a file
-        torch.save({"fingerprint": fingerprint.hexdigest(), "source": source}, partial)
-        partial.replace(cache)
-    except OSError:
-        partial.unlink(missing_ok=True)  # a read-only data folder: decode again next time
-    return source
+    return _cached(
+        data_dir / CACHE_NAME,
+        fingerprint.hexdigest(),
+        lambda: _stack(_decode(files), f"--data-dir {data_dir}"),
+    )
 
 
 def class_balanced_split(

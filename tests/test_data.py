@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -84,3 +86,16 @@ def test_cifar10_without_files_or_network_names_data_dir(tmp_path):
 def test_unknown_dataset_lists_the_known_ones():
     with pytest.raises(UsageError, match="choose one of: cifar10, cifar100, imagefolder, sample"):
         data.load("mnist", None)
+
+
+def test_the_sample_is_decoded_once_into_the_user_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    decoded = data.load("sample", Path("unused"))
+    cache = tmp_path / "cifar-search" / "sample.pt"
+    assert cache.exists()
+    cached = data.load("sample", Path("unused"))
+    assert torch.equal(cached.train.images, decoded.train.images)
+    assert torch.equal(cached.test.labels, decoded.test.labels)
+    torch.save({"fingerprint": "another archive", "source": None}, cache)
+    assert torch.equal(data.load("sample", Path("unused")).val.images, decoded.val.images)
+    assert torch.load(cache, weights_only=False)["fingerprint"] != "another archive"
