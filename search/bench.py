@@ -344,6 +344,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sections = parse_sections(args.sections)
     if args.epochs < 2:
         raise UsageError("--epochs must be at least 2: the first epoch is not timed")
+    for flag in ("width", "seeds", "fast_epochs", "search_trials", "search_epochs"):
+        if getattr(args, flag) < 1:
+            raise UsageError(f"--{flag.replace('_', '-')} must be at least 1")
     for flag in ("batch_sizes", "workers_per_gpu"):
         parse_counts(getattr(args, flag), f"--{flag.replace('_', '-')}")
     on_device = device.resolve(args.device)
@@ -357,7 +360,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench = Bench(args, dataset, train_set, on_device)
     machine = describe_machine(on_device)
     print(
-        f"search.bench on {machine}; {dataset.name}, {len(train_set)} training images", flush=True
+        f"search.bench on {machine}; {dataset.name}, {len(train_set)} training images, "
+        f"ResNet-18 width {args.width}",
+        flush=True,
     )
     rows, profile_table = run_sections(bench, sections)
     print(format_table(rows))

@@ -8,6 +8,8 @@ from collections.abc import Callable
 import torch
 from torch.autograd import DeviceType
 
+from search.errors import UsageError
+
 SAMPLE_MILLISECONDS = 500
 
 
@@ -24,7 +26,7 @@ class UtilizationSampler:
         if torch.cuda.is_available() and shutil.which("nvidia-smi"):
             self._process = subprocess.Popen(
                 ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
-                 f"-lms={SAMPLE_MILLISECONDS}"],
+                 f"--loop-ms={SAMPLE_MILLISECONDS}"],
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
             )  # fmt: skip
         return self
@@ -58,6 +60,8 @@ def profiled_gpu_busy(run: Callable[[], object]) -> tuple[float, str]:
         run()
         torch.cuda.synchronize()
     on_gpu = [event for event in profiler.events() if event.device_type == DeviceType.CUDA]
+    if not on_gpu:
+        raise UsageError("torch.profiler recorded no GPU activity (is CUPTI installed?)")
     intervals = [(event.time_range.start, event.time_range.end) for event in on_gpu]
     table = profiler.key_averages().table(sort_by="self_device_time_total", row_limit=12)
     return busy_fraction(intervals), table
