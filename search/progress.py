@@ -3,6 +3,7 @@
 import sys
 
 import optuna
+import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
@@ -111,7 +112,11 @@ class StudyWatcher:
         self.seen = {t.number for t in study.get_trials(deepcopy=False, states=DONE)}
 
     def __call__(self) -> None:
-        for trial in self.study.get_trials(deepcopy=False, states=DONE):
+        try:
+            done = self.study.get_trials(deepcopy=False, states=DONE)
+        except sqlalchemy.exc.OperationalError:
+            return  # the database is restarting; the workers ride it out, the next look catches up
+        for trial in done:
             if trial.number not in self.seen:
                 self.seen.add(trial.number)
                 self.printer(self.study, trial)

@@ -28,6 +28,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def answer_ctrl_c() -> None:
+    """A shell's background job (a CI script's, say) ignores SIGINT, and children inherit
+    that; the server is to stop on Ctrl-C as it does in a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def get_json(url: str):
     with urllib.request.urlopen(url, timeout=5) as response:
         return json.loads(response.read())
@@ -64,6 +70,7 @@ def test_the_dashboard_serves_the_study_and_stops_cleanly(served_study):
     server = subprocess.Popen(
         [sys.executable, "-m", "search.dashboard", "--storage", storage, "--port", str(port)],
         cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=answer_ctrl_c,
     )  # fmt: skip
     try:
         base = f"http://127.0.0.1:{port}"
