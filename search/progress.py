@@ -3,9 +3,10 @@
 import sys
 
 import optuna
-import sqlalchemy
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
+
+from search import storage
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 DONE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -114,7 +115,9 @@ class StudyWatcher:
     def __call__(self) -> None:
         try:
             done = self.study.get_trials(deepcopy=False, states=DONE)
-        except sqlalchemy.exc.OperationalError:
+        except Exception as error:
+            if storage.outage(error) is None:
+                raise
             return  # the database is restarting; the workers ride it out, the next look catches up
         for trial in done:
             if trial.number not in self.seen:

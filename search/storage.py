@@ -28,6 +28,16 @@ ENGINE_OPTIONS = {
 }
 
 
+def outage(error: BaseException | None) -> BaseException | None:
+    """The lost-connection error behind `error`, if any. Optuna can replace it: when it cannot
+    record a trial's end it fails an assertion, with the database error as its context."""
+    while error is not None:
+        if isinstance(error, sqlalchemy.exc.OperationalError):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def first_line(error: BaseException) -> str:
     """The driver's own message where SQLAlchemy wraps one: it says what went wrong."""
     text = str(getattr(error, "orig", None) or error).strip()

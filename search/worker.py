@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import optuna
-import sqlalchemy
 import torch
 from optuna.storages import fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
@@ -110,16 +109,6 @@ def read_settings(storage_url: str, name: str) -> dict[str, object]:
         plain.engine.dispose()
 
 
-def storage_outage(error: BaseException | None) -> BaseException | None:
-    """The lost-connection error behind `error`, if any. Optuna can replace it: when it cannot
-    record a trial's end it fails an assertion, with the database error as its context."""
-    while error is not None:
-        if isinstance(error, sqlalchemy.exc.OperationalError):
-            return error
-        error = error.__cause__ or error.__context__
-    return None
-
-
 def fail_orphans(running: optuna.Study, grace_seconds: float) -> None:
     """Fail RUNNING trials that no worker ever started: a worker that loses the storage
     inside study.ask() can leave its new trial RUNNING with no heartbeat, which heartbeats
@@ -206,16 +195,14 @@ def work(
             # The database went away (a restart, a network blip). Pooled connections are
             # pre-pinged, so waiting and going on reconnects; a trial cut off here is failed by
             # heartbeats and re-run.
-            if storage_outage(error) is None:
+            lost = storage.outage(error)
+            if lost is None:
                 raise
-            error = storage_outage(error)
             outages += 1
             if outages > MAX_OUTAGES:
-                raise UsageError(
-                    f"lost the storage for good: {storage.first_line(error)}"
-                ) from None
+                raise UsageError(f"lost the storage for good: {storage.first_line(lost)}") from None
             print(
-                f"search.worker: lost the storage ({storage.first_line(error)}); retrying in "
+                f"search.worker: lost the storage ({storage.first_line(lost)}); retrying in "
                 f"{POLL_SECONDS} s",
                 file=sys.stderr,
                 flush=True,
