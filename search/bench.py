@@ -31,7 +31,7 @@ from search import baseline, cli, data, device, environment, progress, utilizati
 from search.config import TrialConfig
 from search.data import LabeledImages
 from search.errors import UsageError
-from search.train import train
+from search.train import TrainResult, train
 
 SECTIONS = ("plain", "trainer", "fast", "search")
 
@@ -53,10 +53,19 @@ class Bench:
     dataset: data.Dataset
     train_set: LabeledImages  # the official training set (train + val), or its first --images
     on_device: torch.device
+    batch_sizes: list[int]  # --batch-sizes, parsed
+    workers_per_gpu: list[int]  # --workers-per-gpu, parsed
 
     @property
     def resnet18_args(self) -> dict:
         return {"depth": 18, "width": self.args.width, "block": "original"}
+
+    def train(self, config: TrialConfig) -> TrainResult:
+        """Train on the training set, measured on the test set every epoch."""
+        return train(
+            config, self.train_set, self.dataset.test, self.dataset.num_classes, self.on_device,
+            eval_is_test=True, compile_model=self.args.compile,
+        )  # fmt: skip
 
 
 def get_args_parser() -> cli.ArgumentParser:
@@ -164,12 +173,8 @@ def resnet18_config(bench: Bench, batch_size: int) -> TrialConfig:
 
 def trainer_rows(bench: Bench, plain_seconds: float | None) -> list[Row]:
     rows = []
-    for batch_size in parse_counts(bench.args.batch_sizes, "--batch-sizes"):
-        result = train(
-            resnet18_config(bench, batch_size), bench.train_set, bench.dataset.test,
-            bench.dataset.num_classes, bench.on_device, eval_is_test=True,
-            compile_model=bench.args.compile,
-        )  # fmt: skip
+    for batch_size in bench.batch_sizes:
+        result = bench.train(resnet18_config(bench, batch_size))
         seconds = statistics.mean(epoch.train_seconds for epoch in result.history[1:])
         compiled = f", compiled in {result.compile_seconds:.0f} s" if bench.args.compile else ""
         rows.append(
@@ -190,12 +195,9 @@ def trainer_rows(bench: Bench, plain_seconds: float | None) -> list[Row]:
 
 
 def profile_row(bench: Bench) -> tuple[Row, str]:
-    batch_size = max(parse_counts(bench.args.batch_sizes, "--batch-sizes"))
+    batch_size = max(bench.batch_sizes)
     config = resnet18_config(bench, batch_size).replace(epochs=2)
-    fraction, table = utilization.profiled_gpu_busy(
-        lambda: train(config, bench.train_set, bench.dataset.test, bench.dataset.num_classes,
-                      bench.on_device, eval_is_test=True, compile_model=bench.args.compile)
-    )  # fmt: skip
+    fraction, table = utilization.profiled_gpu_busy(lambda: bench.train(config))
     row = Row(
         "ResNet-18, our trainer, profiled",
         f"batch {batch_size}, 2 epochs under torch.profiler",
@@ -219,18 +221,10 @@ def fast_config(bench: Bench) -> TrialConfig:
 def fast_row(bench: Bench, plain_seconds: float | None) -> Row:
     """Trained on the whole training set and measured on the test set, as airbench is."""
     config = fast_config(bench)
-
-    def run(seed: int, epochs: int):
-        return train(
-            config.replace(seed=seed, epochs=epochs), bench.train_set, bench.dataset.test,
-            bench.dataset.num_classes, bench.on_device, eval_is_test=True,
-            compile_model=bench.args.compile,
-        )  # fmt: skip
-
     if bench.on_device.type == "cuda":
         # Untimed, with a seed not timed below: pays for CUDA's lazy start and cuDNN's tuning.
-        run(seed=bench.args.seeds, epochs=1)
-    results = [run(seed, config.epochs) for seed in range(bench.args.seeds)]
+        bench.train(config.replace(seed=bench.args.seeds, epochs=1))
+    results = [bench.train(config.replace(seed=seed)) for seed in range(bench.args.seeds)]
     seconds = [sum(epoch.train_seconds for epoch in result.history) for result in results]
     accuracies = [result.final.eval_accuracy for result in results]
     spread = f" ({min(accuracies):.2%} to {max(accuracies):.2%})" if len(results) > 1 else ""
@@ -281,7 +275,7 @@ def timed_search(bench: Bench, workers: int, folder: Path) -> dict:
 def search_rows(bench: Bench, plain_seconds: float | None) -> list[Row]:
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        for workers in parse_counts(bench.args.workers_per_gpu, "--workers-per-gpu"):
+        for workers in bench.workers_per_gpu:
             run = timed_search(bench, workers, Path(folder))
             per_hour = run["trials"] / run["seconds"] * 3600
             busy = "n/a" if run["gpu_busy"] is None else f"{run['gpu_busy']:.0%}"
@@ -316,10 +310,9 @@ def format_table(rows: list[Row]) -> str:
 
 
 def describe_machine(on_device: torch.device) -> str:
-    software = ", ".join(f"{name} {version}" for name, version in environment.versions().items())
     return (
         f"{device.describe(on_device)}, {os.cpu_count()} CPU cores, {platform.system()}; "
-        f"torchvision {torchvision.__version__}, {software}"
+        f"torchvision {torchvision.__version__}, {environment.describe_software()}"
     )
 
 
@@ -344,11 +337,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sections = parse_sections(args.sections)
     if args.epochs < 2:
         raise UsageError("--epochs must be at least 2: the first epoch is not timed")
-    for flag in ("width", "seeds", "fast_epochs", "search_trials", "search_epochs"):
-        if getattr(args, flag) < 1:
-            raise UsageError(f"--{flag.replace('_', '-')} must be at least 1")
-    for flag in ("batch_sizes", "workers_per_gpu"):
-        parse_counts(getattr(args, flag), f"--{flag.replace('_', '-')}")
+    cli.check_positive(args, "width", "seeds", "fast_epochs", "search_trials", "search_epochs")
+    batch_sizes = parse_counts(args.batch_sizes, "--batch-sizes")
+    workers_per_gpu = parse_counts(args.workers_per_gpu, "--workers-per-gpu")
     on_device = device.resolve(args.device)
     if args.profile and on_device.type != "cuda":
         raise UsageError("--profile measures how busy the GPU is: it needs CUDA (--device)")
@@ -357,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.images:
         chosen = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(0))
         train_set = train_set.subset(chosen[: args.images])
-    bench = Bench(args, dataset, train_set, on_device)
+    bench = Bench(args, dataset, train_set, on_device, batch_sizes, workers_per_gpu)
     machine = describe_machine(on_device)
     print(
         f"search.bench on {machine}; {dataset.name}, {len(train_set)} training images, "

@@ -47,6 +47,14 @@ def add_compile_argument(parser: argparse.ArgumentParser, scope: str = "") -> No
     )
 
 
+def check_positive(args: argparse.Namespace, *flags: str) -> None:
+    """Refuse a zero or negative value for any of `flags` (dest names); None means unset."""
+    for flag in flags:
+        value = getattr(args, flag)
+        if value is not None and value <= 0:
+            raise UsageError(f"--{flag.replace('_', '-')} must be positive, not {value}")
+
+
 def quiet_libraries() -> None:
     """Our own progress lines replace Optuna's per-trial logs, which include a traceback for
     every failed trial (the reason and traceback are kept in the trial's user attributes)."""

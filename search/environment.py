@@ -23,10 +23,15 @@ def versions() -> dict[str, str]:
     return found
 
 
+def describe_software() -> str:
+    """'python 3.11.7, torch 2.11.0, optuna 5.0.0, ...' for notes and benchmark headers."""
+    return ", ".join(f"{name} {version}" for name, version in versions().items())
+
+
 def study_note(argv: list[str], dataset: Dataset, workers: int) -> str:
     """Markdown: the command, the data and its splits, the hardware and software."""
     command = shlex.join(["python", "-m", "search.run", *argv])
-    software = ", ".join(f"{name} {version}" for name, version in versions().items())
+    software = describe_software()
     return "\n".join(
         [
             "## How this study was run",

@@ -122,16 +122,9 @@ def get_args_parser() -> cli.ArgumentParser:
     return parser
 
 
-def check_positive(args) -> None:
-    for flag in ("trials", "epochs", "timeout", "heartbeat_interval", "grace_period"):
-        value = getattr(args, flag)
-        if value is not None and value <= 0:
-            raise UsageError(f"--{flag.replace('_', '-')} must be positive, not {value}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
-    check_positive(args)
+    cli.check_positive(args, "trials", "epochs", "timeout", "heartbeat_interval", "grace_period")
     spaces.import_user_module(args.space_module)
     if args.list_spaces:
         search_spaces.print_spaces(spaces.list_spaces(), args.epochs)

@@ -223,7 +223,7 @@ MISTAKES = {
         ["search.bench", "--epochs", "1"],
         "--epochs must be at least 2",
     ),
-    "a bench with no seeds": (["search.bench", "--seeds", "0"], "--seeds must be at least 1"),
+    "a bench with no seeds": (["search.bench", "--seeds", "0"], "--seeds must be positive, not 0"),
     "a bench with zero workers": (
         ["search.bench", "--workers-per-gpu", "1,0"],
         "--workers-per-gpu takes positive integers like 1,2,4, not '1,0'",
