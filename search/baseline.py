@@ -14,6 +14,7 @@ from torchvision import transforms
 
 import models
 from search.data import LabeledImages
+from search.train import channel_statistics
 
 BATCH_SIZE = 128
 
@@ -36,13 +37,13 @@ class PilImages(torch.utils.data.Dataset):
 
 def standard_transform(images: torch.Tensor) -> transforms.Compose:
     """Random crop with 1/8 padding, horizontal flip, to tensor, normalise: the CIFAR recipe."""
-    pixels = images.transpose(0, 1).flatten(1).float() / 255
+    statistics = channel_statistics(images)
     size = images.shape[-1]
     return transforms.Compose([
         transforms.RandomCrop(size, padding=size // 8),
         transforms.RandomHorizontalFlip(),
         transforms.ToTensor(),
-        transforms.Normalize(pixels.mean(1).tolist(), pixels.std(1).tolist()),
+        transforms.Normalize(statistics["mean"], statistics["std"]),
     ])  # fmt: skip
 
 
