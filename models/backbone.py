@@ -6,7 +6,7 @@ from torch import nn
 
 from models.layers import make_activation
 from models.registry import register_model
-from search.errors import UsageError
+from registry import UsageError
 
 # Report 003's MLP head: three hidden layers of 256, 128 and 64 units.
 MLP_HEAD = (256, 128, 64)

@@ -6,7 +6,7 @@ from torch import nn
 
 from models.layers import make_activation
 from models.registry import register_model
-from search.errors import UsageError
+from registry import UsageError
 
 
 class DenseLayer(nn.Module):

@@ -15,9 +15,11 @@ from models.resnet import Scale
 
 class PatchWhitening(nn.Conv2d):
     """A k x k conv whose filters are the eigenvectors of the training images' k x k patch
-    covariance, scaled to unit variance, in +/- pairs so that a following GELU sees both signs.
-    `fit` sets them from data (the trainer calls it once); they are then frozen, only the bias
-    learns. Whitened inputs let the first trainable layers learn much faster."""
+    second moments, scaled to unit variance, in +/- pairs so that a following GELU sees both
+    signs. `fit` sets them from data (the trainer calls it once); they are then frozen, only the
+    bias learns. Whitened inputs let the first trainable layers learn much faster. As airbench94
+    computes it: the moments of the normalised patches, uncentred (their mean is near 0 after
+    normalising), filters in order of falling eigenvalue."""
 
     def __init__(self, in_channels: int, kernel_size: int, eps: float = 5e-4):
         patch = in_channels * kernel_size**2
@@ -31,10 +33,9 @@ class PatchWhitening(nn.Conv2d):
         kernel = self.kernel_size[0]
         patches = images.unfold(2, kernel, 1).unfold(3, kernel, 1)
         patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, self.weight[0].numel()).float()
-        patches = patches - patches.mean(0)
-        covariance = patches.T @ patches / len(patches)
-        eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
-        filters = (eigenvectors / (eigenvalues + self.eps).sqrt()).T
+        moments = patches.T @ patches / len(patches)
+        eigenvalues, eigenvectors = torch.linalg.eigh(moments)  # ascending
+        filters = (eigenvectors / (eigenvalues + self.eps).sqrt()).T.flip(0)
         filters = filters.reshape(-1, *self.weight.shape[1:])
         self.weight.copy_(torch.cat([filters, -filters]))
 

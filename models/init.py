@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from search.registry import Registry
+from registry import Registry
 
 INITIALIZERS: Registry = Registry("init", supplied=("model",))
 WeightInit = Callable[[nn.Parameter], object]
@@ -40,3 +40,17 @@ def kaiming(model: nn.Module) -> None:
         lambda weight: nn.init.kaiming_normal_(weight, mode="fan_out", nonlinearity="relu"),
         lambda weight: nn.init.kaiming_normal_(weight, mode="fan_in", nonlinearity="relu"),
     )
+
+
+@INITIALIZERS.register("dirac")
+def dirac(model: nn.Module) -> None:
+    """airbench94's: PyTorch's own init, then the first in_channels filters of every trainable
+    conv set to the identity (a Dirac delta), so that each conv starts by passing its input
+    through; every conv bias (a whitening stem's too) starts at zero."""
+    for module in model.modules():
+        if not isinstance(module, nn.Conv2d):
+            continue
+        if module.weight.requires_grad:
+            nn.init.dirac_(module.weight.data[: module.weight.shape[1]])
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)

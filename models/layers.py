@@ -2,7 +2,7 @@
 
 from torch import nn
 
-from search.errors import UsageError
+from registry import UsageError
 
 ACTIVATIONS = {
     "relu": nn.ReLU,

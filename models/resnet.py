@@ -6,7 +6,7 @@ from torch import nn
 
 from models.layers import check_downsample, conv3x3, conv_bn_act, make_activation
 from models.registry import register_model
-from search.errors import UsageError
+from registry import UsageError
 
 # Basic blocks per stage for each depth, as in He et al. (2016).
 STAGES = {10: (1, 1, 1, 1), 18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}

@@ -1,18 +1,25 @@
-"""What every command shares at the process boundary: one-line errors and exit codes."""
+"""What every command shares at the process boundary: the argument definitions they have in
+common, one-line errors and exit codes.
+
+Commands build their parsers from light modules only and import the rooms (search.training,
+search.tuning) in main(), after parsing: `--help` and a mistyped flag answer without loading
+torch (tests/test_layout.py checks it)."""
 
 import argparse
 import logging
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
-import optuna
-
-from search.errors import UsageError
-from search.storage import DEFAULT_STORAGE
+from registry import UsageError
+from search.tuning import DEFAULT_STORAGE
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+# The --dataset help names them without importing the data registry (and with it torch); a test
+# keeps it equal to search.training.data.DATASETS.
+DATASET_NAMES = ("cifar10", "cifar100", "imagefolder", "sample", "stl10")
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -38,6 +45,40 @@ def add_study_arguments(parser: argparse.ArgumentParser, study_help: str | None 
     add_storage_argument(parser)
 
 
+def add_dataset_arguments(parser: argparse.ArgumentParser, dataset: bool = True) -> None:
+    """--data-dir, and --dataset where the command chooses one (a study records its own)."""
+    if dataset:
+        parser.add_argument(
+            "--dataset",
+            default="cifar10",
+            help=f"{', '.join(DATASET_NAMES)} (default cifar10; 'sample' ships with the "
+            "package; 'imagefolder' reads --data-dir/train/<class>/* and test/<class>/*)",
+        )
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path("data"), help="dataset folder (default ./data)"
+    )
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
+    """--device, --gpus and --workers-per-gpu: where a search's worker processes run."""
+    add_device_argument(parser)
+    parser.add_argument(
+        "--gpus",
+        help="comma-separated GPU indices to run workers on (default: every visible GPU)",
+    )
+    parser.add_argument(
+        "--workers-per-gpu",
+        type=int,
+        default=1,
+        help="worker processes per GPU, or on the CPU where there is none (default 1); "
+        "small networks leave a GPU idle, several trials at once fill it",
+    )
+
+
 def add_compile_argument(parser: argparse.ArgumentParser, scope: str = "") -> None:
     parser.add_argument(
         "--compile",
@@ -58,6 +99,8 @@ def check_positive(args: argparse.Namespace, *flags: str) -> None:
 def quiet_libraries() -> None:
     """Our own progress lines replace Optuna's per-trial logs, which include a traceback for
     every failed trial (the reason and traceback are kept in the trial's user attributes)."""
+    import optuna  # about 0.2 s, and no torch: every command silences it before it speaks
+
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     logging.getLogger("sqlalchemy").setLevel(logging.ERROR)

@@ -8,11 +8,8 @@ authentication: keep it on localhost (the default host) or behind something that
 from collections.abc import Sequence
 from pathlib import Path
 
-import optuna_dashboard
-from optuna.artifacts import FileSystemArtifactStore
-
-from search import cli, storage
-from search.errors import UsageError
+from registry import UsageError
+from search import cli
 
 DEFAULT_ARTIFACT_DIR = Path("artifacts")
 
@@ -37,6 +34,11 @@ def get_args_parser() -> cli.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
+    import optuna_dashboard
+    from optuna.artifacts import FileSystemArtifactStore
+
+    from search.tuning import storage
+
     study_storage = storage.open_storage(args.storage)
     args.artifact_dir.mkdir(parents=True, exist_ok=True)
     print(f"optuna-dashboard on http://{args.host}:{args.port}/ (Ctrl-C stops it)", flush=True)

@@ -3,11 +3,8 @@
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
-from search import checkpoint, cli, data, device, evaluation
-from search.errors import UsageError
-from search.train import make_autocast, make_normalizer
+from registry import UsageError
+from search import cli
 
 
 def get_args_parser() -> cli.ArgumentParser:
@@ -18,38 +15,32 @@ def get_args_parser() -> cli.ArgumentParser:
     parser.add_argument("--checkpoint", type=Path, required=True, help="checkpoint.pt file")
     parser.add_argument("images", type=Path, nargs="+", help="image files (JPEG, PNG, ...)")
     parser.add_argument("--top", type=int, default=1, help="classes to show per image (default 1)")
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    cli.add_device_argument(parser)
     return parser
-
-
-def read_images(paths: Sequence[Path], image_shape: tuple[int, int, int]) -> torch.Tensor:
-    """uint8 [N, C, H, W], each image resized to what the network was trained on."""
-    decoded = []
-    for path in paths:
-        try:
-            decoded.append(data.decode_image(path.read_bytes(), size=image_shape[1:]))
-        except OSError as error:  # missing, unreadable, or not an image PIL knows
-            raise UsageError(f"cannot read image {path}: {error}") from None
-    return torch.stack(decoded)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
+    import torch
+
+    from search.training import checkpoint, data, device
+
     on_device = device.resolve(args.device)
-    model, saved = checkpoint.load(args.checkpoint, on_device)
-    images = read_images(args.images, tuple(saved["image_shape"])).to(on_device)
-    image_size = saved["config"].get("image_size", 0)
-    normalize = make_normalizer(saved["normalization"], on_device, image_size)
-    probabilities = evaluation.predict_probabilities(
-        model, images, normalize, make_autocast(on_device), saved["config"].get("tta", "none")
-    )
-    top = min(max(1, args.top), len(saved["classes"]))
+    loaded = checkpoint.load(args.checkpoint, on_device)
+    decoded = []
+    for path in args.images:  # each resized to what the network was trained on
+        try:
+            decoded.append(data.decode_image(path.read_bytes(), size=loaded.image_shape[1:]))
+        except OSError as error:  # missing, unreadable, or not an image PIL knows
+            raise UsageError(f"cannot read image {path}: {error}") from None
+    probabilities = loaded.predict_probabilities(torch.stack(decoded).to(on_device))
+    top = min(max(1, args.top), len(loaded.classes))
     values, indices = probabilities.topk(top, dim=1)
     for path, row_values, row_indices in zip(
         args.images, values.tolist(), indices.tolist(), strict=True
     ):
         shown = ", ".join(
-            f"{saved['classes'][i]} {p:.3f}" for p, i in zip(row_values, row_indices, strict=True)
+            f"{loaded.classes[i]} {p:.3f}" for p, i in zip(row_values, row_indices, strict=True)
         )
         print(f"{path}: {shown}")
     return 0

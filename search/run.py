@@ -2,29 +2,18 @@
 
 python -m search.run --space resnet --trials 200
 python -m search.run --space resnet --trials 20 --dataset sample --epochs 3
+
+The parser needs only the spaces and samplers registries; the rest is imported in main(), so
+that --help and a mistyped flag answer without loading torch.
 """
 
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-
-import optuna_dashboard
 
 import spaces
-from search import (
-    cli,
-    data,
-    device,
-    environment,
-    launch,
-    progress,
-    samplers,
-    storage,
-    study,
-    worker,
-)  # fmt: skip
-from search import spaces as search_spaces
-from search.errors import UsageError
+from registry import UsageError
+from search import cli
+from search.tuning import samplers, storage
 
 
 def get_args_parser() -> cli.ArgumentParser:
@@ -49,15 +38,7 @@ def get_args_parser() -> cli.ArgumentParser:
         "workers and runs (default 100)",
     )
     cli.add_study_arguments(parser, study_help="study name (default: <space>-<dataset>)")
-    parser.add_argument(
-        "--dataset",
-        default="cifar10",
-        help=f"{', '.join(data.DATASETS.names())} (default cifar10; 'sample' ships with the "
-        "package; 'imagefolder' reads --data-dir/train/<class>/* and test/<class>/*)",
-    )
-    parser.add_argument(
-        "--data-dir", type=Path, default=Path("data"), help="dataset folder (default ./data)"
-    )
+    cli.add_dataset_arguments(parser)
     parser.add_argument(
         "--epochs", type=int, default=20, help="most epochs one trial may train (default 20)"
     )
@@ -92,7 +73,7 @@ def get_args_parser() -> cli.ArgumentParser:
     parser.add_argument(
         "--seed", type=int, default=0, help="sampler seed; trial N trains with seed+N (default 0)"
     )
-    launch.add_device_arguments(parser)
+    cli.add_worker_arguments(parser)
     parser.add_argument(
         "--quiet",
         action="store_true",
@@ -127,11 +108,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli.check_positive(args, "trials", "epochs", "timeout", "heartbeat_interval", "grace_period")
     spaces.import_user_module(args.space_module)
     if args.list_spaces:
-        search_spaces.print_spaces(spaces.list_spaces(), args.epochs)
+        print(spaces.describe.describe_all(spaces.list_spaces(), args.epochs))
         return 0
     if args.space is None:
         raise UsageError("--space is required (see --list-spaces)")
     spaces.get(args.space)
+    import optuna_dashboard
+
+    from search.training import data
+    from search.tuning import environment, launch, progress, study, worker_loop
+
     objectives = study.parse_objectives(args.objectives)
     pruner = samplers.check_choice(args.sampler, args.pruner, len(objectives))
     slots = launch.plan_slots(args.device, args.gpus, args.workers_per_gpu)
@@ -160,8 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
     )
     if args.warm_start:
-        context = spaces.SpaceContext(args.dataset, args.epochs, args.seed)
-        queued = study.enqueue_warm_starts(running, args.space, context)
+        queued = study.enqueue_warm_starts(running, args.space)
         print(f"warm start: queued {queued} known-good config(s) of space {args.space}")
     optuna_dashboard.save_note(
         running, environment.study_note(list(argv or sys.argv[1:]), dataset, len(slots))
@@ -175,18 +160,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{len(slots)} worker(s) on {where}",
         flush=True,
     )
-    code = 0
-    if len(slots) == 1:
-        on_device = device.resolve(args.device if slots[0].gpu is None else f"cuda:{slots[0].gpu}")
-        worker.work(
-            args.storage, name, args.data_dir, on_device,
-            dataset=dataset, timeout=args.timeout, output=progress.output_mode(args.quiet),
-        )  # fmt: skip
-    else:
-        watcher = worker.watch_progress(args.storage, name, progress.output_mode(args.quiet))
-        code = launch.spawn_workers(slots, name, args.storage, args.data_dir, args.timeout, watcher)
+    code = worker_loop.run_workers(
+        slots, args.storage, name, args.data_dir, args.timeout, args.quiet, dataset=dataset
+    )
     running = study.load(study_storage, name)  # as the workers left it
-    print(progress.summary(running, args.storage, storage.DEFAULT_STORAGE))
+    print(progress.summary(running, args.storage))
     return code
 
 

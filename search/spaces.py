@@ -5,7 +5,6 @@ from collections.abc import Sequence
 
 import spaces
 from search import cli
-from spaces.describe import describe
 
 
 def get_args_parser() -> cli.ArgumentParser:
@@ -23,18 +22,12 @@ def get_args_parser() -> cli.ArgumentParser:
     return parser
 
 
-def print_spaces(names: Sequence[str], epochs: int) -> None:
-    context = spaces.SpaceContext("cifar10", epochs, 0)
-    for name in names:
-        print("\n".join(describe(name, context)))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     spaces.import_user_module(args.space_module)
     for name in args.names:
         spaces.get(name)  # an unknown name fails before anything is printed
-    print_spaces(args.names or spaces.list_spaces(), args.epochs)
+    print(spaces.describe.describe_all(args.names or spaces.list_spaces(), args.epochs))
     return 0
 
 

@@ -1,227 +1,9 @@
-"""A worker: runs trials of an existing study until it holds its target of finished trials.
+"""`python -m search.worker --study NAME --storage URL`: join an existing study (started by
+search.run), from this host or another, and run its trials (search/tuning/worker_loop.py)."""
 
-`python -m search.worker --study NAME --storage URL` joins a study from another host; the
-space, dataset, budget, sampler and pruner come from the study itself (search.run wrote them),
-so a worker cannot run a different search by mistake. search.run uses the same code for its
-own workers.
-"""
-
-import datetime
-import signal
-import sys
-import time
 from collections.abc import Sequence
-from pathlib import Path
 
-import optuna
-import torch
-from optuna.storages import fail_stale_trials
-from optuna.trial import FrozenTrial, TrialState
-
-import spaces
-from search import cli, data, device, launch, progress, storage, study
-from search.data import Dataset
-from search.errors import UsageError
-from search.objective import TrialFailed, free_memory, make_objective
-
-MAX_CONSECUTIVE_FAILURES = 5
-MAX_OUTAGES = 24  # storage errors in a row (2 minutes of polling) before a worker gives up
-POLL_SECONDS = 5  # how often an idle worker looks whether the study needs it again
-IN_FLIGHT_OR_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-
-
-class FailureGuard:
-    """Study callback: stop when trials keep failing (every config runs out of memory, say),
-    instead of failing forever without finishing one."""
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self.consecutive = 0
-
-    def __call__(self, running, trial: FrozenTrial) -> None:
-        if trial.user_attrs.get("not_needed"):
-            return  # a surplus trial, failed on purpose: not a failure to train
-        self.consecutive = self.consecutive + 1 if trial.state == TrialState.FAIL else 0
-        if self.tripped:
-            running.stop()
-
-    @property
-    def tripped(self) -> bool:
-        return self.consecutive >= self.limit
-
-
-def finished(counts: dict[TrialState, int]) -> int:
-    return counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
-
-
-def out_of_time(deadline: float | None) -> bool:
-    return deadline is not None and time.monotonic() >= deadline
-
-
-class StopWhenEnoughInFlight:
-    """Study callback: stop starting trials once finished plus running ones reach the target.
-    Optuna's MaxTrialsCallback counts only finished trials, so N parallel workers overshoot
-    by up to N-1 (optuna#3518)."""
-
-    def __init__(self, target: int):
-        self.target = target
-
-    def __call__(self, running: optuna.Study, trial: FrozenTrial) -> None:
-        counts = progress.count_by_state(running)
-        if finished(counts) + counts[TrialState.RUNNING] >= self.target:
-            running.stop()
-
-
-def claim_or_give_up(objective, target: int):
-    """Workers that start trials at the same moment can still overshoot; trial numbers break
-    the tie. A trial with `target` finished or running trials numbered below it is not needed:
-    it fails at once, untrained, with that reason, and its worker stops starting trials."""
-
-    def claimed(trial: optuna.Trial) -> float:
-        ahead = trial.study.get_trials(deepcopy=False, states=IN_FLIGHT_OR_FINISHED)
-        if sum(other.number < trial.number for other in ahead) >= target:
-            reason = f"not needed: {target} earlier trials had finished or were running"
-            trial.set_user_attr("fail_reason", reason)
-            trial.set_user_attr("not_needed", True)
-            trial.study.stop()
-            raise TrialFailed(reason)
-        return objective(trial)
-
-    return claimed
-
-
-def interrupt_on_sigterm() -> None:
-    """Optuna fails the running trial cleanly on KeyboardInterrupt but leaves it RUNNING on
-    SIGTERM (then only heartbeats catch it): treat SIGTERM like Ctrl-C."""
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
-
-
-def read_settings(storage_url: str, name: str) -> dict[str, object]:
-    """The study's recorded settings, read before the storage is opened with its heartbeat."""
-    plain = storage.open_storage(storage_url)
-    try:
-        return study.settings(study.load(plain, name))
-    finally:
-        plain.engine.dispose()
-
-
-def fail_orphans(running: optuna.Study, grace_seconds: float) -> None:
-    """Fail RUNNING trials that no worker ever started: a worker that loses the storage
-    inside study.ask() can leave its new trial RUNNING with no heartbeat, which heartbeats
-    never catch. A started trial names its worker within moments (search/objective.py)."""
-    now = datetime.datetime.now()  # Optuna stores naive local times
-    for trial in running.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        started = trial.datetime_start
-        if "worker" in trial.user_attrs or (now - started).total_seconds() < grace_seconds:
-            continue
-        reason = "orphaned: its worker lost the storage before the trial could start"
-        running._storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
-        running.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
-
-
-def run_some_trials(
-    running, objective, target, callbacks, poll_seconds, deadline, grace_seconds
-) -> bool:
-    """Run trials until the study needs none from this worker for now; False once the study
-    has its target finished trials."""
-    counts = progress.count_by_state(running)
-    if finished(counts) >= target:
-        return False
-    if finished(counts) + counts[TrialState.RUNNING] >= target:
-        # Enough trials are running elsewhere; wait in case one dies or fails and the study
-        # needs another. A dead one is failed here and re-queued (WAITING).
-        time.sleep(poll_seconds)
-        fail_stale_trials(running)
-        fail_orphans(running, grace_seconds)
-        return True
-    running.optimize(
-        claim_or_give_up(objective, target),
-        timeout=None if deadline is None else max(0.0, deadline - time.monotonic()),
-        catch=(TrialFailed,),
-        callbacks=[StopWhenEnoughInFlight(target), *callbacks, free_memory],
-        gc_after_trial=True,
-    )
-    return True
-
-
-def work(
-    storage_url: str,
-    name: str,
-    data_dir: Path,
-    on_device: torch.device,
-    slot: int = 0,
-    dataset: Dataset | None = None,
-    timeout: float | None = None,
-    output: str = "lines",
-) -> None:
-    """Run trials of study `name` on one device until the study has its target."""
-    interrupt_on_sigterm()
-    settings = read_settings(storage_url, name)
-    spaces.import_user_module(settings["space_module"])
-    study_storage = storage.open_storage(
-        storage_url, int(settings["heartbeat_interval"]), int(settings["grace_period"])
-    )
-    running = study.open_for_worker(study_storage, name, settings, slot)
-    target = int(settings["trials"])
-    if dataset is None:
-        dataset = data.load(str(settings["dataset"]), data_dir)
-    context = spaces.SpaceContext(
-        str(settings["dataset"]), int(settings["epochs"]), int(settings["seed"])
-    )
-    guard = FailureGuard(MAX_CONSECUTIVE_FAILURES)
-    objectives = study.parse_objectives(str(settings["objectives"]))
-    objective = make_objective(
-        spaces.get(str(settings["space"])), context, dataset, on_device, objectives,
-        compile_model=bool(settings["compile"]),
-    )  # fmt: skip
-    deadline = None if timeout is None else time.monotonic() + timeout
-    finished_before = len(running.get_trials(deepcopy=False, states=progress.FINISHED))
-    printer = progress.TrialPrinter(target, finished_before, output)
-    poll_seconds = min(POLL_SECONDS, int(settings["heartbeat_interval"]))
-    outages = 0
-    while not guard.tripped and not out_of_time(deadline):
-        try:
-            if not run_some_trials(
-                running, objective, target, [printer, guard], poll_seconds, deadline,
-                int(settings["grace_period"]),
-            ):  # fmt: skip
-                break
-            outages = 0
-        except Exception as error:
-            # The database went away (a restart, a network blip). Pooled connections are
-            # pre-pinged, so waiting and going on reconnects; a trial cut off here is failed by
-            # heartbeats and re-run.
-            lost = storage.outage(error)
-            if lost is None:
-                raise
-            outages += 1
-            if outages > MAX_OUTAGES:
-                raise UsageError(f"lost the storage for good: {storage.first_line(lost)}") from None
-            print(
-                f"search.worker: lost the storage ({storage.first_line(lost)}); retrying in "
-                f"{POLL_SECONDS} s",
-                file=sys.stderr,
-                flush=True,
-            )
-            time.sleep(POLL_SECONDS)
-    printer.close()
-    if guard.tripped:
-        raise UsageError(
-            f"stopped after {guard.limit} failed trials in a row; see their fail_reason "
-            "in the dashboard (a smaller model or batch, or another --device)"
-        )
-
-
-def watch_progress(storage_url: str, name: str, output: str) -> progress.StudyWatcher:
-    """What a parent shows while its workers (quiet themselves) run the study."""
-    found = study.load(storage.open_storage(storage_url), name)
-    target = int(study.settings(found)["trials"])
-    finished_before = len(found.get_trials(deepcopy=False, states=progress.FINISHED))
-    return progress.StudyWatcher(found, progress.TrialPrinter(target, finished_before, output))
+from search import cli
 
 
 def get_args_parser() -> cli.ArgumentParser:
@@ -230,10 +12,8 @@ def get_args_parser() -> cli.ArgumentParser:
         description="Join an existing study (started by search.run) and run its trials.",
     )
     cli.add_study_arguments(parser)
-    parser.add_argument(
-        "--data-dir", type=Path, default=Path("data"), help="dataset folder (default ./data)"
-    )
-    launch.add_device_arguments(parser)
+    cli.add_dataset_arguments(parser, dataset=False)
+    cli.add_worker_arguments(parser)
     parser.add_argument(
         "--timeout", type=float, help="stop starting new trials after this many seconds"
     )
@@ -246,26 +26,13 @@ def get_args_parser() -> cli.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
+    from search.tuning import launch, worker_loop
+
     slots = launch.plan_slots(args.device, args.gpus, args.workers_per_gpu)
-    read_settings(args.storage, args.study)  # a missing study or storage fails here, once
-    if len(slots) == 1:
-        on_device = device.resolve(slots[0].device)
-        output = progress.output_mode(args.quiet)
-        work(
-            args.storage,
-            args.study,
-            args.data_dir,
-            on_device,
-            args.slot,
-            None,
-            args.timeout,
-            output,
-        )
-        return 0
-    return launch.spawn_workers(
-        slots, args.study, args.storage, args.data_dir, args.timeout,
-        watch_progress(args.storage, args.study, progress.output_mode(args.quiet)),
-    )  # fmt: skip
+    worker_loop.read_settings(args.storage, args.study)  # a missing study fails here, once
+    return worker_loop.run_workers(
+        slots, args.storage, args.study, args.data_dir, args.timeout, args.quiet, args.slot
+    )
 
 
 if __name__ == "__main__":

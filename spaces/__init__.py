@@ -6,11 +6,12 @@ them relevant); it never trains. Parameter names are a schema: renaming one brea
 
 import importlib
 
-from search.errors import UsageError
+from registry import UsageError
 from spaces import (  # noqa: F401  (importing registers the spaces)
     backbone,
     convnet,
     densenet,
+    describe,
     fast,
     mlp,
     resnet,

@@ -3,7 +3,7 @@ weights computed from their input."""
 
 import optuna
 
-from search.config import TrialConfig
+from search.training.config import TrialConfig
 from spaces.common import (
     ALL_ACTIVATIONS,
     AUGMENT_OFF,

@@ -1,17 +1,15 @@
-"""Choices that many spaces share: optimizer (and a second phase), schedule, warm-up, epochs,
-batch size, initialisation, regularisation and augmentation.
+"""Choices that many spaces share: optimizer (and a second phase), schedule, warm-up, batch
+size, initialisation, regularisation and augmentation.
 
 Ranges are wide enough to hold the known-good CIFAR settings (SGD lr 0.1-0.4 with momentum 0.9
 and weight decay 5e-4; Adam(W) lr 1e-3 with decoupled decay 0.05) and the reports' choices,
 and narrow enough that most trials train. Each returns TrialConfig fields as a dict.
 """
 
-import math
 from typing import Any
 
 import optuna
 
-from models.layers import ACTIVATIONS
 from spaces.registry import SpaceContext
 
 # Adaptive optimizers: name -> (lr range, weight decay range and its parameter name). Coupled
@@ -30,7 +28,10 @@ SCHEDULES = ["constant", "step", "exponential", "polynomial", "cosine", "onecycl
              "plateau"]  # fmt: skip
 SELF_WARMING = {"onecycle", "cyclic"}  # they start low by themselves: no separate warm-up
 BATCH_SIZES = (16, 32, 64, 128, 256, 512, 1024)
-ALL_ACTIVATIONS = list(ACTIVATIONS)
+# Choices are part of a space's schema (a study stores them), so they are spelled out here, and
+# the spaces load without torch; tests/test_spaces.py keeps them equal to models.layers.ACTIVATIONS.
+ALL_ACTIVATIONS = ["relu", "leaky_relu", "prelu", "elu", "celu", "gelu", "silu", "mish", "tanh",
+                   "sigmoid"]  # fmt: skip
 
 
 def suggest_sgd(trial: optuna.Trial) -> dict[str, Any]:
@@ -79,11 +80,6 @@ def suggest_second_phase(trial: optuna.Trial, first_optimizer: str) -> dict[str,
     }
 
 
-def suggest_epochs(trial: optuna.Trial, context: SpaceContext) -> int:
-    """From half the budget to all of it: the schedule stretches over the epochs chosen."""
-    return trial.suggest_int("epochs", math.ceil(context.max_epochs / 2), context.max_epochs)
-
-
 def suggest_schedule(trial: optuna.Trial, epochs: int) -> dict[str, Any]:
     schedule = trial.suggest_categorical("schedule", SCHEDULES)
     arguments: dict[str, Any] = {}
@@ -117,8 +113,10 @@ def suggest_schedule(trial: optuna.Trial, epochs: int) -> dict[str, Any]:
 def suggest_training(
     trial: optuna.Trial, context: SpaceContext, batch_sizes: tuple[int, ...] = BATCH_SIZES
 ) -> dict[str, Any]:
-    """Every TrialConfig field that is not the model or the augmentation."""
-    epochs = suggest_epochs(trial, context)
+    """Every TrialConfig field that is not the model or the augmentation. Every trial plans
+    the study's whole budget (--epochs), so that the pruner, which decides after each epoch,
+    compares trials at the same point of comparable schedules; it cuts the hopeless ones short."""
+    epochs = context.max_epochs
     optimizer = suggest_optimizer(trial)
     return {
         **optimizer,

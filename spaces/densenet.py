@@ -2,7 +2,7 @@
 
 import optuna
 
-from search.config import TrialConfig
+from search.training.config import TrialConfig
 from spaces.common import (
     ALL_ACTIVATIONS,
     AUGMENT_OFF,

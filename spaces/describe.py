@@ -1,5 +1,7 @@
 """A space's parameters and ranges, read off by sampling it (define-by-run spaces have no
-static schema): what `search.run --list-spaces` prints."""
+static schema): what `search.run --list-spaces` and `python -m search.spaces` print."""
+
+from collections.abc import Sequence
 
 import optuna
 from optuna.distributions import (
@@ -24,23 +26,45 @@ def format_distribution(distribution: BaseDistribution) -> str:
     return repr(distribution)
 
 
+def widen(seen: BaseDistribution | None, drawn: BaseDistribution) -> BaseDistribution:
+    """The range that covers both: a parameter whose bounds depend on another's value
+    (backbone's `convs` shrinks as `blocks` grows) shows its whole range, not its last one."""
+    if seen is None or type(seen) is not type(drawn):
+        return drawn
+    if isinstance(drawn, CategoricalDistribution):
+        extra = [choice for choice in drawn.choices if choice not in seen.choices]
+        return CategoricalDistribution([*seen.choices, *extra])
+    if isinstance(drawn, FloatDistribution | IntDistribution):
+        low, high = min(seen.low, drawn.low), max(seen.high, drawn.high)
+        return type(drawn)(low, high, log=drawn.log, step=drawn.step)
+    return drawn
+
+
 def describe(name: str, context: SpaceContext) -> list[str]:
     """One line for the space, then one per parameter with its range and whether it is
     conditional (exists only in some branches), then the space's warm starts."""
     space = SPACES[name]
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    seen: dict[str, tuple[BaseDistribution, int]] = {}
+    ranges: dict[str, BaseDistribution] = {}
+    counts: dict[str, int] = {}
     for _ in range(SAMPLES):
         trial = study.ask()
         space(trial, context)
         for param, distribution in trial.distributions.items():
-            seen[param] = (distribution, seen.get(param, (None, 0))[1] + 1)
+            ranges[param] = widen(ranges.get(param), distribution)
+            counts[param] = counts.get(param, 0) + 1
         study.tell(trial, 0.0)
     summary = " ".join((space.__doc__ or "").split())
     lines = [f"{name}: {summary}"]
-    width = max(map(len, seen), default=0)
-    for param, (distribution, count) in seen.items():
-        condition = "" if count == SAMPLES else "  (conditional)"
+    width = max(map(len, ranges), default=0)
+    for param, distribution in ranges.items():
+        condition = "" if counts[param] == SAMPLES else "  (conditional)"
         lines.append(f"  {param:<{width}}  {format_distribution(distribution)}{condition}")
     lines += [f"  warm start: {start.source}" for start in WARM_STARTS.get(name, [])]
     return lines
+
+
+def describe_all(names: Sequence[str], epochs: int) -> str:
+    """Every named space described for a study of --epochs, one after another."""
+    context = SpaceContext("cifar10", epochs, 0)
+    return "\n".join(line for name in names for line in describe(name, context))

@@ -4,7 +4,7 @@ and each space's known-good points (`register_warm_starts`), which `--warm-start
 import dataclasses
 from typing import Any
 
-from search.registry import Registry
+from registry import Registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -12,20 +12,17 @@ class SpaceContext:
     """What a space may know about the search it serves, besides the trial."""
 
     dataset: str
-    max_epochs: int  # the per-trial budget (--epochs); a space chooses epochs up to this
+    max_epochs: int  # the per-trial budget (--epochs): every trial plans it, pruning cuts it
     seed: int  # the study's base seed; a trial trains with seed + trial.number
 
 
 @dataclasses.dataclass(frozen=True)
 class WarmStart:
-    """A config a report found good, as the space's parameters. `epochs` is left out: a warm
-    start trains for the study's whole budget."""
+    """A config a report found good, as the space's parameters; like every trial, it trains
+    for the study's budget (--epochs)."""
 
     source: str  # which report, and what it measured
     params: dict[str, Any]
-
-    def for_budget(self, context: SpaceContext) -> dict[str, Any]:
-        return {**self.params, "epochs": context.max_epochs}
 
 
 SPACES = Registry("space", supplied=("trial", "context"))

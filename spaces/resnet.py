@@ -3,7 +3,7 @@ orderings, and report 000's RN / RR residual conv encoders."""
 
 import optuna
 
-from search.config import TrialConfig
+from search.training.config import TrialConfig
 from spaces.common import (
     ALL_ACTIVATIONS,
     AUGMENT_OFF,

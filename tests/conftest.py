@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from search import data
+from search.training import data
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,10 +1,13 @@
 """Spaces that only tests need, loaded the way a user loads their own: --space-module.
 Worker processes import this module too, so it must stay importable from the repo root."""
 
+import os
+import time
+
 import optuna
 
 import spaces
-from search.config import TrialConfig
+from search.training.config import TrialConfig
 
 
 def tiny_mlp(trial: optuna.Trial, context: spaces.SpaceContext, **changes) -> TrialConfig:
@@ -56,3 +59,33 @@ def widths(trial, context):
     """Small MLPs of different sizes: accuracy against parameter count, for --objectives."""
     return tiny_mlp(trial, context, model_args={
         "width": trial.suggest_categorical("width", [4, 16, 64]), "depth": 1})  # fmt: skip
+
+
+@spaces.register_space("test_two_knobs")
+def two_knobs(trial, context):
+    """Two continuous parameters, so that CMA-ES and GP model them jointly (one alone, CMA-ES
+    hands to its independent sampler)."""
+    return tiny_mlp(
+        trial, context, lr=trial.suggest_float("sgd_lr", 1e-3, 0.3, log=True),
+        optimizer_args={"momentum": trial.suggest_float("sgd_momentum", 0.0, 0.95)},
+    )  # fmt: skip
+
+
+RENDEZVOUS = "SEARCH_TEST_RENDEZVOUS"  # how many worker processes must meet
+RENDEZVOUS_SECONDS = 600  # a guard against hanging forever, never reached when all is well
+
+
+@spaces.register_space("test_rendezvous")
+def rendezvous(trial, context):
+    """test_tiny, except that every trial waits until $SEARCH_TEST_RENDEZVOUS worker processes
+    have each started a trial: a test of many workers waits on that event, not on how fast
+    processes happen to start on a loaded machine."""
+    trial.set_user_attr("pid", os.getpid())
+    expected = int(os.environ.get(RENDEZVOUS, "0"))
+    deadline = time.monotonic() + RENDEZVOUS_SECONDS
+    while time.monotonic() < deadline:
+        started = {t.user_attrs.get("pid") for t in trial.study.get_trials(deepcopy=False)}
+        if len(started - {None}) >= expected:
+            break
+        time.sleep(0.2)
+    return tiny(trial, context)

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from search import augment
-from search.errors import UsageError
+from registry import UsageError
+from search.training import augment
 
 
 def generator() -> torch.Generator:
@@ -23,13 +23,26 @@ def one_hot(batch=16, classes=16) -> torch.Tensor:
     return torch.eye(classes)[torch.arange(batch) % classes]
 
 
+def batch_info(batch=16, epoch=1) -> augment.BatchInfo:
+    """The batch as the first `batch` images of a training set of 64, in `epoch`."""
+    return augment.BatchInfo.draw(64, generator()).of(torch.arange(batch), epoch)
+
+
+def apply(name: str, images: torch.Tensor, epoch=1, **arguments) -> torch.Tensor:
+    """One image augmentation through the pipeline, as the trainer applies it."""
+    targets = one_hot(len(images))
+    out, _ = augment.build({name: arguments})(images, targets, generator(), batch_info(
+        len(images), epoch))  # fmt: skip
+    return out
+
+
 @pytest.mark.parametrize("name", augment.AUGMENTATIONS.names())
 def test_every_augmentation_keeps_shape_and_image_identity(name):
     """No augmentation may move content between images: labels stay aligned. Image i holds
     the value i+1; whatever an augmentation blanks (0), blends at the borders or shifts in
     colour, its commonest remaining value must still say which image it was."""
     images = numbered_batch(size=16)
-    out = augment.AUGMENTATIONS[name](images, generator())
+    out = apply(name, images)
     assert out.shape == images.shape
     for i in range(len(images)):
         values = out[i].round()
@@ -39,7 +52,7 @@ def test_every_augmentation_keeps_shape_and_image_identity(name):
 @pytest.mark.parametrize("name", augment.names())
 def test_every_augmentation_runs_in_a_pipeline_with_soft_targets(name):
     images, targets = torch.randn(16, 3, 16, 16), one_hot()
-    out, out_targets = augment.build({name: {}})(images, targets, generator())
+    out, out_targets = augment.build({name: {}})(images, targets, generator(), batch_info())
     assert out.shape == images.shape and torch.isfinite(out).all()
     assert torch.allclose(out_targets.sum(1), torch.ones(16))
     if name in augment.AUGMENTATIONS:
@@ -115,9 +128,9 @@ def test_cutout_zeroes_one_whole_square_inside_the_image():
 def test_build_applies_named_augmentations_in_order():
     images, targets = numbered_batch(), one_hot()
     composed = augment.build({"flip": {"p": 1.0}, "cutout": {"size": 8}})
-    out, _ = composed(images, targets, generator())
+    out, _ = composed(images, targets, generator(), batch_info())
     assert torch.all(out == 0)  # an 8x8 cutout on 8x8 images leaves nothing
-    unchanged = augment.build({})(images, targets, generator())
+    unchanged = augment.build({})(images, targets, generator(), batch_info())
     assert torch.equal(unchanged[0], images) and torch.equal(unchanged[1], targets)
 
 
@@ -147,3 +160,21 @@ def test_mask_zeroes_whole_blocks_at_about_the_given_rate(block):
     whole = blocks.all(-1).all(-1)
     assert torch.equal(whole, blocks.any(-1).any(-1))  # never part of a block
     assert 0.18 < whole.float().mean() < 0.32
+
+
+def test_alternating_flip_shows_each_image_the_other_side_every_next_epoch():
+    """airbench94's flip: a random half mirrored in epoch 1, then every image turned over in
+    every following epoch, so each side of each image is seen every two epochs."""
+    images = torch.rand(64, 3, 8, 8)
+    first, second, third = (apply("alternating_flip", images, epoch=e) for e in (1, 2, 3))
+    mirrored = torch.tensor([torch.equal(o, i.flip(-1)) for o, i in zip(first, images,
+                                                                         strict=True)])  # fmt: skip
+    assert 16 < mirrored.sum() < 48  # about half in the first epoch
+    assert torch.equal(first, third)  # the same side again two epochs on
+    for one, two in zip(first, second, strict=True):
+        assert torch.equal(one.flip(-1), two)  # and the other side in between
+    info = augment.BatchInfo.draw(64, generator())
+    whole = augment.batch_flip_alternating(images, generator(), info.of(torch.arange(64), 1))
+    later = augment.batch_flip_alternating(images[40:], generator(),
+                                           info.of(torch.arange(40, 64), 1))  # fmt: skip
+    assert torch.equal(later, whole[40:])  # decided per training image, not per batch slot

@@ -1,8 +1,8 @@
 import pytest
 
-from search import config
-from search.config import TrialConfig
-from search.errors import UsageError
+from registry import UsageError
+from search.training import config
+from search.training.config import TrialConfig
 
 FULL = TrialConfig(
     model="resnet",

@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from search import data
-from search.errors import UsageError
+from registry import UsageError
+from search.training import data
 
 
 def test_sample_is_the_packaged_cifar10_subset(sample):

@@ -9,8 +9,8 @@ import torch
 import yaml
 
 import models
-from search import config
-from search.train import evaluate, make_normalizer
+from search.training import config, evaluation
+from search.training.preprocess import Preprocess
 from tests.conftest import run_command
 
 
@@ -86,9 +86,8 @@ def test_train_retrains_the_export_and_writes_a_self_describing_checkpoint(study
         **saved["config"]["model_args"],
     )
     model.load_state_dict(saved["state_dict"])
-    normalize = make_normalizer(saved["normalization"], torch.device("cpu"))
-    autocast = torch.autocast("cpu", enabled=False)
-    accuracy, _ = evaluate(model, sample.test, normalize, autocast)
+    preprocess = Preprocess.build(saved["normalization"], torch.device("cpu"))
+    accuracy, _ = evaluation.accuracy_and_loss(model, sample.test, preprocess)
     assert accuracy == pytest.approx(metrics["test_accuracy"])
 
 

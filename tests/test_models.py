@@ -5,7 +5,7 @@ import models
 from models.fastnet import PatchWhitening
 from models.layers import ACTIVATIONS, count_parameters
 from models.resnet import BLOCK_ORDERS
-from search.errors import UsageError
+from registry import UsageError
 
 # Cheapest arguments per model, so that every registered model is tested on 2 CPU cores.
 SMALL = {

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from search import optim
+from search.training import optim
 
 
 def parameters():

@@ -4,9 +4,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from search import checkpoint, evaluation
-from search.config import TrialConfig
-from search.train import make_autocast, make_normalizer, train
+from search.training import checkpoint, evaluation
+from search.training.config import TrialConfig
+from search.training.trainer import train
 from tests.conftest import run_command
 
 CONFIG = TrialConfig(
@@ -39,9 +39,7 @@ def test_saved_checkpoint_predicts_like_the_model_in_memory(sample, tmp_path):
     for index, image in enumerate(images):  # PNG is lossless: the files hold these exact pixels
         paths.append(tmp_path / f"{index}.png")
         Image.fromarray(image.permute(1, 2, 0).numpy()).save(paths[-1])
-    in_memory = evaluation.predict_probabilities(
-        result.model, images, make_normalizer(result.normalization, cpu), make_autocast(cpu)
-    )
+    in_memory = evaluation.predict_probabilities(result.model, images, result.preprocess)
     expected = [sample.classes[i] for i in in_memory.argmax(1).tolist()]
 
     output = run_command("search.predict", "--checkpoint", "checkpoint.pt",
@@ -53,8 +51,8 @@ def test_saved_checkpoint_predicts_like_the_model_in_memory(sample, tmp_path):
     probabilities = [float(line.split()[-1]) for line in lines]
     assert np.allclose(probabilities, in_memory.max(1).values.numpy(), atol=1e-3)
 
-    reloaded, saved = checkpoint.load(tmp_path / "checkpoint.pt", cpu)
-    assert saved["config"] == CONFIG.to_dict() and saved["classes"] == list(sample.classes)
+    reloaded = checkpoint.load(tmp_path / "checkpoint.pt", cpu)
+    assert reloaded.config == CONFIG and reloaded.classes == sample.classes
 
 
 def test_predict_resizes_other_sizes_and_shows_the_top_classes(sample, tmp_path):

@@ -5,30 +5,31 @@ import os
 import shlex
 import subprocess
 import sys
-import time
 import uuid
 
 from tests.conftest import REPO, run_command
 
+HANG_GUARD_SECONDS = 900  # only stops a test that would otherwise hang for good
 RUN = ["search.run", "--space", "test_tiny", "--space-module", "tests.spaces_for_tests",
        "--dataset", "sample", "--epochs", "1", "--trials", "4"]  # fmt: skip
 
 
 def test_on_a_terminal_a_live_bar_shows_counts_best_and_eta(tmp_path):
+    """The search runs in a tmux pane; when it exits, the pane signals a tmux channel, which
+    the test waits on (an event, however long a loaded machine takes), then reads the screen."""
     session = f"search-{uuid.uuid4().hex[:8]}"
-    command = shlex.join([sys.executable, "-m", *RUN]) + "; sleep 60"
+    done = f"{session}-done"
+    command = shlex.join([sys.executable, "-m", *RUN]) + f"; tmux wait-for -S {done}; sleep 600"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     subprocess.run(["tmux", "new-session", "-d", "-x", "200", "-y", "50", "-s", session,
                     "-c", str(tmp_path), command], check=True, env=env)  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
-        screen = ""
-        while "export:" not in screen and time.monotonic() < deadline:
-            time.sleep(1)
-            screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
-                                    capture_output=True, text=True).stdout  # fmt: skip
+        subprocess.run(["tmux", "wait-for", done], check=True, timeout=HANG_GUARD_SECONDS)
+        screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session],
+                                capture_output=True, text=True, check=True).stdout  # fmt: skip
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+    assert "export:" in screen  # the run ended with its summary
     assert "100%|" in screen and "4/4 [" in screen  # the bar, full
     assert "s/trial" in screen or "trial/s" in screen  # its rate, from which the ETA comes
     assert "0 failed, best " in screen

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
-from search import report
+from search.tuning import report
 from tests.conftest import run_command, run_tiny_study
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; .ci/run installs it

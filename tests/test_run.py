@@ -1,6 +1,7 @@
 """search.run end to end: real processes, real SQLite files, real Optuna."""
 
 import shutil
+import statistics
 
 import optuna
 import pytest
@@ -49,7 +50,7 @@ def test_run_writes_a_study_with_the_requested_finished_trials(mlp_study):
         attrs
     )
     assert attrs["param_count"] > 0 and attrs["device"].startswith("cpu")
-    assert len(complete.intermediate_values) == complete.params["epochs"]
+    assert len(complete.intermediate_values) == 2  # the budget: every trial plans --epochs
     # Progress lines and the summary a person reads.
     assert result.stdout.count("] trial ") == 3
     assert (
@@ -97,7 +98,7 @@ def test_resuming_with_other_settings_is_refused_and_leaves_the_study_alone(mlp_
     assert len(load(tmp_path / "studies.db").trials) == 3
 
 
-@pytest.mark.parametrize("pruner", ["hyperband", "median"])
+@pytest.mark.parametrize("pruner", ["hyperband", "median", "sha"])
 def test_the_pruner_stops_hopeless_trials(tmp_path, pruner, capsys):
     storage = f"sqlite:///{tmp_path / 'pruning.db'}"
     argv = [
@@ -107,17 +108,42 @@ def test_the_pruner_stops_hopeless_trials(tmp_path, pruner, capsys):
     ]  # fmt: skip
     assert run.main(argv) == 0
     study = optuna.load_study(study_name="test_hopeless_lr-sample", storage=storage)
+    assert study.user_attrs["pruner"] == pruner
     pruned = study.get_trials(states=(TrialState.PRUNED,))
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(pruned) + len(complete) == 16
     assert pruned, "no trial was pruned"
     assert all(t.user_attrs["prune_reason"].startswith("pruned after epoch") for t in pruned)
     assert all(len(t.intermediate_values) < 4 for t in pruned)
-    # What was pruned was worse than what completed, at the epoch where it stopped.
-    best_pruned_lr = max(t.params["hopeless_lr"] for t in pruned)
-    assert study.best_trial.params["hopeless_lr"] > min(t.params["hopeless_lr"] for t in pruned)
-    assert best_pruned_lr < 0.1
+    assert all(len(t.intermediate_values) == 4 for t in complete)
+    # What was pruned was behind at the epoch where it stopped: below the best completed
+    # trial there (the median pruner: below the median of the completed ones, by its rule).
+    for trial in pruned:
+        epoch, value = max(trial.intermediate_values.items())
+        at_epoch = sorted(t.intermediate_values[epoch] for t in complete)
+        assert value < at_epoch[-1]
+        if pruner == "median":
+            assert value < statistics.median(at_epoch)
+    # Hopeless learning rates are the ones it stopped: the pruned trials' lrs are lower.
+    assert statistics.median(t.params["hopeless_lr"] for t in pruned) < statistics.median(
+        t.params["hopeless_lr"] for t in complete
+    )
     assert "pruned" in capsys.readouterr().out
+
+
+def test_with_no_pruner_every_trial_trains_all_its_epochs(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'none.db'}"
+    argv = [
+        "--space", "test_hopeless_lr", "--trials", "4", "--dataset", "sample", "--epochs", "2",
+        "--pruner", "none", "--sampler", "random", "--storage", storage,
+        "--space-module", "tests.spaces_for_tests",
+    ]  # fmt: skip
+    assert run.main(argv) == 0
+    study = optuna.load_study(study_name="test_hopeless_lr-sample", storage=storage)
+    assert study.user_attrs["pruner"] == "none"
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(complete) == 4 and len(study.trials) == 4
+    assert all(len(t.intermediate_values) == 2 for t in complete)
 
 
 def test_warm_start_runs_the_spaces_known_good_configs_first_and_once(tmp_path):
@@ -126,11 +152,8 @@ def test_warm_start_runs_the_spaces_known_good_configs_first_and_once(tmp_path):
     first = run_command(*args, "--trials", "2", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "warm start: queued 2 known-good config(s) of space mlp" in first.stdout
-    context = spaces.SpaceContext("sample", 1, 0)
     study = load(tmp_path / "studies.db")
-    assert [t.params for t in study.trials] == [
-        start.for_budget(context) for start in spaces.warm_starts("mlp")
-    ]
+    assert [t.params for t in study.trials] == [start.params for start in spaces.warm_starts("mlp")]
     assert [t.user_attrs["warm_start"] for t in study.trials] == [
         start.source for start in spaces.warm_starts("mlp")
     ]

@@ -4,14 +4,15 @@ import torch
 
 import models
 import spaces
-from search import config
-from search.train import train
+from models.layers import ACTIVATIONS
+from search.training import config, evaluation, tta
+from search.training.trainer import train
+from spaces.common import ALL_ACTIVATIONS
 
 CONTEXT = spaces.SpaceContext(dataset="sample", max_epochs=6, seed=100)
 
 # The parameter schema of each space: renaming one silently breaks resumed studies.
 TRAINING = {
-    "epochs",
     "optimizer",
     "sgd_momentum",
     "sgd_nesterov",
@@ -80,9 +81,9 @@ PARAMETERS = {
         "depth", "growth_rate", "compression", "bottleneck", "activation",
     },
     "fast": {
-        "batch_size", "epochs", "lr_per_1024", "weight_decay_per_1024", "momentum", "translate",
-        "cutout_size", "width", "widen", "activation", "warmup_fraction", "label_smoothing",
-        "tta",
+        "batch_size", "lr_per_1024", "weight_decay_per_1024", "momentum", "flip",
+        "translate", "cutout_size", "averaging", "width", "widen", "activation", "bias_lr_scale",
+        "warmup_fraction", "init", "whiten_bias_epochs", "label_smoothing", "tta",
     },
 }  # fmt: skip
 
@@ -121,6 +122,10 @@ def sampled(
 PRODUCT_SPACES = sorted(name for name in spaces.list_spaces() if not name.startswith("test_"))
 
 
+def test_the_spaces_offer_every_activation_the_models_know():
+    assert ALL_ACTIVATIONS == list(ACTIVATIONS)
+
+
 def test_every_space_has_a_pinned_schema():
     assert PRODUCT_SPACES == sorted(PARAMETERS)
 
@@ -137,7 +142,7 @@ def test_sampled_configs_are_valid_and_use_the_whole_space(name):
     seen_values: dict[str, set] = {}
     for trial, trial_config in trials:
         assert config.from_dict(trial_config.to_dict()) == trial_config  # validates
-        assert CONTEXT.max_epochs / 2 <= trial_config.epochs <= CONTEXT.max_epochs
+        assert trial_config.epochs == CONTEXT.max_epochs  # the pruner shortens, not the space
         assert trial_config.seed == CONTEXT.seed + trial.number
         assert trial_config.dataset == "sample"
         assert 16 <= trial_config.batch_size <= 1024
@@ -193,11 +198,22 @@ def test_sampled_models_give_one_logit_per_class(name, shape, classes):
 
 @pytest.mark.parametrize("name", sorted(PARAMETERS))
 def test_a_sampled_config_trains_one_epoch(name, sample):
+    """The network the trainer returns has moved from its initial weights, and the accuracy
+    it reports is what that network scores on the validation images."""
     _, trial_config = sampled(name, 1)[0]
     tiny = sample.train.subset(torch.arange(0, 4500, 9))  # 500 images
     trial_config = shrunk(trial_config).replace(epochs=1, batch_size=64)
     result = train(trial_config, tiny, sample.val, 10, torch.device("cpu"))
-    assert len(result.history) == 1 and 0 <= result.final.eval_accuracy <= 1
+    torch.manual_seed(trial_config.seed)  # the trainer builds the network right after this
+    initial = models.build(trial_config.model, num_classes=10, init=trial_config.init,
+                           image_shape=trial_config.input_shape((3, 32, 32)),
+                           **trial_config.model_args)  # fmt: skip
+    trained = [p for p in result.model.parameters() if p.requires_grad]
+    assert any(not torch.equal(a, b) for a, b in zip(trained, (
+        p for p in initial.parameters() if p.requires_grad), strict=True))  # fmt: skip
+    views = tta.build(trial_config.tta, trial_config.tta_args)
+    recount, _ = evaluation.accuracy_and_loss(result.model, sample.val, result.preprocess, views)
+    assert len(result.history) == 1 and result.final.eval_accuracy == recount
 
 
 WARM_STARTS = [(name, start) for name in PRODUCT_SPACES for start in spaces.warm_starts(name)]
@@ -212,10 +228,10 @@ def test_every_warm_start_is_a_point_of_its_space(name, start):
     """Enqueued, the warm start sets every parameter the space asks for, each inside its
     range, and nothing else; the sampler chooses nothing."""
     study = optuna.create_study()
-    study.enqueue_trial(start.for_budget(CONTEXT))
+    study.enqueue_trial(start.params)
     trial = study.ask()
     trial_config = spaces.get(name)(trial, CONTEXT)
-    assert trial.params == start.for_budget(CONTEXT)
+    assert trial.params == start.params
     for param, distribution in trial.distributions.items():
         assert distribution._contains(distribution.to_internal_repr(trial.params[param])), param
     assert config.from_dict(trial_config.to_dict()) == trial_config
@@ -224,7 +240,7 @@ def test_every_warm_start_is_a_point_of_its_space(name, start):
 @pytest.mark.parametrize("name, start", WARM_STARTS, ids=[s.source[:30] for _, s in WARM_STARTS])
 def test_every_warm_start_trains_at_full_size(name, start, sample):
     """The reports' own networks, unshrunk: two steps of 8 images each on the CPU."""
-    trial_config = spaces.get(name)(optuna.trial.FixedTrial(start.for_budget(CONTEXT)), CONTEXT)
+    trial_config = spaces.get(name)(optuna.trial.FixedTrial(start.params), CONTEXT)
     few = sample.train.subset(torch.arange(16))
     result = train(trial_config.replace(epochs=1, batch_size=8), few, few, 10, torch.device("cpu"))
     assert result.images_per_epoch == 16 and result.param_count > 0

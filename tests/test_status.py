@@ -1,6 +1,6 @@
 import optuna
 
-from search import storage
+from search.tuning import storage
 from tests.conftest import run_command
 
 

@@ -2,10 +2,11 @@ import pytest
 import torch
 from torch import nn
 
-from search import evaluation
-from search.config import TrialConfig
-from search.errors import UsageError
-from search.tta import TTA, translate
+from registry import UsageError
+from search.training import evaluation, tta
+from search.training.config import TrialConfig
+from search.training.preprocess import Preprocess
+from search.training.tta import TTA, translate
 
 IMAGES = torch.randint(0, 256, (10, 3, 8, 8), dtype=torch.uint8)
 
@@ -19,15 +20,16 @@ def sided_model() -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4))
 
 
-def logits(model: nn.Module, tta: str) -> torch.Tensor:
-    autocast = torch.autocast("cpu", enabled=False)
-    return evaluation.predict_logits(model, IMAGES, normalize, autocast, tta)
+def logits(model: nn.Module, name: str, **arguments) -> torch.Tensor:
+    preprocess = Preprocess(normalize, torch.autocast("cpu", enabled=False))
+    return evaluation.predict_logits(model, IMAGES, preprocess, tta.build(name, arguments))
 
 
 @pytest.mark.parametrize("name", TTA.names())
-def test_every_view_keeps_the_batch_shape(name):
+def test_every_view_keeps_the_batch_shape_and_the_weights_sum_to_one(name):
     views = TTA[name](normalize(IMAGES))
-    assert views and all(view.shape == IMAGES.shape for view in views)
+    assert views and all(view.shape == IMAGES.shape for _, view in views)
+    assert sum(weight for weight, _ in views) == pytest.approx(1.0)
 
 
 def test_translate_shifts_the_content_by_whole_pixels():
@@ -55,3 +57,26 @@ def test_mirror_averages_the_image_and_its_mirror():
 def test_a_config_with_an_unknown_tta_is_refused():
     with pytest.raises(UsageError, match="test-time augmentation 'flip'"):
         TrialConfig(model="mlp", tta="flip").replace()
+
+
+def test_mirror_translate_weighs_the_views_as_airbench94_does():
+    """airbench's infer_mirror_translate, computed here from its own description: half the
+    mirror pair of the image, half the mean of the mirror pairs of the image reflect-padded
+    by one pixel and cropped at the top-left and bottom-right corners."""
+    model = sided_model().eval()
+    images = normalize(IMAGES)
+
+    def mirror_pair(x):
+        return 0.5 * model(x) + 0.5 * model(x.flip(-1))
+
+    padded = torch.nn.functional.pad(images, (1,) * 4, mode="reflect")
+    shifted = [padded[:, :, 0:8, 0:8], padded[:, :, 2:10, 2:10]]
+    with torch.no_grad():
+        expected = 0.5 * mirror_pair(images) + 0.5 * torch.stack(
+            [mirror_pair(view) for view in shifted]
+        ).mean(0)
+    assert torch.allclose(logits(model, "mirror_translate"), expected, atol=1e-6)
+    equal_weights = logits(model, "mirror_translate", translate_weight=4 / 6)
+    with torch.no_grad():
+        six = [model(view) for _, view in TTA["mirror_translate"](images)]
+    assert torch.allclose(equal_weights, torch.stack(six).mean(0), atol=1e-6)

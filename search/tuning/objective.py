@@ -9,16 +9,9 @@ import optuna
 import sqlalchemy
 import torch
 
-from search import device, evaluation
-from search.data import Dataset
-from search.train import (
-    EpochResult,
-    TrainingDiverged,
-    TrainResult,
-    make_autocast,
-    make_normalizer,
-    train,
-)
+from search.training import device, evaluation
+from search.training.data import Dataset
+from search.training.trainer import EpochResult, TrainingDiverged, TrainResult, train
 from spaces import SpaceContext
 
 # Enough of a traceback to see where it broke; large user attributes slow the dashboard.
@@ -43,19 +36,13 @@ def failure_reason(error: Exception, device_name: str) -> str:
 
 
 def measure(
-    objectives: Sequence[str], result: TrainResult, image_size: int, val_images: torch.Tensor
+    objectives: Sequence[str], result: TrainResult, val_images: torch.Tensor
 ) -> tuple[float, ...]:
-    """The trial's value for each of the study's objectives (search/study.py's OBJECTIVES)."""
-    on_device = val_images.device
-
-    def latency() -> float:
-        normalize = make_normalizer(result.normalization, on_device, image_size)
-        return evaluation.latency_ms(result.model, val_images, normalize, make_autocast(on_device))
-
+    """The trial's value for each of the study's objectives (study.py's OBJECTIVES)."""
     measures = {
         "accuracy": lambda: result.final.eval_accuracy,
         "params": lambda: float(result.param_count),
-        "latency": latency,
+        "latency": lambda: evaluation.latency_ms(result.model, val_images, result.preprocess),
     }
     return tuple(measures[objective]() for objective in objectives)
 
@@ -94,15 +81,15 @@ def make_objective(
                 trial_config, train_set, val_set, dataset.num_classes, on_device, on_epoch,
                 compile_model=compile_model,
             )  # fmt: skip
-            values = measure(objectives, result, trial_config.image_size, val_set.images)
+            values = measure(objectives, result, val_set.images)
         except TrainingDiverged as error:
             trial.set_user_attr("prune_reason", str(error))
             raise optuna.TrialPruned(str(error)) from None
-        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (search/worker.py): Optuna fails it
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (worker_loop.py): Optuna fails it
             trial.set_user_attr("fail_reason", "interrupted (Ctrl-C or SIGTERM)")
             raise
         except sqlalchemy.exc.SQLAlchemyError:
-            raise  # the storage, not the trial, failed: the worker reconnects (search/worker.py)
+            raise  # the storage, not the trial, failed: the worker reconnects (worker_loop.py)
         except Exception as error:  # noqa: BLE001  one trial's failure must not end the worker
             reason = failure_reason(error, device_name)
             trial.set_user_attr("fail_reason", reason)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 from torch.autograd import DeviceType
 
-from search.errors import UsageError
+from registry import UsageError
 
 SAMPLE_MILLISECONDS = 500
 

@@ -6,7 +6,7 @@ import shlex
 import optuna
 import torch
 
-from search.data import Dataset
+from search.training.data import Dataset
 
 
 def versions() -> dict[str, str]:

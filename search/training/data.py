@@ -1,13 +1,14 @@
 """Datasets as uint8 tensors, decoded once, with a seeded class-balanced validation split.
 
 The search trains on `train` and selects on `val` (held out from the official training set);
-`test` is only read when a chosen config is retrained (search/train.py's CLI).
+`test` is only read when a chosen config is retrained (retrain.py, run by search.train).
 """
 
 import dataclasses
 import hashlib
 import io
 import os
+import pickle
 import tarfile
 from collections.abc import Callable, Iterable
 from importlib import resources
@@ -18,8 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from search.errors import UsageError
-from search.registry import Registry
+from registry import Registry, UsageError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 CACHE_NAME = ".search-uint8-cache.pt"
@@ -172,15 +172,31 @@ def _cached(cache: Path, fingerprint: str, build: Callable[[], Source]) -> Sourc
     """`build()`'s Source, decoded once and then read from `cache` while its inputs'
     `fingerprint` is the same. Every worker process loads the dataset: a read of uint8 tensors
     takes milliseconds where decoding takes seconds."""
-    if cache.exists():
-        cached = torch.load(cache, weights_only=False)
-        if cached.get("fingerprint") == fingerprint:
-            return cached["source"]
+    try:
+        # Plain tensors, strings and lists only: weights_only loading runs no pickled code,
+        # and a cache written by another version of this module reads as a miss, not an error.
+        cached = torch.load(cache, weights_only=True)
+        if cached["fingerprint"] == fingerprint:
+            return Source(
+                tuple(cached["classes"]),
+                LabeledImages(cached["train_images"], cached["train_labels"]),
+                LabeledImages(cached["test_images"], cached["test_labels"]),
+            )
+    except (OSError, RuntimeError, KeyError, pickle.UnpicklingError):
+        pass  # no cache yet, or one this code cannot read: decode again
     source = build()
     partial = cache.with_suffix(f".{torch.randint(1 << 30, ()).item()}.tmp")
+    plain = {
+        "fingerprint": fingerprint,
+        "classes": list(source.classes),
+        "train_images": source.train.images,
+        "train_labels": source.train.labels,
+        "test_images": source.test.images,
+        "test_labels": source.test.labels,
+    }
     try:  # write-then-rename, so that workers starting together never read half a file
         cache.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"fingerprint": fingerprint, "source": source}, partial)
+        torch.save(plain, partial)
         partial.replace(cache)
     except OSError:
         partial.unlink(missing_ok=True)  # a read-only folder: decode again next time

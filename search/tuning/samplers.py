@@ -2,8 +2,7 @@
 
 import optuna
 
-from search.errors import UsageError
-from search.registry import Registry
+from registry import Registry, UsageError
 
 SAMPLERS: Registry = Registry("sampler", supplied=("seed",))
 PRUNERS: Registry = Registry("pruner", supplied=("max_epochs",))

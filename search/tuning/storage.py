@@ -4,9 +4,8 @@ import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from sqlalchemy.engine import URL, make_url
 
-from search.errors import UsageError
+from registry import UsageError
 
-DEFAULT_STORAGE = "sqlite:///studies.db"
 # Seconds, not sub-second: too short an interval fails live trials (optuna#4234, #5470).
 HEARTBEAT_INTERVAL_SECONDS = 60
 GRACE_PERIOD_SECONDS = 180

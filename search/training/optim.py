@@ -9,10 +9,11 @@ size and epoch count; reduce-on-plateau alone is stepped once per epoch, on a lo
 import dataclasses
 from collections.abc import Iterable
 
+import numpy as np
 import torch
 from torch.optim import lr_scheduler
 
-from search.registry import Registry
+from registry import Registry
 
 OPTIMIZERS: Registry = Registry("optimizer", supplied=("params", "lr", "weight_decay"))
 SCHEDULES: Registry = Registry("schedule", supplied=("optimizer", "total_steps", "steps_per_epoch"))
@@ -134,6 +135,27 @@ def onecycle(
         pct_start=pct_start,
         cycle_momentum=False,
     )
+
+
+@SCHEDULES.register("triangle")
+def triangle(
+    optimizer: Optimizer,
+    total_steps: int,
+    steps_per_epoch: int,
+    start: float = 0.2,
+    peak_fraction: float = 0.23,
+    end: float = 0.07,
+) -> Scheduler:
+    """airbench94's schedule: linear from start x lr up to lr at peak_fraction of the steps,
+    then linear down to end x lr at the last step (it warms up by itself). Written as
+    airbench writes it, knots at step 0, int(peak_fraction x steps) and steps."""
+    knots = (0, int(peak_fraction * total_steps), total_steps)
+    factors = (start, 1.0, end)
+
+    def factor(step: int) -> float:
+        return float(np.interp(step, knots, factors))
+
+    return lr_scheduler.LambdaLR(optimizer, factor)
 
 
 @SCHEDULES.register("exponential")

@@ -4,9 +4,13 @@ Each takes normalised float images [B, C, H, W] and a torch.Generator on the sam
 returns a batch of the same shape. Random choices are made per image with tensor ops, so the
 training step stays free of per-sample Python work and host syncs. torchvision's v2
 transforms draw one set of parameters per call, i.e. per batch, which is why these are ours.
-Mixing augmentations (mixup, cutmix) also take and return the soft targets [B, classes].
+Mixing augmentations (mixup, cutmix) also take and return the soft targets [B, classes]. One
+that takes a `batch` argument also gets the BatchInfo: which training images these are and
+the epoch, for choices that hold per image across epochs (airbench's alternating flip).
 """
 
+import dataclasses
+import inspect
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
@@ -14,13 +18,34 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from search.errors import UsageError
-from search.registry import Registry
+from registry import Registry, UsageError
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchInfo:
+    """Where a batch comes from: its images' indices in the training set, the epoch (from 1),
+    and one uniform random number per training image drawn once per run (per-image choices
+    that last the whole run)."""
+
+    indices: torch.Tensor
+    epoch: int
+    per_image: torch.Tensor
+
+    @classmethod
+    def draw(cls, images: int, generator: torch.Generator) -> "BatchInfo":
+        """The run's per-image numbers, before any batch (indices empty, epoch 0)."""
+        device = generator.device
+        per_image = torch.rand(images, device=device, generator=generator)
+        return cls(torch.empty(0, dtype=torch.long, device=device), 0, per_image)
+
+    def of(self, indices: torch.Tensor, epoch: int) -> "BatchInfo":
+        return dataclasses.replace(self, indices=indices, epoch=epoch)
+
 
 Augmentation = Callable[
-    [torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]
+    [torch.Tensor, torch.Tensor, torch.Generator, BatchInfo], tuple[torch.Tensor, torch.Tensor]
 ]
-AUGMENTATIONS: Registry = Registry("augmentation", supplied=("images", "generator"))
+AUGMENTATIONS: Registry = Registry("augmentation", supplied=("images", "generator", "batch"))
 MIXINGS: Registry = Registry("augmentation", supplied=("images", "targets", "generator"))
 
 PAD_MODES = {"reflect": "reflect", "zeros": "constant"}
@@ -40,6 +65,18 @@ def _offsets(images: torch.Tensor, generator: torch.Generator, high: int) -> tor
 def batch_flip_lr(images: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
     """Mirror each image left-right with probability p."""
     flipped = _uniform(images, generator) < p
+    return torch.where(flipped[:, None, None, None], images.flip(-1), images)
+
+
+@AUGMENTATIONS.register("alternating_flip")
+def batch_flip_alternating(
+    images: torch.Tensor, generator: torch.Generator, batch: BatchInfo, p: float = 0.5
+) -> torch.Tensor:
+    """airbench94's flip: a random `p` of the training images is mirrored in the first epoch,
+    and every image shows the other side in the next, alternating; a model sees both sides of
+    each image every two epochs, where random flips leave some unseen for longer."""
+    first_side = batch.per_image[batch.indices] < p
+    flipped = first_side ^ (batch.epoch % 2 == 0)
     return torch.where(flipped[:, None, None, None], images.flip(-1), images)
 
 
@@ -237,24 +274,31 @@ def check_arguments(name: str, arguments: Mapping[str, Any]) -> None:
     _lookup(name).check_arguments(name, arguments)
 
 
-def _on_images(step: Callable) -> Augmentation:
-    return lambda images, targets, generator: (step(images, generator), targets)
+def _as_step(name: str, arguments: Mapping[str, Any]) -> Augmentation:
+    """One augmentation as a pipeline step, its arguments and its use of BatchInfo decided
+    here, once, not per batch."""
+    registry = _lookup(name)
+    function = partial(registry[name], **arguments)
+    if registry is MIXINGS:
+        return lambda images, targets, generator, batch: function(images, targets, generator)
+    if "batch" in inspect.signature(registry[name]).parameters:
+        return lambda images, targets, generator, batch: (
+            function(images, generator, batch),
+            targets,
+        )
+    return lambda images, targets, generator, batch: (function(images, generator), targets)
 
 
 def build(spec: Mapping[str, Mapping[str, Any]]) -> Augmentation:
     """Compose the augmentations named in a TrialConfig's `augment`, in the order given:
-    (images, soft targets, generator) -> (images, soft targets)."""
-    steps = []
-    for name, arguments in spec.items():
-        registry = _lookup(name)
-        step = partial(registry[name], **(arguments or {}))
-        steps.append(step if registry is MIXINGS else _on_images(step))
+    (images, soft targets, generator, BatchInfo) -> (images, soft targets)."""
+    steps = [_as_step(name, arguments or {}) for name, arguments in spec.items()]
 
     def augment(
-        images: torch.Tensor, targets: torch.Tensor, generator: torch.Generator
+        images: torch.Tensor, targets: torch.Tensor, generator: torch.Generator, batch: BatchInfo
     ) -> tuple[torch.Tensor, torch.Tensor]:
         for step in steps:
-            images, targets = step(images, targets, generator)
+            images, targets = step(images, targets, generator, batch)
         return images, targets
 
     return augment

@@ -6,9 +6,8 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.study import StudyDirection
 
-import spaces
-from search import samplers
-from search.errors import UsageError
+from registry import UsageError
+from search.tuning import samplers
 
 # --objectives name -> (direction, the metric's name in the study and the dashboard).
 OBJECTIVES = {
@@ -110,13 +109,15 @@ def open_for_worker(
     return found
 
 
-def enqueue_warm_starts(found: optuna.Study, space: str, context: spaces.SpaceContext) -> int:
+def enqueue_warm_starts(found: optuna.Study, space: str) -> int:
     """Queue the space's known-good configs, each once per study (a resumed study that has
     run or queued one already skips it); how many were newly queued."""
+    import spaces  # here: search.status and search.export read studies without the spaces
+
     before = len(found.get_trials(deepcopy=False))
     for start in spaces.warm_starts(space):
         found.enqueue_trial(
-            start.for_budget(context), user_attrs={"warm_start": start.source},
+            start.params, user_attrs={"warm_start": start.source},
             skip_if_exists=True,
         )  # fmt: skip
     return len(found.get_trials(deepcopy=False)) - before

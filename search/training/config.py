@@ -10,20 +10,20 @@ from typing import Any
 
 import yaml
 
-import models
-from search import augment, data, optim
-from search.errors import UsageError
-from search.tta import TTA
+from registry import UsageError
 
 
 @dataclasses.dataclass(frozen=True)
 class TrialConfig:
     """Everything that changes training. A space chooses these values; the trainer reads them.
-    `*_args` hold the chosen function's own knobs (see the registries in models/, search/optim.py
-    and search/augment.py); `augment` maps augmentation name -> its arguments, applied in order.
+    `*_args` hold the chosen function's own knobs (see the registries in models/ and
+    search/training/optim.py and augment.py); `augment` maps augmentation name -> its
+    arguments, applied in order.
     `second_phase`, if not empty, switches optimizer (and schedule) part-way (report 002's Adam
     then SGD): its `start_fraction` of the epochs, `optimizer`, `lr`, and optionally
-    `optimizer_args`, `weight_decay`, `schedule`, `schedule_args`."""
+    `optimizer_args`, `weight_decay`, `schedule`, `schedule_args`. `param_groups` and `freeze`
+    name parts of the network by rule (parameters.py): their own lr and weight-decay
+    multipliers, and the epochs they train before they freeze (0: frozen throughout)."""
 
     model: str
     model_args: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -36,13 +36,19 @@ class TrialConfig:
     warmup_fraction: float = 0.0  # linear warm-up over this fraction of the (first phase's) steps
     second_phase: dict[str, Any] = dataclasses.field(default_factory=dict)
     init: str = "default"  # weight initialisation scheme (models/init.py)
+    # rule -> {"lr_scale": x, "weight_decay_scale": y}; airbench: norm_biases 64x lr, 1/64 decay
+    param_groups: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    freeze: dict[str, int] = dataclasses.field(default_factory=dict)  # rule -> epochs trained
+    averaging: str = "none"  # weight averaging during training (averaging.py)
+    averaging_args: dict[str, Any] = dataclasses.field(default_factory=dict)
     batch_size: int = 512
     epochs: int = 10
     augment: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     label_smoothing: float = 0.0
     grad_clip_norm: float = 0.0  # max global gradient norm; 0 turns clipping off
     image_size: int = 0  # resize inputs to image_size x image_size on the device; 0 keeps them
-    tta: str = "none"  # test-time augmentation when evaluating (search/tta.py)
+    tta: str = "none"  # test-time augmentation when evaluating (tta.py)
+    tta_args: dict[str, Any] = dataclasses.field(default_factory=dict)
     seed: int = 0
     dataset: str = "cifar10"
 
@@ -108,10 +114,17 @@ def validate(config: TrialConfig, source: str = "config") -> None:
     for field in ("label_smoothing", "warmup_fraction"):
         if not 0 <= getattr(config, field) < 1:
             raise UsageError(f"{source}: '{field}' must be at least 0 and below 1")
+    # The registries live beside torch: imported here, so that spaces build configs (and
+    # `--help` and `--list-spaces` answer) without loading it.
+    import models
+    from search.training import augment, averaging, data, optim, parameters, tta
+
     try:
         models.MODELS.check_arguments(config.model, config.model_args)
         models.INITIALIZERS[config.init]
-        TTA[config.tta]
+        parameters.check(config.param_groups, config.freeze)
+        averaging.AVERAGING.check_arguments(config.averaging, config.averaging_args)
+        tta.TTA.check_arguments(config.tta, config.tta_args)
         for phase in phases(config):
             optim.OPTIMIZERS.check_arguments(phase.optimizer, phase.optimizer_args)
             optim.SCHEDULES.check_arguments(phase.schedule, phase.schedule_args)

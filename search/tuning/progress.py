@@ -1,12 +1,13 @@
 """What a person sees while a search runs: a line per finished trial, then a summary."""
 
+import datetime
 import sys
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
-from search import storage
+from search.tuning import DEFAULT_STORAGE, storage
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 DONE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -125,7 +126,7 @@ class StudyWatcher:
                 self.printer(self.study, trial)
 
 
-def summary(study: optuna.Study, storage_url: str, default_storage: str) -> str:
+def summary(study: optuna.Study, storage_url: str) -> str:
     counts = count_by_state(study)
     not_needed = sum(
         bool(t.user_attrs.get("not_needed"))
@@ -148,10 +149,30 @@ def summary(study: optuna.Study, storage_url: str, default_storage: str) -> str:
     else:
         lines.append(describe_best(study))
         lines += [f"  {name} = {value}" for name, value in best.params.items()]
-    storage_flag = "" if storage_url == default_storage else f" --storage {storage_url}"
+    storage_flag = "" if storage_url == DEFAULT_STORAGE else f" --storage {storage_url}"
     lines += [
         f"browse:  optuna-dashboard {storage_url}",
         f"export:  python -m search.export --study {study.study_name}{storage_flag} -o "
         + ("front.yaml --pareto" if len(study.directions) > 1 else "best.yaml"),
     ]
+    return "\n".join(lines)
+
+
+def describe_status(found: optuna.Study, now: datetime.datetime) -> str:
+    """search.status's view: counts by state, the best so far, and who runs what."""
+    counts = count_by_state(found)
+    target = found.user_attrs.get("trials", "?")
+    finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
+    lines = [
+        f"study {found.study_name}: {finished}/{target} finished; "
+        + ", ".join(f"{count} {state.name.lower()}" for state, count in counts.items())
+    ]
+    lines.append(describe_best(found))
+    for trial in found.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        age = (now - trial.datetime_start).total_seconds()
+        epochs = trial.last_step or 0
+        lines.append(
+            f"  running trial {trial.number} on {trial.user_attrs.get('worker', '?')} "
+            f"({trial.user_attrs.get('device', '?')}): {age:.0f} s, {epochs} epoch(s) reported"
+        )
     return "\n".join(lines)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from search import cli, device
-from search.errors import UsageError
+from registry import UsageError
+from search.training import device
 
 WATCH_SECONDS = 2  # how often the parent looks at the study to show its workers' progress
 SHUTDOWN_SECONDS = 60  # how long interrupted workers get to fail their trials cleanly
@@ -22,21 +22,6 @@ SHUTDOWN_SECONDS = 60  # how long interrupted workers get to fail their trials c
 class Slot:
     device: str  # as the worker sees it: "cpu" or "cuda" (its one visible GPU)
     gpu: int | None  # the physical GPU index for CUDA_VISIBLE_DEVICES
-
-
-def add_device_arguments(parser: cli.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    parser.add_argument(
-        "--gpus",
-        help="comma-separated GPU indices to run workers on (default: every visible GPU)",
-    )
-    parser.add_argument(
-        "--workers-per-gpu",
-        type=int,
-        default=1,
-        help="worker processes per GPU, or on the CPU where there is none (default 1); "
-        "small networks leave a GPU idle, several trials at once fill it",
-    )
 
 
 def plan_slots(device_name: str, gpus: str | None, workers_per_gpu: int) -> list[Slot]:
@@ -60,6 +45,11 @@ def plan_slots(device_name: str, gpus: str | None, workers_per_gpu: int) -> list
     else:
         indices = [on_device.index or 0]
     return [Slot("cuda", index) for index in indices for _ in range(workers_per_gpu)]
+
+
+def slot_device(slot: Slot) -> torch.device:
+    """The device of a worker that runs in this process, where no CUDA_VISIBLE_DEVICES pins it."""
+    return device.resolve("cpu" if slot.gpu is None else f"cuda:{slot.gpu}")
 
 
 def worker_environment(slot: Slot, count: int) -> dict[str, str]:

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from search.config import TrialConfig
-from search.train import TrainingDiverged, train
+import models
+from search.training.config import TrialConfig
+from search.training.trainer import TrainingDiverged, train
 
 CPU = torch.device("cpu")
 
@@ -96,15 +97,30 @@ def test_inputs_are_resized_to_image_size_for_the_network(sample):
 
 
 def test_a_whitening_stem_is_fitted_to_the_training_images(sample):
+    """After training, the stem's first 12 filters whiten the 2x2 patches of the images it was
+    fitted to, normalised as the trainer normalises them: their outputs' second moments are
+    diagonal, lambda / (lambda + eps) for the patches' eigenvalues lambda in falling order
+    (1 but for directions with almost no variance; airbench's eps = 5e-4). An unfitted stem's
+    are far from that, which the last line checks."""
     tiny = sample.train.subset(torch.arange(256))
     fast = TrialConfig(model="fastnet", model_args={"width": 8, "widen": 1}, epochs=1,
                        batch_size=64, dataset="sample")  # fmt: skip
-    stem = train(fast, tiny, tiny, 10, CPU).model[0]
-    patches = tiny.images[:, :, :2, :2].float() / 255  # top-left patches, unnormalised
-    outputs = torch.nn.functional.conv2d((patches - patches.mean(0)) / patches.std(0),
-                                         stem.weight)  # fmt: skip
-    assert outputs.shape[1] == 24 and not stem.weight.requires_grad
-    assert outputs[:, :12].flatten(1).std(0).mean() > 0.3  # fitted, not the near-zero default
+    result = train(fast, tiny, tiny, 10, CPU)
+    stem = result.model[0]
+    normalized = result.preprocess.normalize(tiny.images)
+
+    def whitened_moments(weight):
+        outputs = torch.nn.functional.conv2d(normalized, weight[:12])
+        flat = outputs.permute(0, 2, 3, 1).reshape(-1, 12)
+        return flat.T @ flat / len(flat)
+
+    patches = normalized.unfold(2, 2, 1).unfold(3, 2, 1).permute(0, 2, 3, 1, 4, 5).reshape(-1, 12)
+    eigenvalues = torch.linalg.eigvalsh(patches.T @ patches / len(patches)).flip(0)
+    expected = torch.diag(eigenvalues / (eigenvalues + 5e-4))
+    assert not stem.weight.requires_grad
+    assert torch.allclose(whitened_moments(stem.weight), expected, atol=2e-3)
+    unfitted = models.build("fastnet", num_classes=10, image_shape=(3, 32, 32), width=8)[0]
+    assert not torch.allclose(whitened_moments(unfitted.weight), expected, atol=0.3)
 
 
 @pytest.mark.parametrize("mixing", ["mixup", "cutmix"])

@@ -2,7 +2,7 @@
 
 import torch
 
-from search.errors import UsageError
+from registry import UsageError
 
 
 def resolve(name: str = "auto") -> torch.device:

@@ -1,12 +1,16 @@
-"""Name -> function registries filled by decorators (models, spaces, optimizers, ...)."""
+"""What every package of the project shares and nothing of ours underlies: name -> function
+registries filled by decorators (models, spaces, optimizers, datasets, ...) and UsageError, the
+one exception type for mistakes a person can make (the commands turn it into one stderr line)."""
 
 import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
-from search.errors import UsageError
-
 F = TypeVar("F", bound=Callable)
+
+
+class UsageError(Exception):
+    """Something the user asked for cannot be done; the message says what and what to do."""
 
 
 class Registry(Generic[F]):
@@ -44,9 +48,13 @@ class Registry(Generic[F]):
     def names(self) -> list[str]:
         return sorted(self._entries)
 
+    def accepted_arguments(self, name: str) -> list[str]:
+        """The arguments a config may give `name`: its parameters less the supplied ones."""
+        return [p for p in inspect.signature(self[name]).parameters if p not in self.supplied]
+
     def check_arguments(self, name: str, arguments: Mapping[str, Any]) -> None:
         """Refuse argument names that `name` does not take (a typo in a config file)."""
-        accepted = [p for p in inspect.signature(self[name]).parameters if p not in self.supplied]
+        accepted = self.accepted_arguments(name)
         unknown = sorted(set(arguments) - set(accepted))
         if unknown:
             raise UsageError(

@@ -13,8 +13,8 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 
 import models
-from search.data import LabeledImages
-from search.train import channel_statistics
+from search.training.data import LabeledImages
+from search.training.preprocess import channel_statistics
 
 BATCH_SIZE = 128
 

@@ -1,0 +1,78 @@
+"""Retraining a chosen config for real: on train+val, measured on the test set (the only place
+the test set is read), written as a self-describing checkpoint, metrics.json and the resolved
+config.yaml."""
+
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from registry import UsageError
+from search.training import checkpoint, config, device, evaluation, tta
+from search.training.config import TrialConfig
+from search.training.data import Dataset
+from search.training.trainer import EpochResult, TrainingDiverged, train
+
+
+@dataclasses.dataclass(frozen=True)
+class Retrained:
+    metrics: dict[str, Any]
+    report: str  # the per-class table and the confusion matrix, for a person to read
+    output_dir: Path
+
+
+def retrain(
+    trial_config: TrialConfig,
+    dataset: Dataset,
+    on_device: torch.device,
+    output_dir: Path,
+    provenance: dict[str, Any],
+    on_epoch: Callable[[EpochResult], bool] | None = None,
+    compile_model: bool = False,
+) -> Retrained:
+    """Train trial_config on the dataset's train+val, evaluate it on the test set and write
+    output_dir/checkpoint.pt, metrics.json and config.yaml (with `provenance`)."""
+    try:
+        result = train(
+            trial_config, dataset.train + dataset.val, dataset.test, dataset.num_classes,
+            on_device, on_epoch=on_epoch, eval_is_test=True, compile_model=compile_model,
+        )  # fmt: skip
+    except TrainingDiverged as error:
+        raise UsageError(f"training diverged: {error}; lower the config's lr") from None
+    test_set = dataset.test.to(on_device)
+    views_of = tta.build(trial_config.tta, trial_config.tta_args)
+    probabilities = evaluation.predict_probabilities(
+        result.model, test_set.images, result.preprocess, views_of
+    )
+    confusion = evaluation.confusion_matrix(
+        probabilities.argmax(1), test_set.labels, dataset.num_classes
+    )
+    metrics = {
+        "test_accuracy": result.final.eval_accuracy,
+        "test_loss": result.final.eval_loss,
+        "train_loss": result.final.train_loss,
+        "epochs": len(result.history),
+        "param_count": result.param_count,
+        "seconds_per_epoch": result.seconds_per_epoch,
+        "images_per_second": result.images_per_second,
+        "compile_seconds": result.compile_seconds,
+        "device": device.describe(on_device),
+        "per_class_accuracy": evaluation.per_class_accuracy(confusion, dataset.classes),
+        "confusion_matrix": confusion.tolist(),
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    config.write_file(output_dir / "config.yaml", trial_config, provenance)
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    checkpoint.save(
+        output_dir / "checkpoint.pt",
+        model=result.model,
+        normalization=result.normalization,
+        trial_config=trial_config,
+        classes=dataset.classes,
+        image_shape=dataset.image_shape,
+        metrics=metrics,
+    )
+    return Retrained(metrics, evaluation.format_report(confusion, dataset.classes), output_dir)

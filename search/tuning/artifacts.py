@@ -1,0 +1,36 @@
+"""Retrains recorded on the study: Optuna refuses artifacts on finished trials, so a retrain's
+files go on the study, named after the trial they retrain (trial-12-checkpoint.pt), where
+optuna-dashboard lists them on the study page."""
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import optuna
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+
+from registry import UsageError
+from search.tuning import storage, study
+
+
+def source_trial(provenance: dict, storage_url: str) -> tuple[optuna.Study, int]:
+    """(study, trial number) a config was exported from, for --attach."""
+    if "study" not in provenance or "trial" not in provenance:
+        raise UsageError("--attach needs a config written by search.export (it names its trial)")
+    found = study.load(storage.open_storage(storage_url), provenance["study"])
+    if provenance["trial"] not in {t.number for t in found.get_trials(deepcopy=False)}:
+        raise UsageError(f"study {provenance['study']} has no trial {provenance['trial']}")
+    return found, provenance["trial"]
+
+
+def attach(paths: list[Path], found: optuna.Study, number: int, artifact_dir: Path) -> None:
+    """Upload `paths` to the study's artifact store in artifact_dir, named after trial `number`."""
+    artifact_dir.mkdir(parents=True, exist_ok=True)
+    store = FileSystemArtifactStore(str(artifact_dir))
+    with tempfile.TemporaryDirectory() as staging:
+        for path in paths:
+            named = Path(staging) / f"trial-{number}-{path.name}"
+            shutil.copyfile(path, named)
+            upload_artifact(artifact_store=store, file_path=str(named), study_or_trial=found)
+    names = ", ".join(path.name for path in paths)
+    print(f"attached {names} of trial {number} to study {found.study_name} ({artifact_dir})")

@@ -1,0 +1,78 @@
+"""Opening the storage: real SQLite files and the real PostgreSQL, and the errors people cause."""
+
+import sqlite3
+import uuid
+
+import optuna
+import pytest
+import sqlalchemy
+
+from registry import UsageError
+from search.tuning import storage
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def test_a_plain_postgresql_url_gets_psycopg_3_and_sqlite_keeps_its_driver():
+    assert storage.parse_url(POSTGRES).drivername == "postgresql+psycopg"
+    assert storage.parse_url("postgresql+psycopg://u@h/db").drivername == "postgresql+psycopg"
+    assert storage.parse_url("sqlite:///s.db").drivername == "sqlite"
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("studies.db", "malformed --storage URL 'studies.db'"),
+        ("mysql://u@h/db", "unsupported database 'mysql'"),
+        ("sqlite://", "SQLite needs a file"),
+        ("sqlite:///:memory:", "SQLite needs a file"),
+    ],
+)
+def test_urls_that_cannot_hold_a_shared_study_are_refused(url, message):
+    with pytest.raises(UsageError, match=message):
+        storage.parse_url(url)
+
+
+def test_sqlite_opens_in_wal_mode_with_the_heartbeat_settings(tmp_path):
+    opened = storage.open_storage(f"sqlite:///{tmp_path / 'w.db'}", 7, 21)
+    with sqlite3.connect(tmp_path / "w.db") as connection:  # WAL is a mode of the file itself
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert (opened.heartbeat_interval, opened.grace_period) == (7, 21)
+    assert (tmp_path / "w.db").exists()
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # ask/tell outside optimize
+def test_postgresql_holds_a_study_that_another_storage_object_reads():
+    name = f"storage-{uuid.uuid4().hex[:8]}"
+    first = storage.open_storage(POSTGRES)
+    try:
+        optuna.create_study(study_name=name, storage=first).tell(
+            optuna.load_study(study_name=name, storage=first).ask(), 1.0
+        )
+        second = storage.open_storage(POSTGRES)
+        assert optuna.load_study(study_name=name, storage=second).best_value == 1.0
+        second.engine.dispose()
+    finally:
+        optuna.delete_study(study_name=name, storage=first)
+        first.engine.dispose()
+
+
+def test_an_unreachable_database_is_one_line_naming_it_without_the_password():
+    with pytest.raises(UsageError) as refused:
+        storage.open_storage("postgresql://postgres:secret@127.0.0.1:1/test")
+    message = str(refused.value)
+    assert message.startswith("cannot open storage postgresql+psycopg://postgres:***@127.0.0.1:1")
+    assert "secret" not in message and "\n" not in message
+
+
+def test_outage_finds_the_lost_connection_behind_optunas_wrapping():
+    lost = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed"))
+    try:
+        try:
+            raise lost
+        except sqlalchemy.exc.OperationalError:
+            raise AssertionError("Should not reach.")  # noqa: B904  (as Optuna raises it)
+    except AssertionError as wrapped:
+        assert storage.outage(wrapped) is lost
+    assert storage.outage(ValueError("not the database")) is None
+    assert storage.first_line(lost) == "server closed"

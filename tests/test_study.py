@@ -1,0 +1,83 @@
+"""Studies that record how they are run, so any worker runs them the same way: real SQLite."""
+
+import optuna
+import pytest
+
+import spaces
+from registry import UsageError
+from search.tuning import storage, study
+
+FIXED = {"space": "mlp", "dataset": "sample", "epochs": 2, "objectives": "accuracy"}
+OPTIONS = {
+    "trials": 5, "sampler": "tpe", "pruner": "hyperband", "seed": 3, "space_module": None,
+    "heartbeat_interval": 60, "grace_period": 180, "compile": False,
+}  # fmt: skip
+
+
+@pytest.fixture
+def opened(tmp_path):
+    return storage.open_storage(f"sqlite:///{tmp_path / 's.db'}")
+
+
+def test_a_created_study_records_its_settings_and_a_resumed_one_keeps_them(opened):
+    created = study.create_or_resume(opened, "s", FIXED, OPTIONS)
+    assert study.settings(created) == {**FIXED, **OPTIONS}
+    assert created.metric_names == ["val_accuracy"]
+    resumed = study.create_or_resume(opened, "s", FIXED, {**OPTIONS, "trials": 9})
+    assert study.settings(resumed)["trials"] == 9  # run options follow the latest command
+    assert len(study.names(opened)) == 1
+
+
+@pytest.mark.parametrize(
+    "changed, message",
+    [
+        ({"epochs": 4}, "was created with --space mlp --dataset sample --epochs 2"),
+        ({"objectives": "accuracy,params"}, "has other objectives than --objectives"),
+    ],
+)
+def test_resuming_with_other_fixed_settings_is_refused(opened, changed, message):
+    study.create_or_resume(opened, "s", FIXED, OPTIONS)
+    with pytest.raises(UsageError, match=message):
+        study.create_or_resume(opened, "s", {**FIXED, **changed}, OPTIONS)
+
+
+def test_a_study_from_before_an_option_existed_reads_with_its_meaning_then(opened):
+    older = optuna.create_study(study_name="old", storage=opened)
+    for key, value in {**FIXED, **OPTIONS}.items():
+        if key != "compile":
+            older.set_user_attr(key, value)
+    assert study.settings(study.load(opened, "old"))["compile"] is False
+
+
+def test_a_study_not_made_by_search_run_is_refused_with_what_it_lacks(opened):
+    optuna.create_study(study_name="foreign", storage=opened)
+    with pytest.raises(UsageError, match="was not created by search.run .it lacks space"):
+        study.settings(study.load(opened, "foreign"))
+    with pytest.raises(UsageError, match=r"no study named 'nope' .* \(studies there: foreign\)"):
+        study.load(opened, "nope")
+
+
+def test_workers_get_the_recorded_sampler_and_pruner_with_seeds_of_their_own(opened):
+    created = study.create_or_resume(opened, "s", FIXED, {**OPTIONS, "sampler": "qmc",
+                                                          "pruner": "median"})  # fmt: skip
+    settings = study.settings(created)
+    first = study.open_for_worker(opened, "s", settings, slot=0)
+    second = study.open_for_worker(opened, "s", settings, slot=1)
+    assert isinstance(first.sampler, optuna.samplers.QMCSampler)
+    assert isinstance(first.pruner, optuna.pruners.MedianPruner)
+    assert first.sampler._seed != second.sampler._seed
+
+
+def test_warm_starts_are_queued_once_per_study(opened):
+    created = study.create_or_resume(opened, "s", FIXED, OPTIONS)
+    assert study.enqueue_warm_starts(created, "mlp") == len(spaces.warm_starts("mlp"))
+    assert study.enqueue_warm_starts(created, "mlp") == 0
+    queued = created.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    expected = [start.params for start in spaces.warm_starts("mlp")]
+    assert [t.system_attrs["fixed_params"] for t in queued] == expected
+
+
+@pytest.mark.parametrize("text", ["params", "accuracy,accuracy", "accuracy,flops", ""])
+def test_objectives_must_start_with_accuracy_once(text):
+    with pytest.raises(UsageError, match="--objectives must be accuracy"):
+        study.parse_objectives(text)
