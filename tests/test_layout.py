@@ -12,8 +12,8 @@ from search import cli
 from search.training import data
 from tests.conftest import REPO
 
-COMMANDS = ["run", "worker", "train", "export", "report", "status", "dashboard", "predict",
-            "bench", "spaces"]  # fmt: skip
+COMMANDS = ["run", "worker", "train", "final", "export", "report", "status", "dashboard",
+            "predict", "bench", "spaces"]  # fmt: skip
 TRAINING_MODULES = sorted(
     path.stem for path in (REPO / "search" / "training").glob("*.py") if path.stem[0] != "_"
 )

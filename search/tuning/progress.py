@@ -7,7 +7,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
-from search.tuning import DEFAULT_STORAGE, storage
+from search.tuning import DEFAULT_STORAGE, final, storage
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 DONE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -149,6 +149,9 @@ def summary(study: optuna.Study, storage_url: str) -> str:
     else:
         lines.append(describe_best(study))
         lines += [f"  {name} = {value}" for name, value in best.params.items()]
+    selected = final.recorded(study)
+    if selected:
+        lines.append(final.format_table(selected))
     storage_flag = "" if storage_url == DEFAULT_STORAGE else f" --storage {storage_url}"
     lines += [
         f"browse:  optuna-dashboard {storage_url}",
@@ -175,4 +178,7 @@ def describe_status(found: optuna.Study, now: datetime.datetime) -> str:
             f"  running trial {trial.number} on {trial.user_attrs.get('worker', '?')} "
             f"({trial.user_attrs.get('device', '?')}): {age:.0f} s, {epochs} epoch(s) reported"
         )
+    selected = final.recorded(found)
+    if selected:
+        lines.append(final.format_table(selected))
     return "\n".join(lines)

@@ -1,5 +1,6 @@
-"""Choosing trials of a study to export: the best, the top K, the Pareto front of a
-multi-objective study, or one by number; and the config file each becomes."""
+"""Choosing trials of a study to export: the best (the final selection's winner once
+search.final has run), the top K, the Pareto front of a multi-objective study, or one by
+number; and the config file each becomes."""
 
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from registry import UsageError
 from search.training import config
-from search.tuning import progress
+from search.tuning import final, progress
 
 
 def choose_trials(
@@ -36,6 +37,9 @@ def choose_trials(
         return sorted(found.best_trials, key=lambda t: t.number)
     if top is not None and top < 1:
         raise UsageError("--top must be at least 1")
+    selected = final.recorded(found)
+    if selected and top is None:  # the winner over several seeds, not the luckiest run
+        return [found.trials[selected[0]["trial"]]]
     return sorted(complete, key=lambda t: t.value, reverse=True)[: top or 1]
 
 
@@ -61,4 +65,9 @@ def exported_config(found: optuna.Study, trial: FrozenTrial) -> tuple[config.Tri
         "space": found.user_attrs.get("space"),
         "params": trial.params,
     }
+    row = next((r for r in final.recorded(found) or [] if r["trial"] == trial.number), None)
+    if row is not None:
+        provenance["final_selection"] = {
+            key: row[key] for key in ("seeds", "val_mean", "val_std", "test_mean", "test_std")
+        }
     return trial_config, provenance

@@ -1,0 +1,55 @@
+"""`python -m search.final --study NAME --top 3 --seeds 3`: retrain a study's top trials with
+several seeds each and rank them by their mean validation accuracy (search/tuning/final.py);
+search.export then exports the winner."""
+
+from collections.abc import Sequence
+
+from search import cli
+
+
+def get_args_parser() -> cli.ArgumentParser:
+    parser = cli.ArgumentParser(
+        prog="python -m search.final",
+        description="Choose a study's winner over several seeds: retrain its top K trials with "
+        "S seeds each, rank them by mean validation accuracy, record the table on the study.",
+    )
+    cli.add_study_arguments(parser)
+    parser.add_argument("--top", type=int, default=3, help="trials to retrain (default 3)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per trial (default 3)")
+    cli.add_dataset_arguments(parser, dataset=False)
+    cli.add_device_argument(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    cli.check_positive(args, "top", "seeds")
+    from search.training import data, device
+    from search.tuning import final, final_runs, storage, study
+
+    found = study.load(storage.open_storage(args.storage), args.study)
+    final.top_trials(found, args.top)  # no complete trial, or several objectives: fail now
+    on_device = device.resolve(args.device)
+    dataset = data.load(str(study.settings(found)["dataset"]), args.data_dir)
+
+    def show(run: final_runs.Run) -> None:
+        print(
+            f"trial {run.trial} seed {run.seed}: val_accuracy {run.val_accuracy:.4f}  "
+            f"test_accuracy {run.test_accuracy:.4f}",
+            flush=True,
+        )
+
+    runs = final_runs.retrain_top(found, dataset, on_device, args.top, args.seeds, show)
+    rows = final.rank(found, runs)
+    final.record(found, rows)
+    print(final.format_table(rows))
+    storage_flag = "" if args.storage == cli.DEFAULT_STORAGE else f" --storage {args.storage}"
+    print(
+        f"winner: trial {rows[0]['trial']}; export it with "
+        f"python -m search.export --study {args.study}{storage_flag} -o best.yaml"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run_main(main, "search.final")
