@@ -30,7 +30,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     found = study.load(storage.open_storage(args.storage), args.study)
     final.top_trials(found, args.top)  # no complete trial, or several objectives: fail now
     on_device = device.resolve(args.device)
-    dataset = data.load(str(study.settings(found)["dataset"]), args.data_dir)
+    settings = study.settings(found)
+    dataset = data.load(str(settings["dataset"]), args.data_dir, classes=settings["classes"])
 
     def show(run: final_runs.Run) -> None:
         print(

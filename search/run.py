@@ -9,6 +9,7 @@ that --help and a mistyped flag answer without loading torch.
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import spaces
 from registry import UsageError
@@ -40,7 +41,22 @@ def get_args_parser() -> cli.ArgumentParser:
     cli.add_study_arguments(parser, study_help="study name (default: <space>-<dataset>)")
     cli.add_dataset_arguments(parser)
     parser.add_argument(
-        "--epochs", type=int, default=20, help="most epochs one trial may train (default 20)"
+        "--classes",
+        help="only these classes of the dataset, comma-separated (e.g. car,deer,horse,monkey,"
+        "truck of stl10), labelled in this order",
+    )
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        help="a checkpoint.pt from search.train to fine-tune (--space finetune); its head is "
+        "replaced when the class count differs",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=20,
+        help="epochs every trial plans (its schedule spans them); the pruner stops the ones "
+        "that fall behind (default 20)",
     )
     parser.add_argument(
         "--sampler",
@@ -113,6 +129,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.space is None:
         raise UsageError("--space is required (see --list-spaces)")
     spaces.get(args.space)
+    classes = [name.strip() for name in args.classes.split(",")] if args.classes else []
+    init_from = str(args.init_from.resolve()) if args.init_from else ""  # every host's path
+    if (args.space in spaces.FINE_TUNING) != bool(init_from):
+        raise UsageError(
+            f"--space {args.space} needs --init-from CHECKPOINT"
+            if args.space in spaces.FINE_TUNING
+            else f"--init-from is for the fine-tuning spaces ({', '.join(sorted(spaces.FINE_TUNING))})"
+        )
     import optuna_dashboard
 
     from search.training import data
@@ -122,7 +146,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     pruner = samplers.check_choice(args.sampler, args.pruner, len(objectives))
     slots = launch.plan_slots(args.device, args.gpus, args.workers_per_gpu)
     storage.parse_url(args.storage)  # a malformed URL fails now, not after loading the data
-    dataset = data.load(args.dataset, args.data_dir)  # before the storage: no empty study file
+    # the data before the storage, and the checkpoint too: no empty study file on a mistake
+    dataset = data.load(args.dataset, args.data_dir, classes=classes)
+    if init_from:
+        worker_loop.space_context({"dataset": args.dataset, "epochs": args.epochs, "seed": 0,
+                                   "classes": classes, "init_from": init_from})  # fmt: skip
     name = args.study or f"{args.space}-{args.dataset}"
     study_storage = storage.open_storage(args.storage)
     running = study.create_or_resume(
@@ -131,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         fixed={
             "space": args.space,
             "dataset": args.dataset,
+            "classes": classes,
+            "init_from": init_from,
             "epochs": args.epochs,
             "objectives": ",".join(objectives),
         },

@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         destination = artifacts.source_trial(provenance, args.storage)
     on_device = device.resolve(args.device)
-    dataset = data.load(trial_config.dataset, args.data_dir)
+    dataset = data.load(trial_config.dataset, args.data_dir, classes=trial_config.classes)
     print(
         f"retraining {trial_config.model} on {dataset.name} train+val "
         f"({len(dataset.train) + len(dataset.val)} images) for {trial_config.epochs} epochs on "

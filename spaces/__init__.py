@@ -13,21 +13,26 @@ from spaces import (  # noqa: F401  (importing registers the spaces)
     densenet,
     describe,
     fast,
+    finetune,
     mlp,
     resnet,
 )
 from spaces.registry import (
+    FINE_TUNING,
     SPACES,
     WARM_STARTS,
+    Pretrained,
     SpaceContext,
     WarmStart,
+    register_fine_tuning,
     register_space,
     register_warm_starts,
 )
 
 __all__ = [
-    "SPACES", "WARM_STARTS", "SpaceContext", "WarmStart", "get", "import_user_module",
-    "list_spaces", "register_space", "register_warm_starts", "warm_starts",
+    "FINE_TUNING", "SPACES", "WARM_STARTS", "Pretrained", "SpaceContext", "WarmStart", "get",
+    "import_user_module", "list_spaces", "register_fine_tuning", "register_space",
+    "register_warm_starts", "warm_starts",
 ]  # fmt: skip
 
 

@@ -130,6 +130,7 @@ def suggest_training(
         "grad_clip_norm": trial.suggest_categorical("grad_clip_norm", [0.0, 0.1, 1.0, 10.0]),
         "seed": context.seed + trial.number,
         "dataset": context.dataset,
+        "classes": list(context.classes),
     }
 
 
@@ -141,6 +142,10 @@ def suggest_augment(trial: optuna.Trial) -> dict[str, dict[str, Any]]:
         augment["flip"] = {}
     if trial.suggest_categorical("vflip", [False, True]):  # report 000 flipped both ways
         augment["vflip"] = {}
+    # report 004's random resized crop: the smallest area fraction kept (1.0: off)
+    area = trial.suggest_categorical("resized_crop_scale", [1.0, 0.5, 0.25, 0.08])
+    if area < 1:
+        augment["resized_crop"] = {"scale_low": area}
     padding = trial.suggest_categorical("crop_padding", [0, 2, 4])  # pixels per side
     if padding:
         augment["crop"] = {"padding": padding}
@@ -156,6 +161,10 @@ def suggest_augment(trial: optuna.Trial) -> dict[str, dict[str, Any]]:
             "scale_high": 1 + zoom,
             "shear": trial.suggest_float("affine_shear", 0.0, 15.0),
         }
+    # report 004's perspective warp: how far corners move, as a fraction of half the side
+    distortion = trial.suggest_categorical("perspective_distortion", [0.0, 0.2, 0.5])
+    if distortion:
+        augment["perspective"] = {"distortion": distortion}
     jitter = trial.suggest_categorical("jitter", [0.0, 0.1, 0.2, 0.4])
     if jitter:
         augment["jitter"] = {"brightness": jitter, "contrast": jitter, "saturation": jitter}
@@ -179,7 +188,50 @@ def suggest_augment(trial: optuna.Trial) -> dict[str, dict[str, Any]]:
 # Starting points for warm starts: every augmentation off, and the training knobs the reports
 # did not touch at their neutral values. A warm start overrides what its report chose.
 AUGMENT_OFF = {
-    "flip": False, "vflip": False, "crop_padding": 0, "geometric": "none", "jitter": 0.0,
-    "grayscale_p": 0.0, "cutout_size": 0, "mask_block": 0, "mixing": "none",
+    "flip": False, "vflip": False, "resized_crop_scale": 1.0, "crop_padding": 0,
+    "geometric": "none", "perspective_distortion": 0.0, "jitter": 0.0, "grayscale_p": 0.0,
+    "cutout_size": 0, "mask_block": 0, "mixing": "none",
 }  # fmt: skip
 TRAINING_DEFAULTS = {"init": "default", "label_smoothing": 0.0, "grad_clip_norm": 0.0}
+# Report 004's augmentation, the same for all its networks and its fine-tuning: random resized
+# crops, both flips, affine and perspective warps, colour jitter and random greyscale.
+REPORT_004_AUGMENT = {
+    **AUGMENT_OFF, "flip": True, "vflip": True, "resized_crop_scale": 0.5,
+    "geometric": "affine", "affine_degrees": 10.0, "affine_translate": 0.1, "affine_scale": 0.1,
+    "affine_shear": 5.0, "perspective_distortion": 0.2, "jitter": 0.2, "grayscale_p": 0.1,
+}  # fmt: skip
+
+
+def suggest_masked_pretraining(
+    trial: optuna.Trial, training: dict[str, Any], augment: dict[str, dict[str, Any]]
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Report 000's two stages: first train on heavily masked images alone, then (a fresh
+    optimizer and schedule, as if the weights were saved and fine-tuned) with the sampled
+    augmentation. (augment of the first phase, second_phase); not offered where the
+    optimizer already switches part-way."""
+    if training["second_phase"] or not trial.suggest_categorical(
+        "masked_pretraining", [False, True]
+    ):
+        return augment, training["second_phase"]
+    masked = {
+        "mask": {
+            "block": trial.suggest_categorical("pretrain_mask_block", [1, 2, 4]),  # pixels
+            "p": trial.suggest_float("pretrain_mask_p", 0.5, 0.9),
+        }
+    }
+    second_phase = {
+        "start_fraction": trial.suggest_float("pretrain_fraction", 0.3, 0.8),  # of the epochs
+        "augment": augment,
+        **{
+            key: training[key]
+            for key in (
+                "optimizer",
+                "optimizer_args",
+                "lr",
+                "weight_decay",
+                "schedule",
+                "schedule_args",
+            )
+        },  # fmt: skip
+    }
+    return masked, second_phase

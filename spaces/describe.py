@@ -11,7 +11,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from spaces.registry import SPACES, WARM_STARTS, SpaceContext
+from spaces.registry import FINE_TUNING, SPACES, WARM_STARTS, Pretrained, SpaceContext
 
 SAMPLES = 400  # random draws: enough to reach every branch of the spaces we ship
 
@@ -64,7 +64,14 @@ def describe(name: str, context: SpaceContext) -> list[str]:
     return lines
 
 
+# What a fine-tuning space is described with: its network comes from --init-from.
+LISTED_CHECKPOINT = Pretrained("CHECKPOINT", "(the checkpoint's)", {}, 0)
+
+
 def describe_all(names: Sequence[str], epochs: int) -> str:
     """Every named space described for a study of --epochs, one after another."""
-    context = SpaceContext("cifar10", epochs, 0)
-    return "\n".join(line for name in names for line in describe(name, context))
+    plain = SpaceContext("cifar10", epochs, 0)
+    tuning = SpaceContext("cifar10", epochs, 0, pretrained=LISTED_CHECKPOINT)
+    return "\n".join(
+        line for name in names for line in describe(name, tuning if name in FINE_TUNING else plain)
+    )

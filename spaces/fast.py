@@ -89,6 +89,7 @@ def fast(trial: optuna.Trial, context: SpaceContext) -> TrialConfig:
         tta=trial.suggest_categorical("tta", ["none", "mirror", "mirror_translate"]),
         seed=context.seed + trial.number,
         dataset=context.dataset,
+        classes=list(context.classes),
     )
 
 

@@ -8,12 +8,25 @@ from registry import Registry
 
 
 @dataclasses.dataclass(frozen=True)
+class Pretrained:
+    """The checkpoint a fine-tuning search starts from (--init-from): where it is, and the
+    network it holds (its TrialConfig's model, model_args) and the input size it takes."""
+
+    path: str
+    model: str
+    model_args: dict[str, Any]
+    image_size: int  # the square input the network was trained at
+
+
+@dataclasses.dataclass(frozen=True)
 class SpaceContext:
     """What a space may know about the search it serves, besides the trial."""
 
     dataset: str
     max_epochs: int  # the per-trial budget (--epochs): every trial plans it, pruning cuts it
     seed: int  # the study's base seed; a trial trains with seed + trial.number
+    classes: tuple[str, ...] = ()  # --classes: a subset of the dataset's (empty: all)
+    pretrained: Pretrained | None = None  # --init-from, for the spaces that fine-tune
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +41,12 @@ class WarmStart:
 SPACES = Registry("space", supplied=("trial", "context"))
 register_space = SPACES.register
 WARM_STARTS: dict[str, list[WarmStart]] = {}
+FINE_TUNING: set[str] = set()  # spaces that start from --init-from's checkpoint
+
+
+def register_fine_tuning(space: str) -> None:
+    """Mark a space as one that fine-tunes --init-from's network (and needs it)."""
+    FINE_TUNING.add(space)
 
 
 def register_warm_starts(space: str, *starts: WarmStart) -> None:

@@ -123,7 +123,8 @@ def test_every_export_and_train_flag_parses():
 MISTAKES = {
     "unknown space": (
         ["search.run", "--space", "resnett", "--dataset", "sample"],
-        "unknown space 'resnett'; choose one of: backbone, convnet, densenet, fast, mlp, resnet",
+        "unknown space 'resnett'; choose one of: backbone, convnet, densenet, fast, finetune, "
+        "mlp, resnet",
     ),
     "no space": (["search.run", "--dataset", "sample"], "--space is required (see --list-spaces)"),
     "unknown dataset": (
@@ -288,7 +289,7 @@ def test_list_spaces_shows_every_space_with_its_parameters_and_ranges(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     headers = [line.split(":")[0] for line in lines if not line.startswith(" ")]
-    assert headers == ["backbone", "convnet", "densenet", "fast", "mlp", "resnet"]
+    assert headers == ["backbone", "convnet", "densenet", "fast", "finetune", "mlp", "resnet"]
     start = next(i for i, line in enumerate(lines) if line.startswith("resnet:"))
     resnet = lines[start:]
     ranges = {line.split()[0]: " ".join(line.split()[1:]) for line in resnet[1:]
@@ -301,6 +302,10 @@ def test_list_spaces_shows_every_space_with_its_parameters_and_ranges(tmp_path):
     )
     warm = [line for line in resnet if line.startswith("  warm start: ")]
     assert len(warm) == 3 and "ResNet-18" in warm[1]
+    assert ranges["rn_blocks"] == "int 2 .. 32 (conditional)"  # RR32 is reachable
+    backbone = lines[: next(i for i, line in enumerate(lines) if line.startswith("convnet:"))]
+    convs = next(line for line in backbone if line.split()[0] == "convs")
+    assert convs.split()[1:] == ["int", "1", "..", "3"]  # its bound depends on blocks
 
 
 def test_search_spaces_lists_the_named_spaces(tmp_path):

@@ -99,3 +99,36 @@ def test_the_sample_is_decoded_once_into_the_user_cache(tmp_path, monkeypatch):
     torch.save({"fingerprint": "another archive", "source": None}, cache)
     assert torch.equal(data.load("sample", Path("unused")).val.images, decoded.val.images)
     assert torch.load(cache, weights_only=False)["fingerprint"] != "another archive"
+
+
+STL10_CLASSES = ["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship",
+                 "truck"]  # fmt: skip
+
+
+def write_stl10(root, per_class: int) -> None:
+    """STL-10's binary layout (stl10_binary/*.bin, as torchvision reads it): uint8 images
+    stored column-major, 1-based labels; image k of class c is filled with the value 10c + k."""
+    folder = root / "stl10_binary"
+    folder.mkdir()
+    (folder / "class_names.txt").write_text("\n".join(STL10_CLASSES) + "\n")
+    for split in ("train", "test"):
+        labels = np.repeat(np.arange(10, dtype=np.uint8), per_class)
+        images = np.stack([np.full((3, 96, 96), 10 * c + k % per_class, dtype=np.uint8)
+                           for k, c in enumerate(labels)])  # fmt: skip
+        images[:, :, 0, 1] = 255  # one marked pixel: row 0, column 1 of every image
+        images.transpose(0, 1, 3, 2).tofile(folder / f"{split}_X.bin")
+        (labels + 1).tofile(folder / f"{split}_y.bin")
+
+
+def test_stl10_loads_through_torchvision_and_takes_report_004s_five_classes(tmp_path):
+    write_stl10(tmp_path, per_class=4)
+    whole = data.load("stl10", tmp_path)
+    assert whole.classes == tuple(STL10_CLASSES) and whole.image_shape == (3, 96, 96)
+    assert torch.all(whole.test.images[:, :, 0, 1] == 255)  # rows and columns the right way
+    five = data.load("stl10", tmp_path, classes=["car", "deer", "horse", "monkey", "truck"])
+    assert five.classes == ("car", "deer", "horse", "monkey", "truck")
+    assert five.test.labels.tolist() == [0] * 4 + [1] * 4 + [2] * 4 + [3] * 4 + [4] * 4
+    original = [STL10_CLASSES.index(name) for name in five.classes]
+    assert five.test.images[:, 0, 5, 5].tolist() == [10 * c + k for c in original
+                                                    for k in range(4)]  # fmt: skip
+    assert len(five.train) + len(five.val) == 20

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 import models
+from models import parts
 from models.fastnet import PatchWhitening
 from models.layers import ACTIVATIONS, count_parameters
 from models.resnet import BLOCK_ORDERS
@@ -17,6 +18,7 @@ SMALL = {
     "backbone": {"width": 8, "blocks": 2, "parallel": 2, "convs": 2, "head": "mlp"},
     "densenet": {"depth": 22, "growth_rate": 4},
     "fastnet": {"width": 8, "widen": 2},
+    "lenet5": {},
 }
 
 
@@ -183,3 +185,62 @@ def test_bad_model_arguments_are_usage_errors():
         models.build("densenet", num_classes=10, image_shape=(3, 32, 32), depth=23)
     with pytest.raises(UsageError, match="unknown init"):
         models.build("mlp", num_classes=10, image_shape=(3, 32, 32), init="orthogonal")
+
+
+@pytest.mark.parametrize("name", models.list_models())
+def test_every_model_ends_in_a_head_that_fine_tuning_can_replace(name):
+    model = models.build(name, num_classes=10, image_shape=(3, 32, 32), **SMALL[name]).eval()
+    _, head = parts.head(model)
+    assert head.out_features == 10
+    new = parts.replace_head(model, 5)
+    assert parts.head(model)[1] is new and model(torch.randn(2, 3, 32, 32)).shape == (2, 5)
+
+
+def test_dirac_init_makes_every_trainable_conv_pass_its_input_through():
+    model = models.build("convnet", num_classes=10, image_shape=(3, 32, 32), width=8, blocks=3,
+                         init="dirac", batch_norm=False)  # fmt: skip
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    for conv in convs:
+        inputs = torch.randn(2, conv.in_channels, 8, 8)
+        outputs = torch.nn.functional.conv2d(inputs, conv.weight, padding=conv.padding)
+        kept = min(conv.in_channels, conv.out_channels)
+        assert torch.allclose(outputs[:, :kept], inputs[:, :kept], atol=1e-6)
+        assert conv.bias is None or not conv.bias.any()
+    stem = models.build("fastnet", num_classes=10, image_shape=(3, 32, 32), width=8,
+                        init="dirac")[0]  # fmt: skip
+    assert not stem.bias.any()  # airbench zeroes the whitening bias too
+
+
+def test_lenet5_is_report_004s():
+    """6 and 16 unpadded 5x5 channels, 120-84 hidden: 69,656 parameters for CIFAR-100 at
+    32x32, 16x21x21 flattened features at 96x96 (the report's own figures)."""
+    small = models.build("lenet5", num_classes=100, image_shape=(3, 32, 32))
+    assert count_parameters(small) == 69_656
+    large = models.build("lenet5", num_classes=100, image_shape=(3, 96, 96))
+    assert [m.in_features for m in large if isinstance(m, torch.nn.Linear)] == [7056, 120, 84]
+
+
+def test_report_004s_convnet_is_laid_out_as_the_report_says():
+    model = models.build(
+        "convnet", num_classes=100, image_shape=(3, 96, 96), blocks=5, width=64,
+        kernel_sizes=[3, 5, 3, 3, 3], stem_stride=3, stem_padding=0, pool_last=False,
+        linear_layers=3, hidden_width=512, dropout=0.5, dropout_position="last",
+    )  # fmt: skip
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size[0], c.stride[0], c.padding[0]) for c in convs] == [
+        (64, 3, 3, 0), (128, 5, 1, 2), (256, 3, 1, 1), (512, 3, 1, 1), (1024, 3, 1, 1),
+    ]  # fmt: skip
+    blocks = model[0]
+    pooled = [any(isinstance(m, torch.nn.MaxPool2d) for m in block) for block in blocks[:5]]
+    assert pooled == [False, True, True, True, False]  # no pool before the global average
+    head = [type(m).__name__ for m in model[1:]]
+    assert head == ["Linear", "ReLU", "Linear", "ReLU", "Dropout", "Linear"]
+    assert model(torch.randn(2, 3, 96, 96)).shape == (2, 100)
+
+
+def test_backbone_takes_a_kernel_per_layer_and_even_kernels():
+    model = models.build("backbone", num_classes=10, image_shape=(3, 32, 32), blocks=2,
+                         parallel=2, convs=2, width=8, kernel_sizes=[2, 3, 5, 2])  # fmt: skip
+    kernels = [m.kernel_size[0] for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert kernels == [2, 3, 2, 3, 5, 2, 5, 2]  # branch by branch, layer by layer
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)

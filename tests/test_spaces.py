@@ -9,7 +9,18 @@ from search.training import config, evaluation, tta
 from search.training.trainer import train
 from spaces.common import ALL_ACTIVATIONS
 
-CONTEXT = spaces.SpaceContext(dataset="sample", max_epochs=6, seed=100)
+PLAIN_CONTEXT = spaces.SpaceContext(dataset="sample", max_epochs=6, seed=100)
+# The fine-tuning spaces build on --init-from's network: here a small MLP's (a checkpoint on
+# disk is only read by the trainer, which these tests point at no file: init_from="").
+PRETRAINED = spaces.Pretrained("pretrained.pt", "mlp", {"width": 32, "depth": 1}, 32)
+TUNING_CONTEXT = spaces.SpaceContext("sample", 6, 100, pretrained=PRETRAINED)
+
+
+def context_for(name: str) -> spaces.SpaceContext:
+    return TUNING_CONTEXT if name in spaces.FINE_TUNING else PLAIN_CONTEXT
+
+
+CONTEXT = PLAIN_CONTEXT  # what every space shares: the budget and the seed
 
 # The parameter schema of each space: renaming one silently breaks resumed studies.
 TRAINING = {
@@ -48,6 +59,8 @@ TRAINING = {
 AUGMENT = {
     "flip",
     "vflip",
+    "resized_crop_scale",
+    "perspective_distortion",
     "crop_padding",
     "geometric",
     "rotate_degrees",
@@ -67,15 +80,26 @@ AUGMENT = {
 PARAMETERS = {
     "resnet": TRAINING | AUGMENT | {
         "family", "width", "activation", "downsample", "depth", "block", "rn_width",
-        "rn_blocks", "rn_reinject", "rn_spatial_dropout",
+        "rn_blocks", "rn_reinject", "rn_spatial_dropout", "masked_pretraining",
+        "pretrain_mask_block", "pretrain_mask_p", "pretrain_fraction",
     },
     "convnet": TRAINING | AUGMENT | {
-        "linear_layers", "blocks", "width", "kernel_size", "growth", "batch_norm", "activation",
-        "stem_stride", "head", "dropout", "spatial_dropout", "hidden_width", "image_size",
+        "family", "pool", "linear_layers", "blocks", "width", "kernel_size",
+        "second_kernel_size", "growth", "batch_norm", "activation", "stem_stride", "pool_last",
+        "head", "dropout", "dropout_position", "spatial_dropout", "hidden_width", "image_size",
     },
-    "mlp": TRAINING | AUGMENT | {"width", "depth", "taper", "dropout", "activation"},
+    "mlp": TRAINING | AUGMENT | {"width", "depth", "taper", "dropout", "activation", "image_size"},
     "backbone": TRAINING | AUGMENT | {
-        "blocks", "parallel", "convs", "width", "kernel_size", "activation", "dropout", "head",
+        "blocks", "parallel", "convs", "width", "kernel_size_1", "kernel_size_2",
+        "kernel_size_3", "kernel_size_4", "activation", "dropout", "head",
+    },
+    "finetune": AUGMENT | {
+        "optimizer", "sgd_momentum", "sgd_nesterov", "sgd_lr", "sgd_weight_decay", "adam_beta2",
+        "adam_lr", "lion_lr", "adamw_weight_decay", "adam_weight_decay", "lamb_weight_decay",
+        "lion_weight_decay", "body_lr_scale", "freeze", "schedule", "step_fraction",
+        "step_gamma", "exponential_gamma", "polynomial_power", "onecycle_pct_start",
+        "cyclic_cycle_fraction", "cyclic_base_fraction", "plateau_factor", "plateau_patience",
+        "warmup_fraction", "batch_size", "label_smoothing",
     },
     "densenet": TRAINING | AUGMENT | {
         "depth", "growth_rate", "compression", "bottleneck", "activation",
@@ -97,6 +121,7 @@ SHRINK = {
     "backbone": {"width": 8, "parallel": 2},
     "densenet": {"depth": 22, "growth_rate": 4},
     "fastnet": {"width": 8},
+    "lenet5": {},
 }
 
 
@@ -113,7 +138,7 @@ def sampled(
     out = []
     for _ in range(count):
         trial = study.ask()
-        out.append((trial, spaces.get(name)(trial, CONTEXT)))
+        out.append((trial, spaces.get(name)(trial, context_for(name))))
         study.tell(trial, 0.0)
     return [(frozen, cfg) for frozen, (_, cfg) in zip(study.trials, out, strict=True)]
 
@@ -160,8 +185,8 @@ def test_the_shared_knobs_reach_every_augmentation_schedule_and_init():
     configs = [cfg for name in ("resnet", "convnet") for _, cfg in sampled(name)]
     augmentations = {name for cfg in configs for name in cfg.augment}
     assert augmentations == {
-        "flip", "vflip", "crop", "rotate", "affine", "jitter", "grayscale", "cutout", "mask",
-        "mixup", "cutmix",
+        "flip", "vflip", "resized_crop", "crop", "rotate", "affine", "perspective", "jitter",
+        "grayscale", "cutout", "mask", "mixup", "cutmix",
     }  # fmt: skip
     assert {cfg.schedule for cfg in configs} == {
         "constant", "step", "exponential", "polynomial", "cosine", "onecycle", "cyclic",
@@ -171,8 +196,14 @@ def test_the_shared_knobs_reach_every_augmentation_schedule_and_init():
     assert {cfg.optimizer for cfg in configs} == {
         "sgd", "adam", "adamw", "radam", "lion", "lamb", "ranger",
     }  # fmt: skip
-    two_phase = [cfg for cfg in configs if cfg.second_phase]
-    assert two_phase and all(cfg.optimizer != "sgd" for cfg in two_phase)
+    switching = [cfg for cfg in configs if cfg.second_phase and "augment" not in cfg.second_phase]
+    assert switching and all(cfg.optimizer != "sgd" for cfg in switching)
+    # report 000's stages (resnet space): masked images first, then the sampled augmentation
+    staged = [cfg for cfg in configs if "augment" in cfg.second_phase]
+    assert staged and all(
+        list(cfg.augment) == ["mask"] and cfg.second_phase["optimizer"] == cfg.optimizer
+        for cfg in staged
+    )
     assert {cfg.image_size for cfg in configs} == {0, 64, 96}
 
 
@@ -181,7 +212,7 @@ def test_a_trial_replays_through_its_space(name):
     """FixedTrial(params) rebuilds the same config: the params alone determine the run."""
     for trial, trial_config in sampled(name, 20):
         fixed = optuna.trial.FixedTrial(trial.params, number=trial.number)
-        assert spaces.get(name)(fixed, CONTEXT) == trial_config
+        assert spaces.get(name)(fixed, context_for(name)) == trial_config
 
 
 @pytest.mark.parametrize("name", sorted(PARAMETERS))
@@ -202,7 +233,7 @@ def test_a_sampled_config_trains_one_epoch(name, sample):
     it reports is what that network scores on the validation images."""
     _, trial_config = sampled(name, 1)[0]
     tiny = sample.train.subset(torch.arange(0, 4500, 9))  # 500 images
-    trial_config = shrunk(trial_config).replace(epochs=1, batch_size=64)
+    trial_config = shrunk(trial_config).replace(epochs=1, batch_size=64, init_from="")
     result = train(trial_config, tiny, sample.val, 10, torch.device("cpu"))
     torch.manual_seed(trial_config.seed)  # the trainer builds the network right after this
     initial = models.build(trial_config.model, num_classes=10, init=trial_config.init,
@@ -230,7 +261,7 @@ def test_every_warm_start_is_a_point_of_its_space(name, start):
     study = optuna.create_study()
     study.enqueue_trial(start.params)
     trial = study.ask()
-    trial_config = spaces.get(name)(trial, CONTEXT)
+    trial_config = spaces.get(name)(trial, context_for(name))
     assert trial.params == start.params
     for param, distribution in trial.distributions.items():
         assert distribution._contains(distribution.to_internal_repr(trial.params[param])), param
@@ -240,7 +271,8 @@ def test_every_warm_start_is_a_point_of_its_space(name, start):
 @pytest.mark.parametrize("name, start", WARM_STARTS, ids=[s.source[:30] for _, s in WARM_STARTS])
 def test_every_warm_start_trains_at_full_size(name, start, sample):
     """The reports' own networks, unshrunk: two steps of 8 images each on the CPU."""
-    trial_config = spaces.get(name)(optuna.trial.FixedTrial(start.params), CONTEXT)
+    trial_config = spaces.get(name)(optuna.trial.FixedTrial(start.params), context_for(name))
+    trial_config = trial_config.replace(init_from="")  # the network, trained from scratch
     few = sample.train.subset(torch.arange(16))
     result = train(trial_config.replace(epochs=1, batch_size=8), few, few, 10, torch.device("cpu"))
     assert result.images_per_epoch == 16 and result.param_count > 0

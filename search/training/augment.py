@@ -11,6 +11,7 @@ the epoch, for choices that hold per image across epochs (airbench's alternating
 
 import dataclasses
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
@@ -180,7 +181,7 @@ def batch_affine(
     )
     theta[:, :, :2] /= zoom[:, None, None]
     grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return _sample_grid(images, grid)
 
 
 @AUGMENTATIONS.register("rotate")
@@ -189,6 +190,71 @@ def batch_rotate(
 ) -> torch.Tensor:
     """Rotate each image by a random angle in [-degrees, degrees]."""
     return batch_affine(images, generator, degrees, 0.0, 1.0, 1.0, 0.0)
+
+
+def _sample_grid(images: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Resample images at grid ([B, H, W, 2], coordinates in [-1, 1]); outside is the mean
+    colour (0 after normalisation)."""
+    return F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="zeros",
+                         align_corners=False)  # fmt: skip
+
+
+@AUGMENTATIONS.register("resized_crop")
+def batch_resized_crop(
+    images: torch.Tensor,
+    generator: torch.Generator,
+    scale_low: float = 0.08,
+    ratio_low: float = 3 / 4,
+    ratio_high: float = 4 / 3,
+) -> torch.Tensor:
+    """torchvision's RandomResizedCrop per image (report 004): a crop of a random area
+    fraction in [scale_low, 1] and aspect ratio in [ratio_low, ratio_high] (log-uniform),
+    clipped to the image, resized back to the full size."""
+    area = scale_low + (1 - scale_low) * _uniform(images, generator)
+    log_low, log_high = math.log(ratio_low), math.log(ratio_high)
+    ratio = torch.exp(log_low + (log_high - log_low) * _uniform(images, generator))
+    width = (area * ratio).sqrt().clamp(max=1.0)  # fractions of the image's sides
+    height = (area / ratio).sqrt().clamp(max=1.0)
+    # centres where the crop fits; affine_grid maps output to input coordinates in [-1, 1]
+    centre_x = (1 - width) * (2 * _uniform(images, generator) - 1)
+    centre_y = (1 - height) * (2 * _uniform(images, generator) - 1)
+    zeros = torch.zeros_like(width)
+    theta = torch.stack([torch.stack([width, zeros, centre_x], 1),
+                         torch.stack([zeros, height, centre_y], 1)], 1)  # fmt: skip
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return _sample_grid(images, grid)
+
+
+@AUGMENTATIONS.register("perspective")
+def batch_perspective(
+    images: torch.Tensor, generator: torch.Generator, distortion: float = 0.5, p: float = 0.5
+) -> torch.Tensor:
+    """torchvision's RandomPerspective per image (report 004): with probability p, each corner
+    moves inwards by up to `distortion` of half the side, and the image is warped by the
+    homography that takes the corners there."""
+    batch = images.shape[0]
+    corners = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]],
+                           device=images.device)  # fmt: skip
+    shift = torch.rand(batch, 4, 2, device=images.device, generator=generator) * distortion
+    chosen = (_uniform(images, generator) < p).to(shift.dtype)[:, None, None]
+    moved = corners - corners.sign() * shift * chosen  # output corner -> where it samples from
+    # The homography H with H(corner) = moved, for each image: 8 unknowns, 8 equations.
+    x, y = corners[:, 0].expand(batch, 4), corners[:, 1].expand(batch, 4)
+    u, v = moved[..., 0], moved[..., 1]
+    one, zero = torch.ones_like(x), torch.zeros_like(x)
+    rows_u = torch.stack([x, y, one, zero, zero, zero, -u * x, -u * y], -1)
+    rows_v = torch.stack([zero, zero, zero, x, y, one, -v * x, -v * y], -1)
+    system = torch.cat([rows_u, rows_v], 1)  # [B, 8, 8]
+    solution = torch.linalg.solve(system, torch.cat([u, v], 1))  # [B, 8]
+    homography = torch.cat([solution, torch.ones(batch, 1, device=images.device)], 1)
+    height, width = images.shape[-2:]
+    ys = (torch.arange(height, device=images.device) + 0.5) / height * 2 - 1
+    xs = (torch.arange(width, device=images.device) + 0.5) / width * 2 - 1
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    points = torch.stack([grid_x, grid_y, torch.ones_like(grid_x)], -1).view(1, -1, 3)
+    mapped = points @ homography.view(batch, 3, 3).transpose(1, 2)  # [B, H*W, 3]
+    grid = (mapped[..., :2] / mapped[..., 2:]).view(batch, height, width, 2)
+    return _sample_grid(images, grid)
 
 
 @AUGMENTATIONS.register("jitter")

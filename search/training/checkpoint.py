@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 import models
+from models import parts
 from registry import UsageError
 from search.training import config, evaluation, tta
 from search.training.config import TrialConfig
@@ -57,9 +58,59 @@ class Checkpoint:
         return evaluation.predict_probabilities(self.model, images, self.preprocess, views_of)
 
 
-def load(path: Path, on_device: torch.device) -> Checkpoint:
+def read(path: Path | str, on_device: torch.device | str = "cpu") -> dict[str, Any]:
+    """The saved dictionary, or one UsageError line when the file is not a checkpoint."""
     try:
         saved = torch.load(path, map_location=on_device, weights_only=False)
+    except FileNotFoundError:
+        raise UsageError(f"no checkpoint at {path}") from None
+    except (RuntimeError, pickle.UnpicklingError, EOFError) as error:
+        raise UsageError(f"{path} is not a checkpoint written by search.train ({error})") from None
+    if not isinstance(saved, dict) or not {"state_dict", "config", "classes"} <= set(saved):
+        raise UsageError(f"{path} is not a checkpoint written by search.train")
+    return saved
+
+
+def misfit(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> str | None:
+    """The first layer whose saved weights do not fit the model, described, or None."""
+    own = model.state_dict()
+    for name, tensor in own.items():
+        if name not in state_dict:
+            return f"the checkpoint has no {name}"
+        if tensor.shape != state_dict[name].shape:
+            return (
+                f"layer {name} is {list(state_dict[name].shape)} in the checkpoint and "
+                f"{list(tensor.shape)} in the config's network"
+            )
+    extra = [name for name in state_dict if name not in own]
+    return f"the config's network has no {extra[0]}" if extra else None
+
+
+def pretrained(
+    path: str, trial_config: TrialConfig, num_classes: int, image_shape: tuple[int, int, int]
+) -> nn.Module:
+    """The config's network with the weights of the checkpoint at `path` (fine-tuning): built
+    for the checkpoint's class count, loaded, and given a fresh classifier head for
+    num_classes if that differs. A network that does not fit is one UsageError line that
+    names the layer."""
+    saved = read(path)
+    model = models.build(
+        trial_config.model, num_classes=len(saved["classes"]), image_shape=image_shape,
+        init=trial_config.init, **trial_config.model_args,
+    )  # fmt: skip
+    problem = misfit(model, saved["state_dict"])
+    if problem:
+        raise UsageError(f"checkpoint {path} does not fit {trial_config.model}: {problem}")
+    model.load_state_dict(saved["state_dict"])
+    if len(saved["classes"]) != num_classes:
+        parts.replace_head(model, num_classes)
+    return model
+
+
+def load(path: Path, on_device: torch.device) -> Checkpoint:
+    """A checkpoint ready to predict with (search.predict)."""
+    saved = read(path, on_device)
+    try:
         trial_config = config.from_dict(saved["config"], source=str(path))
         image_shape = tuple(saved["image_shape"])
         model = models.build(
@@ -69,9 +120,7 @@ def load(path: Path, on_device: torch.device) -> Checkpoint:
             **trial_config.model_args,
         )
         model.load_state_dict(saved["state_dict"])
-    except FileNotFoundError:
-        raise UsageError(f"no checkpoint at {path}") from None
-    except (KeyError, TypeError, RuntimeError, pickle.UnpicklingError) as error:
+    except (KeyError, TypeError, RuntimeError) as error:
         raise UsageError(f"{path} is not a checkpoint written by search.train ({error})") from None
     return Checkpoint(
         model=model.to(on_device).eval(),

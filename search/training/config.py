@@ -21,7 +21,8 @@ class TrialConfig:
     arguments, applied in order.
     `second_phase`, if not empty, switches optimizer (and schedule) part-way (report 002's Adam
     then SGD): its `start_fraction` of the epochs, `optimizer`, `lr`, and optionally
-    `optimizer_args`, `weight_decay`, `schedule`, `schedule_args`. `param_groups` and `freeze`
+    `optimizer_args`, `weight_decay`, `schedule`, `schedule_args` and `augment` (report 000's
+    masked pre-training, then crop fine-tuning). `param_groups` and `freeze`
     name parts of the network by rule (parameters.py): their own lr and weight-decay
     multipliers, and the epochs they train before they freeze (0: frozen throughout)."""
 
@@ -51,6 +52,12 @@ class TrialConfig:
     tta_args: dict[str, Any] = dataclasses.field(default_factory=dict)
     seed: int = 0
     dataset: str = "cifar10"
+    # A subset of the dataset's classes, labelled 0.. in this order; empty: every class.
+    classes: list[str] = dataclasses.field(default_factory=list)
+    # A checkpoint written by search.train to start from (fine-tuning): the network is built
+    # as it says and its weights loaded; a new head replaces its classifier when the class
+    # count differs.
+    init_from: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -85,6 +92,9 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         return value
     if kind is str and isinstance(value, str):
         return value
+    if kind is list and isinstance(value, Sequence) and not isinstance(value, str):
+        if all(isinstance(item, str) for item in value):
+            return list(value)
     raise UsageError(f"{source}: '{name}' must be a {kind.__name__}, not {value!r}")
 
 
@@ -128,8 +138,9 @@ def validate(config: TrialConfig, source: str = "config") -> None:
         for phase in phases(config):
             optim.OPTIMIZERS.check_arguments(phase.optimizer, phase.optimizer_args)
             optim.SCHEDULES.check_arguments(phase.schedule, phase.schedule_args)
-        for name, arguments in config.augment.items():
-            augment.check_arguments(name, arguments or {})
+        for phase in phases(config):
+            for name, arguments in phase.augment.items():
+                augment.check_arguments(name, arguments or {})
         data.DATASETS[config.dataset]
     except UsageError as error:
         raise UsageError(f"{source}: {error}") from None
@@ -148,11 +159,12 @@ class Phase:
     schedule: str
     schedule_args: dict[str, Any]
     warmup_fraction: float
+    augment: dict[str, dict[str, Any]]
 
 
 SECOND_PHASE_FIELDS = {
     "start_fraction": float, "optimizer": str, "lr": float, "optimizer_args": dict,
-    "weight_decay": float, "schedule": str, "schedule_args": dict,
+    "weight_decay": float, "schedule": str, "schedule_args": dict, "augment": dict,
 }  # fmt: skip
 
 
@@ -180,11 +192,13 @@ def _check_second_phase(second: Mapping[str, Any]) -> None:
 
 def phases(config: TrialConfig) -> list[Phase]:
     """The config's one or two phases. The second takes over after start_fraction of the epochs
-    (at least one epoch each); what it leaves out it keeps from the first, except the
-    optimizer's and a new schedule's own arguments, which belong to the first's choices."""
+    (at least one epoch each); what it leaves out it keeps from the first (the augmentation
+    too), except the optimizer's and a new schedule's own arguments, which belong to the
+    first's choices."""
     first = Phase(
         1, config.epochs, config.optimizer, config.optimizer_args, config.lr,
         config.weight_decay, config.schedule, config.schedule_args, config.warmup_fraction,
+        config.augment,
     )  # fmt: skip
     second = config.second_phase
     if not second:
@@ -208,6 +222,7 @@ def phases(config: TrialConfig) -> list[Phase]:
             schedule,
             dict(second.get("schedule_args", default_schedule_args)),
             0.0,
+            dict(second.get("augment", config.augment)),
         ),
     ]
 

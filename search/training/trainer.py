@@ -14,7 +14,16 @@ from torch import nn
 
 import models
 from models.layers import count_parameters
-from search.training import augment, averaging, config, evaluation, optim, parameters, tta
+from search.training import (
+    augment,
+    averaging,
+    checkpoint,
+    config,
+    evaluation,
+    optim,
+    parameters,
+    tta,
+)
 from search.training.config import TrialConfig
 from search.training.data import LabeledImages
 from search.training.device import synchronize
@@ -134,15 +143,19 @@ def train(
     statistics = channel_statistics(train_set.images)
     preprocess = Preprocess.build(statistics, on_device, trial_config.image_size)
     normalize, autocast = preprocess.normalize, preprocess.autocast
-    model = models.build(
-        trial_config.model,
-        num_classes=num_classes,
-        image_shape=trial_config.input_shape(train_set.images.shape[1:]),
-        init=trial_config.init,
-        **trial_config.model_args,
-    )
+    input_shape = trial_config.input_shape(train_set.images.shape[1:])
+    if trial_config.init_from:  # fine-tuning: its layers, whitening included, come fitted
+        model = checkpoint.pretrained(
+            trial_config.init_from, trial_config, num_classes, input_shape
+        )
+    else:
+        model = models.build(
+            trial_config.model, num_classes=num_classes, image_shape=input_shape,
+            init=trial_config.init, **trial_config.model_args,
+        )  # fmt: skip
     model = model.to(on_device, memory_format=torch.channels_last if on_cuda else None)
-    models.fit_to_data(model, lambda: normalize(train_set.images[:FIT_IMAGES]))
+    if not trial_config.init_from:
+        models.fit_to_data(model, lambda: normalize(train_set.images[:FIT_IMAGES]))
     batch_size = min(trial_config.batch_size, len(train_set))
     steps_per_epoch = len(train_set) // batch_size  # drop the ragged last batch: BN needs >1 image
     phase_starts = {phase.first_epoch: phase for phase in config.phases(trial_config)}
@@ -151,7 +164,6 @@ def train(
         model, steps_per_epoch * trial_config.epochs, **trial_config.averaging_args
     )
     views_of = tta.build(trial_config.tta, trial_config.tta_args)
-    augmentation = augment.build(trial_config.augment)
     batch_info = augment.BatchInfo.draw(len(train_set), generator)
     # Soft targets throughout, so that mixup and cutmix need no other loss.
     targets_of = torch.eye(num_classes, device=on_device)
@@ -180,10 +192,11 @@ def train(
     history: list[EpochResult] = []
     steps_taken = 0
     for epoch in range(1, trial_config.epochs + 1):
-        if epoch in phase_starts:
+        if epoch in phase_starts:  # each phase: a fresh optimizer and schedule, its augmentation
             optimizer, schedule = start_phase(
                 model, phase_starts[epoch], steps_per_epoch, trial_config.param_groups
             )
+            augmentation = augment.build(phase_starts[epoch].augment)
         model.train()
         freezer.start_epoch(epoch)
         started = time.perf_counter()

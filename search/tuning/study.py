@@ -16,14 +16,14 @@ OBJECTIVES = {
     "latency": ("minimize", "latency_ms"),  # milliseconds per batch, forward only
 }
 # Fixed when the study is created: trials run under others would not be comparable.
-FIXED = ("space", "dataset", "epochs", "objectives")
+FIXED = ("space", "dataset", "classes", "init_from", "epochs", "objectives")
 # How to run it; the latest search.run sets them, workers read them.
 RUN_OPTIONS = (
     "trials", "sampler", "pruner", "seed", "space_module", "heartbeat_interval", "grace_period",
     "compile",
 )  # fmt: skip
 # Options added since the first studies were made, with what those studies mean by them.
-LATER_OPTIONS = {"compile": False}
+LATER_OPTIONS = {"compile": False, "classes": [], "init_from": ""}
 
 
 def parse_objectives(text: str) -> list[str]:
@@ -82,7 +82,11 @@ def create_or_resume(
             )
         recorded = {key: existing.user_attrs.get(key, value) for key, value in fixed.items()}
         if recorded != fixed:
-            flags = " ".join(f"--{key} {value}" for key, value in recorded.items())
+            flags = " ".join(
+                f"--{key.replace('_', '-')} {','.join(value) if isinstance(value, list) else value}"
+                for key, value in recorded.items()
+                if value not in ("", [])
+            )
             raise UsageError(
                 f"study '{name}' was created with {flags}; resume it with the same flags "
                 "or start another with --study NAME"

@@ -16,7 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 import spaces
 from registry import UsageError
-from search.training import data
+from search.training import checkpoint, config, data
 from search.training.data import Dataset
 from search.tuning import launch, progress, storage, study
 from search.tuning.objective import TrialFailed, free_memory, make_objective
@@ -106,6 +106,22 @@ def read_settings(storage_url: str, name: str) -> dict[str, object]:
         plain.engine.dispose()
 
 
+def space_context(settings: dict[str, object]) -> spaces.SpaceContext:
+    """What the study's space may know: its dataset, classes, budget, seed and the network to
+    fine-tune (read once from --init-from's checkpoint)."""
+    pretrained = None
+    if settings["init_from"]:
+        path = str(settings["init_from"])
+        saved = checkpoint.read(path)
+        trained = config.from_dict(saved["config"], source=path)
+        input_size = trained.input_shape(saved["image_shape"])[-1]
+        pretrained = spaces.Pretrained(path, trained.model, trained.model_args, input_size)
+    return spaces.SpaceContext(
+        str(settings["dataset"]), int(settings["epochs"]), int(settings["seed"]),
+        tuple(settings["classes"]), pretrained,
+    )  # fmt: skip
+
+
 def fail_orphans(running: optuna.Study, grace_seconds: float) -> None:
     """Fail RUNNING trials that no worker ever started: a worker that loses the storage
     inside study.ask() can leave its new trial RUNNING with no heartbeat, which heartbeats
@@ -165,10 +181,8 @@ def work(
     running = study.open_for_worker(study_storage, name, settings, slot)
     target = int(settings["trials"])
     if dataset is None:
-        dataset = data.load(str(settings["dataset"]), data_dir)
-    context = spaces.SpaceContext(
-        str(settings["dataset"]), int(settings["epochs"]), int(settings["seed"])
-    )
+        dataset = data.load(str(settings["dataset"]), data_dir, classes=settings["classes"])
+    context = space_context(settings)
     guard = FailureGuard(MAX_CONSECUTIVE_FAILURES)
     objectives = study.parse_objectives(str(settings["objectives"]))
     objective = make_objective(
