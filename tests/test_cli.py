@@ -315,3 +315,17 @@ def test_search_spaces_lists_the_named_spaces(tmp_path):
     assert headers == ["densenet", "fast"]
     assert "  growth_rate" in result.stdout and "lr_per_1024" in result.stdout
     assert "warm start: airbench94" in result.stdout
+
+
+def test_warm_starts_are_written_as_configs_that_search_train_reads(tmp_path, capsys):
+    from search import spaces as spaces_command
+    from search.training import config
+
+    assert spaces_command.main(["mlp", "--write-warm-starts", str(tmp_path), "--epochs", "7",
+                                "--dataset", "sample"]) == 0  # fmt: skip
+    written = sorted(tmp_path.glob("*.yaml"))
+    assert [path.name for path in written] == ["mlp-1.yaml", "mlp-2.yaml"]
+    loaded, provenance = config.read_file(written[1])
+    assert (loaded.epochs, loaded.dataset, loaded.image_size) == (7, "sample", 96)
+    assert provenance["warm_start"].startswith("report 004: the improved TwoLayerNet")
+    assert capsys.readouterr().out.count("wrote ") == 2
