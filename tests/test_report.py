@@ -74,3 +74,23 @@ def test_a_multi_objective_report_draws_the_pareto_front(tmp_path):
     page = report.render(study)
     assert "<h2>Pareto front</h2>" in page and page.count('class="plotly-graph-div"') == 1
     assert "<td>0.6000, 200.0000</td>" in page  # both objectives in the top-trials table
+
+
+def test_with_many_parameters_the_charts_show_the_ten_most_important():
+    """A 30-parameter study: the importance bars and the parallel-coordinate axes are the ten
+    most important parameters (and the objective), not all thirty."""
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(0))
+    for _ in range(40):
+        trial = study.ask()
+        values = [trial.suggest_float(f"p{i:02d}", 0.0, 1.0) for i in range(30)]
+        study.tell(trial, values[0] + 0.5 * values[1] + 0.01 * sum(values))
+    ranked = report.ranked_parameters(study)
+    assert ranked[:2] == ["p00", "p01"]
+    figures = dict(zip(report.FIGURES, [
+        build(study, ranked) for build in report.FIGURES.values()], strict=True))  # fmt: skip
+    importance = next(f for title, f in figures.items() if title.startswith("Parameter imp"))
+    assert sorted(importance.data[0].y) == sorted(ranked[: report.SHOWN_PARAMETERS])
+    parallel = next(f for title, f in figures.items() if title.startswith("Parallel"))
+    labels = parallel.layout.xaxis.ticktext  # Optuna draws the axes as ticks of scatter lines
+    assert labels[0] == "Objective Value"
+    assert sorted(labels[1:]) == sorted(ranked[: report.SHOWN_PARAMETERS])
