@@ -114,9 +114,11 @@ def test_every_export_and_train_flag_parses():
         3,
     )
     args = train.get_args_parser().parse_args(
-        "--config c.yaml --epochs 2 --seed 5 --data-dir d --device cpu --output-dir o".split()
+        "--config c.yaml --epochs 2 --seed 5 --data-dir d --device cpu --output-dir o "
+        "--classes cat,dog".split()
     )
     assert (str(args.config), args.epochs, args.seed, str(args.data_dir)) == ("c.yaml", 2, 5, "d")
+    assert args.classes == "cat,dog"
     assert (args.device, str(args.output_dir)) == ("cpu", "o")
 
 

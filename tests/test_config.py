@@ -37,8 +37,16 @@ FULL = TrialConfig(
     label_smoothing=0.1,
     grad_clip_norm=2.5,
     image_size=48,
+    param_groups={"norm_biases": {"lr_scale": 64.0, "weight_decay_scale": 0.015625}},
+    freeze={"stem": 3},
+    averaging="lookahead",
+    averaging_args={"every": 5},
+    tta="mirror_translate",
+    tta_args={"translate_weight": 0.25},
     seed=12345,
     dataset="cifar100",
+    classes=["truck", "cat"],
+    init_from="/checkpoints/pretrained.pt",
 )
 
 
@@ -76,6 +84,14 @@ def test_hand_written_numbers_in_yaml_1_1_notation_are_read(tmp_path):
         ("model: mlp\noptimizer: sgdd\n", "unknown optimizer 'sgdd'"),
         ("model: mlp\naugment: {flip: {}, cutot: {size: 8}}\n", "unknown augmentation 'cutot'"),
         ("model: mlp\ndataset: cifar11\n", "unknown dataset 'cifar11'"),
+        ("model: mlp\nclasses: cat\n", "'classes' must be a list"),
+        ("model: mlp\nfreeze: {stem: -1}\n", "freeze.stem must be a whole number"),
+        ("model: mlp\nparam_groups: {head: {lr: 2}}\n", "param_groups.head takes lr_scale"),
+        ("model: mlp\naveraging: ema\n", "unknown weight averaging 'ema'"),
+        ("model: mlp\ntta: mirror\ntta_args: {translate_weight: 0.5}\n",
+         "test-time augmentation 'mirror' has no argument translate_weight"),
+        ("model: mlp\nsecond_phase: {start_fraction: 0.5, optimizer: sgd, lr: 0.1, "
+         "augment: {cutot: {}}}\n", "unknown augmentation 'cutot'"),
         ("lr: 0.1\n", "the field 'model' is required"),
         ("- a list\n", "expected a mapping"),
         ("model: [unclosed\n", "is not valid YAML"),
@@ -103,9 +119,11 @@ def test_a_second_phase_takes_over_after_its_fraction_and_inherits_what_it_leave
     assert second.warmup_fraction == 0.0 and second.optimizer_args["momentum"] == 0.9
     assert config.phases(FULL.replace(second_phase={})) == [
         first.__class__(
-            1, 17, "adam", FULL.optimizer_args, FULL.lr, FULL.weight_decay, "cosine", {}, 0.1
+            1, 17, "adam", FULL.optimizer_args, FULL.lr, FULL.weight_decay, "cosine", {}, 0.1,
+            FULL.augment,
         )
     ]
+    assert second.augment == FULL.augment  # kept, unless the second phase names its own
     one_epoch = config.phases(FULL.replace(epochs=1))
     assert len(one_epoch) == 1
     late = config.phases(FULL.replace(second_phase={**FULL.second_phase, "start_fraction": 0.99}))

@@ -82,9 +82,9 @@ def test_a_class_subset_relabels_in_the_order_given(sample):
 def test_fine_tuning_end_to_end_as_a_user_runs_it(sample, tmp_path):
     """Train on five classes; search the fine-tuning on the other five from that checkpoint;
     export; retrain; the test accuracy is printed and the head has five outputs."""
-    config.write_file(tmp_path / "five.yaml", MLP.replace(classes=FIRST_FIVE))
-    trained = run_command("search.train", "--config", "five.yaml", "--output-dir", "five",
-                          cwd=tmp_path)  # fmt: skip
+    config.write_file(tmp_path / "mlp.yaml", MLP)
+    trained = run_command("search.train", "--config", "mlp.yaml", "--classes",
+                          ",".join(FIRST_FIVE), "--output-dir", "five", cwd=tmp_path)  # fmt: skip
     assert trained.returncode == 0, trained.stderr
     searched = run_command(
         "search.run", "--space", "finetune", "--init-from", "five/checkpoint.pt", "--classes",
