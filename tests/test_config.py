@@ -88,10 +88,15 @@ def test_hand_written_numbers_in_yaml_1_1_notation_are_read(tmp_path):
         ("model: mlp\nfreeze: {stem: -1}\n", "freeze.stem must be a whole number"),
         ("model: mlp\nparam_groups: {head: {lr: 2}}\n", "param_groups.head takes lr_scale"),
         ("model: mlp\naveraging: ema\n", "unknown weight averaging 'ema'"),
-        ("model: mlp\ntta: mirror\ntta_args: {translate_weight: 0.5}\n",
-         "test-time augmentation 'mirror' has no argument translate_weight"),
-        ("model: mlp\nsecond_phase: {start_fraction: 0.5, optimizer: sgd, lr: 0.1, "
-         "augment: {cutot: {}}}\n", "unknown augmentation 'cutot'"),
+        (
+            "model: mlp\ntta: mirror\ntta_args: {translate_weight: 0.5}\n",
+            "test-time augmentation 'mirror' has no argument translate_weight",
+        ),
+        (
+            "model: mlp\nsecond_phase: {start_fraction: 0.5, optimizer: sgd, lr: 0.1, "
+            "augment: {cutot: {}}}\n",
+            "unknown augmentation 'cutot'",
+        ),
         ("lr: 0.1\n", "the field 'model' is required"),
         ("- a list\n", "expected a mapping"),
         ("model: [unclosed\n", "is not valid YAML"),
@@ -119,7 +124,15 @@ def test_a_second_phase_takes_over_after_its_fraction_and_inherits_what_it_leave
     assert second.warmup_fraction == 0.0 and second.optimizer_args["momentum"] == 0.9
     assert config.phases(FULL.replace(second_phase={})) == [
         first.__class__(
-            1, 17, "adam", FULL.optimizer_args, FULL.lr, FULL.weight_decay, "cosine", {}, 0.1,
+            1,
+            17,
+            "adam",
+            FULL.optimizer_args,
+            FULL.lr,
+            FULL.weight_decay,
+            "cosine",
+            {},
+            0.1,
             FULL.augment,
         )
     ]

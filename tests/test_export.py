@@ -9,7 +9,7 @@ import torch
 import yaml
 
 import models
-from search.training import config, evaluation
+from search.training import config, evaluation, tta
 from search.training.preprocess import Preprocess
 from tests.conftest import run_command
 
@@ -79,15 +79,16 @@ def test_train_retrains_the_export_and_writes_a_self_describing_checkpoint(study
     saved = torch.load(study_folder / "out" / "checkpoint.pt", weights_only=False)
     assert saved["config"] == exported.to_dict()
     assert saved["classes"] == list(sample.classes)
-    model = models.build(
+    model = models.build(  # rebuilt from what the file holds, without the study
         saved["config"]["model"],
         num_classes=len(saved["classes"]),
-        image_shape=tuple(saved["image_shape"]),
+        image_shape=exported.input_shape(saved["image_shape"]),
         **saved["config"]["model_args"],
     )
     model.load_state_dict(saved["state_dict"])
-    preprocess = Preprocess.build(saved["normalization"], torch.device("cpu"))
-    accuracy, _ = evaluation.accuracy_and_loss(model, sample.test, preprocess)
+    preprocess = Preprocess.build(saved["normalization"], torch.device("cpu"), exported.image_size)
+    views = tta.build(exported.tta, exported.tta_args)
+    accuracy, _ = evaluation.accuracy_and_loss(model, sample.test, preprocess, views)
     assert accuracy == pytest.approx(metrics["test_accuracy"])
 
 

@@ -36,7 +36,8 @@ def test_run_writes_a_study_with_the_requested_finished_trials(mlp_study):
     study = load(folder / "studies.db")  # the default storage, in the working directory
     assert len(study.get_trials(states=FINISHED)) == 3
     assert study.user_attrs == {
-        "space": "mlp", "dataset": "sample", "epochs": 2, "objectives": "accuracy",
+        "space": "mlp", "dataset": "sample", "classes": [], "init_from": "", "epochs": 2,
+        "objectives": "accuracy",
         "trials": 3, "sampler": "tpe", "pruner": "hyperband", "seed": 0, "space_module": None,
         "heartbeat_interval": 60, "grace_period": 180, "compile": False,
     }  # fmt: skip

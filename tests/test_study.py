@@ -7,7 +7,10 @@ import spaces
 from registry import UsageError
 from search.tuning import storage, study
 
-FIXED = {"space": "mlp", "dataset": "sample", "epochs": 2, "objectives": "accuracy"}
+FIXED = {
+    "space": "mlp", "dataset": "sample", "classes": [], "init_from": "", "epochs": 2,
+    "objectives": "accuracy",
+}  # fmt: skip
 OPTIONS = {
     "trials": 5, "sampler": "tpe", "pruner": "hyperband", "seed": 3, "space_module": None,
     "heartbeat_interval": 60, "grace_period": 180, "compile": False,
