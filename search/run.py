@@ -84,6 +84,11 @@ def get_args_parser() -> cli.ArgumentParser:
         "--list-spaces); each runs once per study",
     )
     parser.add_argument(
+        "--fix",
+        help="pin parameters of the space, NAME=VALUE,NAME=VALUE (e.g. image_size=0): every "
+        "trial takes these, the sampler chooses the rest (Optuna's PartialFixedSampler)",
+    )
+    parser.add_argument(
         "--timeout", type=float, help="stop starting new trials after this many seconds"
     )
     parser.add_argument(
@@ -119,6 +124,19 @@ def get_args_parser() -> cli.ArgumentParser:
     return parser
 
 
+def parse_fixed(text: str | None) -> dict[str, object]:
+    """'image_size=0,flip=true' -> {'image_size': 0, 'flip': True} (values read as YAML)."""
+    import yaml
+
+    fixed: dict[str, object] = {}
+    for item in text.split(",") if text else []:
+        name, equals, value = item.partition("=")
+        if not equals or not name.strip():
+            raise UsageError(f"--fix takes NAME=VALUE,NAME=VALUE, not '{text}'")
+        fixed[name.strip()] = yaml.safe_load(value)
+    return fixed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     cli.check_positive(args, "trials", "epochs", "timeout", "heartbeat_interval", "grace_period")
@@ -137,6 +155,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.space in spaces.FINE_TUNING
             else f"--init-from is for the fine-tuning spaces ({', '.join(sorted(spaces.FINE_TUNING))})"
         )
+    fixed_params = parse_fixed(args.fix)
+    if fixed_params:
+        context = spaces.SpaceContext(args.dataset, args.epochs, args.seed,
+                                      pretrained=spaces.describe.LISTED_CHECKPOINT)  # fmt: skip
+        spaces.describe.check_fixed(args.space, context, fixed_params)
     import optuna_dashboard
 
     from search.training import data
@@ -163,6 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "init_from": init_from,
             "epochs": args.epochs,
             "objectives": ",".join(objectives),
+            "fixed_params": fixed_params,
         },
         options={
             "trials": args.trials,

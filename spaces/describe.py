@@ -11,6 +11,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from registry import UsageError
 from spaces.registry import FINE_TUNING, SPACES, WARM_STARTS, Pretrained, SpaceContext
 
 SAMPLES = 400  # random draws: enough to reach every branch of the spaces we ship
@@ -40,9 +41,10 @@ def widen(seen: BaseDistribution | None, drawn: BaseDistribution) -> BaseDistrib
     return drawn
 
 
-def describe(name: str, context: SpaceContext) -> list[str]:
-    """One line for the space, then one per parameter with its range and whether it is
-    conditional (exists only in some branches), then the space's warm starts."""
+def parameter_ranges(
+    name: str, context: SpaceContext
+) -> tuple[dict[str, BaseDistribution], dict[str, int]]:
+    """(each parameter's whole range, in how many of SAMPLES random draws it was asked)."""
     space = SPACES[name]
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     ranges: dict[str, BaseDistribution] = {}
@@ -54,6 +56,33 @@ def describe(name: str, context: SpaceContext) -> list[str]:
             ranges[param] = widen(ranges.get(param), distribution)
             counts[param] = counts.get(param, 0) + 1
         study.tell(trial, 0.0)
+    return ranges, counts
+
+
+def check_fixed(name: str, context: SpaceContext, fixed: dict[str, object]) -> None:
+    """Refuse a --fix of a parameter the space does not have, or of a value outside its range."""
+    ranges, _ = parameter_ranges(name, context)
+    for param, value in fixed.items():
+        if param not in ranges:
+            raise UsageError(
+                f"--fix {param}: space {name} has no such parameter (--list-spaces shows them)"
+            )
+        distribution = ranges[param]
+        try:
+            inside = distribution._contains(distribution.to_internal_repr(value))
+        except (ValueError, TypeError):
+            inside = False
+        if not inside:
+            raise UsageError(
+                f"--fix {param}={value}: outside its range, {format_distribution(distribution)}"
+            )
+
+
+def describe(name: str, context: SpaceContext) -> list[str]:
+    """One line for the space, then one per parameter with its range and whether it is
+    conditional (exists only in some branches), then the space's warm starts."""
+    space = SPACES[name]
+    ranges, counts = parameter_ranges(name, context)
     summary = " ".join((space.__doc__ or "").split())
     lines = [f"{name}: {summary}"]
     width = max(map(len, ranges), default=0)

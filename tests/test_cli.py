@@ -229,6 +229,22 @@ MISTAKES = {
         "--epochs must be at least 2",
     ),
     "a bench with no seeds": (["search.bench", "--seeds", "0"], "--seeds must be positive, not 0"),
+    "fixing a parameter the space lacks": (
+        ["search.run", "--space", "mlp", "--fix", "widht=3"],
+        "--fix widht: space mlp has no such parameter",
+    ),
+    "fixing a parameter outside its range": (
+        ["search.run", "--space", "mlp", "--fix", "depth=99"],
+        "--fix depth=99: outside its range, int 1 .. 10",
+    ),
+    "fine-tuning without a checkpoint": (
+        ["search.run", "--space", "finetune", "--dataset", "sample"],
+        "--space finetune needs --init-from CHECKPOINT",
+    ),
+    "a checkpoint for a space that does not fine-tune": (
+        ["search.run", "--space", "mlp", "--dataset", "sample", "--init-from", "c.pt"],
+        "--init-from is for the fine-tuning spaces (finetune)",
+    ),
     "a bench with zero workers": (
         ["search.bench", "--workers-per-gpu", "1,0"],
         "--workers-per-gpu takes positive integers like 1,2,4, not '1,0'",

@@ -199,3 +199,19 @@ def test_latency_is_measured_per_batch_on_the_trials_device(tmp_path, capsys):
     assert study.metric_names == ["val_accuracy", "latency_ms"]
     assert all(0 < t.values[1] < 10_000 for t in study.get_trials(states=(TrialState.COMPLETE,)))
     assert "latency_ms" in capsys.readouterr().out
+
+
+def test_fixed_parameters_hold_in_every_trial_and_are_recorded(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'fixed.db'}"
+    argv = ["--space", "mlp", "--dataset", "sample", "--epochs", "1", "--trials", "3",
+            "--fix", "image_size=0,depth=1,taper=false", "--storage", storage, "--quiet"]  # fmt: skip
+    assert run.main(argv) == 0
+    study = optuna.load_study(study_name="mlp-sample", storage=storage)
+    assert study.user_attrs["fixed_params"] == {"image_size": 0, "depth": 1, "taper": False}
+    for trial in study.trials:
+        assert (trial.params["image_size"], trial.params["depth"], trial.params["taper"]) == (
+            0, 1, False
+        )  # fmt: skip
+        assert trial.user_attrs["config"]["model_args"]["depth"] == 1
+    assert len({t.params["width"] for t in study.trials} | {t.params["optimizer"]
+                                                          for t in study.trials}) > 1  # fmt: skip

@@ -16,14 +16,14 @@ OBJECTIVES = {
     "latency": ("minimize", "latency_ms"),  # milliseconds per batch, forward only
 }
 # Fixed when the study is created: trials run under others would not be comparable.
-FIXED = ("space", "dataset", "classes", "init_from", "epochs", "objectives")
+FIXED = ("space", "dataset", "classes", "init_from", "epochs", "objectives", "fixed_params")
 # How to run it; the latest search.run sets them, workers read them.
 RUN_OPTIONS = (
     "trials", "sampler", "pruner", "seed", "space_module", "heartbeat_interval", "grace_period",
     "compile",
 )  # fmt: skip
 # Options added since the first studies were made, with what those studies mean by them.
-LATER_OPTIONS = {"compile": False, "classes": [], "init_from": ""}
+LATER_OPTIONS = {"compile": False, "classes": [], "init_from": "", "fixed_params": {}}
 
 
 def parse_objectives(text: str) -> list[str]:
@@ -109,6 +109,10 @@ def open_for_worker(
     found = load(storage, name)
     seed = int(recorded["seed"]) + len(found.get_trials(deepcopy=False)) + 7919 * slot
     found.sampler = samplers.SAMPLERS[recorded["sampler"]](seed)
+    if recorded["fixed_params"]:  # search.run --fix: those parameters take the given values
+        found.sampler = optuna.samplers.PartialFixedSampler(
+            dict(recorded["fixed_params"]), found.sampler
+        )
     found.pruner = samplers.PRUNERS[recorded["pruner"]](int(recorded["epochs"]))
     return found
 
