@@ -9,10 +9,10 @@ import optuna
 import torch
 
 from registry import UsageError
-from search.training import config, evaluation, tta
+from search.training import evaluation, tta
 from search.training.data import Dataset
 from search.training.trainer import train
-from search.tuning import final
+from search.tuning import final, selection
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,17 +36,15 @@ def retrain_top(
     if top < 1 or seeds < 1:
         raise UsageError(f"--top and --seeds must be at least 1, not {top} and {seeds}")
     runs = []
+    test_set = dataset.test.to(on_device)
     for trial in final.top_trials(found, top):
-        if "config" not in trial.user_attrs:
-            raise UsageError(f"trial {trial.number} has no stored config (not run by search.run)")
-        trial_config = config.from_dict(trial.user_attrs["config"], f"trial {trial.number}")
+        trial_config, _ = selection.exported_config(found, trial)
         views_of = tta.build(trial_config.tta, trial_config.tta_args)
         for seed in range(seeds):
             result = train(
                 trial_config.replace(seed=seed), dataset.train, dataset.val,
                 dataset.num_classes, on_device,
             )  # fmt: skip
-            test_set = dataset.test.to(on_device)
             test_accuracy, _ = evaluation.accuracy_and_loss(
                 result.model, test_set, result.preprocess, views_of
             )
