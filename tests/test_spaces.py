@@ -105,9 +105,9 @@ PARAMETERS = {
         "depth", "growth_rate", "compression", "bottleneck", "activation",
     },
     "fast": {
-        "batch_size", "lr_per_1024", "weight_decay_per_1024", "momentum", "flip",
-        "translate", "cutout_size", "averaging", "width", "widen", "activation", "bias_lr_scale",
-        "warmup_fraction", "init", "whiten_bias_epochs", "label_smoothing", "tta",
+        "batch_size", "lr_per_1024", "weight_decay_per_1024", "momentum", "translate",
+        "cutout_size", "width", "widen", "activation", "bias_lr_scale", "warmup_fraction", "init",
+        "label_smoothing", "tta",
     },
 }  # fmt: skip
 
