@@ -10,7 +10,7 @@ from tests.conftest import run_command
 
 TINY = [
     "--dataset", "sample", "--device", "cpu", "--images", "256", "--epochs", "2", "--width", "8",
-    "--loader-workers", "2", "--batch-sizes", "64,128", "--seeds", "1", "--fast-epochs", "2",
+    "--loader-workers", "1", "--batch-sizes", "64,128", "--seeds", "1", "--fast-epochs", "2",
     "--fast-width", "8",
     "--search-space", "mlp", "--search-trials", "2", "--search-epochs", "1",
     "--workers-per-gpu", "2",

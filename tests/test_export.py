@@ -19,7 +19,7 @@ def study_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("export")
     result = run_command(
         "search.run", "--space", "mlp", "--trials", "3", "--dataset", "sample", "--epochs", "2",
-        "--pruner", "none", "--study", "demo", cwd=folder,
+        "--fix", "image_size=0", "--pruner", "none", "--study", "demo", cwd=folder,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return folder

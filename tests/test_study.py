@@ -9,7 +9,7 @@ from search.tuning import storage, study
 
 FIXED = {
     "space": "mlp", "dataset": "sample", "classes": [], "init_from": "", "epochs": 2,
-    "objectives": "accuracy",
+    "objectives": "accuracy", "fixed_params": {},
 }  # fmt: skip
 OPTIONS = {
     "trials": 5, "sampler": "tpe", "pruner": "hyperband", "seed": 3, "space_module": None,
@@ -84,3 +84,9 @@ def test_warm_starts_are_queued_once_per_study(opened):
 def test_objectives_must_start_with_accuracy_once(text):
     with pytest.raises(UsageError, match="--objectives must be accuracy"):
         study.parse_objectives(text)
+
+
+def test_a_recorded_setting_reads_as_the_flag_that_gave_it():
+    assert study.as_flag("fixed_params", {"depth": 2, "taper": True}) == "--fix depth=2,taper=True"
+    assert study.as_flag("classes", ["car", "deer"]) == "--classes car,deer"
+    assert study.as_flag("init_from", "/c.pt") == "--init-from /c.pt"

@@ -26,6 +26,16 @@ RUN_OPTIONS = (
 LATER_OPTIONS = {"compile": False, "classes": [], "init_from": "", "fixed_params": {}}
 
 
+def as_flag(setting: str, value: object) -> str:
+    """A recorded setting as the search.run flag that gave it: `--fix depth=2,width=64`."""
+    if isinstance(value, dict):
+        value = ",".join(f"{name}={item}" for name, item in value.items())
+    elif isinstance(value, list):
+        value = ",".join(map(str, value))
+    flag = "fix" if setting == "fixed_params" else setting.replace("_", "-")
+    return f"--{flag} {value}"
+
+
 def parse_objectives(text: str) -> list[str]:
     """'accuracy,params' -> ['accuracy', 'params']; accuracy must come first, once."""
     chosen = [name.strip() for name in text.split(",")]
@@ -82,11 +92,7 @@ def create_or_resume(
             )
         recorded = {key: existing.user_attrs.get(key, value) for key, value in fixed.items()}
         if recorded != fixed:
-            flags = " ".join(
-                f"--{key.replace('_', '-')} {','.join(value) if isinstance(value, list) else value}"
-                for key, value in recorded.items()
-                if value not in ("", [])
-            )
+            flags = " ".join(as_flag(key, value) for key, value in recorded.items() if value)
             raise UsageError(
                 f"study '{name}' was created with {flags}; resume it with the same flags "
                 "or start another with --study NAME"
