@@ -26,9 +26,10 @@ FREEZING = {"none": {}, "stem": {"stem": 0}, "body": {"body": 0}}
 
 @register_space("finetune")
 def finetune(trial: optuna.Trial, context: SpaceContext) -> TrialConfig:
-    """The network of --init-from, its head replaced for the study's classes: learning rate
-    and optimizer, a multiplier on the pretrained part's learning rate, freezing (none, stem,
-    all but the head), schedule, batch size, label smoothing and augmentation."""
+    """The network of --init-from, its head replaced for the study's classes and evaluated
+    with its own test-time augmentation: learning rate and optimizer, a multiplier on the
+    pretrained part's learning rate, freezing (none, stem, all but the head), schedule, batch
+    size, label smoothing and augmentation."""
     pretrained = context.pretrained
     if pretrained is None:
         raise UsageError("the finetune space needs --init-from CHECKPOINT (from search.train)")
@@ -40,6 +41,8 @@ def finetune(trial: optuna.Trial, context: SpaceContext) -> TrialConfig:
         model_args=pretrained.model_args,
         image_size=pretrained.image_size,  # the input the network was trained at
         init_from=pretrained.path,
+        tta=pretrained.tta,  # evaluated as it was designed to be
+        tta_args=pretrained.tta_args,
         **optimizer,
         param_groups={"body": {"lr_scale": body_lr_scale}},
         freeze=FREEZING[freeze],

@@ -9,13 +9,16 @@ from registry import Registry
 
 @dataclasses.dataclass(frozen=True)
 class Pretrained:
-    """The checkpoint a fine-tuning search starts from (--init-from): where it is, and the
-    network it holds (its TrialConfig's model, model_args) and the input size it takes."""
+    """The checkpoint a fine-tuning search starts from (--init-from): where it is, the network
+    it holds (its TrialConfig's model, model_args), the input size it takes and how it is
+    evaluated (its test-time augmentation, part of the network's design, kept when tuning)."""
 
     path: str
     model: str
     model_args: dict[str, Any]
     image_size: int  # the square input the network was trained at
+    tta: str = "none"
+    tta_args: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)

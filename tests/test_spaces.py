@@ -12,7 +12,9 @@ from spaces.common import ALL_ACTIVATIONS
 PLAIN_CONTEXT = spaces.SpaceContext(dataset="sample", max_epochs=6, seed=100)
 # The fine-tuning spaces build on --init-from's network: here a small MLP's (a checkpoint on
 # disk is only read by the trainer, which these tests point at no file: init_from="").
-PRETRAINED = spaces.Pretrained("pretrained.pt", "mlp", {"width": 32, "depth": 1}, 32)
+PRETRAINED = spaces.Pretrained(
+    "pretrained.pt", "mlp", {"width": 32, "depth": 1}, 32, "mirror_translate", {}
+)
 TUNING_CONTEXT = spaces.SpaceContext("sample", 6, 100, pretrained=PRETRAINED)
 
 
@@ -277,3 +279,10 @@ def test_every_warm_start_trains_at_full_size(name, start, sample):
     result = train(trial_config.replace(epochs=1, batch_size=8), few, few, 10, torch.device("cpu"))
     assert result.images_per_epoch == 16 and result.param_count > 0
     assert torch.isfinite(torch.tensor(result.final.train_loss))
+
+
+def test_fine_tuning_keeps_the_pretrained_networks_design():
+    for _, trial_config in sampled("finetune", 20):
+        assert (trial_config.model, trial_config.model_args) == ("mlp", PRETRAINED.model_args)
+        assert trial_config.init_from == "pretrained.pt" and trial_config.image_size == 32
+        assert trial_config.tta == "mirror_translate"

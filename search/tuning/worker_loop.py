@@ -115,7 +115,9 @@ def space_context(settings: dict[str, object]) -> spaces.SpaceContext:
         saved = checkpoint.read(path)
         trained = config.from_dict(saved["config"], source=path)
         input_size = trained.input_shape(saved["image_shape"])[-1]
-        pretrained = spaces.Pretrained(path, trained.model, trained.model_args, input_size)
+        pretrained = spaces.Pretrained(
+            path, trained.model, trained.model_args, input_size, trained.tta, trained.tta_args
+        )
     return spaces.SpaceContext(
         str(settings["dataset"]), int(settings["epochs"]), int(settings["seed"]),
         tuple(settings["classes"]), pretrained,
