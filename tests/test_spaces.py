@@ -5,7 +5,7 @@ import torch
 import models
 import spaces
 from models.layers import ACTIVATIONS
-from search.training import config, evaluation, tta
+from search.training import config, evaluation, optim, tta
 from search.training.trainer import train
 from spaces.common import ALL_ACTIVATIONS
 
@@ -286,3 +286,35 @@ def test_fine_tuning_keeps_the_pretrained_networks_design():
         assert (trial_config.model, trial_config.model_args) == ("mlp", PRETRAINED.model_args)
         assert trial_config.init_from == "pretrained.pt" and trial_config.image_size == 32
         assert trial_config.tta == "mirror_translate"
+
+
+def test_trials_the_pruner_compares_are_at_the_same_point_of_their_schedules():
+    """Two scripted trials that differ in everything but their schedule: both plan the
+    study's whole budget, so after every epoch, where the pruner compares them, their learning
+    rates stand at the same fraction of their peaks. (When spaces chose the epochs, a trial
+    planned for 3 of 6 epochs had annealed to nothing by epoch 3 while a 6-epoch one was at
+    its half, and the pruner saw the short runs as better.)"""
+    base = {**spaces.warm_starts("mlp")[1].params, "schedule": "cosine", "warmup_fraction": 0.0}
+    short = {**base, "width": 128, "depth": 1, "sgd_lr": 0.05, "batch_size": 256}
+    plans = [
+        spaces.get("mlp")(optuna.trial.FixedTrial(params), CONTEXT) for params in (base, short)
+    ]
+    assert [plan.epochs for plan in plans] == [CONTEXT.max_epochs] * 2
+    fractions = []
+    for plan in plans:
+        steps_per_epoch = 10
+        model = torch.nn.Linear(1, 1)
+        optimizer = torch.optim.SGD(model.parameters(), lr=plan.lr)
+        schedule = optim.build_schedule(
+            optimizer, plan.schedule, plan.schedule_args, plan.epochs * steps_per_epoch,
+            steps_per_epoch,
+        )  # fmt: skip
+        after_each_epoch = []
+        for _ in range(plan.epochs):
+            for _ in range(steps_per_epoch):
+                optimizer.step()
+                schedule.per_batch.step()
+            after_each_epoch.append(optimizer.param_groups[0]["lr"] / plan.lr)
+        fractions.append(after_each_epoch)
+    assert fractions[0] == pytest.approx(fractions[1])
+    assert fractions[0][len(fractions[0]) // 2 - 1] > 0.4  # halfway, still well up
