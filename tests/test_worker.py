@@ -37,20 +37,21 @@ def check_all_accounted_for(study: optuna.Study, target: int) -> None:
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_sixteen_workers_finish_exactly_the_requested_trials(backend, tmp_path, monkeypatch):
     """All 16 take part, however slowly the machine starts them: each trial waits until every
-    worker has started one (tests/spaces_for_tests.py's rendezvous), then they race to 64."""
+    worker has started one (tests/spaces_for_tests.py's rendezvous), then they race to 32, so up
+    to 15 of them may start a trial that is no longer needed."""
     name = f"many-{uuid.uuid4().hex[:8]}"
     storage = f"sqlite:///{tmp_path / 'many.db'}" if backend == "sqlite" else POSTGRES
     monkeypatch.setenv(RENDEZVOUS, "16")
     result = run_command(
         "search.run", "--space", "test_rendezvous", *TEST_SPACES, "--epochs", "1",
-        "--trials", "64", "--sampler", "random", "--workers-per-gpu", "16", "--storage", storage,
+        "--trials", "32", "--sampler", "random", "--workers-per-gpu", "16", "--storage", storage,
         "--study", name, cwd=tmp_path, timeout=1800,
     )  # fmt: skip
     try:
         assert result.returncode == 0, result.stderr[-3000:]
         assert "16 worker(s) on cpu" in result.stdout
         study = optuna.load_study(study_name=name, storage=storage)
-        check_all_accounted_for(study, 64)
+        check_all_accounted_for(study, 32)
         workers = {t.user_attrs["worker"] for t in study.get_trials(states=FINISHED)}
         assert len(workers) == 16
         surplus = study.get_trials(states=(TrialState.FAIL,))
