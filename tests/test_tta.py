@@ -80,3 +80,31 @@ def test_mirror_translate_weighs_the_views_as_airbench94_does():
     with torch.no_grad():
         six = [model(view) for _, view in TTA["mirror_translate"](images)]
     assert torch.allclose(equal_weights, torch.stack(six).mean(0), atol=1e-6)
+
+
+def airbench_infer_mirror_translate(inputs: torch.Tensor, net: nn.Module) -> torch.Tensor:
+    """airbench94's own test-time augmentation (airbench 0.1.8, lib_airbench94.py), copied
+    as written there, as the reference for `mirror_translate`."""
+
+    def infer_mirror(inputs, net):
+        return 0.5 * net(inputs) + 0.5 * net(inputs.flip(-1))
+
+    logits = infer_mirror(inputs, net)
+    pad = 1
+    padded_inputs = nn.functional.pad(inputs, (pad,) * 4, "reflect")
+    inputs_translate_list = [
+        padded_inputs[:, :, 0:8, 0:8],  # airbench's 0:32 on its 32x32 images
+        padded_inputs[:, :, 2:10, 2:10],
+    ]
+    logits_translate_list = [infer_mirror(x, net) for x in inputs_translate_list]
+    logits_translate = torch.stack(logits_translate_list).mean(0)
+    return 0.5 * logits + 0.5 * logits_translate
+
+
+def test_mirror_translate_is_airbenchs_weighting_of_its_views():
+    model = sided_model().eval()
+    with torch.no_grad():
+        expected = airbench_infer_mirror_translate(normalize(IMAGES), model)
+    assert torch.allclose(logits(model, "mirror_translate"), expected, atol=1e-6)
+    # equal weights for the six views, as before the fix, would not be airbench's
+    assert not torch.allclose(logits(model, "mirror_translate", translate_weight=2 / 3), expected)
