@@ -1,5 +1,8 @@
 """Opening the study storage (SQLite file or PostgreSQL) with settings for many workers."""
 
+import atexit
+import weakref
+
 import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from sqlalchemy.engine import URL, make_url
@@ -92,4 +95,19 @@ def open_storage(
         ) from None
     except sqlalchemy.exc.SQLAlchemyError as error:
         raise UsageError(f"cannot open storage {shown}: {first_line(error)}") from None
+    close_at_exit(storage.engine)
     return storage
+
+
+def close_at_exit(engine: sqlalchemy.engine.Engine) -> None:
+    """Close the engine's pooled connections when the process exits, even if a reference cycle
+    still holds it (search.cli freezes the garbage collector at exit): SQLite folds its
+    write-ahead log back into the file when the last connection closes, so a study file copied
+    after a run holds every trial, and PostgreSQL sees its clients leave."""
+    alive = weakref.ref(engine)
+
+    def dispose() -> None:
+        if (still := alive()) is not None:
+            still.dispose()
+
+    atexit.register(dispose)
