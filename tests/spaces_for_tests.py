@@ -71,6 +71,15 @@ def two_knobs(trial, context):
     )  # fmt: skip
 
 
+# --warm-start's mechanism on networks that train in a fraction of a second; the product
+# spaces' own warm starts are checked point by point in tests/test_spaces.py
+spaces.register_warm_starts(
+    "test_two_knobs",
+    spaces.WarmStart("a test's first known-good point", {"sgd_lr": 0.05, "sgd_momentum": 0.9}),
+    spaces.WarmStart("a test's second known-good point", {"sgd_lr": 0.01, "sgd_momentum": 0.0}),
+)
+
+
 RENDEZVOUS = "SEARCH_TEST_RENDEZVOUS"  # how many worker processes must meet
 RENDEZVOUS_SECONDS = 600  # a guard against hanging forever, never reached when all is well
 

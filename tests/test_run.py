@@ -9,6 +9,7 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 import spaces
+import tests.spaces_for_tests  # noqa: F401  (registers the test spaces here too)
 from search import run
 from tests.conftest import run_command
 
@@ -151,20 +152,21 @@ def test_with_no_pruner_every_trial_trains_all_its_epochs(tmp_path):
 
 
 def test_warm_start_runs_the_spaces_known_good_configs_first_and_once(tmp_path):
-    args = ["search.run", "--space", "mlp", "--dataset", "sample", "--epochs", "1",
-            "--warm-start"]  # fmt: skip
+    space = "test_two_knobs"  # its warm starts train in a fraction of a second
+    args = ["search.run", "--space", space, "--space-module", "tests.spaces_for_tests",
+            "--dataset", "sample", "--epochs", "1", "--warm-start"]  # fmt: skip
     first = run_command(*args, "--trials", "2", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert "warm start: queued 2 known-good config(s) of space mlp" in first.stdout
-    study = load(tmp_path / "studies.db")
-    assert [t.params for t in study.trials] == [start.params for start in spaces.warm_starts("mlp")]
+    assert f"warm start: queued 2 known-good config(s) of space {space}" in first.stdout
+    study = load(tmp_path / "studies.db", f"{space}-sample")
+    assert [t.params for t in study.trials] == [start.params for start in spaces.warm_starts(space)]
     assert [t.user_attrs["warm_start"] for t in study.trials] == [
-        start.source for start in spaces.warm_starts("mlp")
+        start.source for start in spaces.warm_starts(space)
     ]
     again = run_command(*args, "--trials", "3", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "warm start: queued 0 known-good config(s)" in again.stdout
-    assert len(load(tmp_path / "studies.db").trials) == 3  # the third one sampled
+    assert len(load(tmp_path / "studies.db", f"{space}-sample").trials) == 3  # the third sampled
 
 
 def test_objectives_make_a_multi_objective_study_without_pruning(tmp_path):
