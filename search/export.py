@@ -1,6 +1,7 @@
 """`python -m search.export`: a study's best trial (or --trial N, the --top K, or the --pareto
 front of a multi-objective study) as a config file that `python -m search.train` retrains."""
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -42,11 +43,14 @@ def get_args_parser() -> cli.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     from search.training import config
-    from search.tuning import progress, selection, storage, study
+    from search.tuning import final, progress, selection, storage, study
 
     file_format = args.format or ("json" if args.output.suffix == ".json" else "yaml")
     found = study.load(storage.open_storage(args.storage), args.study)
     trials = selection.choose_trials(found, args.trial, args.top, args.pareto)
+    stale = final.outdated(found)
+    if stale and args.trial is None and args.top is None and not args.pareto:
+        print(f"search.export: {stale}", file=sys.stderr)
     several = args.top is not None or args.pareto
     paths = selection.output_paths(args.output, len(trials), several)
     for trial, path in zip(trials, paths, strict=True):

@@ -59,6 +59,33 @@ def test_export_status_and_the_note_show_the_winner(selected):
     assert final.NOTE_HEADING in optuna_dashboard.get_note(study)
 
 
+def test_a_trial_completed_since_outdates_the_selection(selected):
+    """The newer trial may beat the winner: status says so, and export takes the best trial
+    (the newer one here) with a line that says why."""
+    folder, storage, study = selected
+    later = f"sqlite:///{folder / 'later.db'}"
+    optuna.copy_study(from_study_name="f", from_storage=storage, to_storage=later)
+    copied = optuna.load_study(study_name="f", storage=later)
+    assert final.recorded(copied) == final.recorded(study) and not final.outdated(copied)
+    best = copied.best_trial
+    copied.add_trial(optuna.trial.create_trial(
+        params=best.params, distributions=best.distributions, value=best.value + 0.1,
+        user_attrs=best.user_attrs))  # fmt: skip
+    assert final.recorded(copied) is None
+    status = run_command("search.status", "--study", "f", "--storage", later, cwd=folder)
+    assert final.outdated(copied) in status.stdout and final.NOTE_HEADING not in status.stdout
+    before = final.complete_count(study)
+    assert (
+        f"chose among {before} complete trials and the study now has {before + 1}" in status.stdout
+    )
+    exported = run_command("search.export", "--study", "f", "--storage", later, "-o",
+                           "later.yaml", cwd=folder)  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    assert exported.stderr.strip() == f"search.export: {final.outdated(copied)}"
+    provenance = yaml.safe_load((folder / "later.yaml").read_text())["provenance"]
+    assert provenance["trial"] == len(copied.trials) - 1 and "final_selection" not in provenance
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

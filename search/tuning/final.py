@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 from registry import UsageError
 
 RECORD = "final_selection"  # the study user attribute that holds the table
+CHOSEN_AMONG = "final_selection_complete"  # how many complete trials the study had then
 NOTE_HEADING = "## Final selection"
 
 
@@ -75,10 +76,30 @@ def record(found: optuna.Study, rows: list[dict]) -> None:
     import optuna_dashboard  # here: search.status reads the table without the dashboard
 
     found.set_user_attr(RECORD, rows)
+    found.set_user_attr(CHOSEN_AMONG, complete_count(found))
     note = optuna_dashboard.get_note(found) or ""
     kept = note.split(NOTE_HEADING)[0].rstrip()
     optuna_dashboard.save_note(found, f"{kept}\n\n{format_table(rows)}\n".lstrip())
 
 
+def complete_count(found: optuna.Study) -> int:
+    return len(found.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
 def recorded(found: optuna.Study) -> list[dict] | None:
-    return found.user_attrs.get(RECORD)
+    """The final selection's table, unless trials have completed since it was made: one of
+    them may beat its winner, so export then takes the best trial, as with no selection."""
+    return None if outdated(found) else found.user_attrs.get(RECORD)
+
+
+def outdated(found: optuna.Study) -> str | None:
+    """A line saying the final selection is out of date, or None if it is not (or there is
+    none)."""
+    attributes = found.user_attrs
+    if RECORD not in attributes or attributes.get(CHOSEN_AMONG) == complete_count(found):
+        return None
+    return (
+        f"the final selection chose among {attributes.get(CHOSEN_AMONG, 'fewer')} complete "
+        f"trials and the study now has {complete_count(found)}: run python -m search.final "
+        "again (until then the best single trial is exported)"
+    )
