@@ -96,10 +96,23 @@ def outdated(found: optuna.Study) -> str | None:
     """A line saying the final selection is out of date, or None if it is not (or there is
     none)."""
     attributes = found.user_attrs
-    if RECORD not in attributes or attributes.get(CHOSEN_AMONG) == complete_count(found):
+    if RECORD not in attributes:
+        return None
+    complete = complete_count(found)
+    if attributes.get(CHOSEN_AMONG) == complete:
         return None
     return (
         f"the final selection chose among {attributes.get(CHOSEN_AMONG, 'fewer')} complete "
-        f"trials and the study now has {complete_count(found)}: run python -m search.final "
-        "again (until then the best single trial is exported)"
+        f"trials and the study now has {complete}: run python -m search.final again (until "
+        "then the best single trial is exported)"
     )
+
+
+def shown(found: optuna.Study) -> list[str]:
+    """What search.status, the run summary and search.report show of the final selection: its
+    table, or the line that says it is out of date."""
+    stale = outdated(found)
+    if stale:
+        return [stale]
+    rows = found.user_attrs.get(RECORD)
+    return [format_table(rows)] if rows else []

@@ -149,7 +149,7 @@ def summary(study: optuna.Study, storage_url: str) -> str:
     else:
         lines.append(describe_best(study))
         lines += [f"  {name} = {value}" for name, value in best.params.items()]
-    lines += final_selection_lines(study)
+    lines += final.shown(study)
     storage_flag = "" if storage_url == DEFAULT_STORAGE else f" --storage {storage_url}"
     lines += [
         f"browse:  optuna-dashboard {storage_url}",
@@ -176,14 +176,5 @@ def describe_status(found: optuna.Study, now: datetime.datetime) -> str:
             f"  running trial {trial.number} on {trial.user_attrs.get('worker', '?')} "
             f"({trial.user_attrs.get('device', '?')}): {age:.0f} s, {epochs} epoch(s) reported"
         )
-    lines += final_selection_lines(found)
+    lines += final.shown(found)
     return "\n".join(lines)
-
-
-def final_selection_lines(found: optuna.Study) -> list[str]:
-    """The final selection's table, or the line that says it is out of date."""
-    selected = final.recorded(found)
-    if selected:
-        return [final.format_table(selected)]
-    stale = final.outdated(found)
-    return [stale] if stale else []

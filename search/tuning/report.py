@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import yaml
 from optuna.trial import TrialState
 
-from search.tuning import progress
+from search.tuning import final, progress
 
 TOP_TRIALS = 10
 # A space has up to 50 parameters; bars and axes beyond about ten are unreadable, so the
@@ -122,7 +122,7 @@ def render(found: optuna.Study) -> str:
         f"{found.user_attrs.get('dataset', '?')}; written {datetime.datetime.now():%Y-%m-%d %H:%M}"
     )
     sections = figure_sections(found) + [top_trials_table(found)]
-    selected = "\n".join(progress.final_selection_lines(found))
+    selected = "\n".join(final.shown(found))
     if selected:
         sections.append(f"<pre>{html.escape(selected)}</pre>")
     return PAGE.format(
