@@ -90,6 +90,20 @@ def add_compile_argument(parser: argparse.ArgumentParser, scope: str = "") -> No
     )
 
 
+def class_names(text: str) -> list[str]:
+    """--classes a,b,c as ['a', 'b', 'c']; an empty value names none (every class)."""
+    return [name.strip() for name in text.split(",")] if text.strip() else []
+
+
+def add_classes_argument(parser: argparse.ArgumentParser, purpose: str) -> None:
+    parser.add_argument(
+        "--classes",
+        type=class_names,
+        default=[],
+        help=f"{purpose}: comma-separated class names of the dataset, labelled in this order",
+    )
+
+
 def check_positive(args: argparse.Namespace, *flags: str) -> None:
     """Refuse a zero or negative value for any of `flags` (dest names); None means unset."""
     for flag in flags:

@@ -40,10 +40,8 @@ def get_args_parser() -> cli.ArgumentParser:
     )
     cli.add_study_arguments(parser, study_help="study name (default: <space>-<dataset>)")
     cli.add_dataset_arguments(parser)
-    parser.add_argument(
-        "--classes",
-        help="only these classes of the dataset, comma-separated (e.g. car,deer,horse,monkey,"
-        "truck of stl10), labelled in this order",
+    cli.add_classes_argument(
+        parser, "only these classes (e.g. car,deer,horse,monkey,truck of stl10)"
     )
     parser.add_argument(
         "--init-from",
@@ -147,7 +145,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.space is None:
         raise UsageError("--space is required (see --list-spaces)")
     spaces.get(args.space)
-    classes = [name.strip() for name in args.classes.split(",")] if args.classes else []
     init_from = str(args.init_from.resolve()) if args.init_from else ""  # every host's path
     if (args.space in spaces.FINE_TUNING) != bool(init_from):
         raise UsageError(
@@ -170,10 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     slots = launch.plan_slots(args.device, args.gpus, args.workers_per_gpu)
     storage.parse_url(args.storage)  # a malformed URL fails now, not after loading the data
     # the data before the storage, and the checkpoint too: no empty study file on a mistake
-    dataset = data.load(args.dataset, args.data_dir, classes=classes)
+    dataset = data.load(args.dataset, args.data_dir, classes=args.classes)
     if init_from:
         worker_loop.space_context({"dataset": args.dataset, "epochs": args.epochs, "seed": 0,
-                                   "classes": classes, "init_from": init_from})  # fmt: skip
+                                   "classes": args.classes, "init_from": init_from})  # fmt: skip
     name = args.study or f"{args.space}-{args.dataset}"
     study_storage = storage.open_storage(args.storage)
     running = study.create_or_resume(
@@ -182,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         fixed={
             "space": args.space,
             "dataset": args.dataset,
-            "classes": classes,
+            "classes": args.classes,
             "init_from": init_from,
             "epochs": args.epochs,
             "objectives": ",".join(objectives),

@@ -16,9 +16,7 @@ def get_args_parser() -> cli.ArgumentParser:
     parser.add_argument("--config", type=Path, required=True, help="YAML from search.export")
     parser.add_argument("--epochs", type=int, help="override the config's epochs")
     parser.add_argument("--seed", type=int, help="override the config's seed")
-    parser.add_argument(
-        "--classes", help="override the config's classes: a comma-separated subset of its dataset's"
-    )
+    cli.add_classes_argument(parser, "override the config's classes")
     cli.add_dataset_arguments(parser, dataset=False)
     cli.add_device_argument(parser)
     cli.add_compile_argument(parser)
@@ -49,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     trial_config, provenance = config.read_file(args.config)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
     if args.classes:
-        overrides["classes"] = [name.strip() for name in args.classes.split(",")]
+        overrides["classes"] = args.classes
     trial_config = trial_config.replace(**overrides)
     destination = None
     if args.attach:  # before training: a config that names no study fails at once

@@ -118,7 +118,7 @@ def test_every_export_and_train_flag_parses():
         "--classes cat,dog".split()
     )
     assert (str(args.config), args.epochs, args.seed, str(args.data_dir)) == ("c.yaml", 2, 5, "d")
-    assert args.classes == "cat,dog"
+    assert args.classes == ["cat", "dog"]  # parsed by the flag itself
     assert (args.device, str(args.output_dir)) == ("cpu", "o")
 
 
