@@ -23,7 +23,7 @@ def build(
     **kwargs,
 ) -> nn.Module:  # fmt: skip
     """The named network with the `init` scheme applied to its conv and linear weights."""
-    MODELS.check_arguments(name, kwargs)
+    kwargs = MODELS.check_arguments(name, kwargs, "model_args")
     model = MODELS[name](num_classes=num_classes, image_shape=image_shape, **kwargs)
     INITIALIZERS[init](model)
     return model

@@ -6,7 +6,7 @@ from torch import nn
 
 from models.layers import make_activation
 from models.registry import register_model
-from registry import UsageError
+from registry import PositiveInt, Rate, UsageError
 
 # Report 003's MLP head: three hidden layers of 256, 128 and 64 units.
 MLP_HEAD = (256, 128, 64)
@@ -49,16 +49,16 @@ class Backbone(nn.Module):
 def backbone(
     num_classes: int,
     image_shape: tuple[int, int, int],
-    blocks: int = 2,
-    parallel: int = 3,
-    convs: int = 2,
-    width: int = 128,
-    max_channels: int = 1024,
-    kernel_size: int = 3,
+    blocks: PositiveInt = 2,
+    parallel: PositiveInt = 3,
+    convs: PositiveInt = 2,
+    width: PositiveInt = 128,
+    max_channels: PositiveInt = 1024,
+    kernel_size: PositiveInt = 3,
     activation: str = "relu",
-    dropout: float = 0.2,
+    dropout: Rate = 0.2,
     head: str = "linear",
-    kernel_sizes: list[int] | None = None,
+    kernel_sizes: list[PositiveInt] | None = None,
 ) -> nn.Module:
     """`blocks` (N) backbones of `parallel` (K) branches of `convs` (M) conv layers. Channels
     start at `width` and double with every conv layer down the net, up to `max_channels`

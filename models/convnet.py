@@ -5,7 +5,7 @@ from torch import nn
 
 from models.layers import make_activation
 from models.registry import register_model
-from registry import UsageError
+from registry import NonNegativeInt, PositiveInt, Rate, UsageError
 
 HEADS = ("gap", "flatten")
 GROWTH = ("double", "fixed")
@@ -43,20 +43,20 @@ def conv_block(
 def convnet(
     num_classes: int,
     image_shape: tuple[int, int, int],
-    blocks: int = 3,
-    width: int = 32,
-    kernel_size: int = 3,
+    blocks: PositiveInt = 3,
+    width: PositiveInt = 32,
+    kernel_size: PositiveInt = 3,
     growth: str = "double",
     batch_norm: bool = True,
     activation: str = "relu",
-    stem_stride: int = 1,
+    stem_stride: PositiveInt = 1,
     head: str = "gap",
-    linear_layers: int = 1,
-    hidden_width: int = 256,
-    dropout: float = 0.0,
-    spatial_dropout: float = 0.0,
-    kernel_sizes: list[int] | None = None,
-    stem_padding: int | None = None,
+    linear_layers: PositiveInt = 1,
+    hidden_width: PositiveInt = 256,
+    dropout: Rate = 0.0,
+    spatial_dropout: Rate = 0.0,
+    kernel_sizes: list[PositiveInt] | None = None,
+    stem_padding: NonNegativeInt | None = None,
     pool_last: bool = True,
     dropout_position: str = "every",
 ) -> nn.Module:

@@ -6,7 +6,7 @@ from torch import nn
 
 from models.layers import make_activation
 from models.registry import register_model
-from registry import UsageError
+from registry import Fraction, PositiveInt, UsageError
 
 
 class DenseLayer(nn.Module):
@@ -43,9 +43,9 @@ def transition(in_channels: int, out_channels: int, activation: str) -> nn.Seque
 def densenet(
     num_classes: int,
     image_shape: tuple[int, int, int],
-    depth: int = 58,
-    growth_rate: int = 12,
-    compression: float = 0.5,
+    depth: PositiveInt = 58,
+    growth_rate: PositiveInt = 12,
+    compression: Fraction = 0.5,
     bottleneck: bool = True,
     activation: str = "relu",
 ) -> nn.Module:

@@ -11,6 +11,7 @@ from torch import nn
 from models.layers import make_activation
 from models.registry import register_model
 from models.resnet import Scale
+from registry import PositiveFloat, PositiveInt
 
 
 class PatchWhitening(nn.Conv2d):
@@ -63,11 +64,11 @@ def conv_group(in_channels: int, out_channels: int, activation: str) -> nn.Seque
 def fastnet(
     num_classes: int,
     image_shape: tuple[int, int, int],
-    width: int = 64,
-    widen: int = 4,
-    whiten_kernel: int = 2,
+    width: PositiveInt = 64,
+    widen: PositiveInt = 4,
+    whiten_kernel: PositiveInt = 2,
     activation: str = "gelu",
-    logit_scale: float = 1 / 9,
+    logit_scale: PositiveFloat = 1 / 9,
 ) -> nn.Module:
     """Groups of `width`, `widen` x `width` and `widen` x `width` channels (airbench94: 64,
     256, 256); logits multiplied by `logit_scale`, which keeps the early softmax soft."""

@@ -6,15 +6,16 @@ from torch import nn
 
 from models.layers import make_activation
 from models.registry import register_model
+from registry import PositiveInt, Rate
 
 
 @register_model("mlp")
 def mlp(
     num_classes: int,
     image_shape: tuple[int, int, int],
-    width: int = 512,
-    depth: int = 2,
-    dropout: float = 0.0,
+    width: PositiveInt = 512,
+    depth: PositiveInt = 2,
+    dropout: Rate = 0.0,
     activation: str = "relu",
     taper: bool = False,
 ) -> nn.Module:

@@ -6,7 +6,7 @@ from torch import nn
 
 from models.layers import check_downsample, conv3x3, conv_bn_act, make_activation
 from models.registry import register_model
-from registry import UsageError
+from registry import PositiveInt, UsageError
 
 # Basic blocks per stage for each depth, as in He et al. (2016).
 STAGES = {10: (1, 1, 1, 1), 18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
@@ -76,8 +76,8 @@ class ResidualBlock(nn.Module):
 def resnet(
     num_classes: int,
     image_shape: tuple[int, int, int],
-    depth: int = 18,
-    width: int = 64,
+    depth: PositiveInt = 18,
+    width: PositiveInt = 64,
     activation: str = "relu",
     downsample: str = "stride",
     block: str = "full_preact",
@@ -132,7 +132,7 @@ class Scale(nn.Module):
 def resnet9(
     num_classes: int,
     image_shape: tuple[int, int, int],
-    width: int = 64,
+    width: PositiveInt = 64,
     activation: str = "relu",
     downsample: str = "maxpool",
 ) -> nn.Module:

@@ -8,6 +8,7 @@ from torch import nn
 from models.convnet import conv_block
 from models.layers import conv3x3, make_activation
 from models.registry import register_model
+from registry import NonNegativeInt, PositiveInt, Rate
 
 
 class RNBlock(nn.Module):
@@ -51,13 +52,13 @@ class ResidualEncoder(nn.Module):
 def rn(
     num_classes: int,
     image_shape: tuple[int, int, int],
-    width: int = 16,
-    blocks: int = 4,
-    expansion: int = 2,
+    width: PositiveInt = 16,
+    blocks: PositiveInt = 4,
+    expansion: PositiveInt = 2,
     activation: str = "leaky_relu",
     reinject: bool = False,
-    spatial_dropout: float = 0.0,
-    encoder_blocks: int = 3,
+    spatial_dropout: Rate = 0.0,
+    encoder_blocks: NonNegativeInt = 3,
 ) -> nn.Module:
     """RN<blocks> (or RR<blocks> with `reinject`) at C = `width` channels; the head is
     `encoder_blocks` conv blocks (conv-BN-act-max-pool, doubling the channels) and a linear

@@ -17,8 +17,9 @@ from pathlib import Path
 from registry import UsageError
 from search.tuning import DEFAULT_STORAGE
 
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+EXIT_USAGE = 2  # what was asked cannot be done (a flag, a config, a path): UsageError
+EXIT_FAILED = 1  # it was fine, but running it failed (RunFailure): a locked database, say
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM, as a shell reports a SIGINT
 # The --dataset help names them without importing the data registry (and with it torch); a test
 # keeps it equal to search.training.data.DATASETS.
 DATASET_NAMES = ("cifar10", "cifar100", "imagefolder", "sample", "stl10")
@@ -132,9 +133,9 @@ def run_main(main: Callable[[Sequence[str] | None], int], prog: str) -> None:
     quiet_libraries()
     try:
         code = main(None)
-    except UsageError as error:
+    except UsageError as error:  # RunFailure too, with its own exit code
         print(f"{prog}: error: {error}", file=sys.stderr)
-        code = EXIT_USAGE
+        code = error.exit_code
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; run the same command again to resume", file=sys.stderr)
         code = EXIT_INTERRUPTED

@@ -31,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     final.top_trials(found, args.top)  # no complete trial, or several objectives: fail now
     on_device = device.resolve(args.device)
     settings = study.settings(found)
-    dataset = data.load(str(settings["dataset"]), args.data_dir, classes=settings["classes"])
+    dataset = data.load(settings.dataset, args.data_dir, classes=settings.classes)
 
     def show(run: final_runs.Run) -> None:
         print(

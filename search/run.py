@@ -160,23 +160,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     import optuna_dashboard
 
     from search.training import data
-    from search.tuning import environment, launch, progress, study, worker_loop
+    from search.tuning import environment, launch, progress, settings, study, worker_loop
 
     objectives = study.parse_objectives(args.objectives)
     pruner = samplers.check_choice(args.sampler, args.pruner, len(objectives))
-    slots = launch.plan_slots(args.device, args.gpus, args.workers_per_gpu)
-    storage.parse_url(args.storage)  # a malformed URL fails now, not after loading the data
-    # the data before the storage, and the checkpoint too: no empty study file on a mistake
-    dataset = data.load(args.dataset, args.data_dir, classes=args.classes)
-    if init_from:
-        worker_loop.space_context({"dataset": args.dataset, "epochs": args.epochs, "seed": 0,
-                                   "classes": args.classes, "init_from": init_from})  # fmt: skip
-    name = args.study or f"{args.space}-{args.dataset}"
-    study_storage = storage.open_storage(args.storage)
-    running = study.create_or_resume(
-        study_storage,
-        name,
-        fixed={
+    wanted = settings.checked(  # every setting checked before anything is recorded
+        {
             "space": args.space,
             "dataset": args.dataset,
             "classes": args.classes,
@@ -184,8 +173,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             "epochs": args.epochs,
             "objectives": ",".join(objectives),
             "fixed_params": fixed_params,
-        },
-        options={
             "trials": args.trials,
             "sampler": args.sampler,
             "pruner": pruner,
@@ -194,8 +181,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             "heartbeat_interval": args.heartbeat_interval,
             "grace_period": args.grace_period,
             "compile": args.compile,
-        },
+        }
     )
+    slots = launch.plan_slots(args.device, args.gpus, args.workers_per_gpu)
+    storage.parse_url(args.storage)  # a malformed URL fails now, not after loading the data
+    # the data before the storage, and the checkpoint too: no empty study file on a mistake
+    dataset = data.load(args.dataset, args.data_dir, classes=args.classes)
+    if init_from:
+        worker_loop.space_context(wanted)
+    name = args.study or f"{args.space}-{args.dataset}"
+    study_storage = storage.open_storage(args.storage)
+    running = study.create_or_resume(study_storage, name, wanted)
     if args.warm_start:
         queued = study.enqueue_warm_starts(running, args.space)
         print(f"warm start: queued {queued} known-good config(s) of space {args.space}")

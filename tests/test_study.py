@@ -5,7 +5,7 @@ import pytest
 
 import spaces
 from registry import UsageError
-from search.tuning import storage, study
+from search.tuning import settings, storage, study
 
 FIXED = {
     "space": "mlp", "dataset": "sample", "classes": [], "init_from": "", "epochs": 2,
@@ -17,17 +17,22 @@ OPTIONS = {
 }  # fmt: skip
 
 
+SETTINGS = settings.checked({**FIXED, **OPTIONS})
+
+
 @pytest.fixture
 def opened(tmp_path):
     return storage.open_storage(f"sqlite:///{tmp_path / 's.db'}")
 
 
 def test_a_created_study_records_its_settings_and_a_resumed_one_keeps_them(opened):
-    created = study.create_or_resume(opened, "s", FIXED, OPTIONS)
-    assert study.settings(created) == {**FIXED, **OPTIONS}
+    created = study.create_or_resume(opened, "s", SETTINGS)
+    assert study.settings(created) == SETTINGS
+    assert created.user_attrs == {**FIXED, **OPTIONS}
     assert created.metric_names == ["val_accuracy"]
-    resumed = study.create_or_resume(opened, "s", FIXED, {**OPTIONS, "trials": 9})
-    assert study.settings(resumed)["trials"] == 9  # run options follow the latest command
+    more = settings.checked({**FIXED, **OPTIONS, "trials": 9})
+    resumed = study.create_or_resume(opened, "s", more)
+    assert study.settings(resumed).trials == 9  # run options follow the latest command
     assert len(study.names(opened)) == 1
 
 
@@ -39,9 +44,9 @@ def test_a_created_study_records_its_settings_and_a_resumed_one_keeps_them(opene
     ],
 )
 def test_resuming_with_other_fixed_settings_is_refused(opened, changed, message):
-    study.create_or_resume(opened, "s", FIXED, OPTIONS)
+    study.create_or_resume(opened, "s", SETTINGS)
     with pytest.raises(UsageError, match=message):
-        study.create_or_resume(opened, "s", {**FIXED, **changed}, OPTIONS)
+        study.create_or_resume(opened, "s", settings.checked({**FIXED, **OPTIONS, **changed}))
 
 
 def test_a_study_from_before_an_option_existed_reads_with_its_meaning_then(opened):
@@ -49,30 +54,60 @@ def test_a_study_from_before_an_option_existed_reads_with_its_meaning_then(opene
     for key, value in {**FIXED, **OPTIONS}.items():
         if key != "compile":
             older.set_user_attr(key, value)
-    assert study.settings(study.load(opened, "old"))["compile"] is False
+    assert study.settings(study.load(opened, "old")).compile is False
 
 
 def test_a_study_not_made_by_search_run_is_refused_with_what_it_lacks(opened):
     optuna.create_study(study_name="foreign", storage=opened)
     with pytest.raises(UsageError, match="was not created by search.run .it lacks space"):
         study.settings(study.load(opened, "foreign"))
+    with pytest.raises(UsageError, match="was not created by search.run .it lacks space.*another"):
+        study.create_or_resume(opened, "foreign", SETTINGS)  # search.run does not adopt it
+    assert study.load(opened, "foreign").user_attrs == {}
     with pytest.raises(UsageError, match=r"no study named 'nope' .* \(studies there: foreign\)"):
         study.load(opened, "nope")
 
 
+def test_a_bad_value_recorded_by_an_older_version_opens_with_a_line_that_names_it(opened):
+    older = optuna.create_study(study_name="old", storage=opened, direction="maximize")
+    for key, value in {**FIXED, **OPTIONS, "seed": 99999999999}.items():
+        older.set_user_attr(key, value)
+    with pytest.raises(UsageError, match="study 'old' holds a setting .*setting 'seed' must be"):
+        study.settings(study.load(opened, "old"))
+    repaired = study.create_or_resume(opened, "old", SETTINGS)  # search.run records good ones
+    assert study.settings(repaired).seed == 3
+
+
+@pytest.mark.parametrize(
+    "changed, message",
+    [
+        ({"seed": 99999999999}, "--seed must be less than or equal to 2147483647"),
+        ({"seed": -1}, "--seed must be greater than or equal to 0, not -1"),
+        ({"trials": 0}, "--trials must be greater than 0"),
+        ({"sampler": "bayes"}, "unknown sampler 'bayes'"),
+        ({"classes": ["cat"]}, "'classes' names one class"),
+        ({"compile": "maybe"}, "--compile must be a valid boolean"),
+        ({"objectives": "params"}, "--objectives must be accuracy"),
+    ],
+)
+def test_settings_are_checked_before_anything_is_recorded(changed, message):
+    with pytest.raises(UsageError, match=message):
+        settings.checked({**FIXED, **OPTIONS, **changed})
+
+
 def test_workers_get_the_recorded_sampler_and_pruner_with_seeds_of_their_own(opened):
-    created = study.create_or_resume(opened, "s", FIXED, {**OPTIONS, "sampler": "qmc",
-                                                          "pruner": "median"})  # fmt: skip
-    settings = study.settings(created)
-    first = study.open_for_worker(opened, "s", settings, slot=0)
-    second = study.open_for_worker(opened, "s", settings, slot=1)
+    chosen = settings.checked({**FIXED, **OPTIONS, "sampler": "qmc", "pruner": "median"})
+    created = study.create_or_resume(opened, "s", chosen)
+    recorded = study.settings(created)
+    first = study.open_for_worker(opened, "s", recorded, slot=0)
+    second = study.open_for_worker(opened, "s", recorded, slot=1)
     assert isinstance(first.sampler, optuna.samplers.QMCSampler)
     assert isinstance(first.pruner, optuna.pruners.MedianPruner)
     assert first.sampler._seed != second.sampler._seed
 
 
 def test_warm_starts_are_queued_once_per_study(opened):
-    created = study.create_or_resume(opened, "s", FIXED, OPTIONS)
+    created = study.create_or_resume(opened, "s", SETTINGS)
     assert study.enqueue_warm_starts(created, "mlp") == len(spaces.warm_starts("mlp"))
     assert study.enqueue_warm_starts(created, "mlp") == 0
     queued = created.get_trials(states=(optuna.trial.TrialState.WAITING,))

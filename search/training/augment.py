@@ -19,7 +19,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from registry import Registry, UsageError
+from registry import (
+    Fraction,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    Registry,
+    UsageError,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +72,9 @@ def _offsets(images: torch.Tensor, generator: torch.Generator, high: int) -> tor
 
 
 @AUGMENTATIONS.register("flip")
-def batch_flip_lr(images: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
+def batch_flip_lr(
+    images: torch.Tensor, generator: torch.Generator, p: Probability = 0.5
+) -> torch.Tensor:
     """Mirror each image left-right with probability p."""
     flipped = _uniform(images, generator) < p
     return torch.where(flipped[:, None, None, None], images.flip(-1), images)
@@ -71,7 +82,7 @@ def batch_flip_lr(images: torch.Tensor, generator: torch.Generator, p: float = 0
 
 @AUGMENTATIONS.register("alternating_flip")
 def batch_flip_alternating(
-    images: torch.Tensor, generator: torch.Generator, batch: BatchInfo, p: float = 0.5
+    images: torch.Tensor, generator: torch.Generator, batch: BatchInfo, p: Probability = 0.5
 ) -> torch.Tensor:
     """airbench94's flip: a random `p` of the training images is mirrored in the first epoch,
     and every image shows the other side in the next, alternating; a model sees both sides of
@@ -83,7 +94,10 @@ def batch_flip_alternating(
 
 @AUGMENTATIONS.register("crop")
 def batch_crop(
-    images: torch.Tensor, generator: torch.Generator, padding: int = 4, mode: str = "reflect"
+    images: torch.Tensor,
+    generator: torch.Generator,
+    padding: NonNegativeInt = 4,
+    mode: str = "reflect",
 ) -> torch.Tensor:
     """Random crop of the original size from the image padded by `padding` pixels per side
     (a random translation by up to `padding` pixels); `mode` is reflect or zeros."""
@@ -103,7 +117,9 @@ def batch_crop(
 
 
 @AUGMENTATIONS.register("cutout")
-def batch_cutout(images: torch.Tensor, generator: torch.Generator, size: int = 8) -> torch.Tensor:
+def batch_cutout(
+    images: torch.Tensor, generator: torch.Generator, size: NonNegativeInt = 8
+) -> torch.Tensor:
     """Zero (the mean colour, after normalisation) one size x size square per image, placed
     uniformly so that it lies wholly inside the image (DeVries & Taylor, 2017)."""
     height, width = images.shape[-2:]
@@ -119,7 +135,9 @@ def batch_cutout(images: torch.Tensor, generator: torch.Generator, size: int = 8
 
 
 @AUGMENTATIONS.register("vflip")
-def batch_flip_ud(images: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
+def batch_flip_ud(
+    images: torch.Tensor, generator: torch.Generator, p: Probability = 0.5
+) -> torch.Tensor:
     """Turn each image upside down with probability p."""
     flipped = _uniform(images, generator) < p
     return torch.where(flipped[:, None, None, None], images.flip(-2), images)
@@ -127,7 +145,7 @@ def batch_flip_ud(images: torch.Tensor, generator: torch.Generator, p: float = 0
 
 @AUGMENTATIONS.register("grayscale")
 def batch_grayscale(
-    images: torch.Tensor, generator: torch.Generator, p: float = 0.2
+    images: torch.Tensor, generator: torch.Generator, p: Probability = 0.2
 ) -> torch.Tensor:
     """Replace each image by its channel mean with probability p (on normalised values, so a
     grey image stays near the dataset's mean colour)."""
@@ -138,7 +156,7 @@ def batch_grayscale(
 
 @AUGMENTATIONS.register("mask")
 def batch_mask(
-    images: torch.Tensor, generator: torch.Generator, block: int = 4, p: float = 0.25
+    images: torch.Tensor, generator: torch.Generator, block: PositiveInt = 4, p: Probability = 0.25
 ) -> torch.Tensor:
     """Zero each block x block square of each image with probability p (report 000's random
     4x4 / 2x2 / 1x1 masking)."""
@@ -158,11 +176,11 @@ def _signed(images: torch.Tensor, generator: torch.Generator, limit: float) -> t
 def batch_affine(
     images: torch.Tensor,
     generator: torch.Generator,
-    degrees: float = 15.0,
-    translate: float = 0.1,
-    scale_low: float = 0.9,
-    scale_high: float = 1.1,
-    shear: float = 0.0,
+    degrees: NonNegativeFloat = 15.0,
+    translate: Probability = 0.1,
+    scale_low: PositiveFloat = 0.9,
+    scale_high: PositiveFloat = 1.1,
+    shear: NonNegativeFloat = 0.0,
 ) -> torch.Tensor:
     """Rotate by up to `degrees`, shift by up to `translate` of the size, zoom by a factor in
     [scale_low, scale_high] and shear by up to `shear` degrees, per image; uncovered pixels
@@ -186,7 +204,7 @@ def batch_affine(
 
 @AUGMENTATIONS.register("rotate")
 def batch_rotate(
-    images: torch.Tensor, generator: torch.Generator, degrees: float = 15.0
+    images: torch.Tensor, generator: torch.Generator, degrees: NonNegativeFloat = 15.0
 ) -> torch.Tensor:
     """Rotate each image by a random angle in [-degrees, degrees]."""
     return batch_affine(images, generator, degrees, 0.0, 1.0, 1.0, 0.0)
@@ -203,9 +221,9 @@ def _sample_grid(images: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
 def batch_resized_crop(
     images: torch.Tensor,
     generator: torch.Generator,
-    scale_low: float = 0.08,
-    ratio_low: float = 3 / 4,
-    ratio_high: float = 4 / 3,
+    scale_low: Fraction = 0.08,
+    ratio_low: PositiveFloat = 3 / 4,
+    ratio_high: PositiveFloat = 4 / 3,
 ) -> torch.Tensor:
     """torchvision's RandomResizedCrop per image (report 004): a crop of a random area
     fraction in [scale_low, 1] and aspect ratio in [ratio_low, ratio_high] (log-uniform),
@@ -227,7 +245,10 @@ def batch_resized_crop(
 
 @AUGMENTATIONS.register("perspective")
 def batch_perspective(
-    images: torch.Tensor, generator: torch.Generator, distortion: float = 0.5, p: float = 0.5
+    images: torch.Tensor,
+    generator: torch.Generator,
+    distortion: Probability = 0.5,
+    p: Probability = 0.5,
 ) -> torch.Tensor:
     """torchvision's RandomPerspective per image (report 004): with probability p, each corner
     moves inwards by up to `distortion` of half the side, and the image is warped by the
@@ -261,9 +282,9 @@ def batch_perspective(
 def batch_color_jitter(
     images: torch.Tensor,
     generator: torch.Generator,
-    brightness: float = 0.2,
-    contrast: float = 0.2,
-    saturation: float = 0.2,
+    brightness: NonNegativeFloat = 0.2,
+    contrast: NonNegativeFloat = 0.2,
+    saturation: NonNegativeFloat = 0.2,
 ) -> torch.Tensor:
     """Colour jitter per image, in normalised units: shift all channels by up to `brightness`
     standard deviations, scale the distance from the image's mean by 1 +/- `contrast`, and
@@ -291,7 +312,10 @@ def _beta(images: torch.Tensor, alpha: float) -> torch.Tensor:
 
 @MIXINGS.register("mixup")
 def batch_mixup(
-    images: torch.Tensor, targets: torch.Tensor, generator: torch.Generator, alpha: float = 0.2
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    generator: torch.Generator,
+    alpha: PositiveFloat = 0.2,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Zhang et al. (2018): blend each image and its target with a random partner's, with a
     weight drawn from Beta(alpha, alpha) per image."""
@@ -303,7 +327,10 @@ def batch_mixup(
 
 @MIXINGS.register("cutmix")
 def batch_cutmix(
-    images: torch.Tensor, targets: torch.Tensor, generator: torch.Generator, alpha: float = 1.0
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    generator: torch.Generator,
+    alpha: PositiveFloat = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Yun et al. (2019): paste a box of a random partner into each image, the box's area
     fraction drawn from Beta(alpha, alpha); targets mix by the area actually pasted (the box
@@ -336,8 +363,10 @@ def names() -> list[str]:
     return sorted(AUGMENTATIONS.names() + MIXINGS.names())
 
 
-def check_arguments(name: str, arguments: Mapping[str, Any]) -> None:
-    _lookup(name).check_arguments(name, arguments)
+def check_arguments(
+    name: str, arguments: Mapping[str, Any], path: str = "arguments"
+) -> dict[str, Any]:
+    return _lookup(name).check_arguments(name, arguments, path)
 
 
 def _as_step(name: str, arguments: Mapping[str, Any]) -> Augmentation:

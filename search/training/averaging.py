@@ -12,7 +12,7 @@ the end the weights become the average. Buffers (BatchNorm statistics) are avera
 import torch
 from torch import nn
 
-from registry import Registry
+from registry import NonNegativeFloat, PositiveInt, Probability, Registry
 
 AVERAGING: Registry = Registry("weight averaging", supplied=("model", "total_steps"))
 
@@ -51,7 +51,11 @@ class Lookahead:
 
 @AVERAGING.register("lookahead")
 def lookahead(
-    model: nn.Module, total_steps: int, every: int = 5, decay: float = 0.95**5, power: float = 3.0
+    model: nn.Module,
+    total_steps: int,
+    every: PositiveInt = 5,
+    decay: Probability = 0.95**5,
+    power: NonNegativeFloat = 3.0,
 ) -> Lookahead:
     """airbench94's defaults: every 5 steps, decay 0.95^5 x (step / total)^3."""
     return Lookahead(model, total_steps, every, decay, power)

@@ -109,41 +109,105 @@ def from_dict(values: Mapping[str, Any], source: str = "config") -> TrialConfig:
     if "model" not in values:
         raise UsageError(f"{source}: the field 'model' is required")
     config = TrialConfig(**{name: _coerce(name, v, source) for name, v in values.items()})
-    validate(config, source)
-    return config
+    return validate(config, source)
 
 
-def validate(config: TrialConfig, source: str = "config") -> None:
-    """Names must exist in their registries and take the given arguments; ranges must make sense."""
-    for field, limit in (("batch_size", 1), ("epochs", 1), ("image_size", 0)):
+MAX_SEED = 2**32 - 1  # numpy's and Optuna's samplers take seeds below 2**32
+
+
+def validate(config: TrialConfig, source: str = "config") -> TrialConfig:
+    """Every field, nested ones included, checked for type and range against what the
+    function it configures accepts (registry.check_arguments: its signature's annotations):
+    names must exist in their registries and take the given arguments. The config with its
+    values as those functions take them; the first problem as one UsageError line that names
+    its whole path (`model_args.width`)."""
+    for field, limit in (("batch_size", 1), ("epochs", 1), ("image_size", 0), ("seed", 0)):
         if getattr(config, field) < limit:
             raise UsageError(f"{source}: '{field}' must be at least {limit}")
+    if config.seed > MAX_SEED:
+        raise UsageError(f"{source}: 'seed' must be at most {MAX_SEED}, not {config.seed}")
     for field in ("lr", "weight_decay", "label_smoothing", "grad_clip_norm"):
         if getattr(config, field) < 0:
             raise UsageError(f"{source}: '{field}' must not be negative")
     for field in ("label_smoothing", "warmup_fraction"):
         if not 0 <= getattr(config, field) < 1:
             raise UsageError(f"{source}: '{field}' must be at least 0 and below 1")
+    if len(config.classes) == 1:
+        raise UsageError(f"{source}: 'classes' names one class; a classifier needs two or more")
     # The registries live beside torch: imported here, so that spaces build configs (and
     # `--help` and `--list-spaces` answer) without loading it.
     import models
-    from search.training import augment, averaging, data, optim, parameters, tta
+    from search.training import averaging, data, optim, parameters, tta
 
     try:
-        models.MODELS.check_arguments(config.model, config.model_args)
+        checked = {
+            "model_args": models.MODELS.check_arguments(
+                config.model, config.model_args, "model_args"
+            ),
+            "averaging_args": averaging.AVERAGING.check_arguments(
+                config.averaging, config.averaging_args, "averaging_args"
+            ),
+            "tta_args": tta.TTA.check_arguments(config.tta, config.tta_args, "tta_args"),
+            "optimizer_args": optim.OPTIMIZERS.check_arguments(
+                config.optimizer, config.optimizer_args, "optimizer_args"
+            ),
+            "schedule_args": optim.SCHEDULES.check_arguments(
+                config.schedule, config.schedule_args, "schedule_args"
+            ),
+            "augment": _checked_augment(config.augment, "augment"),
+            "second_phase": _checked_second_phase(config),
+        }
         models.INITIALIZERS[config.init]
         parameters.check(config.param_groups, config.freeze)
-        averaging.AVERAGING.check_arguments(config.averaging, config.averaging_args)
-        tta.TTA.check_arguments(config.tta, config.tta_args)
-        for phase in phases(config):
-            optim.OPTIMIZERS.check_arguments(phase.optimizer, phase.optimizer_args)
-            optim.SCHEDULES.check_arguments(phase.schedule, phase.schedule_args)
-        for phase in phases(config):
-            for name, arguments in phase.augment.items():
-                augment.check_arguments(name, arguments or {})
         data.DATASETS[config.dataset]
     except UsageError as error:
         raise UsageError(f"{source}: {error}") from None
+    return dataclasses.replace(config, **checked)
+
+
+def _checked_augment(spec: Mapping[str, Any], path: str) -> dict[str, dict[str, Any]]:
+    """An `augment` mapping (augmentation name -> its arguments, or nothing), checked."""
+    from search.training import augment
+
+    checked = {}
+    for name, arguments in spec.items():
+        if arguments is not None and not isinstance(arguments, Mapping):
+            raise UsageError(
+                f"'{path}.{name}' must be a mapping of its arguments (or empty), not {arguments!r}"
+            )
+        checked[name] = augment.check_arguments(name, arguments or {}, f"{path}.{name}")
+    return checked
+
+
+def _checked_second_phase(config: TrialConfig) -> dict[str, Any]:
+    """`second_phase` with its fields checked as the first phase's are."""
+    from search.training import optim
+
+    second = config.second_phase
+    if not second:
+        return {}
+    _check_second_phase(second)
+    checked = dict(second)
+    for key in ("start_fraction", "lr", "weight_decay"):
+        if key in second:
+            checked[key] = float(second[key])
+    # What phases() gives the second phase where it names none: no optimizer arguments, and
+    # the first phase's schedule arguments while it keeps the first's schedule.
+    optimizer_args = optim.OPTIMIZERS.check_arguments(
+        second["optimizer"], second.get("optimizer_args", {}), "second_phase.optimizer_args"
+    )
+    schedule = second.get("schedule", config.schedule)
+    schedule_args = optim.SCHEDULES.check_arguments(
+        schedule,
+        second.get("schedule_args", config.schedule_args if schedule == config.schedule else {}),
+        "second_phase.schedule_args",
+    )
+    for key, value in (("optimizer_args", optimizer_args), ("schedule_args", schedule_args)):
+        if key in second:
+            checked[key] = value
+    if "augment" in second:
+        checked["augment"] = _checked_augment(second["augment"], "second_phase.augment")
+    return checked
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,6 +252,8 @@ def _check_second_phase(second: Mapping[str, Any]) -> None:
             raise UsageError(f"'second_phase.{key}' must be a {kind.__name__}")
     if not 0 < float(second["start_fraction"]) < 1 or float(second["lr"]) < 0:
         raise UsageError("'second_phase.start_fraction' must be in (0, 1) and its lr >= 0")
+    if float(second.get("weight_decay", 0)) < 0:
+        raise UsageError("'second_phase.weight_decay' must not be negative")
 
 
 def phases(config: TrialConfig) -> list[Phase]:

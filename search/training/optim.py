@@ -13,7 +13,15 @@ import numpy as np
 import torch
 from torch.optim import lr_scheduler
 
-from registry import Registry
+from registry import (
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    Rate,
+    Registry,
+)
 
 OPTIMIZERS: Registry = Registry("optimizer", supplied=("params", "lr", "weight_decay"))
 SCHEDULES: Registry = Registry("schedule", supplied=("optimizer", "total_steps", "steps_per_epoch"))
@@ -23,7 +31,7 @@ Params = Iterable[torch.nn.Parameter]
 
 @OPTIMIZERS.register("sgd")
 def sgd(
-    params: Params, lr: float, weight_decay: float, momentum: float = 0.9, nesterov: bool = False
+    params: Params, lr: float, weight_decay: float, momentum: Rate = 0.9, nesterov: bool = False
 ) -> torch.optim.Optimizer:
     return torch.optim.SGD(
         params, lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov
@@ -32,7 +40,7 @@ def sgd(
 
 @OPTIMIZERS.register("adam")
 def adam(
-    params: Params, lr: float, weight_decay: float, beta1: float = 0.9, beta2: float = 0.999
+    params: Params, lr: float, weight_decay: float, beta1: Rate = 0.9, beta2: Rate = 0.999
 ) -> torch.optim.Optimizer:
     """Adam with L2 weight decay added to the gradient (the original coupled form)."""
     return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, betas=(beta1, beta2))
@@ -40,7 +48,7 @@ def adam(
 
 @OPTIMIZERS.register("adamw")
 def adamw(
-    params: Params, lr: float, weight_decay: float, beta1: float = 0.9, beta2: float = 0.999
+    params: Params, lr: float, weight_decay: float, beta1: Rate = 0.9, beta2: Rate = 0.999
 ) -> torch.optim.Optimizer:
     """AdamW: weight decay decoupled from the adaptive step (Loshchilov & Hutter, 2019)."""
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=(beta1, beta2))
@@ -48,7 +56,7 @@ def adamw(
 
 @OPTIMIZERS.register("radam")
 def radam(
-    params: Params, lr: float, weight_decay: float, beta1: float = 0.9, beta2: float = 0.999
+    params: Params, lr: float, weight_decay: float, beta1: Rate = 0.9, beta2: Rate = 0.999
 ) -> torch.optim.Optimizer:
     """Rectified Adam: Adam with the variance of early steps tamed (no warm-up needed)."""
     return torch.optim.RAdam(params, lr=lr, weight_decay=weight_decay, betas=(beta1, beta2))
@@ -64,7 +72,7 @@ def timm_optimizer(params: Params, name: str, **kwargs) -> torch.optim.Optimizer
 
 @OPTIMIZERS.register("lion")
 def lion(
-    params: Params, lr: float, weight_decay: float, beta1: float = 0.9, beta2: float = 0.99
+    params: Params, lr: float, weight_decay: float, beta1: Rate = 0.9, beta2: Rate = 0.99
 ) -> torch.optim.Optimizer:
     """Lion (Chen et al., 2023): sign updates, so its lr is 3-10x below AdamW's."""
     return timm_optimizer(params, "lion", lr=lr, weight_decay=weight_decay, betas=(beta1, beta2))
@@ -72,7 +80,7 @@ def lion(
 
 @OPTIMIZERS.register("lamb")
 def lamb(
-    params: Params, lr: float, weight_decay: float, beta1: float = 0.9, beta2: float = 0.999
+    params: Params, lr: float, weight_decay: float, beta1: Rate = 0.9, beta2: Rate = 0.999
 ) -> torch.optim.Optimizer:
     """LAMB: Adam with a per-layer trust ratio, for large batches."""
     return timm_optimizer(params, "lamb", lr=lr, weight_decay=weight_decay, betas=(beta1, beta2))
@@ -104,8 +112,8 @@ def step(
     optimizer: Optimizer,
     total_steps: int,
     steps_per_epoch: int,
-    step_epochs: int = 30,
-    gamma: float = 0.1,
+    step_epochs: PositiveInt = 30,
+    gamma: PositiveFloat = 0.1,
 ) -> Scheduler:
     """Multiply the learning rate by `gamma` every `step_epochs` epochs."""
     return lr_scheduler.StepLR(optimizer, step_size=step_epochs * steps_per_epoch, gamma=gamma)
@@ -119,7 +127,7 @@ def cosine(optimizer: Optimizer, total_steps: int, steps_per_epoch: int) -> Sche
 
 @SCHEDULES.register("onecycle")
 def onecycle(
-    optimizer: Optimizer, total_steps: int, steps_per_epoch: int, pct_start: float = 0.25
+    optimizer: Optimizer, total_steps: int, steps_per_epoch: int, pct_start: Probability = 0.25
 ) -> Scheduler:
     """Smith & Topin's one-cycle: from lr/25 up to the peak lr over `pct_start` of training,
     then down to lr/1e4. Momentum is left as the config chose it, not cycled, so that the
@@ -142,9 +150,9 @@ def triangle(
     optimizer: Optimizer,
     total_steps: int,
     steps_per_epoch: int,
-    start: float = 0.2,
-    peak_fraction: float = 0.23,
-    end: float = 0.07,
+    start: NonNegativeFloat = 0.2,
+    peak_fraction: Probability = 0.23,
+    end: NonNegativeFloat = 0.07,
 ) -> Scheduler:
     """airbench94's schedule: linear from start x lr up to lr at peak_fraction of the steps,
     then linear down to end x lr at the last step (it warms up by itself). Written as
@@ -160,7 +168,7 @@ def triangle(
 
 @SCHEDULES.register("exponential")
 def exponential(
-    optimizer: Optimizer, total_steps: int, steps_per_epoch: int, gamma: float = 0.9
+    optimizer: Optimizer, total_steps: int, steps_per_epoch: int, gamma: PositiveFloat = 0.9
 ) -> Scheduler:
     """Multiply the learning rate by `gamma` per epoch, smoothly (a little every batch)."""
     return lr_scheduler.ExponentialLR(optimizer, gamma=gamma ** (1 / steps_per_epoch))
@@ -168,7 +176,7 @@ def exponential(
 
 @SCHEDULES.register("polynomial")
 def polynomial(
-    optimizer: Optimizer, total_steps: int, steps_per_epoch: int, power: float = 1.0
+    optimizer: Optimizer, total_steps: int, steps_per_epoch: int, power: NonNegativeFloat = 1.0
 ) -> Scheduler:
     """Decay to 0 at the end of training as (1 - progress) ** power; power 1 is linear."""
     return lr_scheduler.PolynomialLR(optimizer, total_iters=total_steps, power=power)
@@ -179,8 +187,8 @@ def cyclic(
     optimizer: Optimizer,
     total_steps: int,
     steps_per_epoch: int,
-    cycle_epochs: float = 4.0,
-    base_fraction: float = 0.1,
+    cycle_epochs: PositiveFloat = 4.0,
+    base_fraction: Probability = 0.1,
 ) -> Scheduler:
     """Triangular cycles (Smith, 2017) between base_fraction * lr and lr, each cycle lasting
     cycle_epochs and peaking half as high as the one before."""
@@ -201,8 +209,8 @@ def plateau(
     optimizer: Optimizer,
     total_steps: int,
     steps_per_epoch: int,
-    factor: float = 0.2,
-    patience: int = 2,
+    factor: Rate = 0.2,
+    patience: NonNegativeInt = 2,
 ) -> lr_scheduler.ReduceLROnPlateau:
     """Multiply the learning rate by `factor` when the monitored loss has not improved for
     `patience` epochs (report 001's best schedule)."""

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from registry import UsageError
+from registry import RunFailure
 from search.training import checkpoint, config, device, evaluation, tta
 from search.training.config import TrialConfig
 from search.training.data import Dataset
@@ -41,7 +41,7 @@ def retrain(
             on_device, on_epoch=on_epoch, eval_is_test=True, compile_model=compile_model,
         )  # fmt: skip
     except TrainingDiverged as error:
-        raise UsageError(f"training diverged: {error}; lower the config's lr") from None
+        raise RunFailure(f"training diverged: {error}; lower the config's lr") from None
     test_set = dataset.test.to(on_device)
     views_of = tta.build(trial_config.tta, trial_config.tta_args)
     probabilities = evaluation.predict_probabilities(

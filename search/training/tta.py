@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from registry import Registry
+from registry import Probability, Registry
 
 Views = list[tuple[float, torch.Tensor]]
 ViewMaker = Callable[[torch.Tensor], Views]
@@ -36,7 +36,7 @@ def mirror(images: torch.Tensor) -> Views:
 
 
 @TTA.register("mirror_translate")
-def mirror_translate(images: torch.Tensor, translate_weight: float = 0.5) -> Views:
+def mirror_translate(images: torch.Tensor, translate_weight: Probability = 0.5) -> Views:
     """The mirror pair, and the mirror pairs of the image shifted one pixel diagonally each
     way, those four sharing `translate_weight` of the total (airbench94: 0.5, so each shifted
     view weighs 0.125 and each unshifted one 0.25)."""

@@ -8,6 +8,7 @@ from optuna.study import StudyDirection
 
 from registry import UsageError
 from search.tuning import samplers
+from search.tuning.settings import FIELDS, FIXED, LATER, StudySettings, checked, flag_name
 
 # --objectives name -> (direction, the metric's name in the study and the dashboard).
 OBJECTIVES = {
@@ -15,15 +16,6 @@ OBJECTIVES = {
     "params": ("minimize", "param_count"),
     "latency": ("minimize", "latency_ms"),  # milliseconds per batch, forward only
 }
-# Fixed when the study is created: trials run under others would not be comparable.
-FIXED = ("space", "dataset", "classes", "init_from", "epochs", "objectives", "fixed_params")
-# How to run it; the latest search.run sets them, workers read them.
-RUN_OPTIONS = (
-    "trials", "sampler", "pruner", "seed", "space_module", "heartbeat_interval", "grace_period",
-    "compile",
-)  # fmt: skip
-# Options added since the first studies were made, with what those studies mean by them.
-LATER_OPTIONS = {"compile": False, "classes": [], "init_from": "", "fixed_params": {}}
 
 
 def as_flag(setting: str, value: object) -> str:
@@ -32,8 +24,7 @@ def as_flag(setting: str, value: object) -> str:
         value = ",".join(f"{name}={item}" for name, item in value.items())
     elif isinstance(value, list):
         value = ",".join(map(str, value))
-    flag = "fix" if setting == "fixed_params" else setting.replace("_", "-")
-    return f"--{flag} {value}"
+    return f"{flag_name(setting)} {value}"
 
 
 def parse_objectives(text: str) -> list[str]:
@@ -62,36 +53,44 @@ def load(storage: RDBStorage, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=storage)
 
 
-def settings(found: optuna.Study) -> dict[str, object]:
-    """What search.run recorded on the study; a worker runs exactly this."""
-    recorded = {**LATER_OPTIONS, **found.user_attrs}
-    missing = [key for key in FIXED + RUN_OPTIONS if key not in recorded]
+def settings(found: optuna.Study) -> StudySettings:
+    """What search.run recorded on the study; a worker runs exactly this. A value that an
+    older version recorded and this one refuses is one line that names it."""
+    recorded = {**LATER, **found.user_attrs}
+    missing = [key for key in FIELDS if key not in recorded]
     if missing:
         raise UsageError(
             f"study '{found.study_name}' was not created by search.run (it lacks "
             f"{', '.join(missing)}); start it with python -m search.run first"
         )
-    return {key: recorded[key] for key in FIXED + RUN_OPTIONS}
+    return checked(
+        {key: recorded[key] for key in FIELDS},
+        source=f"study '{found.study_name}' holds a setting this version cannot run (start "
+        "another with --study NAME): ",
+    )
 
 
-def create_or_resume(
-    storage: RDBStorage, name: str, fixed: dict[str, object], options: dict[str, object]
-) -> optuna.Study:
-    """Create the study, or resume it if it exists and was created with the same fixed
-    settings; either way record the run options for the workers. fixed["objectives"] is a
-    comma-separated list of OBJECTIVES names."""
-    objectives = parse_objectives(str(fixed["objectives"]))
-    directions = [OBJECTIVES[objective][0] for objective in objectives]
+def create_or_resume(storage: RDBStorage, name: str, wanted: StudySettings) -> optuna.Study:
+    """Create the study, or resume it if search.run created it with the same fixed settings;
+    either way record the settings (already checked) for the workers."""
+    directions = [OBJECTIVES[objective][0] for objective in parse_objectives(wanted.objectives)]
     if name in names(storage):
         existing = optuna.load_study(study_name=name, storage=storage)
-        wanted = [StudyDirection[direction.upper()] for direction in directions]
-        if existing.directions != wanted:
+        lacking = [key for key in FIELDS
+                   if key not in {**LATER, **existing.user_attrs}]  # fmt: skip
+        if lacking:
             raise UsageError(
-                f"study '{name}' has other objectives than --objectives {fixed['objectives']}; "
+                f"study '{name}' was not created by search.run (it lacks "
+                f"{', '.join(lacking)}); leave it as it is and choose another --study NAME"
+            )
+        if existing.directions != [StudyDirection[d.upper()] for d in directions]:
+            raise UsageError(
+                f"study '{name}' has other objectives than --objectives {wanted.objectives}; "
                 "resume it with the same flags or start another with --study NAME"
             )
-        recorded = {key: existing.user_attrs.get(key, value) for key, value in fixed.items()}
-        if recorded != fixed:
+        recorded = {key: existing.user_attrs.get(key, LATER.get(key))
+                    for key in FIXED}  # fmt: skip
+        if recorded != wanted.fixed():
             flags = " ".join(as_flag(key, value) for key, value in recorded.items() if value)
             raise UsageError(
                 f"study '{name}' was created with {flags}; resume it with the same flags "
@@ -100,26 +99,27 @@ def create_or_resume(
     created = optuna.create_study(
         storage=storage, study_name=name, directions=directions, load_if_exists=True
     )
-    for key, value in {**fixed, **options}.items():
+    for key, value in wanted.to_attrs().items():
         created.set_user_attr(key, value)
-    created.set_metric_names([OBJECTIVES[objective][1] for objective in objectives])
+    created.set_metric_names([OBJECTIVES[objective][1]
+                              for objective in parse_objectives(wanted.objectives)])  # fmt: skip
     return created
 
 
 def open_for_worker(
-    storage: RDBStorage, name: str, recorded: dict[str, object], slot: int
+    storage: RDBStorage, name: str, recorded: StudySettings, slot: int
 ) -> optuna.Study:
     """The study with the sampler and pruner it was started with (`recorded` is its settings).
     Each worker seeds its sampler differently (by slot and by how far the study has got), so
     that parallel and resumed workers do not propose the same points."""
     found = load(storage, name)
-    seed = int(recorded["seed"]) + len(found.get_trials(deepcopy=False)) + 7919 * slot
-    found.sampler = samplers.SAMPLERS[recorded["sampler"]](seed)
-    if recorded["fixed_params"]:  # search.run --fix: those parameters take the given values
+    seed = (recorded.seed + len(found.get_trials(deepcopy=False)) + 7919 * slot) % 2**32
+    found.sampler = samplers.SAMPLERS[recorded.sampler](seed)
+    if recorded.fixed_params:  # search.run --fix: those parameters take the given values
         found.sampler = optuna.samplers.PartialFixedSampler(
-            dict(recorded["fixed_params"]), found.sampler
+            dict(recorded.fixed_params), found.sampler
         )
-    found.pruner = samplers.PRUNERS[recorded["pruner"]](int(recorded["epochs"]))
+    found.pruner = samplers.PRUNERS[recorded.pruner](recorded.epochs)
     return found
 
 

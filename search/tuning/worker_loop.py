@@ -15,11 +15,12 @@ from optuna.storages import fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
 import spaces
-from registry import UsageError
+from registry import RunFailure
 from search.training import checkpoint, config, data
 from search.training.data import Dataset
 from search.tuning import launch, progress, storage, study
 from search.tuning.objective import TrialFailed, free_memory, make_objective
+from search.tuning.settings import StudySettings
 
 MAX_CONSECUTIVE_FAILURES = 5
 MAX_OUTAGES = 24  # storage errors in a row (2 minutes of polling) before a worker gives up
@@ -97,7 +98,7 @@ def interrupt_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-def read_settings(storage_url: str, name: str) -> dict[str, object]:
+def read_settings(storage_url: str, name: str) -> StudySettings:
     """The study's recorded settings, read before the storage is opened with its heartbeat."""
     plain = storage.open_storage(storage_url)
     try:
@@ -106,12 +107,12 @@ def read_settings(storage_url: str, name: str) -> dict[str, object]:
         plain.engine.dispose()
 
 
-def space_context(settings: dict[str, object]) -> spaces.SpaceContext:
+def space_context(settings: StudySettings) -> spaces.SpaceContext:
     """What the study's space may know: its dataset, classes, budget, seed and the network to
     fine-tune (read once from --init-from's checkpoint)."""
     pretrained = None
-    if settings["init_from"]:
-        path = str(settings["init_from"])
+    if settings.init_from:
+        path = settings.init_from
         saved = checkpoint.read(path)
         trained = config.from_dict(saved["config"], source=path)
         input_size = trained.input_shape(saved["image_shape"])[-1]
@@ -119,8 +120,7 @@ def space_context(settings: dict[str, object]) -> spaces.SpaceContext:
             path, trained.model, trained.model_args, input_size, trained.tta, trained.tta_args
         )
     return spaces.SpaceContext(
-        str(settings["dataset"]), int(settings["epochs"]), int(settings["seed"]),
-        tuple(settings["classes"]), pretrained,
+        settings.dataset, settings.epochs, settings.seed, tuple(settings.classes), pretrained,
     )  # fmt: skip
 
 
@@ -176,31 +176,31 @@ def work(
     """Run trials of study `name` on one device until the study has its target."""
     interrupt_on_sigterm()
     settings = read_settings(storage_url, name)
-    spaces.import_user_module(settings["space_module"])
+    spaces.import_user_module(settings.space_module)
     study_storage = storage.open_storage(
-        storage_url, int(settings["heartbeat_interval"]), int(settings["grace_period"])
+        storage_url, settings.heartbeat_interval, settings.grace_period
     )
     running = study.open_for_worker(study_storage, name, settings, slot)
-    target = int(settings["trials"])
+    target = settings.trials
     if dataset is None:
-        dataset = data.load(str(settings["dataset"]), data_dir, classes=settings["classes"])
+        dataset = data.load(settings.dataset, data_dir, classes=settings.classes)
     context = space_context(settings)
     guard = FailureGuard(MAX_CONSECUTIVE_FAILURES)
-    objectives = study.parse_objectives(str(settings["objectives"]))
+    objectives = study.parse_objectives(settings.objectives)
     objective = make_objective(
-        spaces.get(str(settings["space"])), context, dataset, on_device, objectives,
-        compile_model=bool(settings["compile"]),
+        spaces.get(settings.space), context, dataset, on_device, objectives,
+        compile_model=settings.compile,
     )  # fmt: skip
     deadline = None if timeout is None else time.monotonic() + timeout
     finished_before = len(running.get_trials(deepcopy=False, states=progress.FINISHED))
     printer = progress.TrialPrinter(target, finished_before, output)
-    poll_seconds = min(POLL_SECONDS, int(settings["heartbeat_interval"]))
+    poll_seconds = min(POLL_SECONDS, settings.heartbeat_interval)
     outages = 0
     while not guard.tripped and not out_of_time(deadline):
         try:
             if not run_some_trials(
                 running, objective, target, [printer, guard], poll_seconds, deadline,
-                int(settings["grace_period"]),
+                settings.grace_period,
             ):  # fmt: skip
                 break
             outages = 0
@@ -213,7 +213,7 @@ def work(
                 raise
             outages += 1
             if outages > MAX_OUTAGES:
-                raise UsageError(f"lost the storage for good: {storage.first_line(lost)}") from None
+                raise RunFailure(f"lost the storage for good: {storage.first_line(lost)}") from None
             print(
                 f"search.worker: lost the storage ({storage.first_line(lost)}); retrying in "
                 f"{POLL_SECONDS} s",
@@ -223,7 +223,7 @@ def work(
             time.sleep(POLL_SECONDS)
     printer.close()
     if guard.tripped:
-        raise UsageError(
+        raise RunFailure(
             f"stopped after {guard.limit} failed trials in a row; see their fail_reason "
             "in the dashboard (a smaller model or batch, or another --device)"
         )
@@ -232,7 +232,7 @@ def work(
 def watch_progress(storage_url: str, name: str, output: str) -> progress.StudyWatcher:
     """What a parent shows while its workers (quiet themselves) run the study."""
     found = study.load(storage.open_storage(storage_url), name)
-    target = int(study.settings(found)["trials"])
+    target = study.settings(found).trials
     finished_before = len(found.get_trials(deepcopy=False, states=progress.FINISHED))
     return progress.StudyWatcher(found, progress.TrialPrinter(target, finished_before, output))
 
