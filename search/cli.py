@@ -139,4 +139,20 @@ def run_main(main: Callable[[Sequence[str] | None], int], prog: str) -> None:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; run the same command again to resume", file=sys.stderr)
         code = EXIT_INTERRUPTED
+    except Exception as error:  # a storage that failed under Optuna: one line; bugs: traceback
+        fault = storage_fault(error)
+        if fault is None:
+            raise
+        print(f"{prog}: error: {fault}", file=sys.stderr)
+        code = fault.exit_code
     sys.exit(code)
+
+
+def storage_fault(error: Exception) -> UsageError | None:
+    """The storage's fault behind `error`, if a storage was opened (only then is sqlalchemy
+    loaded, and only then can one be behind it)."""
+    if "sqlalchemy" not in sys.modules:
+        return None
+    from search.tuning import storage
+
+    return storage.describe_fault(error)

@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from search.tuning import storage
 
-    study_storage = storage.open_storage(args.storage)
+    study_storage = storage.open_storage(args.storage, create=False)
     args.artifact_dir.mkdir(parents=True, exist_ok=True)
     print(f"optuna-dashboard on http://{args.host}:{args.port}/ (Ctrl-C stops it)", flush=True)
     try:

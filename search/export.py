@@ -42,17 +42,20 @@ def get_args_parser() -> cli.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
+    from registry import files
     from search.training import config
     from search.tuning import final, progress, selection, storage, study
 
     file_format = args.format or ("json" if args.output.suffix == ".json" else "yaml")
-    found = study.load(storage.open_storage(args.storage), args.study)
+    found = study.load(storage.open_storage(args.storage, read_only=True), args.study)
     trials = selection.choose_trials(found, args.trial, args.top, args.pareto)
     stale = final.outdated(found)
     if stale and args.trial is None and args.top is None and not args.pareto:
         print(f"search.export: {stale}", file=sys.stderr)
     several = args.top is not None or args.pareto
     paths = selection.output_paths(args.output, len(trials), several)
+    for path in paths:  # all checked before any is written
+        files.check_output(path)
     for trial, path in zip(trials, paths, strict=True):
         trial_config, provenance = selection.exported_config(found, trial)
         config.write_file(path, trial_config, provenance, file_format)

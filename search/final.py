@@ -27,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from search.training import data, device
     from search.tuning import final, final_runs, storage, study
 
-    found = study.load(storage.open_storage(args.storage), args.study)
+    found = study.load(storage.open_storage(args.storage, create=False), args.study)
     final.top_trials(found, args.top)  # no complete trial, or several objectives: fail now
     on_device = device.resolve(args.device)
     settings = study.settings(found)

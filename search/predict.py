@@ -30,9 +30,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     decoded = []
     for path in args.images:  # each resized to what the network was trained on
         try:
-            decoded.append(data.decode_image(path.read_bytes(), size=loaded.image_shape[1:]))
-        except OSError as error:  # missing, unreadable, or not an image PIL knows
-            raise UsageError(f"cannot read image {path}: {error}") from None
+            encoded = path.read_bytes()
+        except OSError as error:  # missing, a folder, or unreadable
+            raise UsageError(f"cannot read image {path}: {error.strerror}") from None
+        decoded.append(data.decode_image(encoded, size=loaded.image_shape[1:], name=str(path)))
     probabilities = loaded.predict_probabilities(torch.stack(decoded).to(on_device))
     top = min(max(1, args.top), len(loaded.classes))
     values, indices = probabilities.topk(top, dim=1)

@@ -20,10 +20,12 @@ def get_args_parser() -> cli.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
+    from registry import files
     from search.tuning import report, storage, study
 
-    found = study.load(storage.open_storage(args.storage), args.study)
-    args.output.write_text(report.render(found))
+    files.check_output(args.output)  # never over the study storage it reads, say
+    found = study.load(storage.open_storage(args.storage, read_only=True), args.study)
+    files.write_text(args.output, report.render(found))
     print(f"wrote {args.output}")
     return 0
 

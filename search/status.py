@@ -18,7 +18,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     from search.tuning import progress, storage, study
 
-    found = study.load(storage.open_storage(args.storage), args.study)
+    found = study.load(storage.open_storage(args.storage, read_only=True), args.study)
     print(progress.describe_status(found, datetime.datetime.now()))
     return 0
 

@@ -5,6 +5,7 @@ study it came from."""
 from collections.abc import Sequence
 from pathlib import Path
 
+from registry import RunFailure, UsageError, files
 from search import cli
 
 
@@ -54,6 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from search.tuning import artifacts
 
         destination = artifacts.source_trial(provenance, args.storage)
+        files.check_folder(args.artifact_dir)
+    output_dir = args.output_dir or Path("runs") / args.config.stem
+    # before training: hours of it must not end in an output that cannot be written
+    retrain.check_outputs(output_dir, [p for p in (args.config, trial_config.init_from) if p])
     on_device = device.resolve(args.device)
     dataset = data.load(trial_config.dataset, args.data_dir, classes=trial_config.classes)
     print(
@@ -70,7 +75,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return False
 
-    output_dir = args.output_dir or Path("runs") / args.config.stem
     done = retrain.retrain(
         trial_config, dataset, on_device, output_dir, provenance, on_epoch=show,
         compile_model=args.compile,
@@ -82,7 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"wrote {output_dir}/checkpoint.pt, metrics.json and config.yaml")
     if destination is not None:
         paths = [output_dir / "checkpoint.pt", output_dir / "metrics.json"]
-        artifacts.attach(paths, *destination, args.artifact_dir)
+        try:
+            artifacts.attach(paths, *destination, args.artifact_dir)
+        except UsageError as error:  # the retrain is saved: say so, and what did not work
+            raise RunFailure(f"{error}; the retrain itself is saved in {output_dir}") from None
     return 0
 
 

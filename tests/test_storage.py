@@ -7,7 +7,7 @@ import optuna
 import pytest
 import sqlalchemy
 
-from registry import UsageError
+from registry import RunFailure, UsageError
 from search.tuning import storage
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
@@ -58,10 +58,11 @@ def test_postgresql_holds_a_study_that_another_storage_object_reads():
 
 
 def test_an_unreachable_database_is_one_line_naming_it_without_the_password():
-    with pytest.raises(UsageError) as refused:
+    with pytest.raises(RunFailure) as refused:  # exit code 1: nothing the user typed was wrong
         storage.open_storage("postgresql://postgres:secret@127.0.0.1:1/test")
     message = str(refused.value)
-    assert message.startswith("cannot open storage postgresql+psycopg://postgres:***@127.0.0.1:1")
+    assert message.startswith("cannot reach storage postgresql+psycopg://postgres:***@127.0.0.1:1")
+    assert "Connection refused" in message
     assert "secret" not in message and "\n" not in message
 
 

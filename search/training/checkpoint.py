@@ -10,7 +10,7 @@ from torch import nn
 
 import models
 from models import parts
-from registry import UsageError
+from registry import UsageError, files
 from search.training import config, evaluation, tta
 from search.training.config import TrialConfig
 from search.training.preprocess import Preprocess
@@ -26,18 +26,20 @@ def save(
     image_shape: tuple[int, int, int],
     metrics: dict[str, Any],
 ) -> None:
-    """The file rebuilds the model (models.build with the config) without opening the study."""
-    torch.save(
-        {
-            "state_dict": model.state_dict(),
-            "config": trial_config.to_dict(),
-            "classes": list(classes),
-            "image_shape": list(image_shape),
-            "normalization": normalization,
-            "metrics": metrics,
-        },
-        path,
-    )
+    """The file rebuilds the model (models.build with the config) without opening the study.
+    Written atomically: an interrupted save leaves the old checkpoint or none."""
+    with files.atomic_path(path) as partial:
+        torch.save(
+            {
+                "state_dict": model.state_dict(),
+                "config": trial_config.to_dict(),
+                "classes": list(classes),
+                "image_shape": list(image_shape),
+                "normalization": normalization,
+                "metrics": metrics,
+            },
+            partial,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +66,8 @@ def read(path: Path | str, on_device: torch.device | str = "cpu") -> dict[str, A
         saved = torch.load(path, map_location=on_device, weights_only=False)
     except FileNotFoundError:
         raise UsageError(f"no checkpoint at {path}") from None
+    except OSError as error:  # a folder, or a file that cannot be read
+        raise UsageError(f"cannot read checkpoint {path}: {error.strerror}") from None
     except (RuntimeError, pickle.UnpicklingError, EOFError) as error:
         raise UsageError(f"{path} is not a checkpoint written by search.train ({error})") from None
     if not isinstance(saved, dict) or not {"state_dict", "config", "classes"} <= set(saved):

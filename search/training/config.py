@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from registry import UsageError
+from registry import UsageError, files
 
 
 @dataclasses.dataclass(frozen=True)
@@ -306,23 +306,28 @@ def write_file(
     provenance: Mapping[str, Any] | None = None,
     file_format: str = "yaml",
 ) -> None:
-    """The config's fields at the top level; where it came from under `provenance`."""
+    """The config's fields at the top level; where it came from under `provenance`. Written
+    atomically: an interrupted write leaves the old file or none."""
     document = config.to_dict()
     if provenance:
         document["provenance"] = dict(provenance)
-    path.write_text(WRITERS[file_format](document))
+    files.write_text(path, WRITERS[file_format](document))
 
 
 def read_file(path: Path) -> tuple[TrialConfig, dict[str, Any]]:
     """Read a config file written by write_file (or by hand), YAML or JSON (JSON is YAML):
     (config, provenance)."""
     try:
-        document = yaml.safe_load(Path(path).read_text())
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as error:
         raise UsageError(f"cannot read config file {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not a text file in UTF-8 (a YAML or JSON config)") from None
     except yaml.YAMLError as error:
         raise UsageError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
     if not isinstance(document, dict):
         raise UsageError(f"{path}: expected a mapping of config fields")
     provenance = document.pop("provenance", None) or {}
+    if not isinstance(provenance, dict):
+        raise UsageError(f"{path}: 'provenance' must be a mapping (study, trial, ...)")
     return from_dict(document, source=str(path)), provenance

@@ -144,20 +144,42 @@ def stl10(data_dir: Path) -> Source:
     return Source(tuple(split.classes), splits[0], splits[1])
 
 
-def decode_image(encoded: bytes, size: tuple[int, int] | None = None) -> torch.Tensor:
-    """JPEG/PNG/... bytes -> uint8 [3, H, W], resized to size=(H, W) if given."""
-    with Image.open(io.BytesIO(encoded)) as image:
-        image = image.convert("RGB")
-        if size is not None and image.size != (size[1], size[0]):
-            image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-        return torch.from_numpy(np.array(image)).permute(2, 0, 1)
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """RGB, faithfully: PIL's convert("RGB") clips 16- and 32-bit grey levels to white, so
+    those are scaled to 8 bits first."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        levels = np.asarray(image, dtype=np.float64) / 257.0  # 0..65535 -> 0..255
+        image = Image.fromarray(levels.clip(0, 255).round().astype(np.uint8), mode="L")
+    elif image.mode == "F":
+        image = Image.fromarray(np.asarray(image).clip(0, 255).round().astype(np.uint8), "L")
+    return image.convert("RGB")
 
 
-def _decode(files: Iterable[tuple[str, str, bytes]]) -> dict[str, list[tuple[str, torch.Tensor]]]:
-    """(split, class name, encoded bytes) -> {split: [(class name, uint8 [C, H, W])]}."""
+def decode_image(
+    encoded: bytes, size: tuple[int, int] | None = None, name: str = "image"
+) -> torch.Tensor:
+    """JPEG/PNG/... bytes -> uint8 [3, H, W], resized to size=(H, W) if given. A file that
+    is not an image, is truncated or would decompress to an enormous size is one UsageError
+    line that names it."""
+    try:
+        with Image.open(io.BytesIO(encoded)) as image:
+            image = _to_rgb(image)
+            if size is not None and image.size != (size[1], size[0]):
+                image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            return torch.from_numpy(np.array(image)).permute(2, 0, 1)
+    except Image.DecompressionBombError:
+        raise UsageError(f"{name} is too large to decode safely (a decompression bomb?)") from None
+    except (OSError, ValueError, SyntaxError) as error:  # PIL's ways of saying "not an image"
+        raise UsageError(f"cannot read image {name}: {error}") from None
+
+
+def _decode(
+    files: Iterable[tuple[str, str, str, bytes]],
+) -> dict[str, list[tuple[str, torch.Tensor]]]:
+    """(split, class name, file name, encoded bytes) -> {split: [(class, uint8 [C, H, W])]}."""
     decoded: dict[str, list[tuple[str, torch.Tensor]]] = {}
-    for split, class_name, encoded in files:
-        decoded.setdefault(split, []).append((class_name, decode_image(encoded)))
+    for split, class_name, name, encoded in files:
+        decoded.setdefault(split, []).append((class_name, decode_image(encoded, name=name)))
     return decoded
 
 
@@ -175,6 +197,12 @@ def _stack(decoded: dict[str, list[tuple[str, torch.Tensor]]], where: str) -> So
         shapes = {tuple(image.shape) for _, image in decoded[split]}
         if len(shapes) > 1:
             raise UsageError(f"{where}: {split}/ holds images of different sizes {sorted(shapes)}")
+        if splits and shapes != {tuple(splits[0].images.shape[1:])}:
+            raise UsageError(
+                f"{where}: test/ images are {'x'.join(map(str, shapes.pop()))} and train/ "
+                f"images {'x'.join(map(str, splits[0].images.shape[1:]))} (channels x height "
+                "x width); resize them to one size"
+            )
         images = torch.stack([image for _, image in decoded[split]])
         labels = torch.tensor([index[name] for name, _ in decoded[split]], dtype=torch.int64)
         splits.append(LabeledImages(images, labels))
@@ -230,7 +258,7 @@ def sample(data_dir: Path) -> Source:
         with tarfile.open(fileobj=io.BytesIO(encoded), mode="r:gz") as tar:
             members = sorted((m for m in tar.getmembers() if m.isfile()), key=lambda m: m.name)
             files = [
-                (*Path(m.name).parts[-3:-1], tar.extractfile(m).read())
+                (*Path(m.name).parts[-3:-1], m.name, tar.extractfile(m).read())
                 for m in members
                 if Path(m.name).suffix.lower() in IMAGE_SUFFIXES
             ]
@@ -241,12 +269,19 @@ def sample(data_dir: Path) -> Source:
 
 
 def _image_files(root: Path) -> list[Path]:
-    return sorted(
-        path
-        for split in ("train", "test")
-        for path in (root / split).glob("*/*")
-        if path.suffix.lower() in IMAGE_SUFFIXES
-    )
+    """The image files of root/{train,test}/<class>/; a class folder without any is an error,
+    not a class quietly dropped."""
+    paths = []
+    for split in ("train", "test"):
+        for folder in sorted(p for p in (root / split).glob("*") if p.is_dir()):
+            images = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+            if not images:
+                raise UsageError(
+                    f"{folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); "
+                    "add some or remove the folder"
+                )
+            paths += images
+    return sorted(paths)
 
 
 @DATASETS.register("imagefolder")
@@ -262,12 +297,19 @@ def imagefolder(data_dir: Path) -> Source:
         fingerprint.update(
             f"{path.relative_to(data_dir)}:{stat.st_size}:{stat.st_mtime_ns};".encode()
         )
-    files = ((*path.relative_to(data_dir).parts[:2], path.read_bytes()) for path in paths)
+    files = ((*path.relative_to(data_dir).parts[:2], str(path), _read(path)) for path in paths)
     return _cached(
         data_dir / CACHE_NAME,
         fingerprint.hexdigest(),
         lambda: _stack(_decode(files), f"--data-dir {data_dir}"),
     )
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise UsageError(f"cannot read image {path}: {error.strerror}") from None
 
 
 def class_balanced_split(
@@ -323,6 +365,11 @@ def load(
     source = loader(Path(data_dir).expanduser())
     if classes:
         source = select_classes(source, classes, name)
+    if len(source.classes) < 2:
+        raise UsageError(
+            f"{name} has {len(source.classes)} class ({', '.join(source.classes)}); a "
+            "classifier needs two or more"
+        )
     if val_size is None:
         val_size = source.val_size or round(DEFAULT_VAL_FRACTION * len(source.train))
     if not 0 < val_size < len(source.train):

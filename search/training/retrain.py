@@ -10,11 +10,22 @@ from typing import Any
 
 import torch
 
-from registry import RunFailure
+from registry import RunFailure, UsageError, files
 from search.training import checkpoint, config, device, evaluation, tta
 from search.training.config import TrialConfig
 from search.training.data import Dataset
 from search.training.trainer import EpochResult, TrainingDiverged, train
+
+OUTPUTS = {"checkpoint.pt": False, "metrics.json": True, "config.yaml": True}  # name: text?
+
+
+def check_outputs(output_dir: Path, reads: list[Path | str]) -> None:
+    """Before training: the files a retrain writes can be written, and none of them is one it
+    reads (the config, the checkpoint it starts from)."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UsageError(f"--output-dir {output_dir} is a file, not a folder")
+    for name, text in OUTPUTS.items():
+        files.check_output(output_dir / name, reads, text=text)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,9 +74,8 @@ def retrain(
         "per_class_accuracy": evaluation.per_class_accuracy(confusion, dataset.classes),
         "confusion_matrix": confusion.tolist(),
     }
+    # The checkpoint first: it is what hours of training made. Each file is written atomically.
     output_dir.mkdir(parents=True, exist_ok=True)
-    config.write_file(output_dir / "config.yaml", trial_config, provenance)
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     checkpoint.save(
         output_dir / "checkpoint.pt",
         model=result.model,
@@ -75,4 +85,6 @@ def retrain(
         image_shape=dataset.image_shape,
         metrics=metrics,
     )
+    files.write_text(output_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    config.write_file(output_dir / "config.yaml", trial_config, provenance)
     return Retrained(metrics, evaluation.format_report(confusion, dataset.classes), output_dir)

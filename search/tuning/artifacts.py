@@ -17,20 +17,29 @@ def source_trial(provenance: dict, storage_url: str) -> tuple[optuna.Study, int]
     """(study, trial number) a config was exported from, for --attach."""
     if "study" not in provenance or "trial" not in provenance:
         raise UsageError("--attach needs a config written by search.export (it names its trial)")
-    found = study.load(storage.open_storage(storage_url), provenance["study"])
+    found = study.load(storage.open_storage(storage_url, create=False), provenance["study"])
     if provenance["trial"] not in {t.number for t in found.get_trials(deepcopy=False)}:
         raise UsageError(f"study {provenance['study']} has no trial {provenance['trial']}")
     return found, provenance["trial"]
 
 
 def attach(paths: list[Path], found: optuna.Study, number: int, artifact_dir: Path) -> None:
-    """Upload `paths` to the study's artifact store in artifact_dir, named after trial `number`."""
-    artifact_dir.mkdir(parents=True, exist_ok=True)
-    store = FileSystemArtifactStore(str(artifact_dir))
-    with tempfile.TemporaryDirectory() as staging:
-        for path in paths:
-            named = Path(staging) / f"trial-{number}-{path.name}"
-            shutil.copyfile(path, named)
-            upload_artifact(artifact_store=store, file_path=str(named), study_or_trial=found)
+    """Upload `paths` to the study's artifact store in artifact_dir, named after trial `number`;
+    a failure is one UsageError line."""
+    try:
+        artifact_dir.mkdir(parents=True, exist_ok=True)
+        store = FileSystemArtifactStore(str(artifact_dir))
+        with tempfile.TemporaryDirectory() as staging:
+            for path in paths:
+                named = Path(staging) / f"trial-{number}-{path.name}"
+                shutil.copyfile(path, named)
+                upload_artifact(artifact_store=store, file_path=str(named), study_or_trial=found)
+    except OSError as error:
+        raise UsageError(f"cannot store artifacts in {artifact_dir}: {error.strerror}") from None
+    except Exception as error:
+        fault = storage.describe_fault(error)
+        if fault is None:
+            raise
+        raise fault from None
     names = ", ".join(path.name for path in paths)
     print(f"attached {names} of trial {number} to study {found.study_name} ({artifact_dir})")

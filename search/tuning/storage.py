@@ -1,23 +1,29 @@
-"""Opening the study storage (SQLite file or PostgreSQL) with settings for many workers."""
+"""Opening the study storage (SQLite file or PostgreSQL) with settings for many workers, and
+one line for every way a storage can fail (locked, read-only, damaged, not a database, another
+Optuna schema version, unreachable)."""
 
 import atexit
+import sqlite3
 import weakref
+from pathlib import Path
 
 import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from sqlalchemy.engine import URL, make_url
 
-from registry import UsageError
+from registry import RunFailure, UsageError
 
 # Seconds, not sub-second: too short an interval fails live trials (optuna#4234, #5470).
 HEARTBEAT_INTERVAL_SECONDS = 60
 GRACE_PERIOD_SECONDS = 180
 
+SQLITE_TIMEOUT_SECONDS = 60  # sqlite:///FILE.db?timeout=S sets another
+SQLITE_HEADER = b"SQLite format 3\x00"
 # Per backend: driver to use and engine options. SQLite waits for the file lock instead of
 # failing with "database is locked"; PostgreSQL checks pooled connections before use (they die
 # when the server restarts) and keeps a small pool, since every worker process has its own.
 ENGINE_OPTIONS = {
-    "sqlite": ("sqlite", {"connect_args": {"timeout": 60}}),
+    "sqlite": ("sqlite", {"connect_args": {"timeout": SQLITE_TIMEOUT_SECONDS}}),
     "postgresql": (
         "postgresql+psycopg",
         {
@@ -67,35 +73,147 @@ def parse_url(url: str) -> URL:
     return parsed
 
 
+# What SQLite's own messages mean for a study file, and whose fault each is: a file that
+# someone else holds or that cannot be written is a failure to run (exit 1), the rest usage.
+SQLITE_FAULTS = {
+    "database is locked": (RunFailure, "is locked by another process (waited {timeout:g} s); "
+                           "try again when it is done, or raise ?timeout=SECONDS in the URL"),
+    "readonly database": (RunFailure, "is read-only (the file or its folder cannot be written); "
+                          "copy it somewhere writable, or read it with search.status, "
+                          "search.export or search.report"),
+    "malformed": (UsageError, "is damaged (SQLite: database disk image is malformed); restore "
+                  "it from a copy"),
+    "not a database": (UsageError, "is not an SQLite database"),
+    "unable to open database file": (UsageError, "cannot be opened: its folder does not exist "
+                                     "or cannot be written"),
+}  # fmt: skip
+
+
+# The storages this process opened, latest last: a fault that surfaces at the command's
+# boundary (search.cli) is described with the URL it came from.
+OPENED: list[str] = []
+
+
+def describe_fault(error: BaseException, url: str | None = None) -> UsageError | None:
+    """The storage fault behind `error` as one line (for `url`, by default the storage this
+    process opened last), or None if it is not one."""
+    lost = outage(error) or _database_error(error)
+    if lost is None or not (url or OPENED):
+        return None
+    parsed = parse_url(url or OPENED[-1])
+    shown = parsed.render_as_string(hide_password=True)
+    text = first_line(lost)
+    if parsed.get_backend_name() == "sqlite":
+        for cause, (kind, meaning) in SQLITE_FAULTS.items():
+            if cause in text:
+                return kind(f"storage {shown} " + meaning.format(timeout=_timeout(parsed)))
+        return RunFailure(f"storage {shown} failed: {text}")
+    if "does not exist" in text:  # a database or role that is not there: a typo in the URL
+        return UsageError(f"cannot open storage {shown}: {text}")
+    return RunFailure(f"cannot reach storage {shown}: {text}")
+
+
+def _database_error(error: BaseException | None) -> BaseException | None:
+    while error is not None:
+        if isinstance(error, sqlalchemy.exc.DBAPIError | sqlite3.DatabaseError):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _timeout(parsed: URL) -> float:
+    return float(parsed.query.get("timeout", SQLITE_TIMEOUT_SECONDS))
+
+
+def check_sqlite_file(path: Path, shown: str, create: bool) -> None:
+    """Refuse, before Optuna opens it, a file that is not a study storage: Optuna would add its
+    tables to someone else's database, and create a new one where a path was mistyped."""
+    if not path.exists():
+        if not create:
+            raise UsageError(
+                f"no study storage at {path} ({shown}): check the path, or start a study "
+                "there with python -m search.run"
+            )
+        if not path.parent.is_dir():
+            raise UsageError(f"storage {shown}: the folder {path.parent} does not exist")
+        return
+    if path.is_dir():
+        raise UsageError(f"storage {shown} is a folder, not an SQLite file")
+    with path.open("rb") as opened:
+        header = opened.read(len(SQLITE_HEADER))
+    if header and header != SQLITE_HEADER:
+        raise UsageError(f"storage {shown} is not an SQLite database")
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as connection:
+            tables = {row[0] for row in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}  # fmt: skip
+    except sqlite3.DatabaseError as error:
+        raise describe_fault(error, f"sqlite:///{path}") from None
+    if tables and "studies" not in tables:
+        raise UsageError(
+            f"storage {shown} is an SQLite database without Optuna's tables, not a study "
+            "storage; choose another file"
+        )
+    if not tables and not create:
+        raise UsageError(f"storage {shown} holds no studies yet (start one with search.run)")
+
+
 def open_storage(
     url: str,
     heartbeat_interval: int = HEARTBEAT_INTERVAL_SECONDS,
     grace_period: int = GRACE_PERIOD_SECONDS,
+    *,
+    create: bool = True,
+    read_only: bool = False,
 ) -> RDBStorage:
     """An RDBStorage with heartbeats: a trial whose worker died (no heartbeat for
-    grace_period seconds) is failed when a worker next asks for a trial, and re-run once."""
+    grace_period seconds) is failed when a worker next asks for a trial, and re-run once.
+    Only search.run `create`s a storage; `read_only` ones (search.status, export, report)
+    cannot write to it at all (SQLite's mode=ro, PostgreSQL's read-only transactions)."""
     parsed = parse_url(url)
     backend = parsed.get_backend_name()
     shown = parsed.render_as_string(hide_password=True)
+    engine_kwargs = {**ENGINE_OPTIONS[backend][1]}
+    if backend == "sqlite":
+        path = Path(parsed.database).expanduser()
+        check_sqlite_file(path, shown, create and not read_only)
+        engine_kwargs["connect_args"] = {"timeout": _timeout(parsed)}
+        query = {"mode": "ro", "uri": "true"} if read_only else {}
+        database = f"file:{path}" if read_only else str(path)
+        parsed = parsed.set(database=database, query=query)
+    elif read_only:
+        engine_kwargs["connect_args"] = {
+            **engine_kwargs["connect_args"],
+            "options": "-c default_transaction_read_only=on",
+        }
     try:
         storage = RDBStorage(
             parsed.render_as_string(hide_password=False),
-            engine_kwargs=ENGINE_OPTIONS[backend][1],
+            engine_kwargs=engine_kwargs,
             heartbeat_interval=heartbeat_interval,
             grace_period=grace_period,
             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
         )
-        if backend == "sqlite":  # WAL lets readers (the dashboard) work beside writing workers
-            with storage.engine.connect() as connection:
+        if backend == "sqlite" and not read_only:  # WAL lets readers (the dashboard) work
+            with storage.engine.connect() as connection:  # beside writing workers
                 connection.exec_driver_sql("PRAGMA journal_mode=WAL")
     except ImportError as error:
         raise UsageError(
             f"--storage {shown} needs a driver that is not installed ({error.name}); "
             "for PostgreSQL: pip install -e '.[postgres]'"
         ) from None
+    except RuntimeError as error:  # Optuna's schema check, with its own remedy
+        raise UsageError(
+            f"storage {shown} was written by another version of Optuna's schema: {error}"
+        ) from None
     except sqlalchemy.exc.SQLAlchemyError as error:
-        raise UsageError(f"cannot open storage {shown}: {first_line(error)}") from None
+        if read_only and ("readonly" in first_line(error) or "read-only" in first_line(error)):
+            # Optuna found none of its tables and tried to create them
+            raise UsageError(f"storage {shown} holds no Optuna studies") from None
+        fault = describe_fault(error, url)
+        raise fault or UsageError(f"cannot open storage {shown}: {first_line(error)}") from None
     close_at_exit(storage.engine)
+    OPENED.append(url)
     return storage
 
 

@@ -100,7 +100,7 @@ def interrupt_on_sigterm() -> None:
 
 def read_settings(storage_url: str, name: str) -> StudySettings:
     """The study's recorded settings, read before the storage is opened with its heartbeat."""
-    plain = storage.open_storage(storage_url)
+    plain = storage.open_storage(storage_url, create=False)
     try:
         return study.settings(study.load(plain, name))
     finally:
@@ -178,7 +178,7 @@ def work(
     settings = read_settings(storage_url, name)
     spaces.import_user_module(settings.space_module)
     study_storage = storage.open_storage(
-        storage_url, settings.heartbeat_interval, settings.grace_period
+        storage_url, settings.heartbeat_interval, settings.grace_period, create=False
     )
     running = study.open_for_worker(study_storage, name, settings, slot)
     target = settings.trials
@@ -231,7 +231,7 @@ def work(
 
 def watch_progress(storage_url: str, name: str, output: str) -> progress.StudyWatcher:
     """What a parent shows while its workers (quiet themselves) run the study."""
-    found = study.load(storage.open_storage(storage_url), name)
+    found = study.load(storage.open_storage(storage_url, create=False), name)
     target = study.settings(found).trials
     finished_before = len(found.get_trials(deepcopy=False, states=progress.FINISHED))
     return progress.StudyWatcher(found, progress.TrialPrinter(target, finished_before, output))

@@ -1,0 +1,85 @@
+"""Writing what the commands produce: never over what they read, and atomically (written under
+a temporary name in the same folder and renamed into place), so that an interrupted write
+leaves the old file or none, never half of one."""
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from registry import RunFailure, UsageError
+
+# The first bytes of files no command writes over unless it writes that kind itself.
+STORAGE_MAGIC = {
+    b"SQLite format 3\x00": "an SQLite database (a study storage?)",
+    b"\x37\x7f\x06\x82": "an SQLite write-ahead log",
+    b"\x37\x7f\x06\x83": "an SQLite write-ahead log",
+}
+CHECKPOINT_MAGIC = {b"PK\x03\x04": "a zip archive (a checkpoint?)"}
+
+
+def check_output(path: Path, reads: Iterable[Path | str] = (), text: bool = True) -> None:
+    """Refuse, before any work is done, to write `path` over a file the command `reads`, over
+    a folder, over a study storage, or (a `text` output: a report, a config) over a
+    checkpoint; make its folder and check that a file can be written there."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{path} is a folder; name a file to write")
+    if path.exists():
+        for read in reads:
+            if Path(read).exists() and os.path.samefile(path, read):
+                raise UsageError(f"will not write {path} over the file this command reads")
+        with path.open("rb") as existing:
+            head = existing.read(16)
+        protected = {**STORAGE_MAGIC, **(CHECKPOINT_MAGIC if text else {})}
+        for magic, what in protected.items():
+            if head.startswith(magic):
+                raise UsageError(f"will not write over {path}: it is {what}; choose another name")
+    check_folder(path.parent)
+
+
+def check_folder(folder: Path) -> None:
+    """Make `folder` (and its parents) and check that a file can be written in it."""
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise UsageError(f"cannot write in {folder}: {error.strerror}") from None
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path` to write to; renamed to `path` when the block ends
+    without an error, removed otherwise."""
+    path = Path(path)
+    try:
+        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(handle)
+    except OSError as error:
+        raise RunFailure(f"cannot write {path}: {error.strerror}") from None
+    partial = Path(name)
+    try:
+        yield partial
+        os.chmod(partial, 0o666 & ~_umask())  # mkstemp's 0600 would hide it from others
+        os.replace(partial, path)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise RunFailure(f"cannot write {path}: {error.strerror}") from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as partial:
+        partial.write_text(text, encoding="utf-8")
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
