@@ -34,23 +34,36 @@ def get_args_parser() -> cli.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be 0 to 65535, not {args.port}")
+    from wsgiref.simple_server import make_server
+
     import optuna_dashboard
     from optuna.artifacts import FileSystemArtifactStore
 
+    from registry import files
     from search.tuning import storage
 
     study_storage = storage.open_storage(args.storage, create=False)
-    args.artifact_dir.mkdir(parents=True, exist_ok=True)
-    print(f"optuna-dashboard on http://{args.host}:{args.port}/ (Ctrl-C stops it)", flush=True)
+    files.check_folder(args.artifact_dir)
+    app = optuna_dashboard.wsgi(
+        study_storage, artifact_store=FileSystemArtifactStore(str(args.artifact_dir))
+    )
+    try:  # bound before anything is printed: a busy port is an error, not "listening"
+        server = make_server(args.host, args.port, app)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise UsageError(f"cannot serve on {args.host}:{args.port}: {reason}") from None
+    print(
+        f"optuna-dashboard on http://{args.host}:{server.server_port}/ (Ctrl-C stops it)",
+        flush=True,
+    )
     try:
-        optuna_dashboard.run_server(
-            study_storage, host=args.host, port=args.port,
-            artifact_store=FileSystemArtifactStore(str(args.artifact_dir)),
-        )  # fmt: skip
+        server.serve_forever()
     except KeyboardInterrupt:
         return 0  # stopping the server is how it ends, not an error
-    except OSError as error:
-        raise UsageError(f"cannot serve on {args.host}:{args.port}: {error.strerror}") from None
+    finally:
+        server.server_close()
     return 0
 
 

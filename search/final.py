@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     cli.check_positive(args, "top", "seeds")
     from search.training import data, device
-    from search.tuning import final, final_runs, storage, study
+    from search.tuning import final, final_runs, progress, storage, study
 
     found = study.load(storage.open_storage(args.storage, create=False), args.study)
     final.top_trials(found, args.top)  # no complete trial, or several objectives: fail now
@@ -44,11 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = final.rank(found, runs)
     final.record(found, rows)
     print(final.format_table(rows))
-    storage_flag = "" if args.storage == cli.DEFAULT_STORAGE else f" --storage {args.storage}"
-    print(
-        f"winner: trial {rows[0]['trial']}; export it with "
-        f"python -m search.export --study {args.study}{storage_flag} -o best.yaml"
-    )
+    export = progress.export_command(args.study, args.storage, ["-o", "best.yaml"])
+    print(f"winner: trial {rows[0]['trial']}; export it with {export}")
     return 0
 
 

@@ -131,7 +131,10 @@ def parse_fixed(text: str | None) -> dict[str, object]:
         name, equals, value = item.partition("=")
         if not equals or not name.strip():
             raise UsageError(f"--fix takes NAME=VALUE,NAME=VALUE, not '{text}'")
-        fixed[name.strip()] = yaml.safe_load(value)
+        try:
+            fixed[name.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise UsageError(f"--fix {item}: cannot read the value '{value}'") from None
     return fixed
 
 

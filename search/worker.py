@@ -26,6 +26,7 @@ def get_args_parser() -> cli.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
+    cli.check_positive(args, "timeout")
     from search.tuning import launch, worker_loop
 
     slots = launch.plan_slots(args.device, args.gpus, args.workers_per_gpu)

@@ -44,6 +44,12 @@ def import_user_module(module: str | None) -> None:
         importlib.import_module(module)
     except ImportError as error:
         raise UsageError(f"--space-module {module} cannot be imported: {error}") from None
+    except UsageError:
+        raise
+    except Exception as error:  # the user's own code failed (a space registered twice, say)
+        raise UsageError(
+            f"--space-module {module} failed as it was imported: {type(error).__name__}: {error}"
+        ) from None
 
 
 def get(name: str):

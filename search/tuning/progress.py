@@ -1,6 +1,7 @@
 """What a person sees while a search runs: a line per finished trial, then a summary."""
 
 import datetime
+import shlex
 import sys
 
 import optuna
@@ -150,13 +151,20 @@ def summary(study: optuna.Study, storage_url: str) -> str:
         lines.append(describe_best(study))
         lines += [f"  {name} = {value}" for name, value in best.params.items()]
     lines += final.shown(study)
-    storage_flag = "" if storage_url == DEFAULT_STORAGE else f" --storage {storage_url}"
+    output = ["-o", "front.yaml", "--pareto"] if len(study.directions) > 1 else ["-o", "best.yaml"]
     lines += [
-        f"browse:  optuna-dashboard {storage_url}",
-        f"export:  python -m search.export --study {study.study_name}{storage_flag} -o "
-        + ("front.yaml --pareto" if len(study.directions) > 1 else "best.yaml"),
+        f"browse:  optuna-dashboard {shlex.quote(storage_url)}",
+        f"export:  {export_command(study.study_name, storage_url, output)}",
     ]
     return "\n".join(lines)
+
+
+def export_command(study_name: str, storage_url: str, output: list[str]) -> str:
+    """The search.export command line for a study, quoted for a shell: a name with a space or
+    a ';' pastes as one argument."""
+    words = ["python", "-m", "search.export", "--study", study_name]
+    words += [] if storage_url == DEFAULT_STORAGE else ["--storage", storage_url]
+    return shlex.join(words + output)
 
 
 def describe_status(found: optuna.Study, now: datetime.datetime) -> str:
