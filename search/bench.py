@@ -96,8 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli.check_positive(args, "width", "seeds", "fast_epochs", "search_trials", "search_epochs")
     batch_sizes = parse_counts(args.batch_sizes, "--batch-sizes")
     workers_per_gpu = parse_counts(args.workers_per_gpu, "--workers-per-gpu")
+    from registry import files
     from search.tuning import benchmark
 
+    if args.json:  # before the measuring: an hour of it must not end in an unwritable file
+        files.check_output(args.json)
     bench = benchmark.prepare(args, batch_sizes, workers_per_gpu)
     machine = benchmark.describe_machine(bench.on_device)
     print(
@@ -116,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "machine": machine,
             "rows": [dataclasses.asdict(row) for row in rows],
         }
-        args.json.write_text(json.dumps(document, indent=2) + "\n")
+        files.write_text(args.json, json.dumps(document, indent=2) + "\n")
     return 0
 
 

@@ -1,6 +1,7 @@
 """`python -m search.report --study NAME -o report.html`: one self-contained HTML page of a
 study (search/tuning/report.py)."""
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,7 +26,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     files.check_output(args.output)  # never over the study storage it reads, say
     found = study.load(storage.open_storage(args.storage, read_only=True), args.study)
-    files.write_text(args.output, report.render(found))
+    with warnings.catch_warnings():  # Optuna's plots warn of what a small study lacks
+        warnings.simplefilter("ignore")
+        page = report.render(found)
+    files.write_text(args.output, page)
     print(f"wrote {args.output}")
     return 0
 
