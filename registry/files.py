@@ -41,8 +41,9 @@ def check_output(path: Path, reads: Iterable[Path | str] = (), text: bool = True
 
 def check_folder(folder: Path) -> None:
     """Make `folder` (and its parents) and check that a file can be written in it."""
-    if folder.exists() and not folder.is_dir():
-        raise UsageError(f"{folder} is a file, not a folder")
+    for above in [folder, *folder.parents]:
+        if above.exists() and not above.is_dir():
+            raise UsageError(f"{above} is a file, not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):

@@ -28,9 +28,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from search.tuning import final, final_runs, progress, storage, study
 
     found = study.load(storage.open_storage(args.storage, create=False), args.study)
+    settings = study.settings(found)  # a study search.run did not make, or cannot run
     final.top_trials(found, args.top)  # no complete trial, or several objectives: fail now
     on_device = device.resolve(args.device)
-    settings = study.settings(found)
     dataset = data.load(settings.dataset, args.data_dir, classes=settings.classes)
 
     def show(run: final_runs.Run) -> None:

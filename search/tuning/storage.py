@@ -3,6 +3,7 @@ one line for every way a storage can fail (locked, read-only, damaged, not a dat
 Optuna schema version, unreachable)."""
 
 import atexit
+import contextlib
 import sqlite3
 import weakref
 from pathlib import Path
@@ -125,9 +126,10 @@ def _timeout(parsed: URL) -> float:
     return float(parsed.query.get("timeout", SQLITE_TIMEOUT_SECONDS))
 
 
-def check_sqlite_file(path: Path, shown: str, create: bool) -> None:
+def check_sqlite_file(path: Path, parsed: URL, create: bool) -> None:
     """Refuse, before Optuna opens it, a file that is not a study storage: Optuna would add its
     tables to someone else's database, and create a new one where a path was mistyped."""
+    shown = parsed.render_as_string(hide_password=True)
     if not path.exists():
         if not create:
             raise UsageError(
@@ -144,11 +146,12 @@ def check_sqlite_file(path: Path, shown: str, create: bool) -> None:
     if header and header != SQLITE_HEADER:
         raise UsageError(f"storage {shown} is not an SQLite database")
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as connection:
+        reading = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=_timeout(parsed))
+        with contextlib.closing(reading) as connection:
             tables = {row[0] for row in connection.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table'")}  # fmt: skip
     except sqlite3.DatabaseError as error:
-        raise describe_fault(error, f"sqlite:///{path}") from None
+        raise describe_fault(error, shown) from None
     if tables and "studies" not in tables:
         raise UsageError(
             f"storage {shown} is an SQLite database without Optuna's tables, not a study "
@@ -176,7 +179,7 @@ def open_storage(
     engine_kwargs = {**ENGINE_OPTIONS[backend][1]}
     if backend == "sqlite":
         path = Path(parsed.database).expanduser()
-        check_sqlite_file(path, shown, create and not read_only)
+        check_sqlite_file(path, parsed, create and not read_only)
         engine_kwargs["connect_args"] = {"timeout": _timeout(parsed)}
         query = {"mode": "ro", "uri": "true"} if read_only else {}
         database = f"file:{path}" if read_only else str(path)

@@ -1,0 +1,505 @@
+"""Ordinary mistakes, as a new user makes them, against every command: each ends in one line on
+stderr and the right exit code (2 a usage error, 1 a runtime failure), never a traceback, and a
+real study's trials are the same afterwards. The cases run through the commands' own boundary
+(cli.run_main) in this process, with one shared study; most fail before anything trains."""
+
+import hashlib
+import importlib
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import yaml
+from PIL import Image
+
+from search import cli
+
+RUN = ["search.run", "--space", "test_tiny", "--space-module", "tests.spaces_for_tests",
+       "--dataset", "sample", "--epochs", "1", "--trials", "4"]  # fmt: skip
+IMAGEFOLDER_RUN = ["search.run", "--space", "mlp", "--dataset", "imagefolder", "--data-dir"]
+TRAIN = ["search.train", "--config"]
+GOOD = {"model": "mlp", "model_args": {"width": 16, "depth": 1}, "epochs": 1, "dataset": "sample",
+        "schedule": "constant", "lr": 0.05}  # fmt: skip
+
+
+def config(**changes) -> dict:
+    return {**GOOD, **changes}
+
+
+# Config files the cases train, by name: the good one with one mistake each.
+CONFIGS = {
+    "width0.yaml": config(model_args={"width": 0}),
+    "negative-depth.yaml": config(model_args={"width": 16, "depth": -2}),
+    "width-text.yaml": config(model_args={"width": "wide"}),
+    "dropout1.yaml": config(model_args={"width": 16, "dropout": 1.0}),
+    "unknown-arg.yaml": config(model_args={"widht": 16}),
+    "unknown-model.yaml": config(model="vit"),
+    "one-class.yaml": config(classes=["cat"]),
+    "momentum-text.yaml": config(optimizer_args={"momentum": "high"}),
+    "momentum-big.yaml": config(optimizer_args={"momentum": 1.5}),
+    "beta-text.yaml": config(optimizer="adam", optimizer_args={"beta2": "x"}),
+    "pct-text.yaml": config(schedule="onecycle", schedule_args={"pct_start": "soon"}),
+    "step-zero.yaml": config(schedule="step", schedule_args={"step_epochs": 0}),
+    "padding-text.yaml": config(augment={"crop": {"padding": "four"}}),
+    "flip-p2.yaml": config(augment={"flip": {"p": 2}}),
+    "cutout-number.yaml": config(augment={"cutout": 8}),
+    "mixup-alpha0.yaml": config(augment={"mixup": {"alpha": 0}}),
+    "every0.yaml": config(averaging="lookahead", averaging_args={"every": 0}),
+    "tta-text.yaml": config(tta="mirror_translate", tta_args={"translate_weight": "half"}),
+    "second-momentum.yaml": config(
+        second_phase={
+            "start_fraction": 0.5,
+            "optimizer": "sgd",
+            "lr": 0.01,
+            "optimizer_args": {"momentum": "x"},
+        }
+    ),  # fmt: skip
+    "second-cutout.yaml": config(
+        second_phase={
+            "start_fraction": 0.5,
+            "optimizer": "sgd",
+            "lr": 0.01,
+            "augment": {"cutout": {"size": -1}},
+        }
+    ),  # fmt: skip
+    "second-lr.yaml": config(second_phase={"start_fraction": 0.5, "optimizer": "sgd", "lr": "x"}),
+    "group-negative.yaml": config(param_groups={"norm": {"lr_scale": -1}}),
+    "freeze-text.yaml": config(freeze={"stem": "3"}),
+    "seed-negative.yaml": config(seed=-1),
+    "seed-huge.yaml": config(seed=2**40),
+    "batch0.yaml": config(batch_size=0),
+    "epochs-text.yaml": config(epochs="ten"),
+    "lr-negative.yaml": config(lr=-0.1),
+    "provenance-list.yaml": {**GOOD, "provenance": [1, 2]},
+    "no-provenance.yaml": GOOD,
+    "init-inside.yaml": config(init_from="runs/good/checkpoint.pt"),
+    "one-class-folder.yaml": config(dataset="imagefolder"),
+}
+TEXT_FILES = {
+    "latin1.yaml": "model: mlp\ndataset: sample\n# caf\xe9\n".encode("latin-1"),
+    "empty.yaml": b"",
+    "list.yaml": b"- model\n- mlp\n",
+    "broken.yaml": b"model: [mlp\n",
+    "notdb.db": b"these are my notes, not a database\n",
+    "empty.db": b"",
+    "corrupt.png": b"\x89PNG\r\n\x1a\nnot really a png",
+    "truncated.jpg": b"",  # filled in by the fixture: half of a real JPEG
+    "boom.py": b"raise RuntimeError('my module is broken')\n",
+    "dupe.py": b"import spaces\n\n\n@spaces.register_space('mlp')\ndef mine(trial, context):\n"
+    b"    return None\n",
+    "syntax.py": b"def broken(:\n",
+}
+
+CASES = {  # name: (command and arguments, exit code, a fragment of the stderr line)
+    # Outputs never destroy inputs.
+    "report over the study storage": (
+        ["search.report", "--study", "s", "-o", "studies.db"], 2,
+        "will not write over studies.db: it is an SQLite database"),
+    "export over the study storage": (
+        ["search.export", "--study", "s", "-o", "studies.db"], 2,
+        "will not write over studies.db: it is an SQLite database"),
+    "export --pareto of one objective": (
+        ["search.export", "--study", "s", "--pareto"], 2, "--pareto needs several"),
+    "report over a checkpoint": (
+        ["search.report", "--study", "s", "-o", "runs/good/checkpoint.pt"], 2,
+        "it is a zip archive (a checkpoint?)"),
+    "export over a checkpoint": (
+        ["search.export", "--study", "s", "-o", "runs/good/checkpoint.pt"], 2,
+        "it is a zip archive (a checkpoint?)"),
+    "report to a folder": (["search.report", "--study", "s", "-o", "runs"], 2,
+                           "runs is a folder; name a file to write"),
+    "export to a folder": (["search.export", "--study", "s", "-o", "runs"], 2,
+                           "runs is a folder; name a file to write"),
+    "report into an unwritable folder": (
+        ["search.report", "--study", "s", "-o", "locked-dir/r.html"], 2,
+        "cannot write in locked-dir"),
+    "export below a file": (["search.export", "--study", "s", "-o", "good.yaml/best.yaml"], 2,
+                            "good.yaml is a file, not a folder"),
+    "report into a missing folder makes it": (
+        ["search.report", "--study", "s", "-o", "new/folder/r.html"], 0, ""),
+    "train into a file": (TRAIN + ["good.yaml", "--output-dir", "good.yaml"], 2,
+                          "--output-dir good.yaml is a file, not a folder"),
+    "train over the config it reads": (
+        TRAIN + ["runs/good/config.yaml", "--output-dir", "runs/good"], 2,
+        "will not write runs/good/config.yaml over the file this command reads"),
+    "train over the checkpoint it starts from": (
+        TRAIN + ["init-inside.yaml", "--output-dir", "runs/good"], 2,
+        "will not write runs/good/checkpoint.pt over the file this command reads"),
+    "train below a file": (TRAIN + ["good.yaml", "--output-dir", "good.yaml/out"], 2,
+                           "good.yaml is a file, not a folder"),
+    "train into an unwritable folder": (
+        TRAIN + ["good.yaml", "--output-dir", "locked-dir/run"], 2, "cannot write in"),
+    "train --attach without provenance": (
+        TRAIN + ["no-provenance.yaml", "--attach"], 2,
+        "--attach needs a config written by search.export"),
+    "train --attach into an unwritable artifact folder": (
+        TRAIN + ["good.yaml", "--attach", "--artifact-dir", "locked-dir/artifacts"], 2,
+        "cannot write in locked-dir/artifacts"),
+    "bench json over the study storage": (
+        ["search.bench", "--json", "studies.db"], 2, "will not write over studies.db"),
+    "bench json to a folder": (["search.bench", "--json", "runs"], 2, "runs is a folder"),
+    # Settings that would poison a study: refused before anything is recorded.
+    "seed too large": (RUN + ["--seed", "99999999999"], 2,
+                       "--seed must be less than or equal to 2147483647, not 99999999999"),
+    "negative seed": (RUN + ["--seed", "-1"], 2, "--seed must be greater than or equal to 0"),
+    "zero trials": (RUN + ["--trials", "0"], 2, "--trials must be positive, not 0"),
+    "negative trials": (RUN + ["--trials", "-3"], 2, "--trials must be positive, not -3"),
+    "zero epochs": (RUN + ["--epochs", "0"], 2, "--epochs must be positive, not 0"),
+    "zero heartbeat": (RUN + ["--heartbeat-interval", "0"], 2, "--heartbeat-interval must be"),
+    "negative grace period": (RUN + ["--grace-period", "-1"], 2, "--grace-period must be"),
+    "negative run timeout": (RUN + ["--timeout", "-5"], 2, "--timeout must be positive"),
+    "negative worker timeout": (["search.worker", "--study", "s", "--timeout", "-5"], 2,
+                                "--timeout must be positive, not -5.0"),
+    "zero worker timeout": (["search.worker", "--study", "s", "--timeout", "0"], 2,
+                            "--timeout must be positive"),
+    "worker on a poisoned study": (
+        ["search.worker", "--study", "poisoned"], 2,
+        "study 'poisoned' holds a setting this version cannot run"),
+    "final on a poisoned study": (
+        ["search.final", "--study", "poisoned"], 2, "setting 'seed' must be less than"),
+    "one class": (RUN + ["--classes", "cat"], 2, "names one class; a classifier needs two"),
+    "a class twice": (RUN + ["--classes", "cat,cat"], 2, "got a class twice"),
+    "a class the dataset lacks": (RUN + ["--classes", "cat,zebra"], 2, "has no class 'zebra'"),
+    "no objectives": (RUN + ["--objectives", ""], 2, "--objectives must be accuracy"),
+    "unknown sampler": (RUN + ["--sampler", "bayes"], 2, "unknown sampler 'bayes'"),
+    "unknown pruner": (RUN + ["--pruner", "always"], 2, "unknown pruner 'always'"),
+    "negative workers": (RUN + ["--workers-per-gpu", "-1"], 2, "--workers-per-gpu must be"),
+    "unknown device": (RUN + ["--device", "tpu"], 2, "tpu"),
+    # Read-only commands never write, and none but search.run creates a storage.
+    "status of a mistyped storage": (
+        ["search.status", "--study", "s", "--storage", "sqlite:///typo.db"], 2,
+        "no study storage at typo.db"),
+    "export from a mistyped storage": (
+        ["search.export", "--study", "s", "--storage", "sqlite:///typo.db"], 2,
+        "no study storage at typo.db"),
+    "report of a mistyped storage": (
+        ["search.report", "--study", "s", "--storage", "sqlite:///typo.db"], 2,
+        "no study storage at typo.db"),
+    "final on a mistyped storage": (
+        ["search.final", "--study", "s", "--storage", "sqlite:///typo.db"], 2,
+        "no study storage at typo.db"),
+    "worker on a mistyped storage": (
+        ["search.worker", "--study", "s", "--storage", "sqlite:///typo.db"], 2,
+        "no study storage at typo.db"),
+    "dashboard on a mistyped storage": (
+        ["search.dashboard", "--storage", "sqlite:///typo.db"], 2, "no study storage at typo.db"),
+    "attach to a mistyped storage": (
+        TRAIN + ["good.yaml", "--attach", "--storage", "sqlite:///typo.db"], 2,
+        "no study storage at typo.db"),
+    "status of someone else's database": (
+        ["search.status", "--study", "s", "--storage", "sqlite:///people.db"], 2,
+        "an SQLite database without Optuna's tables"),
+    "a search in someone else's database": (
+        RUN + ["--storage", "sqlite:///people.db"], 2, "without Optuna's tables"),
+    "status of an empty file": (
+        ["search.status", "--study", "s", "--storage", "sqlite:///empty.db"], 2,
+        "holds no studies yet"),
+    "status of a folder": (
+        ["search.status", "--study", "s", "--storage", "sqlite:///runs"], 2,
+        "is a folder, not an SQLite file"),
+    "a search in a missing folder": (
+        RUN + ["--storage", "sqlite:///nowhere/s.db"], 2, "the folder nowhere does not exist"),
+    # A study that search.run did not create is refused by every command that runs it.
+    "search.run adopting a foreign study": (
+        RUN + ["--study", "foreign"], 2, "study 'foreign' was not created by search.run"),
+    "worker on a foreign study": (
+        ["search.worker", "--study", "foreign"], 2, "was not created by search.run"),
+    "final on a foreign study": (
+        ["search.final", "--study", "foreign"], 2, "was not created by search.run"),
+    "a study that is not there": (["search.status", "--study", "nope"], 2,
+                                  "no study named 'nope' in this storage"),
+    "report of a study that is not there": (["search.report", "--study", "nope"], 2,
+                                            "no study named 'nope'"),
+    # Inputs that can only be mistakes, and typed values inside nested keys.
+    "width 0": (TRAIN + ["width0.yaml"], 2, "'model_args.width' must be greater than 0, not 0"),
+    "negative depth": (TRAIN + ["negative-depth.yaml"], 2,
+                       "'model_args.depth' must be greater than 0, not -2"),
+    "width as text": (TRAIN + ["width-text.yaml"], 2,
+                      "'model_args.width' must be a valid integer"),
+    "dropout of 1": (TRAIN + ["dropout1.yaml"], 2, "'model_args.dropout' must be less than 1"),
+    "a model argument with a typo": (TRAIN + ["unknown-arg.yaml"], 2,
+                                     "model 'mlp' has no argument widht"),
+    "a model that does not exist": (TRAIN + ["unknown-model.yaml"], 2, "unknown model 'vit'"),
+    "one class in a config": (TRAIN + ["one-class.yaml"], 2, "'classes' names one class"),
+    "momentum as text": (TRAIN + ["momentum-text.yaml"], 2,
+                         "'optimizer_args.momentum' must be a valid number"),
+    "momentum above 1": (TRAIN + ["momentum-big.yaml"], 2,
+                         "'optimizer_args.momentum' must be less than 1, not 1.5"),
+    "beta as text": (TRAIN + ["beta-text.yaml"], 2, "'optimizer_args.beta2' must be a valid"),
+    "schedule argument as text": (TRAIN + ["pct-text.yaml"], 2,
+                                  "'schedule_args.pct_start' must be a valid number"),
+    "step every 0 epochs": (TRAIN + ["step-zero.yaml"], 2,
+                            "'schedule_args.step_epochs' must be greater than 0"),
+    "crop padding as text": (TRAIN + ["padding-text.yaml"], 2,
+                             "'augment.crop.padding' must be a valid integer"),
+    "flip probability 2": (TRAIN + ["flip-p2.yaml"], 2,
+                           "'augment.flip.p' must be less than or equal to 1, not 2"),
+    "augmentation without a mapping": (TRAIN + ["cutout-number.yaml"], 2,
+                                       "'augment.cutout' must be a mapping of its arguments"),
+    "mixup alpha 0": (TRAIN + ["mixup-alpha0.yaml"], 2,
+                      "'augment.mixup.alpha' must be greater than 0"),
+    "averaging every 0 steps": (TRAIN + ["every0.yaml"], 2,
+                                "'averaging_args.every' must be greater than 0"),
+    "tta weight as text": (TRAIN + ["tta-text.yaml"], 2,
+                           "'tta_args.translate_weight' must be a valid number"),
+    "second phase momentum as text": (TRAIN + ["second-momentum.yaml"], 2,
+                                      "'second_phase.optimizer_args.momentum' must be a valid"),
+    "second phase cutout size -1": (TRAIN + ["second-cutout.yaml"], 2,
+                                    "'second_phase.augment.cutout.size' must be greater than"),
+    "second phase lr as text": (TRAIN + ["second-lr.yaml"], 2,
+                                "'second_phase.lr' must be a float"),
+    "negative lr scale": (TRAIN + ["group-negative.yaml"], 2,
+                          "param_groups.norm.lr_scale must be a number >= 0"),
+    "freeze epochs as text": (TRAIN + ["freeze-text.yaml"], 2,
+                              "freeze.stem must be a whole number of epochs"),
+    "negative seed in a config": (TRAIN + ["seed-negative.yaml"], 2, "'seed' must be at least 0"),
+    "huge seed in a config": (TRAIN + ["seed-huge.yaml"], 2, "'seed' must be at most 4294967295"),
+    "batch size 0": (TRAIN + ["batch0.yaml"], 2, "'batch_size' must be at least 1"),
+    "epochs as text": (TRAIN + ["epochs-text.yaml"], 2, "'epochs' must be a int"),
+    "negative lr": (TRAIN + ["lr-negative.yaml"], 2, "'lr' must not be negative"),
+    "provenance that is not a mapping": (TRAIN + ["provenance-list.yaml"], 2,
+                                         "'provenance' must be a mapping"),
+    "a config that is not UTF-8": (TRAIN + ["latin1.yaml"], 2, "not a text file in UTF-8"),
+    "a folder as the config": (TRAIN + ["runs"], 2, "cannot read config file runs"),
+    "an empty config": (TRAIN + ["empty.yaml"], 2, "expected a mapping of config fields"),
+    "a config that is a list": (TRAIN + ["list.yaml"], 2, "expected a mapping of config fields"),
+    "a config that is not YAML": (TRAIN + ["broken.yaml"], 2, "broken.yaml is not valid YAML"),
+    "train --epochs 0": (TRAIN + ["good.yaml", "--epochs", "0"], 2,
+                         "'epochs' must be at least 1"),
+    "train --seed -1": (TRAIN + ["good.yaml", "--seed", "-1"], 2, "'seed' must be at least 0"),
+    "train --classes cat": (TRAIN + ["good.yaml", "--classes", "cat"], 2, "names one class"),
+    "train --classes with one unknown": (TRAIN + ["good.yaml", "--classes", "cat,zebra"], 2,
+                                         "has no class 'zebra'"),
+    "final --top 0": (["search.final", "--study", "s", "--top", "0"], 2,
+                      "--top must be positive, not 0"),
+    "final --seeds 0": (["search.final", "--study", "s", "--seeds", "0"], 2,
+                        "--seeds must be positive, not 0"),
+    "export --top 0": (["search.export", "--study", "s", "--top", "0"], 2,
+                       "--top must be at least 1"),
+    "export of a trial that is not there": (["search.export", "--study", "s", "--trial", "99"],
+                                            2, "the study has no trial 99"),
+    # Checkpoints and images.
+    "a folder as the checkpoint": (["search.predict", "--checkpoint", "runs", "cat.png"], 2,
+                                   "cannot read checkpoint runs"),
+    "a config as the checkpoint": (["search.predict", "--checkpoint", "good.yaml", "cat.png"],
+                                   2, "good.yaml is not a checkpoint written by search.train"),
+    "a study storage as the checkpoint": (
+        ["search.predict", "--checkpoint", "studies.db", "cat.png"], 2, "is not a checkpoint"),
+    "a checkpoint that is not there": (
+        ["search.predict", "--checkpoint", "missing.pt", "cat.png"], 2, "no checkpoint at"),
+    "fine-tuning a folder": (
+        ["search.run", "--space", "finetune", "--dataset", "sample", "--init-from", "runs"], 2,
+        "cannot read checkpoint"),
+    "fine-tuning a config": (
+        ["search.run", "--space", "finetune", "--dataset", "sample", "--init-from",
+         "good.yaml"], 2, "is not a checkpoint written by search.train"),  # fmt: skip
+    "an image that is not one": (
+        ["search.predict", "--checkpoint", "runs/good/checkpoint.pt", "corrupt.png"], 2,
+        "cannot read image corrupt.png"),
+    "a truncated image": (
+        ["search.predict", "--checkpoint", "runs/good/checkpoint.pt", "truncated.jpg"], 2,
+        "cannot read image truncated.jpg"),
+    "a decompression bomb": (
+        ["search.predict", "--checkpoint", "runs/good/checkpoint.pt", "bomb.png"], 2,
+        "bomb.png is too large to decode safely"),
+    "a folder as an image": (
+        ["search.predict", "--checkpoint", "runs/good/checkpoint.pt", "runs"], 2,
+        "cannot read image runs"),
+    "an image that is not there": (
+        ["search.predict", "--checkpoint", "runs/good/checkpoint.pt", "dog.png"], 2,
+        "cannot read image dog.png"),
+    "a 16-bit image is read": (
+        ["search.predict", "--checkpoint", "runs/good/checkpoint.pt", "deep.png"], 0, ""),
+    "an unreadable image in an image folder": (
+        IMAGEFOLDER_RUN + ["folders/broken"], 2, "cannot read image folders/broken/train/b/x.png"),
+    "an empty class folder": (IMAGEFOLDER_RUN + ["folders/empty-class"], 2,
+                              "folders/empty-class/train/c holds no images"),
+    "test images of another size": (IMAGEFOLDER_RUN + ["folders/sizes"], 2,
+                                    "test/ images are 3x12x12 and train/ images 3x8x8"),
+    "an image folder of one class": (IMAGEFOLDER_RUN + ["folders/one-class"], 2,
+                                     "imagefolder has 1 class (a)"),
+    "an image folder without train/": (IMAGEFOLDER_RUN + ["runs"], 2, "has no train/ folder"),
+    # --fix and the user's own space module.
+    "a --fix value YAML cannot read": (RUN + ["--fix", "sgd_lr=["], 2,
+                                       "--fix sgd_lr=[: cannot read the value"),
+    "a --fix without a name": (RUN + ["--fix", "=3"], 2, "--fix takes NAME=VALUE"),
+    "a space module that raises": (
+        ["search.run", "--space", "mine", "--space-module", "boom"], 2,
+        "--space-module boom failed as it was imported: RuntimeError: my module is broken"),
+    "a space module that registers a name twice": (
+        ["search.run", "--space", "mlp", "--space-module", "dupe"], 2,
+        "ValueError: space 'mlp' is registered twice"),
+    "a space module with a syntax error": (
+        ["search.run", "--space", "mine", "--space-module", "syntax"], 2,
+        "--space-module syntax failed as it was imported: SyntaxError"),
+    # Storage faults, each its own line.
+    "a locked storage": (RUN + ["--storage", "sqlite:///locked.db?timeout=0.5"], 1,
+                         "is locked by another process (waited 0.5 s)"),
+    "a read-only storage": (RUN + ["--storage", "sqlite:///readonly.db"], 1, "is read-only"),
+    "status of a read-only storage works": (
+        ["search.status", "--study", "s", "--storage", "sqlite:///readonly.db"], 0, ""),
+    "a damaged storage": (RUN + ["--storage", "sqlite:///damaged.db"], 2,
+                          "is damaged (SQLite: database disk image is malformed)"),
+    "status of a damaged storage": (
+        ["search.status", "--study", "s", "--storage", "sqlite:///damaged.db"], 2, "is damaged"),
+    "a storage of another Optuna schema": (
+        ["search.status", "--study", "s", "--storage", "sqlite:///old-schema.db"], 2,
+        "optuna storage upgrade"),
+    "a search in a storage of another schema": (
+        RUN + ["--storage", "sqlite:///old-schema.db"], 2, "another version of Optuna's schema"),
+    "a text file as the storage": (
+        ["search.status", "--study", "s", "--storage", "sqlite:///notdb.db"], 2,
+        "notdb.db is not an SQLite database"),
+    "a search in a text file": (RUN + ["--storage", "sqlite:///notdb.db"], 2,
+                                "is not an SQLite database"),
+    "an unreachable PostgreSQL": (
+        ["search.status", "--study", "s", "--storage", "postgresql://postgres@127.0.0.1:1/test"],
+        1, "cannot reach storage postgresql+psycopg://postgres@127.0.0.1:1/test"),
+    "a PostgreSQL database that does not exist": (
+        ["search.status", "--study", "s", "--storage",
+         "postgresql://postgres@127.0.0.1:5432/no_such_database"], 2,
+        'database "no_such_database" does not exist'),  # fmt: skip
+    # The dashboard.
+    "a port out of range": (["search.dashboard", "--port", "99999"], 2,
+                            "--port must be 0 to 65535, not 99999"),
+    "a negative port": (["search.dashboard", "--port", "-1"], 2, "--port must be 0 to 65535"),
+    "a busy port": (["search.dashboard", "--port", "{busy_port}"], 2,
+                    "cannot serve on 127.0.0.1:{busy_port}: Address already in use"),
+    # What a successful command must not print: Optuna's warnings about a small study.
+    "a report of a small study is quiet": (["search.report", "--study", "s", "-o", "r.html"], 0,
+                                           ""),
+}  # fmt: skip
+
+
+def write_image(path: Path, size: int, seed: int = 0) -> None:
+    pixels = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+
+
+def make_image_folders(root: Path) -> None:
+    for name, classes, test_size in (("broken", "ab", 8), ("empty-class", "ab", 8),
+                                     ("sizes", "ab", 12), ("one-class", "a", 8)):  # fmt: skip
+        for number, label in enumerate(classes):
+            for split, size in (("train", 8), ("test", test_size)):
+                for index in range(3):
+                    write_image(root / name / split / label / f"{index}.png", size, number)
+    (root / "broken/train/b/x.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    (root / "empty-class/train/c").mkdir()
+
+
+def damage(path: Path) -> None:
+    """Overwrite the pages after SQLite's first with garbage: the header still says SQLite."""
+    data = bytearray(path.read_bytes())
+    data[4096:12288] = os.urandom(8192)
+    path.write_bytes(bytes(data))
+
+
+def chattr(flag: str, *paths: Path) -> bool:
+    return subprocess.run(["chattr", flag, *map(str, paths)], capture_output=True).returncode == 0
+
+
+def trials_digest(storage: str) -> str:
+    """Everything a study holds that a mistake could change, as one hash."""
+    found = optuna.load_study(study_name="s", storage=storage)
+    shown = [(t.number, t.state.name, t.values, t.params, t.user_attrs, t.intermediate_values)
+             for t in found.get_trials(deepcopy=False)]  # fmt: skip
+    return hashlib.sha256(repr((shown, found.user_attrs)).encode()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """A folder as a user has it: a real study `s` in studies.db (3 trials), a foreign and a
+    poisoned study beside it, an exported config, a trained checkpoint, broken files."""
+    root = tmp_path_factory.mktemp("bad-input")
+    storage = f"sqlite:///{root / 'studies.db'}"  # the default storage's name
+    from search import export, run, train
+
+    assert run.main(RUN[1:] + ["--trials", "3", "--storage", storage, "--study", "s"]) == 0
+    optuna.create_study(study_name="foreign", storage=storage, direction="maximize")
+    poisoned = optuna.create_study(study_name="poisoned", storage=storage, direction="maximize")
+    for key, value in optuna.load_study(study_name="s", storage=storage).user_attrs.items():
+        poisoned.set_user_attr(key, value)
+    poisoned.set_user_attr("seed", 99999999999)  # as an older version recorded it
+    cwd = Path.cwd()
+    os.chdir(root)
+    try:
+        assert export.main(["--study", "s", "-o", "good.yaml"]) == 0
+        assert train.main(["--config", "good.yaml", "--output-dir", "runs/good"]) == 0
+    finally:
+        os.chdir(cwd)
+    for name, document in CONFIGS.items():
+        (root / name).write_text(yaml.safe_dump(document))
+    for name, data in TEXT_FILES.items():
+        (root / name).write_bytes(data)
+    write_image(root / "cat.png", 32)
+    write_image(root / "whole.jpg", 32)
+    (root / "truncated.jpg").write_bytes((root / "whole.jpg").read_bytes()[:300])
+    Image.new("1", (14000, 14000)).save(root / "bomb.png")  # 196 Mpixel: over twice PIL's limit
+    levels = np.linspace(0, 65535, 32 * 32).reshape(32, 32).astype(np.uint16)
+    Image.fromarray(levels).save(root / "deep.png")  # 16-bit greyscale
+    make_image_folders(root / "folders")
+    with sqlite3.connect(root / "people.db") as people:
+        people.execute("CREATE TABLE people (name TEXT)")
+    for copy in ("locked.db", "readonly.db", "damaged.db", "old-schema.db"):
+        with sqlite3.connect(root / "studies.db") as source, sqlite3.connect(root / copy) as to:
+            source.backup(to)  # with what the write-ahead log holds
+        with sqlite3.connect(root / copy) as to:
+            to.execute("PRAGMA journal_mode=DELETE")  # one file, as a copied study is
+    damage(root / "damaged.db")
+    with sqlite3.connect(root / "old-schema.db") as old:
+        old.execute("UPDATE alembic_version SET version_num = 'v3.0.0.a'")
+    (root / "locked-dir").mkdir()
+    immutable = chattr("+i", root / "readonly.db", root / "locked-dir")
+    yield root, storage, immutable
+    chattr("-i", root / "readonly.db", root / "locked-dir")
+
+
+def run_in_this_process(module, args, monkeypatch, capfd):
+    monkeypatch.setattr(sys, "argv", [module, *args])
+    with pytest.raises(SystemExit) as exited:
+        cli.run_main(importlib.import_module(module).main, module)
+    out, err = capfd.readouterr()
+    return exited.value.code, out, err
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_mistake_is_one_line_and_its_exit_code_and_the_study_is_unchanged(
+    case, folder, monkeypatch, capfd
+):
+    root, storage, immutable = folder
+    (module, *args), expected_code, fragment = CASES[case]
+    if "unwritable" in case or "read-only" in case:
+        if not immutable:
+            pytest.skip("chattr +i is not supported here: nothing is read-only to root")
+    monkeypatch.chdir(root)
+    monkeypatch.syspath_prepend(str(root))  # as `python -m` puts the working directory first
+    before = trials_digest(storage)
+    people = (root / "people.db").read_bytes()
+    with socket.socket() as busy, sqlite3.connect(root / "locked.db", isolation_level=None) as lock:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        args = [arg.replace("{busy_port}", port) for arg in args]
+        fragment = fragment.replace("{busy_port}", port)
+        lock.execute("BEGIN EXCLUSIVE")  # another process's write in progress
+        code, out, err = run_in_this_process(module, args, monkeypatch, capfd)
+        lock.execute("ROLLBACK")
+    assert "Traceback" not in out + err, err
+    assert code == expected_code, err
+    lines = err.strip().splitlines()
+    if expected_code == 0:
+        assert lines == [], err  # nothing the user cannot act on
+    else:
+        assert len(lines) == 1, err
+        assert fragment in lines[0]
+        assert "optuna-dashboard on" not in out  # never "listening" on a port it cannot have
+    assert trials_digest(storage) == before
+    assert (root / "people.db").read_bytes() == people  # someone else's database, untouched
+    assert not (root / "typo.db").exists()  # read-only commands create no storage
