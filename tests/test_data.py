@@ -1,3 +1,4 @@
+import io
 from pathlib import Path
 
 import numpy as np
@@ -132,3 +133,16 @@ def test_stl10_loads_through_torchvision_and_takes_report_004s_five_classes(tmp_
     assert five.test.images[:, 0, 5, 5].tolist() == [10 * c + k for c in original
                                                     for k in range(4)]  # fmt: skip
     assert len(five.train) + len(five.val) == 20
+
+
+def test_16_bit_images_keep_their_grey_levels_where_plain_pil_clips_them_to_white(tmp_path):
+    levels = np.linspace(0, 65535, 64).reshape(8, 8).astype(np.uint16)
+    encoded = io.BytesIO()
+    Image.fromarray(levels).save(encoded, format="PNG")
+    decoded = data.decode_image(encoded.getvalue())
+    assert decoded.shape == (3, 8, 8) and decoded.dtype == torch.uint8
+    expected = torch.from_numpy(np.round(levels / 257.0).astype(np.uint8))
+    assert torch.equal(decoded[0], expected) and torch.equal(decoded[2], expected)
+    with Image.open(io.BytesIO(encoded.getvalue())) as image:
+        clipped = np.asarray(image.convert("RGB"))[..., 0]
+    assert (clipped == 255).mean() > 0.9  # what PIL's convert alone gives: nearly all white

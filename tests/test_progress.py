@@ -44,3 +44,12 @@ def test_in_a_log_each_trial_is_a_line_and_quiet_leaves_only_the_summary(tmp_pat
     assert quiet.returncode == 0, quiet.stderr
     assert "] trial " not in quiet.stdout and "%|" not in quiet.stderr
     assert "6 complete" in quiet.stdout
+
+
+def test_the_printed_export_command_pastes_as_the_same_arguments_whatever_the_name():
+    from search.tuning import progress
+
+    name, url = "my study; rm -rf ~", "sqlite:////tmp/a folder/s.db"
+    line = progress.export_command(name, url, ["-o", "best.yaml"])
+    assert shlex.split(line) == ["python", "-m", "search.export", "--study", name,
+                                 "--storage", url, "-o", "best.yaml"]  # fmt: skip
