@@ -25,8 +25,18 @@ EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM, as a shell reports a SIGINT
 DATASET_NAMES = ("cifar10", "cifar100", "imagefolder", "sample", "stl10")
 
 
+# How a command is named in its usage and errors: `python -m search.run`, or `cifar-search run`
+# under the installed command (search.commands sets this).
+PROG_PREFIX = "python -m search."
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse whose errors are one line on stderr (no usage block), exit code 2."""
+
+    def __init__(self, *args, prog: str | None = None, **kwargs):
+        if prog is not None and prog.startswith("python -m search."):
+            prog = PROG_PREFIX + prog.removeprefix("python -m search.")
+        super().__init__(*args, prog=prog, **kwargs)
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")

@@ -19,7 +19,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from search.tuning import progress, storage, study
 
     found = study.load(storage.open_storage(args.storage, read_only=True), args.study)
-    print(progress.describe_status(found, datetime.datetime.now()))
+    target = study.settings(found).trials  # a study search.run did not make is refused
+    print(progress.describe_status(found, datetime.datetime.now(), target))
     return 0
 
 

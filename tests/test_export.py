@@ -11,7 +11,8 @@ import yaml
 import models
 from search.training import config, evaluation, tta
 from search.training.preprocess import Preprocess
-from tests.conftest import run_command
+from search.tuning import trial_config
+from tests.conftest import record_settings, run_command
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def test_export_writes_the_best_trials_config_exactly(study_folder):
     assert result.returncode == 0, result.stderr
     study, _ = trials(study_folder)
     exported, provenance = config.read_file(study_folder / "best.yaml")
-    assert exported.to_dict() == study.best_trial.user_attrs["config"]
+    assert exported.to_dict() == trial_config.stored(study.best_trial)
     assert provenance["trial"] == study.best_trial.number
     assert provenance["val_accuracy"] == study.best_value
     assert provenance["study"] == "demo" and provenance["params"] == study.best_trial.params
@@ -54,7 +55,7 @@ def test_export_top_k_and_a_chosen_trial(study_folder):
                          cwd=study_folder)  # fmt: skip
     assert result.returncode == 0, result.stderr
     exported, _ = config.read_file(study_folder / "zero.yaml")
-    assert exported.to_dict() == all_trials[0].user_attrs["config"]
+    assert exported.to_dict() == trial_config.stored(all_trials[0])
 
 
 def test_train_retrains_the_export_and_writes_a_self_describing_checkpoint(study_folder, sample):
@@ -111,7 +112,7 @@ def test_export_as_json_holds_the_same_config(study_folder):
     study, _ = trials(study_folder)
     assert document["provenance"]["val_accuracy"] == study.best_value
     exported, _ = config.read_file(study_folder / "best.json")
-    assert exported.to_dict() == study.best_trial.user_attrs["config"]
+    assert exported.to_dict() == trial_config.stored(study.best_trial)
 
 
 def test_pareto_exports_the_front_of_a_multi_objective_study(study_folder, tmp_path):
@@ -120,9 +121,12 @@ def test_pareto_exports_the_front_of_a_multi_objective_study(study_folder, tmp_p
     multi = optuna.create_study(study_name="mo", storage=storage,
                                 directions=["maximize", "minimize"])  # fmt: skip
     multi.set_metric_names(["val_accuracy", "param_count"])
+    record_settings(multi, objectives="accuracy,params", pruner="none")
     for accuracy, params in ((0.5, 100), (0.6, 200), (0.4, 300), (0.7, 400)):
         trial = multi.ask()
-        trial.set_user_attr("config", source_trials[0].user_attrs["config"])
+        trial.set_user_attr(
+            "config", trial_config.stored(source_trials[0])
+        )  # as older versions stored it
         multi.tell(trial, [accuracy, params])
     front = run_command("search.export", "--study", "mo", "--storage", storage, "--pareto",
                         "-o", "front.yaml", cwd=tmp_path)  # fmt: skip

@@ -10,7 +10,7 @@ import pytest
 
 from search import cli
 from search.training import data
-from tests.conftest import REPO
+from tests.conftest import REPO, record_settings
 
 COMMANDS = ["run", "worker", "train", "final", "export", "report", "status", "dashboard",
             "predict", "bench", "spaces"]  # fmt: skip
@@ -65,6 +65,7 @@ def test_status_reads_a_study_without_loading_torch(tmp_path):
 
     url = f"sqlite:///{tmp_path / 's.db'}"
     study = optuna.create_study(study_name="s", storage=url, direction="maximize")
+    record_settings(study)
     study.tell(study.ask(), 0.5)
     result = fresh_interpreter(
         "import runpy, sys\n"

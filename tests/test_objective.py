@@ -6,7 +6,7 @@ import torch
 from optuna.trial import TrialState
 
 import spaces
-from search.tuning import objective, storage
+from search.tuning import objective, storage, trial_config
 from search.tuning.objective import TrialFailed, make_objective
 from tests.spaces_for_tests import tiny_mlp
 
@@ -26,7 +26,7 @@ def test_a_trial_reports_every_epoch_and_records_what_it_trained(tmp_path, sampl
     assert trial.state == TrialState.COMPLETE
     assert sorted(trial.intermediate_values) == [1, 2]
     assert trial.value == trial.intermediate_values[2]  # the last epoch's val accuracy
-    assert trial.user_attrs["config"] == tiny_mlp(trial, CONTEXT).to_dict()
+    assert trial_config.stored(trial) == tiny_mlp(trial, CONTEXT).to_dict()
     assert trial.user_attrs["epochs_run"] == 2 and trial.user_attrs["device"].startswith("cpu")
     assert trial.user_attrs["param_count"] == (3 * 32 * 32 + 1) * 16 + (16 + 1) * 10
     assert trial.user_attrs["worker"].split(":")[1].isdigit()  # host:pid, for search.status

@@ -11,6 +11,7 @@ from optuna.trial import TrialState
 import spaces
 import tests.spaces_for_tests  # noqa: F401  (registers the test spaces here too)
 from search import run
+from search.tuning import trial_config
 from tests.conftest import run_command
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -47,7 +48,7 @@ def test_run_writes_a_study_with_the_requested_finished_trials(mlp_study):
     }  # fmt: skip
     assert study.metric_names == ["val_accuracy"]
     for trial in study.get_trials(states=FINISHED):
-        assert trial.user_attrs["config"]["model"] == "mlp"
+        assert trial_config.stored(trial)["model"] == "mlp"
         assert trial.intermediate_values  # the learning curve, one point per epoch
     complete = study.get_trials(states=(TrialState.COMPLETE,))[0]
     attrs = complete.user_attrs
@@ -217,6 +218,6 @@ def test_fixed_parameters_hold_in_every_trial_and_are_recorded(tmp_path):
         assert (trial.params["image_size"], trial.params["depth"], trial.params["taper"]) == (
             0, 1, False
         )  # fmt: skip
-        assert trial.user_attrs["config"]["model_args"]["depth"] == 1
+        assert trial_config.stored(trial)["model_args"]["depth"] == 1
     assert len({t.params["width"] for t in study.trials} | {t.params["optimizer"]
                                                           for t in study.trials}) > 1  # fmt: skip

@@ -1,14 +1,14 @@
 import optuna
 
 from search.tuning import storage
-from tests.conftest import run_command
+from tests.conftest import record_settings, run_command
 
 
 def test_status_counts_states_and_shows_running_trials_with_their_worker(tmp_path):
     url = f"sqlite:///{tmp_path / 'status.db'}"
     study = optuna.create_study(study_name="s", storage=storage.open_storage(url),
                                 direction="maximize")  # fmt: skip
-    study.set_user_attr("trials", 5)
+    record_settings(study, trials=5)
     for value in (0.5, 0.7):
         study.tell(study.ask(), value)
     study.tell(study.ask(), state=optuna.trial.TrialState.PRUNED)

@@ -161,17 +161,19 @@ def test_worker_joins_a_study_and_reads_how_to_run_it(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "storage, message",
+    "storage, code, message",
     [
-        ("sqlite:///{tmp}/none.db", "no study named 'ghost' in this storage"),
-        ("postgresql://postgres@127.0.0.1:1/test", "cannot open storage postgresql"),
-        ("not-a-url", "malformed --storage URL"),
+        ("sqlite:///{tmp}/none.db", 2, "no study storage at"),  # and none is created
+        ("postgresql://postgres@127.0.0.1:1/test", 1, "cannot reach storage postgresql"),
+        ("postgresql://postgres@127.0.0.1:5432/test", 2, "no study named 'ghost'"),
+        ("not-a-url", 2, "malformed --storage URL"),
     ],
 )
-def test_worker_refuses_what_it_cannot_join(tmp_path, storage, message):
+def test_worker_refuses_what_it_cannot_join(tmp_path, storage, code, message):
     result = run_command("search.worker", "--study", "ghost",
                          "--storage", storage.format(tmp=tmp_path), cwd=tmp_path)  # fmt: skip
-    assert result.returncode == 2
+    assert not (tmp_path / "none.db").exists()
+    assert result.returncode == code
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
 

@@ -12,6 +12,7 @@ import torch
 from search.training import device, evaluation
 from search.training.data import Dataset
 from search.training.trainer import EpochResult, TrainingDiverged, TrainResult, train
+from search.tuning import trial_config as trial_config_attrs
 from spaces import SpaceContext
 
 # Enough of a traceback to see where it broke; large user attributes slow the dashboard.
@@ -66,7 +67,7 @@ def make_objective(
 
     def objective(trial: optuna.Trial) -> float:
         trial_config = space(trial, context)
-        trial.set_user_attr("config", trial_config.to_dict())
+        trial_config_attrs.record(trial, trial_config)
         trial.set_user_attr("device", device_name)
         trial.set_user_attr("worker", worker_name)
 

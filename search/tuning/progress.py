@@ -167,10 +167,10 @@ def export_command(study_name: str, storage_url: str, output: list[str]) -> str:
     return shlex.join(words + output)
 
 
-def describe_status(found: optuna.Study, now: datetime.datetime) -> str:
-    """search.status's view: counts by state, the best so far, and who runs what."""
+def describe_status(found: optuna.Study, now: datetime.datetime, target: int) -> str:
+    """search.status's view: counts by state against the `target` of finished trials, the best
+    so far, and who runs what."""
     counts = count_by_state(found)
-    target = found.user_attrs.get("trials", "?")
     finished = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
     lines = [
         f"study {found.study_name}: {finished}/{target} finished; "

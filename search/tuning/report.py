@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import yaml
 from optuna.trial import TrialState
 
-from search.tuning import final, progress
+from search.tuning import final, progress, trial_config
 
 TOP_TRIALS = 10
 # A space has up to 50 parameters; bars and axes beyond about ten are unreadable, so the
@@ -102,7 +102,7 @@ def top_trials_table(found: optuna.Study) -> str:
             ", ".join(f"{v:.4f}" for v in trial.values),
             html.escape(str(trial.user_attrs.get("param_count", ""))),
             html.escape(
-                yaml.safe_dump(trial.user_attrs.get("config", trial.params), sort_keys=False)
+                yaml.safe_dump(trial_config.stored(trial) or trial.params, sort_keys=False)
             ),
         )
         for trial in ranked[:TOP_TRIALS]

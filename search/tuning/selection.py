@@ -10,7 +10,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from registry import UsageError
 from search.training import config
-from search.tuning import final, progress
+from search.tuning import final, progress, study, trial_config
 
 
 def choose_trials(
@@ -53,16 +53,17 @@ def output_paths(output: Path, count: int, ranked: bool) -> list[Path]:
 
 def exported_config(found: optuna.Study, trial: FrozenTrial) -> tuple[config.TrialConfig, dict]:
     """(the trial's TrialConfig, its provenance: study, trial, values, space, params)."""
-    if "config" not in trial.user_attrs:
+    fields = trial_config.stored(trial)
+    if fields is None:
         raise UsageError(f"trial {trial.number} has no stored config (not run by search.run)")
     source = f"study {found.study_name} trial {trial.number}"
-    trial_config = config.from_dict(trial.user_attrs["config"], source=source)
+    exported = config.from_dict(fields, source=source)
     values: dict[str, Any] = dict(zip(progress.metric_names(found), trial.values, strict=True))
     provenance = {
         "study": found.study_name,
         "trial": trial.number,
         **values,
-        "space": found.user_attrs.get("space"),
+        "space": study.settings(found).space,
         "params": trial.params,
     }
     row = next((r for r in final.recorded(found) or [] if r["trial"] == trial.number), None)
@@ -70,4 +71,4 @@ def exported_config(found: optuna.Study, trial: FrozenTrial) -> tuple[config.Tri
         provenance["final_selection"] = {
             key: row[key] for key in ("seeds", "val_mean", "val_std", "test_mean", "test_std")
         }
-    return trial_config, provenance
+    return exported, provenance
