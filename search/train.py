@@ -22,7 +22,19 @@ def get_args_parser() -> cli.ArgumentParser:
     cli.add_device_argument(parser)
     cli.add_compile_argument(parser)
     parser.add_argument(
-        "--output-dir", type=Path, help="where to write results (default: runs/<config name>)"
+        "--output-dir",
+        type=Path,
+        help="where to write results (default: runs/<config name>, or runs/<config name>-N "
+        "if an earlier run is there)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier run in --output-dir"
+    )
+    parser.add_argument(
+        "--safetensors",
+        action="store_true",
+        help="also write model.safetensors and config.json (timm's pretrained_cfg fields: "
+        "input size, mean, std, class names) to load the weights elsewhere",
     )
     parser.add_argument(
         "--attach",
@@ -57,8 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         destination = artifacts.source_trial(provenance, args.storage)
         files.check_folder(args.artifact_dir)
     output_dir = args.output_dir or Path("runs") / args.config.stem
+    if args.output_dir is None and not args.overwrite:
+        output_dir = retrain.fresh_folder(output_dir)
     # before training: hours of it must not end in an output that cannot be written
-    retrain.check_outputs(output_dir, [p for p in (args.config, trial_config.init_from) if p])
+    reads = [p for p in (args.config, trial_config.init_from) if p]
+    retrain.check_outputs(output_dir, reads, args.overwrite)
     on_device = device.resolve(args.device)
     dataset = data.load(trial_config.dataset, args.data_dir, classes=trial_config.classes)
     print(
@@ -77,15 +92,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     done = retrain.retrain(
         trial_config, dataset, on_device, output_dir, provenance, on_epoch=show,
-        compile_model=args.compile,
+        compile_model=args.compile, safetensors=args.safetensors,
     )  # fmt: skip
     print(done.report)
     if args.compile:
         print(f"torch.compile took {done.metrics['compile_seconds']:.1f} s (not in the epochs)")
     print(f"test accuracy {done.metrics['test_accuracy']:.4f}")
-    print(f"wrote {output_dir}/checkpoint.pt, metrics.json and config.yaml")
+    written = [
+        *retrain.OUTPUTS,
+        *(["model.safetensors", "config.json"] if args.safetensors else []),
+    ]
+    print(f"wrote {output_dir}/: {', '.join(written)}")
     if destination is not None:
-        paths = [output_dir / "checkpoint.pt", output_dir / "metrics.json"]
+        paths = [output_dir / name for name in retrain.OUTPUTS if name != "config.yaml"]
         try:
             artifacts.attach(paths, *destination, args.artifact_dir)
         except UsageError as error:  # the retrain is saved: say so, and what did not work

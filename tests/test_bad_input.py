@@ -126,11 +126,13 @@ CASES = {  # name: (command and arguments, exit code, a fragment of the stderr l
     "train into a file": (TRAIN + ["good.yaml", "--output-dir", "good.yaml"], 2,
                           "--output-dir good.yaml is a file, not a folder"),
     "train over the config it reads": (
-        TRAIN + ["runs/good/config.yaml", "--output-dir", "runs/good"], 2,
+        TRAIN + ["runs/good/config.yaml", "--output-dir", "runs/good", "--overwrite"], 2,
         "will not write runs/good/config.yaml over the file this command reads"),
     "train over the checkpoint it starts from": (
-        TRAIN + ["init-inside.yaml", "--output-dir", "runs/good"], 2,
+        TRAIN + ["init-inside.yaml", "--output-dir", "runs/good", "--overwrite"], 2,
         "will not write runs/good/checkpoint.pt over the file this command reads"),
+    "train into an earlier run": (TRAIN + ["good.yaml", "--output-dir", "runs/good"], 2,
+                                  "--output-dir runs/good holds an earlier run; pass --overwrite"),
     "train below a file": (TRAIN + ["good.yaml", "--output-dir", "good.yaml/out"], 2,
                            "good.yaml is a file, not a folder"),
     "train into an unwritable folder": (

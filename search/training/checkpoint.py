@@ -1,6 +1,7 @@
 """Checkpoints that describe themselves: weights plus everything needed to rebuild and use them."""
 
 import dataclasses
+import json
 import pickle
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,38 @@ def save(
         )
 
 
+def write_safetensors(
+    folder: Path,
+    *,
+    model: nn.Module,
+    normalization: dict[str, list[float]],
+    trial_config: TrialConfig,
+    classes: tuple[str, ...],
+    image_shape: tuple[int, int, int],
+) -> None:
+    """model.safetensors and config.json beside them, for loading the weights elsewhere: the
+    fields of timm's pretrained_cfg (input_size, mean and std in [0, 1] units, the class
+    names, bilinear resizing, no crop) and how to build the network (models.build)."""
+    from safetensors.torch import save_file
+
+    tensors = {name: value.detach().cpu().contiguous().clone()
+               for name, value in model.state_dict().items()}  # fmt: skip
+    with files.atomic_path(folder / "model.safetensors") as partial:
+        save_file(tensors, str(partial))
+    described = {
+        "architecture": trial_config.model,
+        "model_args": trial_config.model_args,
+        "num_classes": len(classes),
+        "label_names": list(classes),
+        "input_size": list(trial_config.input_shape(image_shape)),
+        "mean": normalization["mean"],
+        "std": normalization["std"],
+        "interpolation": "bilinear",
+        "crop_pct": 1.0,
+    }
+    files.write_text(folder / "config.json", json.dumps(described, indent=2) + "\n")
+
+
 @dataclasses.dataclass(frozen=True)
 class Checkpoint:
     """A loaded checkpoint: the model in eval mode on its device, and how to feed it."""
@@ -63,7 +96,7 @@ class Checkpoint:
 def read(path: Path | str, on_device: torch.device | str = "cpu") -> dict[str, Any]:
     """The saved dictionary, or one UsageError line when the file is not a checkpoint."""
     try:
-        saved = torch.load(path, map_location=on_device, weights_only=False)
+        saved = torch.load(path, map_location=on_device, weights_only=True)
     except FileNotFoundError:
         raise UsageError(f"no checkpoint at {path}") from None
     except OSError as error:  # a folder, or a file that cannot be read

@@ -11,19 +11,37 @@ from typing import Any
 import torch
 
 from registry import RunFailure, UsageError, files
-from search.training import checkpoint, config, device, evaluation, tta
+from search.training import checkpoint, config, device, evaluation, run_report, tta
 from search.training.config import TrialConfig
 from search.training.data import Dataset
 from search.training.trainer import EpochResult, TrainingDiverged, train
 
-OUTPUTS = {"checkpoint.pt": False, "metrics.json": True, "config.yaml": True}  # name: text?
+# What a retrain writes in its folder: name -> whether it is text (a checkpoint is not).
+OUTPUTS = {"checkpoint.pt": False, "metrics.json": True, "config.yaml": True,
+           "history.csv": True, "report.html": True}  # fmt: skip
 
 
-def check_outputs(output_dir: Path, reads: list[Path | str]) -> None:
-    """Before training: the files a retrain writes can be written, and none of them is one it
-    reads (the config, the checkpoint it starts from)."""
+def fresh_folder(wanted: Path) -> Path:
+    """`wanted`, or if an earlier run is there, the first of wanted-1, wanted-2, ... that holds
+    none (timm's output folders): a retrain never replaces another unless told to."""
+    candidate, number = wanted, 0
+    while (candidate / "checkpoint.pt").exists():
+        number += 1
+        candidate = wanted.with_name(f"{wanted.name}-{number}")
+    return candidate
+
+
+def check_outputs(output_dir: Path, reads: list[Path | str], overwrite: bool) -> None:
+    """Before training: the files a retrain writes can be written, none of them is one it
+    reads (the config, the checkpoint it starts from), and no earlier run is replaced unless
+    `overwrite`."""
     if output_dir.exists() and not output_dir.is_dir():
         raise UsageError(f"--output-dir {output_dir} is a file, not a folder")
+    if not overwrite and (output_dir / "checkpoint.pt").exists():
+        raise UsageError(
+            f"--output-dir {output_dir} holds an earlier run; pass --overwrite to replace it, "
+            "or name another folder"
+        )
     for name, text in OUTPUTS.items():
         files.check_output(output_dir / name, reads, text=text)
 
@@ -33,6 +51,8 @@ class Retrained:
     metrics: dict[str, Any]
     report: str  # the per-class table and the confusion matrix, for a person to read
     output_dir: Path
+    model: torch.nn.Module  # trained, on its device, in eval mode
+    history: list[EpochResult]
 
 
 def retrain(
@@ -43,6 +63,7 @@ def retrain(
     provenance: dict[str, Any],
     on_epoch: Callable[[EpochResult], bool] | None = None,
     compile_model: bool = False,
+    safetensors: bool = False,
 ) -> Retrained:
     """Train trial_config on the dataset's train+val, evaluate it on the test set and write
     output_dir/checkpoint.pt, metrics.json and config.yaml (with `provenance`)."""
@@ -87,4 +108,15 @@ def retrain(
     )
     files.write_text(output_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     config.write_file(output_dir / "config.yaml", trial_config, provenance)
-    return Retrained(metrics, evaluation.format_report(confusion, dataset.classes), output_dir)
+    run_report.write_history(output_dir / "history.csv", result.history)
+    run_report.write_page(
+        output_dir / "report.html", f"{trial_config.model} retrained on {dataset.name}",
+        result.history, metrics, (output_dir / "config.yaml").read_text(),
+    )  # fmt: skip
+    if safetensors:
+        checkpoint.write_safetensors(
+            output_dir, model=result.model, normalization=result.normalization,
+            trial_config=trial_config, classes=dataset.classes, image_shape=dataset.image_shape,
+        )  # fmt: skip
+    report = evaluation.format_report(confusion, dataset.classes)
+    return Retrained(metrics, report, output_dir, result.model.eval(), result.history)

@@ -42,6 +42,7 @@ class EpochResult:
     eval_accuracy: float
     eval_loss: float
     train_seconds: float
+    lr: float  # the learning rate of the network's main parameter group as the epoch ended
 
 
 @dataclasses.dataclass
@@ -222,7 +223,8 @@ def train(
             raise TrainingDiverged(f"the training loss became {train_loss} in epoch {epoch}")
         eval_accuracy, eval_loss = run_evaluation(network)
         schedule.step_epoch(train_loss if eval_is_test else eval_loss)
-        history.append(EpochResult(epoch, train_loss, eval_accuracy, eval_loss, train_seconds))
+        lr = optimizer.param_groups[-1]["lr"]  # the last group: the parameters no rule took
+        history.append(EpochResult(epoch, train_loss, eval_accuracy, eval_loss, train_seconds, lr))
         if on_epoch is not None and on_epoch(history[-1]):
             break
     return TrainResult(
