@@ -9,6 +9,7 @@ import argparse
 import atexit
 import gc
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -30,13 +31,26 @@ DATASET_NAMES = ("cifar10", "cifar100", "imagefolder", "sample", "stl10")
 PROG_PREFIX = "python -m search."
 
 
+VERBOSE_FLAGS = {"-v": 1, "--verbose": 1, "-vv": 2}
+# Set by the first command from its flags; worker processes it starts inherit it.
+VERBOSE_VARIABLE = "CIFAR_SEARCH_VERBOSE"
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse whose errors are one line on stderr (no usage block), exit code 2."""
+    """argparse whose errors are one line on stderr (no usage block), exit code 2; every
+    command has -v/--verbose."""
 
     def __init__(self, *args, prog: str | None = None, **kwargs):
         if prog is not None and prog.startswith("python -m search."):
             prog = PROG_PREFIX + prog.removeprefix("python -m search.")
         super().__init__(*args, prog=prog, **kwargs)
+        self.add_argument(
+            "-v",
+            "--verbose",
+            action="count",
+            default=0,
+            help="say more: our debug lines and Optuna's own log (-vv: Optuna's debug too)",
+        )
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
@@ -123,12 +137,29 @@ def check_positive(args: argparse.Namespace, *flags: str) -> None:
             raise UsageError(f"--{flag.replace('_', '-')} must be positive, not {value}")
 
 
-def quiet_libraries() -> None:
-    """Our own progress lines replace Optuna's per-trial logs, which include a traceback for
-    every failed trial (the reason and traceback are kept in the trial's user attributes)."""
-    import optuna  # about 0.2 s, and no torch: every command silences it before it speaks
+def verbosity(argv: Sequence[str]) -> int:
+    """How verbose the command line (or the command that started this worker) asks to be."""
+    asked = sum(VERBOSE_FLAGS.get(arg, 0) for arg in argv)
+    return max(asked, int(os.environ.get(VERBOSE_VARIABLE, "0") or 0))
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+def configure_logging(verbose: int) -> None:
+    """Our messages (loggers under "search") on stderr as `search.worker: ...`, INFO and up,
+    DEBUG with --verbose. Our own progress lines replace Optuna's per-trial logs, which include
+    a traceback for every failed trial (kept in the trial's user attributes): Optuna says only
+    errors unless --verbose."""
+    import optuna  # about 0.2 s, and no torch: every command sets it before it speaks
+
+    os.environ[VERBOSE_VARIABLE] = str(verbose)
+    ours = logging.getLogger("search")
+    if not ours.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        ours.addHandler(handler)
+        ours.propagate = False
+    ours.setLevel(logging.DEBUG if verbose else logging.INFO)
+    levels = {0: optuna.logging.ERROR, 1: optuna.logging.INFO}
+    optuna.logging.set_verbosity(levels.get(verbose, optuna.logging.DEBUG))
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     logging.getLogger("sqlalchemy").setLevel(logging.ERROR)
 
@@ -140,7 +171,7 @@ def run_main(main: Callable[[Sequence[str] | None], int], prog: str) -> None:
     # each of a search's workers. Freezing them first skips that walk. Exit handlers
     # registered later run earlier: storage.close_at_exit's still close the databases.
     atexit.register(gc.freeze)
-    quiet_libraries()
+    configure_logging(verbosity(sys.argv[1:]))
     try:
         code = main(None)
     except UsageError as error:  # RunFailure too, with its own exit code

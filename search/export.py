@@ -1,7 +1,7 @@
 """`python -m search.export`: a study's best trial (or --trial N, the --top K, or the --pareto
 front of a multi-objective study) as a config file that `python -m search.train` retrains."""
 
-import sys
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     trials = selection.choose_trials(found, args.trial, args.top, args.pareto)
     stale = final.outdated(found)
     if stale and args.trial is None and args.top is None and not args.pareto:
-        print(f"search.export: {stale}", file=sys.stderr)
+        logging.getLogger("search.export").warning(stale)
     several = args.top is not None or args.pareto
     paths = selection.output_paths(args.output, len(trials), several)
     for path in paths:  # all checked before any is written

@@ -3,7 +3,6 @@
 from collections.abc import Sequence
 from pathlib import Path
 
-from registry import UsageError
 from search import cli
 
 
@@ -21,29 +20,11 @@ def get_args_parser() -> cli.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
-    import torch
+    from search.training import checkpoint, device
 
-    from search.training import checkpoint, data, device
-
-    on_device = device.resolve(args.device)
-    loaded = checkpoint.load(args.checkpoint, on_device)
-    decoded = []
-    for path in args.images:  # each resized to what the network was trained on
-        try:
-            encoded = path.read_bytes()
-        except OSError as error:  # missing, a folder, or unreadable
-            raise UsageError(f"cannot read image {path}: {error.strerror}") from None
-        decoded.append(data.decode_image(encoded, size=loaded.image_shape[1:], name=str(path)))
-    probabilities = loaded.predict_probabilities(torch.stack(decoded).to(on_device))
-    top = min(max(1, args.top), len(loaded.classes))
-    values, indices = probabilities.topk(top, dim=1)
-    for path, row_values, row_indices in zip(
-        args.images, values.tolist(), indices.tolist(), strict=True
-    ):
-        shown = ", ".join(
-            f"{loaded.classes[i]} {p:.3f}" for p, i in zip(row_values, row_indices, strict=True)
-        )
-        print(f"{path}: {shown}")
+    loaded = checkpoint.load(args.checkpoint, device.resolve(args.device))
+    for path, ranked in zip(args.images, loaded.classify(args.images, args.top), strict=True):
+        print(f"{path}: " + ", ".join(f"{name} {p:.3f}" for name, p in ranked))
     return 0
 
 

@@ -12,7 +12,7 @@ from torch import nn
 import models
 from models import parts
 from registry import UsageError, files
-from search.training import config, evaluation, tta
+from search.training import config, data, evaluation, tta
 from search.training.config import TrialConfig
 from search.training.preprocess import Preprocess
 
@@ -91,6 +91,20 @@ class Checkpoint:
         test-time augmentation."""
         views_of = tta.build(self.config.tta, self.config.tta_args)
         return evaluation.predict_probabilities(self.model, images, self.preprocess, views_of)
+
+    def classify(self, paths: list[Path], top: int = 1) -> list[list[tuple[str, float]]]:
+        """Image files (each resized to what the network was trained on) -> for each, its
+        `top` classes with their probabilities, most likely first."""
+        size = self.image_shape[1:]
+        decoded = [data.decode_image(data.read_image(path), size=size, name=str(path))
+                   for path in paths]  # fmt: skip
+        on_device = next(self.model.parameters()).device
+        probabilities = self.predict_probabilities(torch.stack(decoded).to(on_device))
+        values, indices = probabilities.topk(min(max(1, top), len(self.classes)), dim=1)
+        return [
+            [(self.classes[index], value) for value, index in zip(row, chosen, strict=True)]
+            for row, chosen in zip(values.tolist(), indices.tolist(), strict=True)
+        ]
 
 
 def read(path: Path | str, on_device: torch.device | str = "cpu") -> dict[str, Any]:

@@ -297,7 +297,7 @@ def imagefolder(data_dir: Path) -> Source:
         fingerprint.update(
             f"{path.relative_to(data_dir)}:{stat.st_size}:{stat.st_mtime_ns};".encode()
         )
-    files = ((*path.relative_to(data_dir).parts[:2], str(path), _read(path)) for path in paths)
+    files = ((*path.relative_to(data_dir).parts[:2], str(path), read_image(path)) for path in paths)
     return _cached(
         data_dir / CACHE_NAME,
         fingerprint.hexdigest(),
@@ -305,7 +305,7 @@ def imagefolder(data_dir: Path) -> Source:
     )
 
 
-def _read(path: Path) -> bytes:
+def read_image(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as error:

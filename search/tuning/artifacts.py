@@ -2,6 +2,7 @@
 files go on the study, named after the trial they retrain (trial-12-checkpoint.pt), where
 optuna-dashboard lists them on the study page."""
 
+import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -11,6 +12,8 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from registry import UsageError
 from search.tuning import storage, study
+
+log = logging.getLogger("search.train")
 
 
 def source_trial(provenance: dict, storage_url: str) -> tuple[optuna.Study, int]:
@@ -42,4 +45,5 @@ def attach(paths: list[Path], found: optuna.Study, number: int, artifact_dir: Pa
             raise
         raise fault from None
     names = ", ".join(path.name for path in paths)
-    print(f"attached {names} of trial {number} to study {found.study_name} ({artifact_dir})")
+    log.info("attached %s of trial %d to study %s (%s)", names, number, found.study_name,
+             artifact_dir)  # fmt: skip

@@ -2,6 +2,7 @@
 --workers-per-gpu, or CPU workers where there is no GPU; the storage is all they share."""
 
 import dataclasses
+import logging
 import os
 import subprocess
 import sys
@@ -13,6 +14,8 @@ import torch
 
 from registry import UsageError
 from search.training import device
+
+log = logging.getLogger("search.run")
 
 WATCH_SECONDS = 2  # how often the parent looks at the study to show its workers' progress
 SHUTDOWN_SECONDS = 60  # how long interrupted workers get to fail their trials cleanly
@@ -109,6 +112,6 @@ def spawn_workers(
     failed = [(n, code) for n, code in enumerate(codes) if code != 0]
     if failed:
         listed = ", ".join(f"worker {n} exited {code}" for n, code in failed)
-        print(f"search: {len(failed)} of {len(workers)} workers failed: {listed}", file=sys.stderr)
+        log.error("%d of %d workers failed: %s", len(failed), len(workers), listed)
         return 1
     return 0

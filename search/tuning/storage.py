@@ -4,15 +4,20 @@ Optuna schema version, unreachable)."""
 
 import atexit
 import contextlib
+import logging
 import sqlite3
+import warnings
 import weakref
 from pathlib import Path
 
+import optuna
 import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from sqlalchemy.engine import URL, make_url
 
 from registry import RunFailure, UsageError
+
+log = logging.getLogger("search.storage")
 
 # Seconds, not sub-second: too short an interval fails live trials (optuna#4234, #5470).
 HEARTBEAT_INTERVAL_SECONDS = 60
@@ -190,13 +195,15 @@ def open_storage(
             "options": "-c default_transaction_read_only=on",
         }
     try:
-        storage = RDBStorage(
-            parsed.render_as_string(hide_password=False),
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=heartbeat_interval,
-            grace_period=grace_period,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
-        )
+        with warnings.catch_warnings():  # "experimental" since Optuna 2.8: nothing to act on
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = RDBStorage(
+                parsed.render_as_string(hide_password=False),
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+            )
         if backend == "sqlite" and not read_only:  # WAL lets readers (the dashboard) work
             with storage.engine.connect() as connection:  # beside writing workers
                 connection.exec_driver_sql("PRAGMA journal_mode=WAL")
@@ -217,6 +224,7 @@ def open_storage(
         raise fault or UsageError(f"cannot open storage {shown}: {first_line(error)}") from None
     close_at_exit(storage.engine)
     OPENED.append(url)
+    log.debug("opened storage %s (%s)", shown, "read-only" if read_only else "read-write")
     return storage
 
 

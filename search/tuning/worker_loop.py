@@ -4,8 +4,8 @@ wrote them), so a worker cannot run a different search by mistake. search.run's 
 `python -m search.worker` on other hosts both run this."""
 
 import datetime
+import logging
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -21,6 +21,8 @@ from search.training.data import Dataset
 from search.tuning import launch, progress, storage, study
 from search.tuning.objective import TrialFailed, free_memory, make_objective
 from search.tuning.settings import StudySettings
+
+log = logging.getLogger("search.worker")
 
 MAX_CONSECUTIVE_FAILURES = 5
 MAX_OUTAGES = 24  # storage errors in a row (2 minutes of polling) before a worker gives up
@@ -176,6 +178,7 @@ def work(
     """Run trials of study `name` on one device until the study has its target."""
     interrupt_on_sigterm()
     settings = read_settings(storage_url, name)
+    log.debug("study %s: %s", name, settings)
     spaces.import_user_module(settings.space_module)
     study_storage = storage.open_storage(
         storage_url, settings.heartbeat_interval, settings.grace_period, create=False
@@ -214,11 +217,8 @@ def work(
             outages += 1
             if outages > MAX_OUTAGES:
                 raise RunFailure(f"lost the storage for good: {storage.first_line(lost)}") from None
-            print(
-                f"search.worker: lost the storage ({storage.first_line(lost)}); retrying in "
-                f"{POLL_SECONDS} s",
-                file=sys.stderr,
-                flush=True,
+            log.warning(
+                "lost the storage (%s); retrying in %d s", storage.first_line(lost), POLL_SECONDS
             )
             time.sleep(POLL_SECONDS)
     printer.close()
