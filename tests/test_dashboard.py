@@ -59,8 +59,9 @@ def test_retraining_attaches_checkpoint_and_metrics_to_the_study_by_trial(served
     artifacts = get_all_artifact_meta(study)
     number = study.best_trial.number
     assert sorted(a.filename for a in artifacts) == [
-        f"trial-{number}-checkpoint.pt", f"trial-{number}-metrics.json"
-    ]  # fmt: skip
+        f"trial-{number}-{name}"
+        for name in ("checkpoint.pt", "history.csv", "metrics.json", "report.html")
+    ]
     assert (folder / "artifacts" / artifacts[0].artifact_id).exists()
 
 

@@ -1,0 +1,49 @@
+"""What a retrain leaves, as search.train writes it: the checkpoint, history.csv, report.html,
+a fresh folder per run, and on request safetensors weights with a timm-style config."""
+
+import csv
+import json
+
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from search.training import checkpoint
+from tests.conftest import run_command
+
+CONFIG = {"model": "mlp", "model_args": {"width": 16, "depth": 1}, "epochs": 2,
+          "dataset": "sample", "schedule": "cosine", "lr": 0.05}  # fmt: skip
+
+
+def test_a_retrain_writes_its_history_its_page_and_a_fresh_folder_each_time(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(CONFIG))
+    first = run_command("search.train", "--config", "tiny.yaml", "--safetensors", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = run_command("search.train", "--config", "tiny.yaml", "--epochs", "1", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "wrote runs/tiny-1/" in again.stdout  # the first run is kept
+    folder = tmp_path / "runs" / "tiny"
+    metrics = json.loads((folder / "metrics.json").read_text())
+    with (folder / "history.csv").open() as opened:
+        rows = list(csv.DictReader(opened))
+    assert [int(row["epoch"]) for row in rows] == [1, 2]
+    assert list(rows[0]) == ["epoch", "train_loss", "test_accuracy", "test_loss", "lr", "seconds"]
+    assert float(rows[-1]["test_accuracy"]) == metrics["test_accuracy"]
+    assert float(rows[0]["lr"]) > float(rows[1]["lr"]) == 0.0  # cosine to zero at the end
+    page = (folder / "report.html").read_text()
+    for heading in ("Learning curves", "Confusion matrix", "Accuracy per class"):
+        assert f"<h2>{heading}" in page
+    assert page.count('class="plotly-graph-div"') == 3 and "<script src=" not in page
+    saved = checkpoint.read(folder / "checkpoint.pt")
+    weights = load_file(str(folder / "model.safetensors"))
+    assert weights.keys() == saved["state_dict"].keys()
+    assert all(torch.equal(weights[name], saved["state_dict"][name]) for name in weights)
+    described = json.loads((folder / "config.json").read_text())
+    assert described["input_size"] == [3, 32, 32] and described["num_classes"] == 10
+    assert described["label_names"][0] == "airplane" and len(described["mean"]) == 3
+    assert described["mean"] == saved["normalization"]["mean"]
+
+    refused = run_command("search.train", "--config", "tiny.yaml", "--output-dir", "runs/tiny",
+                          cwd=tmp_path)  # fmt: skip
+    assert refused.returncode == 2 and "pass --overwrite" in refused.stderr
+    assert json.loads((folder / "metrics.json").read_text()) == metrics  # untouched
