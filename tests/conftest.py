@@ -37,6 +37,20 @@ def run_command(module: str, *args: str, cwd: Path, timeout: float = 600):
     )
 
 
+def run_in_this_process(module: str, args: list[str], monkeypatch, capfd) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of `python -m module args`, through the commands' own
+    boundary (cli.run_main) in this interpreter: a new one costs ~4 s, most of it torch."""
+    import importlib
+
+    from search import cli
+
+    monkeypatch.setattr(sys, "argv", [module, *args])
+    with pytest.raises(SystemExit) as exited:
+        cli.run_main(importlib.import_module(module).main, module)
+    out, err = capfd.readouterr()
+    return exited.value.code, out, err
+
+
 def run_tiny_study(folder: Path, name: str, epochs: int, trials: int) -> str:
     """A real study of tests.spaces_for_tests' test_tiny space, run in this process by
     search.run; returns its storage URL."""

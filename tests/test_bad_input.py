@@ -4,12 +4,10 @@ real study's trials are the same afterwards. The cases run through the commands'
 (cli.run_main) in this process, with one shared study; most fail before anything trains."""
 
 import hashlib
-import importlib
 import os
 import socket
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +16,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from search import cli
+from tests.conftest import run_in_this_process
 
 RUN = ["search.run", "--space", "test_tiny", "--space-module", "tests.spaces_for_tests",
        "--dataset", "sample", "--epochs", "1", "--trials", "4"]  # fmt: skip
@@ -461,14 +459,6 @@ def folder(tmp_path_factory):
     immutable = chattr("+i", root / "readonly.db", root / "locked-dir")
     yield root, storage, immutable
     chattr("-i", root / "readonly.db", root / "locked-dir")
-
-
-def run_in_this_process(module, args, monkeypatch, capfd):
-    monkeypatch.setattr(sys, "argv", [module, *args])
-    with pytest.raises(SystemExit) as exited:
-        cli.run_main(importlib.import_module(module).main, module)
-    out, err = capfd.readouterr()
-    return exited.value.code, out, err
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -1,15 +1,11 @@
 """Every flag parses and is documented; every mistake a person can make gets one clear line on
 stderr and a non-zero exit, never a traceback."""
 
-import importlib
-import sys
-
 import pytest
 import torch
 
 from search import (
     bench,
-    cli,
     dashboard,
     export,
     final,
@@ -21,7 +17,7 @@ from search import (
     worker,
 )
 from search.tuning import samplers
-from tests.conftest import run_command
+from tests.conftest import run_command, run_in_this_process
 
 PARSERS = {
     "search.run": run,
@@ -260,15 +256,6 @@ IN_THEIR_OWN_PROCESS = {
     "config with a typo", "listing a space that does not exist",
     "a bench section that does not exist",
 }  # fmt: skip
-
-
-def run_in_this_process(module: str, args: list[str], monkeypatch, capfd) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of `python -m module args`, run by this interpreter."""
-    monkeypatch.setattr(sys, "argv", [module, *args])
-    with pytest.raises(SystemExit) as exited:
-        cli.run_main(importlib.import_module(module).main, module)
-    out, err = capfd.readouterr()
-    return exited.value.code, out, err
 
 
 @pytest.mark.parametrize("mistake", MISTAKES)

@@ -115,8 +115,11 @@ def read(path: Path | str, on_device: torch.device | str = "cpu") -> dict[str, A
         raise UsageError(f"no checkpoint at {path}") from None
     except OSError as error:  # a folder, or a file that cannot be read
         raise UsageError(f"cannot read checkpoint {path}: {error.strerror}") from None
-    except (RuntimeError, pickle.UnpicklingError, EOFError) as error:
-        raise UsageError(f"{path} is not a checkpoint written by search.train ({error})") from None
+    except pickle.UnpicklingError:  # not torch's format, or objects no checkpoint of ours holds
+        raise UsageError(f"{path} is not a checkpoint written by search.train") from None
+    except Exception as error:  # torch's weights-only reader fails on garbage in many ways
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UsageError(f"{path} is not a checkpoint written by search.train ({reason})") from None
     if not isinstance(saved, dict) or not {"state_dict", "config", "classes"} <= set(saved):
         raise UsageError(f"{path} is not a checkpoint written by search.train")
     return saved

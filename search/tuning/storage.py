@@ -95,6 +95,10 @@ SQLITE_FAULTS = {
 }  # fmt: skip
 
 
+# The SQLite files this process has checked: a file is checked once, before its first
+# connection. Checking it again beside open connections (the parent of a search's workers
+# opens it twice) made searches see it as malformed (measured: 4 of 8 two-worker searches).
+CHECKED: set[Path] = set()
 # The storages this process opened, latest last: a fault that surfaces at the command's
 # boundary (search.cli) is described with the URL it came from.
 OPENED: list[str] = []
@@ -184,7 +188,9 @@ def open_storage(
     engine_kwargs = {**ENGINE_OPTIONS[backend][1]}
     if backend == "sqlite":
         path = Path(parsed.database).expanduser()
-        check_sqlite_file(path, parsed, create and not read_only)
+        if path.resolve() not in CHECKED:
+            check_sqlite_file(path, parsed, create and not read_only)
+            CHECKED.add(path.resolve())
         engine_kwargs["connect_args"] = {"timeout": _timeout(parsed)}
         query = {"mode": "ro", "uri": "true"} if read_only else {}
         database = f"file:{path}" if read_only else str(path)
