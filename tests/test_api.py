@@ -2,8 +2,11 @@
 
 import re
 
+import pytest
 from PIL import Image
 
+from registry import UsageError
+from search import api
 from tests.conftest import REPO
 
 
@@ -23,18 +26,13 @@ def test_the_readme_example_runs_and_returns_what_it_says(tmp_path, monkeypatch,
     assert list(names["frame"]["user_attrs_config.model_args"])[0]["width"] == 128
     assert 0 <= trained.metrics["test_accuracy"] <= 1
     assert (tmp_path / "runs/best/history.csv").read_text().startswith("epoch,train_loss,")
-    ranked = names["api"].predict(names["checkpoint"], [tmp_path / "frog.png"], top=3)
+    ranked = api.predict(names["checkpoint"], [tmp_path / "frog.png"], top=3)
     assert len(ranked[0]) == 3 and 0 < sum(p for _, p in ranked[0]) <= 1 + 1e-6
     assert ranked[0][0][1] >= ranked[0][1][1] >= ranked[0][2][1]  # most likely first
     assert "[[(" in capsys.readouterr().out
 
 
 def test_a_mistake_raises_the_line_the_command_would_print(tmp_path, monkeypatch):
-    import pytest
-
-    from registry import UsageError
-    from search import api
-
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UsageError, match="unknown space 'resnett'"):
         api.search("resnett", dataset="sample")
