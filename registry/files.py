@@ -10,9 +10,10 @@ from pathlib import Path
 
 from registry import RunFailure, UsageError
 
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first bytes of every SQLite database
 # The first bytes of files no command writes over unless it writes that kind itself.
 STORAGE_MAGIC = {
-    b"SQLite format 3\x00": "an SQLite database (a study storage?)",
+    SQLITE_HEADER: "an SQLite database (a study storage?)",
     b"\x37\x7f\x06\x82": "an SQLite write-ahead log",
     b"\x37\x7f\x06\x83": "an SQLite write-ahead log",
 }

@@ -98,7 +98,8 @@ def train(
         key: value for key, value in (("epochs", epochs), ("seed", seed)) if value is not None
     }
     config = config.replace(**overrides)
-    folder = Path(output_dir) if output_dir else retrain.fresh_folder(Path("runs") / config.model)
+    chosen = Path(output_dir) if output_dir else None
+    folder = retrain.output_folder(chosen, Path("runs") / config.model, overwrite)
     retrain.check_outputs(folder, [config.init_from] if config.init_from else [], overwrite)
     dataset = data.load(config.dataset, Path(data_dir), classes=config.classes)
     return retrain.retrain(config, dataset, devices.resolve(device), folder, provenance)

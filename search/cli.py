@@ -18,8 +18,9 @@ from pathlib import Path
 from registry import UsageError
 from search.tuning import DEFAULT_STORAGE
 
-EXIT_USAGE = 2  # what was asked cannot be done (a flag, a config, a path): UsageError
-EXIT_FAILED = 1  # it was fine, but running it failed (RunFailure): a locked database, say
+# Exit codes: UsageError's 2 (what was asked cannot be done), RunFailure's 1 (it was fine, but
+# running it failed: a locked database, say), and an interrupt's.
+EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM, as a shell reports a SIGINT
 # The --dataset help names them without importing the data registry (and with it torch); a test
 # keeps it equal to search.training.data.DATASETS.

@@ -68,9 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         destination = artifacts.source_trial(provenance, args.storage)
         files.check_folder(args.artifact_dir)
-    output_dir = args.output_dir or Path("runs") / args.config.stem
-    if args.output_dir is None and not args.overwrite:
-        output_dir = retrain.fresh_folder(output_dir)
+    output_dir = retrain.output_folder(args.output_dir, Path("runs") / args.config.stem,
+                                       args.overwrite)  # fmt: skip
     # before training: hours of it must not end in an output that cannot be written
     reads = [p for p in (args.config, trial_config.init_from) if p]
     retrain.check_outputs(output_dir, reads, args.overwrite)

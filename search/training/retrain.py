@@ -21,6 +21,14 @@ OUTPUTS = {"checkpoint.pt": False, "metrics.json": True, "config.yaml": True,
            "history.csv": True, "report.html": True}  # fmt: skip
 
 
+def output_folder(chosen: Path | None, default: Path, overwrite: bool) -> Path:
+    """Where a retrain writes: the folder asked for, else `default` or, unless `overwrite`, the
+    first fresh one after it (fresh_folder)."""
+    if chosen is not None:
+        return chosen
+    return default if overwrite else fresh_folder(default)
+
+
 def fresh_folder(wanted: Path) -> Path:
     """`wanted`, or if an earlier run is there, the first of wanted-1, wanted-2, ... that holds
     none (timm's output folders): a retrain never replaces another unless told to."""

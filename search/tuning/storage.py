@@ -15,7 +15,7 @@ import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from sqlalchemy.engine import URL, make_url
 
-from registry import RunFailure, UsageError
+from registry import RunFailure, UsageError, files
 
 log = logging.getLogger("search.storage")
 
@@ -24,7 +24,6 @@ HEARTBEAT_INTERVAL_SECONDS = 60
 GRACE_PERIOD_SECONDS = 180
 
 SQLITE_TIMEOUT_SECONDS = 60  # sqlite:///FILE.db?timeout=S sets another
-SQLITE_HEADER = b"SQLite format 3\x00"
 # Per backend: driver to use and engine options. SQLite waits for the file lock instead of
 # failing with "database is locked"; PostgreSQL checks pooled connections before use (they die
 # when the server restarts) and keeps a small pool, since every worker process has its own.
@@ -45,8 +44,13 @@ ENGINE_OPTIONS = {
 def outage(error: BaseException | None) -> BaseException | None:
     """The lost-connection error behind `error`, if any. Optuna can replace it: when it cannot
     record a trial's end it fails an assertion, with the database error as its context."""
+    return _behind(error, sqlalchemy.exc.OperationalError)
+
+
+def _behind(error: BaseException | None, kinds) -> BaseException | None:
+    """The first error of `kinds` in `error`'s chain of causes and contexts, if any."""
     while error is not None:
-        if isinstance(error, sqlalchemy.exc.OperationalError):
+        if isinstance(error, kinds):
             return error
         error = error.__cause__ or error.__context__
     return None
@@ -107,7 +111,7 @@ OPENED: list[str] = []
 def describe_fault(error: BaseException, url: str | None = None) -> UsageError | None:
     """The storage fault behind `error` as one line (for `url`, by default the storage this
     process opened last), or None if it is not one."""
-    lost = outage(error) or _database_error(error)
+    lost = outage(error) or _behind(error, (sqlalchemy.exc.DBAPIError, sqlite3.DatabaseError))
     if lost is None or not (url or OPENED):
         return None
     parsed = parse_url(url or OPENED[-1])
@@ -121,14 +125,6 @@ def describe_fault(error: BaseException, url: str | None = None) -> UsageError |
     if "does not exist" in text:  # a database or role that is not there: a typo in the URL
         return UsageError(f"cannot open storage {shown}: {text}")
     return RunFailure(f"cannot reach storage {shown}: {text}")
-
-
-def _database_error(error: BaseException | None) -> BaseException | None:
-    while error is not None:
-        if isinstance(error, sqlalchemy.exc.DBAPIError | sqlite3.DatabaseError):
-            return error
-        error = error.__cause__ or error.__context__
-    return None
 
 
 def _timeout(parsed: URL) -> float:
@@ -151,8 +147,8 @@ def check_sqlite_file(path: Path, parsed: URL, create: bool) -> None:
     if path.is_dir():
         raise UsageError(f"storage {shown} is a folder, not an SQLite file")
     with path.open("rb") as opened:
-        header = opened.read(len(SQLITE_HEADER))
-    if header and header != SQLITE_HEADER:
+        header = opened.read(len(files.SQLITE_HEADER))
+    if header and header != files.SQLITE_HEADER:
         raise UsageError(f"storage {shown} is not an SQLite database")
     try:
         reading = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=_timeout(parsed))
@@ -188,9 +184,9 @@ def open_storage(
     engine_kwargs = {**ENGINE_OPTIONS[backend][1]}
     if backend == "sqlite":
         path = Path(parsed.database).expanduser()
-        if path.resolve() not in CHECKED:
+        if (resolved := path.resolve()) not in CHECKED:
             check_sqlite_file(path, parsed, create and not read_only)
-            CHECKED.add(path.resolve())
+            CHECKED.add(resolved)
         engine_kwargs["connect_args"] = {"timeout": _timeout(parsed)}
         query = {"mode": "ro", "uri": "true"} if read_only else {}
         database = f"file:{path}" if read_only else str(path)

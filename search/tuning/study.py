@@ -73,7 +73,8 @@ def settings(found: optuna.Study) -> StudySettings:
 def create_or_resume(storage: RDBStorage, name: str, wanted: StudySettings) -> optuna.Study:
     """Create the study, or resume it if search.run created it with the same fixed settings;
     either way record the settings (already checked) for the workers."""
-    directions = [OBJECTIVES[objective][0] for objective in parse_objectives(wanted.objectives)]
+    objectives = parse_objectives(wanted.objectives)
+    directions = [OBJECTIVES[objective][0] for objective in objectives]
     if name in names(storage):
         existing = optuna.load_study(study_name=name, storage=storage)
         lacking = [key for key in FIELDS
@@ -101,8 +102,7 @@ def create_or_resume(storage: RDBStorage, name: str, wanted: StudySettings) -> o
     )
     for key, value in wanted.to_attrs().items():
         created.set_user_attr(key, value)
-    created.set_metric_names([OBJECTIVES[objective][1]
-                              for objective in parse_objectives(wanted.objectives)])  # fmt: skip
+    created.set_metric_names([OBJECTIVES[objective][1] for objective in objectives])
     return created
 
 
