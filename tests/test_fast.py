@@ -106,7 +106,9 @@ def test_our_update_on_a_mean_loss_equals_airbenchs_on_a_summed_loss(momentum, b
         schedule.per_batch.step()
         their_schedule.step()
         for mine, theirs in zip(ours.parameters(), reference.parameters(), strict=True):
-            assert torch.allclose(mine, theirs, rtol=1e-4, atol=1e-6)
+            # Relative to the tensor's scale: a near-zero weight is off by float32 rounding of
+            # the others (1.4e-6 against a largest weight of 0.13, seen on a 2-core machine).
+            assert (mine - theirs).abs().max() <= 1e-4 * theirs.abs().max()
     moved = [not torch.equal(a, b) for a, b in zip(ours.parameters(), initial.parameters(),
                                                     strict=True) if a.requires_grad]  # fmt: skip
     assert all(moved)

@@ -1,3 +1,5 @@
+import io
+
 import pytest
 import torch
 
@@ -150,3 +152,60 @@ def test_test_time_augmentation_is_used_in_evaluation(sample):
     )
     assert plain.final.train_loss == mirrored.final.train_loss  # training is untouched
     assert plain.final.eval_loss != mirrored.final.eval_loss
+
+
+# Every piece of state a resumed run must carry: dropout (the global generator), mixup and
+# crops (the trainer's generator), lookahead's average, momentum, a warm-up, a second phase
+# with its own optimizer, frozen parts, and reduce-on-plateau's memory of the best loss.
+EVERY_STATE = TrialConfig(
+    model="mlp",
+    model_args={"width": 32, "depth": 2, "dropout": 0.2},
+    optimizer="sgd",
+    optimizer_args={"momentum": 0.9},
+    lr=0.05,
+    schedule="plateau",
+    warmup_fraction=0.2,
+    batch_size=256,
+    epochs=4,
+    augment={"flip": {}, "crop": {"padding": 2}, "mixup": {"alpha": 0.4}},
+    averaging="lookahead",
+    second_phase={"start_fraction": 0.5, "optimizer": "adamw", "lr": 1e-3},
+    freeze={"stem": 1},
+    dataset="sample",
+)
+
+
+def test_a_run_resumed_from_any_epoch_ends_exactly_as_the_uninterrupted_one(sample):
+    """Resumed after epoch 1 (inside the first phase) and after epoch 2 (where the second
+    phase starts), from states written and read as checkpoints are."""
+    saved = []
+
+    def keep(state):
+        written = io.BytesIO()
+        torch.save(state, written)
+        saved.append(written.getvalue())
+
+    arguments = (sample.train, sample.val, sample.num_classes, CPU)
+    whole = train(EVERY_STATE, *arguments, on_checkpoint=keep)
+    assert [s["epoch"] for s in map(read_state, saved)] == [1, 2, 3, 4]
+    for epoch in (1, 2):
+        resumed = train(EVERY_STATE, *arguments, resume_from=read_state(saved[epoch - 1]))
+        assert resumed.history == whole.history[:epoch] + resumed.history[epoch:]
+        assert [e.eval_accuracy for e in resumed.history] == [
+            e.eval_accuracy for e in whole.history
+        ]
+        assert [e.train_loss for e in resumed.history] == [e.train_loss for e in whole.history]
+        for name, value in whole.model.state_dict().items():
+            assert torch.equal(value, resumed.model.state_dict()[name]), name
+
+
+def test_a_state_of_another_config_is_refused(sample):
+    saved = []
+    train(MLP.replace(epochs=1), sample.train, sample.val, sample.num_classes, CPU,
+          on_checkpoint=saved.append)  # fmt: skip
+    with pytest.raises(ValueError, match="another config"):
+        train(MLP, sample.train, sample.val, sample.num_classes, CPU, resume_from=saved[0])
+
+
+def read_state(written: bytes) -> dict:
+    return torch.load(io.BytesIO(written), weights_only=True)

@@ -1,13 +1,16 @@
 """Weight averaging during training, by name, as TrialConfig's `averaging` chooses it.
 
-Each entry builds an object with `step(count)`, called after every optimizer step with the
-number of steps taken so far, and `finish()`, called before the last evaluation. "lookahead"
+Each entry builds an Averager: `step(count)`, called after every optimizer step with the
+number of steps taken so far, `finish()`, called before the last evaluation, and the
+state a resumed run needs (`state_dict`, `load_state_dict`). "lookahead"
 is airbench94's (written here because neither torch's swa_utils nor timm's EMA pulls the
 training weights back to the average): every `every` steps the average moves towards the
 weights and the weights are set to the average, with a decay that grows as
 decay x (progress)^power, so early steps barely look back and late ones average strongly; at
 the end the weights become the average. Buffers (BatchNorm statistics) are averaged too.
 """
+
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -17,11 +20,27 @@ from registry import NonNegativeFloat, PositiveInt, Probability, Registry
 AVERAGING: Registry = Registry("weight averaging", supplied=("model", "total_steps"))
 
 
+class Averager(Protocol):
+    def step(self, count: int) -> None: ...
+
+    def finish(self) -> None: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, saved: dict) -> None: ...
+
+
 class NoAveraging:
     def step(self, count: int) -> None:
         pass
 
     def finish(self) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, saved: dict) -> None:
         pass
 
 
@@ -47,6 +66,13 @@ class Lookahead:
     @torch.no_grad()
     def finish(self) -> None:
         torch._foreach_copy_(self.tensors, self.average)
+
+    def state_dict(self) -> dict:
+        return {"average": self.average}
+
+    @torch.no_grad()
+    def load_state_dict(self, saved: dict) -> None:
+        torch._foreach_copy_(self.average, saved["average"])
 
 
 @AVERAGING.register("lookahead")

@@ -293,6 +293,11 @@ def phases(config: TrialConfig) -> list[Phase]:
     ]
 
 
+def phase_at(config: TrialConfig, epoch: int) -> Phase:
+    """The phase that epoch `epoch` (from 1; 0 counts as the first) belongs to."""
+    return [phase for phase in phases(config) if phase.first_epoch <= max(1, epoch)][-1]
+
+
 # How a config file is written, by format name: YAML for people, JSON for programs.
 WRITERS = {
     "yaml": lambda document: yaml.safe_dump(document, sort_keys=False),

@@ -232,6 +232,15 @@ class Schedule:
         if self.per_epoch is not None:
             self.per_epoch.step(monitored_loss)
 
+    def state_dict(self) -> dict:
+        per_epoch = None if self.per_epoch is None else self.per_epoch.state_dict()
+        return {"per_batch": self.per_batch.state_dict(), "per_epoch": per_epoch}
+
+    def load_state_dict(self, saved: dict) -> None:
+        self.per_batch.load_state_dict(saved["per_batch"])
+        if self.per_epoch is not None:
+            self.per_epoch.load_state_dict(saved["per_epoch"])
+
 
 def build_schedule(
     optimizer: Optimizer,

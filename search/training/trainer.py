@@ -8,6 +8,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -121,6 +122,254 @@ def compile_now(
 FIT_IMAGES = 5000  # enough to estimate a whitening stem's 2x2 patch covariance
 
 
+@dataclasses.dataclass(eq=False)
+class TrainingState:
+    """Everything the training loop carries from one epoch to the next, and what it reads:
+    `advance` moves it on by one epoch (as torchvision's reference script splits
+    train_one_epoch from evaluate). `state_dict()` is what a run needs to continue after its
+    last finished epoch: model, optimizer, schedule, averaging, random generators, history
+    (the freezing follows from the epoch)."""
+
+    config: TrialConfig
+    train_set: LabeledImages
+    eval_set: LabeledImages
+    eval_is_test: bool  # reduce-on-plateau then watches the training loss: nothing is tuned on test
+    preprocess: Preprocess
+    normalization: dict[str, list[float]]
+    model: nn.Module
+    network: nn.Module  # what trains and evaluates: the model, or torch.compile's of it
+    freezer: parameters.Freezer
+    averager: averaging.Averager
+    generator: torch.Generator
+    batch_info: augment.BatchInfo
+    views_of: tta.ViewMaker
+    criterion: nn.Module
+    targets_of: torch.Tensor  # soft targets throughout, so that mixup and cutmix need no other loss
+    clip_gradients: Callable[[], None]
+    batch_size: int
+    steps_per_epoch: int
+    optimizer: torch.optim.Optimizer | None = None  # the current phase's
+    schedule: optim.Schedule | None = None
+    augmentation: augment.Augmentation | None = None
+    history: list[EpochResult] = dataclasses.field(default_factory=list)
+    steps_taken: int = 0
+    compile_seconds: float = 0.0  # torch.compile's one-off cost, not in any epoch's seconds
+
+    @property
+    def epoch(self) -> int:
+        """The last finished epoch (0 before the first)."""
+        return len(self.history)
+
+    @property
+    def done(self) -> bool:
+        return self.epoch >= self.config.epochs
+
+    def start_phase(self, phase: config.Phase) -> None:
+        self.optimizer, self.schedule = start_phase(
+            self.model, phase, self.steps_per_epoch, self.config.param_groups
+        )
+        self.augmentation = augment.build(phase.augment)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain tensors and values (torch.load(weights_only=True) reads them back)."""
+        rng = {"cpu": torch.get_rng_state()}
+        if self.generator.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.generator.device)
+        return {
+            "config": self.config.to_dict(),
+            "epoch": self.epoch,
+            "steps_taken": self.steps_taken,
+            "history": [dataclasses.asdict(result) for result in self.history],
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "averaging": self.averager.state_dict(),
+            "generator": self.generator.get_state(),
+            "rng": rng,
+        }
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        """Continue after saved["epoch"], as if the run that saved it had gone on."""
+        if saved["config"] != self.config.to_dict():
+            raise ValueError("the saved state belongs to another config")
+        epoch = saved["epoch"]
+        self.start_phase(config.phase_at(self.config, epoch))
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.schedule.load_state_dict(saved["schedule"])
+        self.averager.load_state_dict(saved["averaging"])
+        self.generator.set_state(saved["generator"])
+        torch.set_rng_state(saved["rng"]["cpu"])
+        if "cuda" in saved["rng"]:
+            torch.cuda.set_rng_state(saved["rng"]["cuda"], self.generator.device)
+        self.history = [EpochResult(**result) for result in saved["history"]]
+        self.steps_taken = saved["steps_taken"]
+
+    def result(self) -> TrainResult:
+        return TrainResult(
+            model=self.model,
+            history=self.history,
+            normalization=self.normalization,
+            preprocess=self.preprocess,
+            param_count=count_parameters(self.model),
+            images_per_epoch=self.steps_per_epoch * self.batch_size,
+            stopped_early=not self.done,
+            compile_seconds=self.compile_seconds,
+        )
+
+
+def build_model(
+    trial_config: TrialConfig,
+    num_classes: int,
+    input_shape: tuple[int, int, int],
+    on_device: torch.device,
+    fit_images: Callable[[], torch.Tensor],
+) -> nn.Module:
+    """The config's network on the device; a whitening stem fitted to the data unless it comes
+    fitted from the checkpoint it fine-tunes."""
+    if trial_config.init_from:
+        model = checkpoint.pretrained(
+            trial_config.init_from, trial_config, num_classes, input_shape
+        )
+    else:
+        model = models.build(
+            trial_config.model, num_classes=num_classes, image_shape=input_shape,
+            init=trial_config.init, **trial_config.model_args,
+        )  # fmt: skip
+    on_cuda = on_device.type == "cuda"
+    model = model.to(on_device, memory_format=torch.channels_last if on_cuda else None)
+    if not trial_config.init_from:
+        models.fit_to_data(model, fit_images)
+    return model
+
+
+def start_training(
+    trial_config: TrialConfig,
+    train_set: LabeledImages,
+    eval_set: LabeledImages,
+    num_classes: int,
+    on_device: torch.device,
+    eval_is_test: bool = False,
+    compile_model: bool = False,
+) -> TrainingState:
+    """The state before the first epoch: seeded, the model built (and compiled)."""
+    torch.manual_seed(trial_config.seed)
+    generator = torch.Generator(device=on_device).manual_seed(trial_config.seed)
+    torch.backends.cudnn.benchmark = on_device.type == "cuda"
+    train_set, eval_set = train_set.to(on_device), eval_set.to(on_device)
+    statistics = channel_statistics(train_set.images)
+    preprocess = Preprocess.build(statistics, on_device, trial_config.image_size)
+    input_shape = trial_config.input_shape(train_set.images.shape[1:])
+    model = build_model(
+        trial_config, num_classes, input_shape, on_device,
+        lambda: preprocess.normalize(train_set.images[:FIT_IMAGES]),
+    )  # fmt: skip
+    batch_size = min(trial_config.batch_size, len(train_set))
+    steps_per_epoch = len(train_set) // batch_size  # drop the ragged last batch: BN needs >1 image
+    state = TrainingState(
+        config=trial_config,
+        train_set=train_set,
+        eval_set=eval_set,
+        eval_is_test=eval_is_test,
+        preprocess=preprocess,
+        normalization=statistics,
+        model=model,
+        network=model,
+        freezer=parameters.Freezer(model, trial_config.freeze),
+        averager=averaging.AVERAGING[trial_config.averaging](
+            model, steps_per_epoch * trial_config.epochs, **trial_config.averaging_args
+        ),
+        generator=generator,
+        batch_info=augment.BatchInfo.draw(len(train_set), generator),
+        views_of=tta.build(trial_config.tta, trial_config.tta_args),
+        criterion=nn.CrossEntropyLoss(label_smoothing=trial_config.label_smoothing),
+        targets_of=torch.eye(num_classes, device=on_device),
+        clip_gradients=make_gradient_clipper(model, trial_config.grad_clip_norm),
+        batch_size=batch_size,
+        steps_per_epoch=steps_per_epoch,
+    )
+    if compile_model:
+        compile_state(state)
+    return state
+
+
+def compile_state(state: TrainingState) -> None:
+    """Train and evaluate through torch.compile, compiled on one unaugmented batch (so that the
+    generator draws the same numbers as without --compile)."""
+    inputs = state.preprocess.normalize(state.train_set.images[: state.batch_size])
+    targets = state.targets_of[state.train_set.labels[: state.batch_size]]
+
+    def first_step(compiled: nn.Module) -> torch.Tensor:
+        with state.preprocess.autocast:
+            return state.criterion(compiled(inputs), targets)
+
+    state.network, state.compile_seconds = compile_now(
+        state.model,
+        first_step,
+        lambda network: evaluate(state, network),
+        state.train_set.images.device,
+    )
+
+
+def train_one_epoch(state: TrainingState, epoch: int) -> tuple[float, float]:
+    """One pass over the training set in a fresh order: (mean training loss, seconds)."""
+    train_set, normalize = state.train_set, state.preprocess.normalize
+    state.model.train()
+    state.freezer.start_epoch(epoch)
+    started = time.perf_counter()
+    loss_sum = torch.zeros((), device=train_set.images.device)
+    order = torch.randperm(
+        len(train_set), device=train_set.images.device, generator=state.generator
+    )
+    for step in range(state.steps_per_epoch):
+        index = order[step * state.batch_size : (step + 1) * state.batch_size]
+        images = normalize(train_set.images[index])
+        targets = state.targets_of[train_set.labels[index]]
+        inputs, targets = state.augmentation(
+            images, targets, state.generator, state.batch_info.of(index, epoch)
+        )
+        with state.preprocess.autocast:
+            loss = state.criterion(state.network(inputs), targets)
+        state.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        state.clip_gradients()
+        state.optimizer.step()
+        state.schedule.per_batch.step()
+        state.steps_taken += 1
+        state.averager.step(state.steps_taken)
+        loss_sum += loss.detach()
+    if epoch == state.config.epochs:
+        state.averager.finish()
+    train_loss = loss_sum.item() / state.steps_per_epoch  # the epoch's one host sync
+    return train_loss, time.perf_counter() - started
+
+
+def evaluate(state: TrainingState, network: nn.Module | None = None) -> tuple[float, float]:
+    """(accuracy, loss) on the state's eval set, with its test-time augmentation."""
+    return evaluation.accuracy_and_loss(
+        network or state.network, state.eval_set, state.preprocess, state.views_of
+    )
+
+
+def advance(state: TrainingState) -> EpochResult:
+    """Train and evaluate the next epoch (each phase starting with a fresh optimizer, schedule
+    and augmentation); its result is appended to the state's history."""
+    epoch = state.epoch + 1
+    phase = config.phase_at(state.config, epoch)
+    if phase.first_epoch == epoch:
+        state.start_phase(phase)
+    train_loss, train_seconds = train_one_epoch(state, epoch)
+    if not math.isfinite(train_loss):
+        raise TrainingDiverged(f"the training loss became {train_loss} in epoch {epoch}")
+    eval_accuracy, eval_loss = evaluate(state)
+    state.schedule.step_epoch(train_loss if state.eval_is_test else eval_loss)
+    lr = state.optimizer.param_groups[-1]["lr"]  # the last group: the parameters no rule took
+    state.history.append(
+        EpochResult(epoch, train_loss, eval_accuracy, eval_loss, train_seconds, lr)
+    )
+    return state.history[-1]
+
+
 def train(
     trial_config: TrialConfig,
     train_set: LabeledImages,
@@ -130,110 +379,26 @@ def train(
     on_epoch: Callable[[EpochResult], bool] | None = None,
     eval_is_test: bool = False,
     compile_model: bool = False,
+    resume_from: dict[str, Any] | None = None,
+    on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainResult:
     """Train for trial_config.epochs, evaluating on eval_set after every epoch. on_epoch gets
     each epoch's result and returns True to stop early (a pruned trial). Reduce-on-plateau
     watches the loss on eval_set, or the training loss when eval_set is the test set
     (`eval_is_test`: nothing may be tuned on it). `compile_model`: train and evaluate through
-    torch.compile, its compile time measured apart (TrainResult.compile_seconds)."""
-    torch.manual_seed(trial_config.seed)
-    generator = torch.Generator(device=on_device).manual_seed(trial_config.seed)
-    on_cuda = on_device.type == "cuda"
-    torch.backends.cudnn.benchmark = on_cuda
-    train_set, eval_set = train_set.to(on_device), eval_set.to(on_device)
-    statistics = channel_statistics(train_set.images)
-    preprocess = Preprocess.build(statistics, on_device, trial_config.image_size)
-    normalize, autocast = preprocess.normalize, preprocess.autocast
-    input_shape = trial_config.input_shape(train_set.images.shape[1:])
-    if trial_config.init_from:  # fine-tuning: its layers, whitening included, come fitted
-        model = checkpoint.pretrained(
-            trial_config.init_from, trial_config, num_classes, input_shape
-        )
-    else:
-        model = models.build(
-            trial_config.model, num_classes=num_classes, image_shape=input_shape,
-            init=trial_config.init, **trial_config.model_args,
-        )  # fmt: skip
-    model = model.to(on_device, memory_format=torch.channels_last if on_cuda else None)
-    if not trial_config.init_from:
-        models.fit_to_data(model, lambda: normalize(train_set.images[:FIT_IMAGES]))
-    batch_size = min(trial_config.batch_size, len(train_set))
-    steps_per_epoch = len(train_set) // batch_size  # drop the ragged last batch: BN needs >1 image
-    phase_starts = {phase.first_epoch: phase for phase in config.phases(trial_config)}
-    freezer = parameters.Freezer(model, trial_config.freeze)
-    averager = averaging.AVERAGING[trial_config.averaging](
-        model, steps_per_epoch * trial_config.epochs, **trial_config.averaging_args
+    torch.compile, its compile time measured apart (TrainResult.compile_seconds).
+    `on_checkpoint` gets TrainingState.state_dict() after every epoch, before on_epoch;
+    `resume_from` (one of those) continues after its epoch, ending as the run that saved it
+    would have."""
+    state = start_training(
+        trial_config, train_set, eval_set, num_classes, on_device, eval_is_test, compile_model
     )
-    views_of = tta.build(trial_config.tta, trial_config.tta_args)
-    batch_info = augment.BatchInfo.draw(len(train_set), generator)
-    # Soft targets throughout, so that mixup and cutmix need no other loss.
-    targets_of = torch.eye(num_classes, device=on_device)
-    criterion = nn.CrossEntropyLoss(label_smoothing=trial_config.label_smoothing)
-    clip_gradients = make_gradient_clipper(model, trial_config.grad_clip_norm)
-
-    def batch_of(index: torch.Tensor, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        images, targets = normalize(train_set.images[index]), targets_of[train_set.labels[index]]
-        return augmentation(images, targets, generator, batch_info.of(index, epoch))
-
-    def run_evaluation(network: nn.Module) -> tuple[float, float]:
-        return evaluation.accuracy_and_loss(network, eval_set, preprocess, views_of)
-
-    network, compile_seconds = model, 0.0
-    if compile_model:
-        # Unaugmented, so that the generator draws the same numbers as without --compile.
-        inputs = normalize(train_set.images[:batch_size])
-        targets = targets_of[train_set.labels[:batch_size]]
-
-        def first_step(compiled: nn.Module) -> torch.Tensor:
-            with autocast:
-                return criterion(compiled(inputs), targets)
-
-        network, compile_seconds = compile_now(model, first_step, run_evaluation, on_device)
-
-    history: list[EpochResult] = []
-    steps_taken = 0
-    for epoch in range(1, trial_config.epochs + 1):
-        if epoch in phase_starts:  # each phase: a fresh optimizer and schedule, its augmentation
-            optimizer, schedule = start_phase(
-                model, phase_starts[epoch], steps_per_epoch, trial_config.param_groups
-            )
-            augmentation = augment.build(phase_starts[epoch].augment)
-        model.train()
-        freezer.start_epoch(epoch)
-        started = time.perf_counter()
-        loss_sum = torch.zeros((), device=on_device)
-        order = torch.randperm(len(train_set), device=on_device, generator=generator)
-        for step in range(steps_per_epoch):
-            inputs, targets = batch_of(order[step * batch_size : (step + 1) * batch_size], epoch)
-            with autocast:
-                loss = criterion(network(inputs), targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            clip_gradients()
-            optimizer.step()
-            schedule.per_batch.step()
-            steps_taken += 1
-            averager.step(steps_taken)
-            loss_sum += loss.detach()
-        if epoch == trial_config.epochs:
-            averager.finish()
-        train_loss = loss_sum.item() / steps_per_epoch  # the epoch's one host sync
-        train_seconds = time.perf_counter() - started
-        if not math.isfinite(train_loss):
-            raise TrainingDiverged(f"the training loss became {train_loss} in epoch {epoch}")
-        eval_accuracy, eval_loss = run_evaluation(network)
-        schedule.step_epoch(train_loss if eval_is_test else eval_loss)
-        lr = optimizer.param_groups[-1]["lr"]  # the last group: the parameters no rule took
-        history.append(EpochResult(epoch, train_loss, eval_accuracy, eval_loss, train_seconds, lr))
-        if on_epoch is not None and on_epoch(history[-1]):
+    if resume_from is not None:
+        state.load_state_dict(resume_from)
+    while not state.done:
+        result = advance(state)
+        if on_checkpoint is not None:
+            on_checkpoint(state.state_dict())
+        if on_epoch is not None and on_epoch(result):
             break
-    return TrainResult(
-        model=model,
-        history=history,
-        normalization=statistics,
-        preprocess=preprocess,
-        param_count=count_parameters(model),
-        images_per_epoch=steps_per_epoch * batch_size,
-        stopped_early=len(history) < trial_config.epochs,
-        compile_seconds=compile_seconds,
-    )
+    return state.result()
