@@ -12,9 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import spaces
-from registry import UsageError
+from registry import UsageError, files
 from search import cli
 from search.tuning import samplers, storage
+
+DEFAULT_CHECKPOINT_DIR = "checkpoints"
 
 
 def get_args_parser() -> cli.ArgumentParser:
@@ -117,7 +119,23 @@ def get_args_parser() -> cli.ArgumentParser:
         type=int,
         default=storage.GRACE_PERIOD_SECONDS,
         help="seconds without a heartbeat after which a trial counts as dead: it is marked "
-        f"FAIL and re-run once with the same parameters (default {storage.GRACE_PERIOD_SECONDS})",
+        "FAIL and re-run with the same parameters, from its last checkpoint "
+        f"(default {storage.GRACE_PERIOD_SECONDS})",
+    )
+    parser.add_argument(
+        "--checkpoint-dir",
+        default=DEFAULT_CHECKPOINT_DIR,
+        help="where trials checkpoint every epoch, so that a re-run of a killed or preempted "
+        "one resumes there (a folder at the same path on every host: a shared filesystem); "
+        f"'' for none (default ./{DEFAULT_CHECKPOINT_DIR})",
+    )
+    parser.add_argument(
+        "--keep-checkpoints",
+        type=int,
+        default=0,
+        metavar="K",
+        help="keep the checkpoints of the K best complete trials; the rest are removed when "
+        "their trials finish (default 0)",
     )
     return parser
 
@@ -184,6 +202,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "heartbeat_interval": args.heartbeat_interval,
             "grace_period": args.grace_period,
             "compile": args.compile,
+            "checkpoint_dir": str(Path(args.checkpoint_dir).resolve())
+            if args.checkpoint_dir
+            else "",
+            "keep_checkpoints": args.keep_checkpoints,
         }
     )
     slots = launch.plan_slots(args.device, args.gpus, args.workers_per_gpu)
@@ -192,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     dataset = data.load(args.dataset, args.data_dir, classes=args.classes)
     if init_from:
         worker_loop.space_context(wanted)
+    if wanted.checkpoint_dir:
+        files.check_folder(Path(wanted.checkpoint_dir))
     name = args.study or f"{args.space}-{args.dataset}"
     study_storage = storage.open_storage(args.storage)
     running = study.create_or_resume(study_storage, name, wanted)

@@ -19,6 +19,7 @@ from spaces import (  # noqa: F401  (importing registers the spaces)
 )
 from spaces.registry import (
     FINE_TUNING,
+    RETRY_HISTORY,
     SPACES,
     WARM_STARTS,
     Pretrained,
@@ -30,7 +31,7 @@ from spaces.registry import (
 )
 
 __all__ = [
-    "FINE_TUNING", "SPACES", "WARM_STARTS", "Pretrained", "SpaceContext", "WarmStart", "get",
+    "FINE_TUNING", "RETRY_HISTORY", "SPACES", "WARM_STARTS", "Pretrained", "SpaceContext", "WarmStart", "get",
     "import_user_module", "list_spaces", "register_fine_tuning", "register_space",
     "register_warm_starts", "warm_starts",
 ]  # fmt: skip

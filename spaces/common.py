@@ -128,7 +128,7 @@ def suggest_training(
         "label_smoothing": trial.suggest_float("label_smoothing", 0.0, 0.2),
         # max global gradient norm; 0 is off (report 001 clipped at 0.1)
         "grad_clip_norm": trial.suggest_categorical("grad_clip_norm", [0.0, 0.1, 1.0, 10.0]),
-        "seed": context.seed + trial.number,
+        "seed": context.trial_seed(trial),
         "dataset": context.dataset,
         "classes": list(context.classes),
     }

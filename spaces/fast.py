@@ -88,7 +88,7 @@ def fast(trial: optuna.Trial, context: SpaceContext) -> TrialConfig:
         augment=augment,
         label_smoothing=trial.suggest_float("label_smoothing", 0.0, 0.3),
         tta=trial.suggest_categorical("tta", ["none", "mirror", "mirror_translate"]),
-        seed=context.seed + trial.number,
+        seed=context.trial_seed(trial),
         dataset=context.dataset,
         classes=list(context.classes),
     )

@@ -51,7 +51,7 @@ def finetune(trial: optuna.Trial, context: SpaceContext) -> TrialConfig:
         epochs=context.max_epochs,
         augment=suggest_augment(trial),
         label_smoothing=trial.suggest_float("label_smoothing", 0.0, 0.2),
-        seed=context.seed + trial.number,
+        seed=context.trial_seed(trial),
         dataset=context.dataset,
         classes=list(context.classes),
     )

@@ -6,6 +6,10 @@ from typing import Any
 
 from registry import Registry
 
+# The user attribute a re-run of a failed trial carries: the numbers of the trials it re-runs,
+# the first one first (search/tuning/retries.py writes it).
+RETRY_HISTORY = "retry_history"
+
 
 @dataclasses.dataclass(frozen=True)
 class Pretrained:
@@ -27,9 +31,15 @@ class SpaceContext:
 
     dataset: str
     max_epochs: int  # the per-trial budget (--epochs): every trial plans it, pruning cuts it
-    seed: int  # the study's base seed; a trial trains with seed + trial.number
+    seed: int  # the study's base seed; a trial trains with trial_seed(trial)
     classes: tuple[str, ...] = ()  # --classes: a subset of the dataset's (empty: all)
     pretrained: Pretrained | None = None  # --init-from, for the spaces that fine-tune
+
+    def trial_seed(self, trial) -> int:
+        """seed + the trial's number; a re-run of a failed trial keeps the first one's seed,
+        so that it is the same training and can resume from its checkpoint."""
+        retried = trial.user_attrs.get(RETRY_HISTORY)
+        return self.seed + (retried[0] if retried else trial.number)
 
 
 @dataclasses.dataclass(frozen=True)

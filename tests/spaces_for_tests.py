@@ -3,9 +3,11 @@ Worker processes import this module too, so it must stay importable from the rep
 
 import os
 import time
+from pathlib import Path
 
 import optuna
 
+import models
 import spaces
 from search.training.config import TrialConfig
 
@@ -19,7 +21,7 @@ def tiny_mlp(trial: optuna.Trial, context: spaces.SpaceContext, **changes) -> Tr
         schedule="constant",
         batch_size=512,
         epochs=context.max_epochs,
-        seed=context.seed + trial.number,
+        seed=context.trial_seed(trial),
         dataset=context.dataset,
     )
     return config.replace(**changes)
@@ -98,3 +100,42 @@ def rendezvous(trial, context):
             break
         time.sleep(0.2)
     return tiny(trial, context)
+
+
+STALL_AFTER_STEPS = "SEARCH_TEST_STALL_AFTER_STEPS"  # a training step to stop before, forever
+STALL_MARKER = "SEARCH_TEST_STALL_MARKER"  # the file that says it has stopped there
+
+
+@models.register_model("test_stalling_mlp")
+def stalling_mlp(num_classes, image_shape, width: int = 16, depth: int = 1, dropout: float = 0.0):
+    """The mlp; where $SEARCH_TEST_STALL_AFTER_STEPS is set, its training forward after that
+    many steps touches $SEARCH_TEST_STALL_MARKER and waits to be killed: a test kills a trial
+    mid-epoch on that event, not at a moment that a loaded machine makes a guess."""
+    model = models.build("mlp", num_classes=num_classes, image_shape=image_shape, width=width,
+                         depth=depth, dropout=dropout)  # fmt: skip
+    limit = int(os.environ.get(STALL_AFTER_STEPS, "0"))
+    steps = []
+
+    def stall(module, inputs):
+        if not (limit and module.training):
+            return
+        steps.append(1)
+        if len(steps) > limit:
+            Path(os.environ[STALL_MARKER]).touch()
+            time.sleep(RENDEZVOUS_SECONDS)  # a signal ends it; a guard against hanging forever
+            raise RuntimeError("stalled and never killed")
+
+    model.register_forward_pre_hook(stall)
+    return model
+
+
+@spaces.register_space("test_resumable")
+def resumable(trial, context):
+    """test_tiny with state for a resumed trial to get right: momentum, dropout and crops
+    (both random generators), lookahead's average."""
+    return tiny_mlp(
+        trial, context, model="test_stalling_mlp",
+        model_args={"width": 16, "depth": 1, "dropout": 0.1},
+        lr=trial.suggest_float("sgd_lr", 1e-3, 0.1, log=True), optimizer_args={"momentum": 0.9},
+        augment={"flip": {}, "crop": {"padding": 2}}, averaging="lookahead",
+    )  # fmt: skip

@@ -7,7 +7,7 @@ from optuna.trial import TrialState
 
 import spaces
 from search.tuning import objective, storage, trial_config
-from search.tuning.objective import TrialFailed, make_objective
+from search.tuning.objective import Objective, TrialFailed
 from tests.spaces_for_tests import tiny_mlp
 
 CONTEXT = spaces.SpaceContext("sample", 2, 0)
@@ -21,7 +21,7 @@ def study_in(tmp_path, directions=("maximize",)) -> optuna.Study:
 
 def test_a_trial_reports_every_epoch_and_records_what_it_trained(tmp_path, sample):
     found = study_in(tmp_path)
-    found.optimize(make_objective(tiny_mlp, CONTEXT, sample, CPU), n_trials=1)
+    found.optimize(Objective(tiny_mlp, CONTEXT, sample, CPU), n_trials=1)
     trial = found.trials[0]
     assert trial.state == TrialState.COMPLETE
     assert sorted(trial.intermediate_values) == [1, 2]
@@ -38,7 +38,7 @@ def test_a_diverging_trial_is_pruned_with_the_reason(tmp_path, sample):
     def diverging(trial, context):
         return tiny_mlp(trial, context, lr=1e12)
 
-    found.optimize(make_objective(diverging, CONTEXT, sample, CPU), n_trials=1)
+    found.optimize(Objective(diverging, CONTEXT, sample, CPU), n_trials=1)
     trial = found.trials[0]
     assert trial.state == TrialState.PRUNED
     assert "the training loss became nan in epoch 1" in trial.user_attrs["prune_reason"]
@@ -50,7 +50,7 @@ def test_a_broken_config_fails_its_trial_with_reason_and_traceback(tmp_path, sam
     def broken(trial, context):
         return tiny_mlp(trial, context, model_args={"width": 16, "activation": "nope"})
 
-    found.optimize(make_objective(broken, CONTEXT, sample, CPU), n_trials=1, catch=(TrialFailed,))
+    found.optimize(Objective(broken, CONTEXT, sample, CPU), n_trials=1, catch=(TrialFailed,))
     trial = found.trials[0]
     assert trial.state == TrialState.FAIL
     assert trial.user_attrs["fail_reason"].startswith("UsageError: unknown activation 'nope'")
@@ -59,7 +59,7 @@ def test_a_broken_config_fails_its_trial_with_reason_and_traceback(tmp_path, sam
 
 def test_several_objectives_are_measured_and_nothing_is_reported(tmp_path, sample):
     found = study_in(tmp_path, ("maximize", "minimize", "minimize"))
-    measured = make_objective(tiny_mlp, CONTEXT, sample, CPU, ("accuracy", "params", "latency"))
+    measured = Objective(tiny_mlp, CONTEXT, sample, CPU, ("accuracy", "params", "latency"))
     found.optimize(measured, n_trials=1)
     trial = found.trials[0]
     accuracy, params, latency = trial.values

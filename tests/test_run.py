@@ -45,7 +45,10 @@ def test_run_writes_a_study_with_the_requested_finished_trials(mlp_study):
         "objectives": "accuracy", "fixed_params": {"image_size": 0},
         "trials": 3, "sampler": "tpe", "pruner": "hyperband", "seed": 0, "space_module": None,
         "heartbeat_interval": 60, "grace_period": 180, "compile": False,
+        "checkpoint_dir": str(folder / "checkpoints"), "keep_checkpoints": 0,
     }  # fmt: skip
+    # Every trial checkpointed its epochs there; finished, they were removed.
+    assert (folder / "checkpoints").is_dir() and not list((folder / "checkpoints").rglob("*.pt"))
     assert study.metric_names == ["val_accuracy"]
     for trial in study.get_trials(states=FINISHED):
         assert trial_config.stored(trial)["model"] == "mlp"

@@ -13,7 +13,8 @@ FIXED = {
 }  # fmt: skip
 OPTIONS = {
     "trials": 5, "sampler": "tpe", "pruner": "hyperband", "seed": 3, "space_module": None,
-    "heartbeat_interval": 60, "grace_period": 180, "compile": False,
+    "heartbeat_interval": 60, "grace_period": 180, "compile": False, "checkpoint_dir": "",
+    "keep_checkpoints": 0,
 }  # fmt: skip
 
 

@@ -1,4 +1,5 @@
-"""The Optuna objective: space -> TrialConfig -> trainer, reporting val accuracy per epoch."""
+"""The Optuna objective: space -> TrialConfig -> trainer, reporting val accuracy per epoch,
+checkpointing every epoch and resuming re-runs of failed trials."""
 
 import os
 import socket
@@ -13,8 +14,12 @@ from search.training import device, evaluation
 from search.training.data import Dataset
 from search.training.trainer import EpochResult, TrainingDiverged, TrainResult, train
 from search.tuning import trial_config as trial_config_attrs
+from search.tuning.trial_checkpoints import TrialCheckpoints
 from spaces import SpaceContext
 
+# Not the trial's fault: Ctrl-C or SIGTERM (worker_loop.py), or the storage failed.
+CUT_OFF = (KeyboardInterrupt, sqlalchemy.exc.SQLAlchemyError)
+INTERRUPTED = "interrupted (SIGTERM or Ctrl-C)"
 # Enough of a traceback to see where it broke; large user attributes slow the dashboard.
 TRACEBACK_CHARS = 4000
 
@@ -48,61 +53,91 @@ def measure(
     return tuple(measures[objective]() for objective in objectives)
 
 
-def make_objective(
-    space: Callable[[optuna.Trial, SpaceContext], object],
-    context: SpaceContext,
-    dataset: Dataset,
-    on_device: torch.device,
-    objectives: Sequence[str] = ("accuracy",),
-    compile_model: bool = False,
-) -> Callable[[optuna.Trial], float | tuple[float, ...]]:
-    """The data moves to the device once here, not once per trial. With several objectives
-    nothing is reported per epoch: Optuna prunes single-objective studies only.
-    `compile_model`: every trial trains through torch.compile (search.run --compile)."""
-    train_set, val_set = dataset.train.to(on_device), dataset.val.to(on_device)
-    device_name = device.describe(on_device)
-    # Which process runs a trial, for search.status; the GPU as CUDA_VISIBLE_DEVICES pinned it.
-    gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-    worker_name = f"{socket.gethostname()}:{os.getpid()}" + (f" gpu {gpu}" if gpu else "")
+class Objective:
+    """objective(trial): the space's config, trained, its values returned. The data moves to
+    the device once here, not once per trial. With several objectives nothing is reported per
+    epoch: Optuna prunes single-objective studies only. `compile_model`: every trial trains
+    through torch.compile (search.run --compile). With `checkpoints`, a trial checkpoints
+    every epoch and a re-run of a failed one resumes from its predecessors' last checkpoint,
+    reporting their epochs to the pruner first, as the first run did. `in_hand` is the number
+    of the trial being run, for the worker to re-run it when it is cut off."""
 
-    def objective(trial: optuna.Trial) -> float:
-        trial_config = space(trial, context)
+    def __init__(
+        self,
+        space: Callable[[optuna.Trial, SpaceContext], object],
+        context: SpaceContext,
+        dataset: Dataset,
+        on_device: torch.device,
+        objectives: Sequence[str] = ("accuracy",),
+        compile_model: bool = False,
+        checkpoints: TrialCheckpoints | None = None,
+    ):
+        self.space, self.context, self.objectives = space, context, tuple(objectives)
+        self.train_set, self.val_set = dataset.train.to(on_device), dataset.val.to(on_device)
+        self.num_classes, self.on_device = dataset.num_classes, on_device
+        self.compile_model, self.checkpoints = compile_model, checkpoints
+        self.device_name = device.describe(on_device)
+        # Which process runs a trial, for search.status; the GPU as CUDA_VISIBLE_DEVICES pinned.
+        gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+        self.worker_name = f"{socket.gethostname()}:{os.getpid()}" + (f" gpu {gpu}" if gpu else "")
+        self.in_hand: int | None = None
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
+        self.in_hand = trial.number
+        try:
+            values = self.run(trial)
+        except CUT_OFF:
+            raise  # still in hand: the worker re-runs it
+        except BaseException:
+            self.in_hand = None
+            raise
+        self.in_hand = None
+        return values
+
+    def run(self, trial: optuna.Trial) -> float | tuple[float, ...]:
+        trial_config = self.space(trial, self.context)
         trial_config_attrs.record(trial, trial_config)
-        trial.set_user_attr("device", device_name)
-        trial.set_user_attr("worker", worker_name)
+        trial.set_user_attr("device", self.device_name)
+        trial.set_user_attr("worker", self.worker_name)
+        single = len(self.objectives) == 1
+        resume_from = self.resume(trial, trial_config, report_epochs=single)
 
         def report(epoch: EpochResult) -> bool:
             trial.report(epoch.eval_accuracy, epoch.epoch)
             return trial.should_prune()
 
-        on_epoch = report if len(objectives) == 1 else None
+        def save(state: dict) -> None:
+            self.checkpoints.save(trial.number, state)
 
         try:
             result = train(
-                trial_config, train_set, val_set, dataset.num_classes, on_device, on_epoch,
-                compile_model=compile_model,
+                trial_config, self.train_set, self.val_set, self.num_classes, self.on_device,
+                report if single else None, compile_model=self.compile_model,
+                resume_from=resume_from, on_checkpoint=save if self.checkpoints else None,
             )  # fmt: skip
-            values = measure(objectives, result, val_set.images)
+            values = measure(self.objectives, result, self.val_set.images)
         except TrainingDiverged as error:
             trial.set_user_attr("prune_reason", str(error))
             raise optuna.TrialPruned(str(error)) from None
-        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (worker_loop.py): Optuna fails it
-            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C or SIGTERM)")
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM (worker_loop.py): Optuna fails it, the
+            trial.set_user_attr("fail_reason", INTERRUPTED)  # worker re-runs it (retries.py)
             raise
         except sqlalchemy.exc.SQLAlchemyError:
-            raise  # the storage, not the trial, failed: the worker reconnects (worker_loop.py)
+            raise  # the storage, not the trial, failed: the worker re-runs it when it is back
         except Exception as error:  # noqa: BLE001  one trial's failure must not end the worker
-            reason = failure_reason(error, device_name)
+            reason = failure_reason(error, self.device_name)
             trial.set_user_attr("fail_reason", reason)
             if not is_out_of_memory(error):
                 trial.set_user_attr("traceback", traceback.format_exc()[-TRACEBACK_CHARS:])
+            if self.checkpoints:  # a final failure: nothing will resume it
+                self.checkpoints.remove(trial.number)
             raise TrialFailed(reason) from None  # drop the frames: they hold GPU tensors
         trial.set_user_attr("param_count", result.param_count)
         trial.set_user_attr("seconds_per_epoch", round(result.seconds_per_epoch, 4))
         trial.set_user_attr("images_per_second", round(result.images_per_second, 1))
         trial.set_user_attr("train_loss", result.final.train_loss)
         trial.set_user_attr("epochs_run", len(result.history))
-        if compile_model:
+        if self.compile_model:
             trial.set_user_attr("compile_seconds", round(result.compile_seconds, 2))
         if result.stopped_early:
             reason = (
@@ -113,7 +148,17 @@ def make_objective(
             raise optuna.TrialPruned(reason)
         return values[0] if len(values) == 1 else values
 
-    return objective
+    def resume(self, trial: optuna.Trial, trial_config, report_epochs: bool) -> dict | None:
+        """The state a re-run continues from, its epochs reported as the first run had."""
+        if self.checkpoints is None:
+            return None
+        state = self.checkpoints.latest(trial, trial_config)
+        if state is None:
+            return None
+        trial.set_user_attr("resumed_after_epoch", state["epoch"])
+        for epoch in state["history"] if report_epochs else ():
+            trial.report(epoch["eval_accuracy"], epoch["epoch"])
+        return state
 
 
 def free_memory(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from annotated_types import Interval
 
-from registry import PositiveInt, UsageError, describe_problem
+from registry import NonNegativeInt, PositiveInt, UsageError, describe_problem
 from search.tuning import samplers
 
 # Study seeds leave room below 2**32 (numpy's and Optuna's limit) for the offsets that workers
@@ -35,6 +35,8 @@ class StudySettings:
     heartbeat_interval: PositiveInt = 60
     grace_period: PositiveInt = 180
     compile: bool = False
+    checkpoint_dir: str = ""  # where trials checkpoint every epoch ("": they do not)
+    keep_checkpoints: NonNegativeInt = 0  # the top K complete trials' checkpoints stay
 
     def to_attrs(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -46,7 +48,8 @@ class StudySettings:
 FIXED = ("space", "dataset", "classes", "init_from", "epochs", "objectives", "fixed_params")
 FIELDS = tuple(field.name for field in dataclasses.fields(StudySettings))
 # Settings added since the first studies were made, with what those studies mean by them.
-LATER = {"compile": False, "classes": [], "init_from": "", "fixed_params": {}}
+LATER = {"compile": False, "classes": [], "init_from": "", "fixed_params": {},
+         "checkpoint_dir": "", "keep_checkpoints": 0}  # fmt: skip
 
 
 def flag_name(setting: str) -> str:

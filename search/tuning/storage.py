@@ -12,10 +12,11 @@ from pathlib import Path
 
 import optuna
 import sqlalchemy
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import RDBStorage
 from sqlalchemy.engine import URL, make_url
 
 from registry import RunFailure, UsageError, files
+from search.tuning import retries
 
 log = logging.getLogger("search.storage")
 
@@ -175,7 +176,8 @@ def open_storage(
     read_only: bool = False,
 ) -> RDBStorage:
     """An RDBStorage with heartbeats: a trial whose worker died (no heartbeat for
-    grace_period seconds) is failed when a worker next asks for a trial, and re-run once.
+    grace_period seconds) is failed when a worker next asks for a trial, and re-run
+    (retries.py).
     Only search.run `create`s a storage; `read_only` ones (search.status, export, report)
     cannot write to it at all (SQLite's mode=ro, PostgreSQL's read-only transactions)."""
     parsed = parse_url(url)
@@ -204,7 +206,7 @@ def open_storage(
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=heartbeat_interval,
                 grace_period=grace_period,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+                heartbeat_stale_trial_callback=retries.retry,
             )
         if backend == "sqlite" and not read_only:  # WAL lets readers (the dashboard) work
             with storage.engine.connect() as connection:  # beside writing workers

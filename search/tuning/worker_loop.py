@@ -18,9 +18,10 @@ import spaces
 from registry import RunFailure
 from search.training import checkpoint, config, data
 from search.training.data import Dataset
-from search.tuning import launch, progress, storage, study
-from search.tuning.objective import TrialFailed, free_memory, make_objective
+from search.tuning import launch, progress, retries, storage, study
+from search.tuning.objective import Objective, TrialFailed, free_memory
 from search.tuning.settings import StudySettings
+from search.tuning.trial_checkpoints import TrialCheckpoints
 
 log = logging.getLogger("search.worker")
 
@@ -92,7 +93,9 @@ def claim_or_give_up(objective, target: int):
 
 def interrupt_on_sigterm() -> None:
     """Optuna fails the running trial cleanly on KeyboardInterrupt but leaves it RUNNING on
-    SIGTERM (then only heartbeats catch it): treat SIGTERM like Ctrl-C."""
+    SIGTERM (then only heartbeats catch it): treat SIGTERM like Ctrl-C. What Slurm and
+    Kubernetes send before they kill: the trial's last epoch is checkpointed, and it is
+    failed and re-queued at once (work()), not a grace period later."""
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt
@@ -187,30 +190,40 @@ def work(
     target = settings.trials
     if dataset is None:
         dataset = data.load(settings.dataset, data_dir, classes=settings.classes)
-    context = space_context(settings)
+    checkpoints = None
+    if settings.checkpoint_dir:
+        checkpoints = TrialCheckpoints(
+            Path(settings.checkpoint_dir), name, settings.keep_checkpoints
+        )
     guard = FailureGuard(MAX_CONSECUTIVE_FAILURES)
-    objectives = study.parse_objectives(settings.objectives)
-    objective = make_objective(
-        spaces.get(settings.space), context, dataset, on_device, objectives,
-        compile_model=settings.compile,
+    objective = Objective(
+        spaces.get(settings.space), space_context(settings), dataset, on_device,
+        study.parse_objectives(settings.objectives), settings.compile, checkpoints,
     )  # fmt: skip
     deadline = None if timeout is None else time.monotonic() + timeout
     finished_before = len(running.get_trials(deepcopy=False, states=progress.FINISHED))
     printer = progress.TrialPrinter(target, finished_before, output)
+    callbacks = [printer, guard, *([checkpoints.remove_finished] if checkpoints else [])]
     poll_seconds = min(POLL_SECONDS, settings.heartbeat_interval)
     outages = 0
     while not guard.tripped and not out_of_time(deadline):
         try:
+            requeue(running, objective, "lost the storage")  # a trial the outage cut off
             if not run_some_trials(
-                running, objective, target, [printer, guard], poll_seconds, deadline,
+                running, objective, target, callbacks, poll_seconds, deadline,
                 settings.grace_period,
             ):  # fmt: skip
                 break
             outages = 0
+        except KeyboardInterrupt:
+            try:
+                requeue(running, objective, "was interrupted")
+            except Exception as error:  # noqa: BLE001  stopping anyway; say what is left
+                log.warning("could not re-queue trial %s: %s", objective.in_hand, error)
+            raise
         except Exception as error:
             # The database went away (a restart, a network blip). Pooled connections are
-            # pre-pinged, so waiting and going on reconnects; a trial cut off here is failed by
-            # heartbeats and re-run.
+            # pre-pinged, so waiting and going on reconnects; the trial it cut off is re-run.
             lost = storage.outage(error)
             if lost is None:
                 raise
@@ -227,6 +240,15 @@ def work(
             f"stopped after {guard.limit} failed trials in a row; see their fail_reason "
             "in the dashboard (a smaller model or batch, or another --device)"
         )
+
+
+def requeue(running: optuna.Study, objective: Objective, reason: str) -> None:
+    """Re-run the trial in hand, if any, from its last checkpoint (retries.retry_cut_off)."""
+    if objective.in_hand is None:
+        return
+    if retries.retry_cut_off(running, objective.in_hand):
+        log.info("trial %d %s; re-queued to resume", objective.in_hand, reason)
+    objective.in_hand = None
 
 
 def watch_progress(storage_url: str, name: str, output: str) -> progress.StudyWatcher:

@@ -1,0 +1,106 @@
+"""Per-epoch checkpoints of trials, so that a re-run resumes where its predecessor stopped.
+After every epoch a trial writes its training state (trainer.TrainingState.state_dict) to
+<checkpoint_dir>/<study>/trial-<N>.pt, atomically: a kill mid-write leaves the previous
+epoch's. Every worker must read the folder at the same path (on many hosts, a shared
+filesystem). Checkpoints of finished trials are removed, except those of the top K complete
+trials (--keep-checkpoints K): each holds its trained network and where it stood."""
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import FrozenTrial, TrialState
+
+import spaces
+from registry import files
+from search.training.config import TrialConfig
+from search.tuning import retries
+
+log = logging.getLogger("search.worker")
+
+CHECKPOINT_NAME = re.compile(r"^\.?trial-(\d+)\.pt")  # a checkpoint, or one a kill cut short
+
+
+def folder_name(study_name: str) -> str:
+    """A study name as one safe path component."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", study_name)
+
+
+class TrialCheckpoints:
+    def __init__(self, root: Path, study_name: str, keep: int = 0):
+        self.folder = Path(root) / folder_name(study_name)
+        self.keep = keep
+
+    def path(self, number: int) -> Path:
+        return self.folder / f"trial-{number}.pt"
+
+    def save(self, number: int, state: dict[str, Any]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with files.atomic_path(self.path(number)) as partial:
+            torch.save(state, partial)
+
+    def latest(self, trial: optuna.Trial, trial_config: TrialConfig) -> dict[str, Any] | None:
+        """The newest state that the trials this one re-runs left, if any fits its config."""
+        for number in reversed(trial.user_attrs.get(spaces.RETRY_HISTORY, [])):
+            path = self.path(number)
+            if not path.exists():
+                continue  # that run died before it finished an epoch
+            try:
+                # On the CPU: generator states must be there; load_state_dict moves the rest.
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as error:  # noqa: BLE001  a damaged checkpoint costs its epochs only
+                log.warning("trial %d: cannot read %s (%s); trying an older one",
+                            trial.number, path, error)  # fmt: skip
+                continue
+            if state.get("config") != trial_config.to_dict():
+                log.warning("trial %d: %s is of another config; not resuming from it",
+                            trial.number, path)  # fmt: skip
+                continue
+            return state
+        return None
+
+    def remove(self, number: int) -> None:
+        for path in self.folder.glob(f"*trial-{number}.pt*"):
+            if _number_of(path) == number:
+                path.unlink(missing_ok=True)
+
+    def remove_finished(self, running: optuna.Study, finished_trial: FrozenTrial) -> None:
+        """A study callback, after each of this worker's trials: remove the checkpoints that
+        nothing will resume from (kept: the top `keep` complete trials')."""
+        if not self.folder.is_dir():
+            return
+        needed = self._needed(running, running.get_trials(deepcopy=False))
+        for path in list(self.folder.iterdir()):
+            number = _number_of(path)
+            if number is not None and number not in needed:
+                path.unlink(missing_ok=True)
+
+    def _needed(self, running: optuna.Study, trials: list[FrozenTrial]) -> set[int]:
+        """Trials whose checkpoints stay: running or waiting ones, the failed ones a re-run
+        may still resume (one is queued or running, or may yet be), and the top complete."""
+        needed = {t.number for t in trials if t.state == TrialState.RUNNING}
+        for trial in trials:
+            history = trial.user_attrs.get(spaces.RETRY_HISTORY, [])
+            if trial.state in (TrialState.RUNNING, TrialState.WAITING):
+                needed.update(history)
+            elif trial.state == TrialState.FAIL and len(history) < retries.MAX_RETRIES:
+                needed.add(trial.number)  # until a re-run of it finishes
+        resumed = {n for t in trials if t.state.is_finished() and t.state != TrialState.FAIL
+                   for n in t.user_attrs.get(spaces.RETRY_HISTORY, [])}  # fmt: skip
+        needed -= resumed
+        return needed | {t.number for t in top_complete(running, trials, self.keep)}
+
+
+def top_complete(running: optuna.Study, trials: list[FrozenTrial], k: int) -> list[FrozenTrial]:
+    """The k best complete trials by the study's first objective."""
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    maximize = running.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+    return sorted(complete, key=lambda t: t.values[0], reverse=maximize)[:k]
+
+
+def _number_of(path: Path) -> int | None:
+    found = CHECKPOINT_NAME.match(path.name)
+    return int(found.group(1)) if found else None

@@ -1,0 +1,78 @@
+"""Re-runs of failed trials and the checkpoints they resume from, on a real SQLite study."""
+
+import optuna
+import torch
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+
+import spaces
+from search.tuning import retries, storage
+from search.tuning.trial_checkpoints import TrialCheckpoints
+
+
+def new_study(tmp_path) -> optuna.Study:
+    opened = storage.open_storage(f"sqlite:///{tmp_path / 'studies.db'}")
+    return optuna.create_study(study_name="s", storage=opened, direction="maximize")
+
+
+def test_a_cut_off_trial_is_re_queued_with_its_history_and_nothing_of_its_worker(tmp_path):
+    study = new_study(tmp_path)
+    first = study.ask({"lr": optuna.distributions.FloatDistribution(1e-3, 1.0)})
+    first.set_user_attr("worker", "host:1")
+    study.tell(first, state=TrialState.FAIL)
+    assert retries.retry_cut_off(study, first.number)
+    queued = study.trials[-1]
+    assert queued.state == TrialState.WAITING and queued.params == first.params
+    assert queued.user_attrs == {spaces.RETRY_HISTORY: [0]}
+    assert RetryHeartbeatStaleTrialCallback.retried_trial_number(queued) == 0
+    running = study.ask()  # the re-run, cut off in turn: its history grows
+    study.tell(running, state=TrialState.FAIL)
+    assert retries.retry_cut_off(study, running.number)
+    assert study.trials[-1].user_attrs[spaces.RETRY_HISTORY] == [0, 1]
+
+
+def test_a_trial_still_running_is_left_to_the_heartbeats(tmp_path):
+    study = new_study(tmp_path)
+    trial = study.ask()
+    assert not retries.retry_cut_off(study, trial.number)
+    assert len(study.trials) == 1
+
+
+def test_re_runs_stop_after_max_retries(tmp_path):
+    study = new_study(tmp_path)
+    for _ in range(retries.MAX_RETRIES + 1):
+        trial = study.ask()  # the first, then each re-run of it
+        study.tell(trial, state=TrialState.FAIL)
+        queued = retries.retry_cut_off(study, trial.number)
+    assert not queued
+    assert [t.state for t in study.trials] == [TrialState.FAIL] * (retries.MAX_RETRIES + 1)
+    assert study.trials[-1].user_attrs[spaces.RETRY_HISTORY] == list(range(retries.MAX_RETRIES))
+
+
+def test_checkpoints_of_finished_trials_go_and_those_still_needed_stay(tmp_path):
+    study = new_study(tmp_path)
+    checkpoints = TrialCheckpoints(tmp_path / "checkpoints", "a study/with odd:name", keep=1)
+    assert checkpoints.folder.name == "a_study_with_odd_name"
+
+    def trial_with_checkpoint(state, value=None):
+        trial = study.ask()
+        checkpoints.save(trial.number, {"epoch": 1, "weights": torch.zeros(2)})
+        if state != TrialState.RUNNING:
+            study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+        return trial.number
+
+    best = trial_with_checkpoint(TrialState.COMPLETE, 0.9)
+    worse = trial_with_checkpoint(TrialState.COMPLETE, 0.5)
+    pruned = trial_with_checkpoint(TrialState.PRUNED)
+    running = trial_with_checkpoint(TrialState.RUNNING)
+    resumed_and_done = trial_with_checkpoint(TrialState.FAIL)
+    retries.retry_cut_off(study, resumed_and_done)
+    done = study.ask()
+    study.tell(done, 0.1)
+    waiting_for_a_rerun = trial_with_checkpoint(TrialState.FAIL)
+    (checkpoints.folder / f".trial-{pruned}.pt.abc.tmp").write_bytes(b"cut short by a kill")
+
+    checkpoints.remove_finished(study, study.trials[-1])
+    left = sorted(p.name for p in checkpoints.folder.iterdir())
+    assert left == sorted(f"trial-{n}.pt" for n in (best, running, waiting_for_a_rerun))
+    assert worse != best
