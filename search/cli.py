@@ -62,7 +62,8 @@ def add_storage_argument(parser: argparse.ArgumentParser, purpose: str = "") -> 
     parser.add_argument(
         "--storage",
         default=DEFAULT_STORAGE,
-        help=f"{purpose}study storage URL: sqlite:///FILE.db or postgresql://USER@HOST:PORT/DB "
+        help=f"{purpose}study storage URL: sqlite:///FILE.db, postgresql://USER@HOST:PORT/DB or "
+        "grpc://HOST:PORT (python -m search.proxy) "
         f"(default {DEFAULT_STORAGE})",
     )
 

@@ -23,6 +23,7 @@ COMMANDS = {  # subcommand: what it does, for the list that --help prints
     "final": "retrain the top trials with several seeds each and pick the winner",
     "report": "a study as one self-contained HTML page",
     "dashboard": "optuna-dashboard on the study storage, with its artifacts",
+    "proxy": "serve a study storage to hundreds of workers (--storage grpc://HOST:PORT)",
     "predict": "classify image files with a checkpoint of search.train",
     "spaces": "the search spaces, their parameters, ranges and warm starts",
     "bench": "how fast trials train, measured side by side on this machine",

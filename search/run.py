@@ -7,6 +7,7 @@ The parser needs only the spaces and samplers registries; the rest is imported i
 that --help and a mistyped flag answer without loading torch.
 """
 
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -95,6 +96,12 @@ def get_args_parser() -> cli.ArgumentParser:
         "--seed", type=int, default=0, help="sampler seed; trial N trains with seed+N (default 0)"
     )
     cli.add_worker_arguments(parser)
+    parser.add_argument(
+        "--create-only",
+        action="store_true",
+        help="create (or update) the study and start no workers: a cluster's scheduler starts "
+        "them with search.worker (deploy/slurm, deploy/kubernetes)",
+    )
     parser.add_argument(
         "--quiet",
         action="store_true",
@@ -209,7 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
     )
     slots = launch.plan_slots(args.device, args.gpus, args.workers_per_gpu)
-    storage.parse_url(args.storage)  # a malformed URL fails now, not after loading the data
+    storage.check_url(args.storage)  # a malformed URL fails now, not after loading the data
+    storage.check_connections(args.storage, 0 if args.create_only else len(slots))
     # the data before the storage, and the checkpoint too: no empty study file on a mistake
     dataset = data.load(args.dataset, args.data_dir, classes=args.classes)
     if init_from:
@@ -226,6 +234,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         running, environment.study_note(list(argv or sys.argv[1:]), dataset, len(slots))
     )
     finished = len(running.get_trials(deepcopy=False, states=progress.FINISHED))
+    if args.create_only:
+        print(f"study {name}: {finished}/{args.trials} trials finished; workers join it with "
+              f"python -m search.worker --study {shlex.quote(name)} --storage "
+              f"{shlex.quote(args.storage)}")  # fmt: skip
+        return 0
     where = ", ".join(sorted({f"{s.device}{'' if s.gpu is None else s.gpu}" for s in slots}))
     print(
         f"study {name}: {finished}/{args.trials} trials finished; space {args.space}, "

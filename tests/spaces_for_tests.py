@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 
 import optuna
+import torch
 
-import models
 import spaces
 from search.training.config import TrialConfig
 
@@ -106,27 +106,27 @@ STALL_AFTER_STEPS = "SEARCH_TEST_STALL_AFTER_STEPS"  # a training step to stop b
 STALL_MARKER = "SEARCH_TEST_STALL_MARKER"  # the file that says it has stopped there
 
 
-@models.register_model("test_stalling_mlp")
-def stalling_mlp(num_classes, image_shape, width: int = 16, depth: int = 1, dropout: float = 0.0):
-    """The mlp; where $SEARCH_TEST_STALL_AFTER_STEPS is set, its training forward after that
-    many steps touches $SEARCH_TEST_STALL_MARKER and waits to be killed: a test kills a trial
-    mid-epoch on that event, not at a moment that a loaded machine makes a guess."""
-    model = models.build("mlp", num_classes=num_classes, image_shape=image_shape, width=width,
-                         depth=depth, dropout=dropout)  # fmt: skip
-    limit = int(os.environ.get(STALL_AFTER_STEPS, "0"))
+def stall_after_steps(limit: int, marker: Path) -> None:
+    """In a process started with $SEARCH_TEST_STALL_AFTER_STEPS: the training forward of an
+    mlp (an nn.Sequential) after that many steps touches $SEARCH_TEST_STALL_MARKER and waits
+    to be killed. A test kills a trial mid-epoch on that event, not at a moment that a loaded
+    machine makes a guess. A global hook, so that no test-only model joins the registry."""
     steps = []
 
     def stall(module, inputs):
-        if not (limit and module.training):
+        if not (module.training and type(module) is torch.nn.Sequential):
             return
         steps.append(1)
         if len(steps) > limit:
-            Path(os.environ[STALL_MARKER]).touch()
+            marker.touch()
             time.sleep(RENDEZVOUS_SECONDS)  # a signal ends it; a guard against hanging forever
             raise RuntimeError("stalled and never killed")
 
-    model.register_forward_pre_hook(stall)
-    return model
+    torch.nn.modules.module.register_module_forward_pre_hook(stall)
+
+
+if os.environ.get(STALL_AFTER_STEPS):
+    stall_after_steps(int(os.environ[STALL_AFTER_STEPS]), Path(os.environ[STALL_MARKER]))
 
 
 @spaces.register_space("test_resumable")
@@ -134,7 +134,7 @@ def resumable(trial, context):
     """test_tiny with state for a resumed trial to get right: momentum, dropout and crops
     (both random generators), lookahead's average."""
     return tiny_mlp(
-        trial, context, model="test_stalling_mlp",
+        trial, context,
         model_args={"width": 16, "depth": 1, "dropout": 0.1},
         lr=trial.suggest_float("sgd_lr", 1e-3, 0.1, log=True), optimizer_args={"momentum": 0.9},
         augment={"flip": {}, "crop": {"padding": 2}}, averaging="lookahead",

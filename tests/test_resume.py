@@ -4,9 +4,11 @@ processes, a real SQLite file, the real trainer on the packaged sample."""
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import uuid
 
 import optuna
 import pytest
@@ -24,13 +26,13 @@ STEPS_PER_EPOCH = 8  # the sample's 4,500 training images in batches of 512
 STALL_AT = 2 * STEPS_PER_EPOCH + 3  # in epoch 3, after epoch 2 was checkpointed
 
 
-def search_command(storage: str) -> list[str]:
+def search_command(storage: str, study: str = "resume") -> list[str]:
     return [
         sys.executable, "-m", "search.run", "--space", "test_resumable",
         "--space-module", "tests.spaces_for_tests", "--dataset", "sample",
         "--epochs", str(EPOCHS), "--trials", "1", "--sampler", "random", "--pruner", "none",
         "--heartbeat-interval", "1", "--grace-period", str(GRACE_SECONDS),
-        "--storage", storage, "--study", "resume",
+        "--storage", storage, "--study", study,
     ]  # fmt: skip
 
 
@@ -56,8 +58,8 @@ def wait_for_file(path, process: subprocess.Popen) -> None:
         time.sleep(0.1)
 
 
-def load(storage: str) -> optuna.Study:
-    return optuna.load_study(study_name="resume", storage=storage)
+def load(storage: str, study: str = "resume") -> optuna.Study:
+    return optuna.load_study(study_name=study, storage=storage)
 
 
 @pytest.fixture(scope="module")
@@ -71,12 +73,12 @@ def uninterrupted(tmp_path_factory):
     return trial
 
 
-def stalled_run(tmp_path, storage: str) -> subprocess.Popen:
+def stalled_run(tmp_path, storage: str, study: str = "resume") -> subprocess.Popen:
     """A search whose one trial has checkpointed epoch 2 and waits, mid-epoch 3, to be killed."""
     marker = tmp_path / "stalled"
-    process = start(search_command(storage), tmp_path, stall_marker=marker)
+    process = start(search_command(storage, study), tmp_path, stall_marker=marker)
     wait_for_file(marker, process)
-    saved = torch.load(tmp_path / "checkpoints" / "resume" / "trial-0.pt", weights_only=True)
+    saved = torch.load(tmp_path / "checkpoints" / study / "trial-0.pt", weights_only=True)
     assert saved["epoch"] == 2
     return process
 
@@ -120,3 +122,49 @@ def test_sigterm_fails_the_trial_at_once_and_queues_its_resumption(tmp_path, uni
     assert queued.state == TrialState.WAITING
     finish(start(search_command(storage), tmp_path))
     check_resumed(load(storage), uninterrupted, tmp_path)
+
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def proxy_url(tmp_path):
+    """python -m search.proxy in front of the real PostgreSQL, as a user starts it."""
+    port = free_port()
+    served = start([sys.executable, "-m", "search.proxy", "--storage", POSTGRES,
+                    "--port", str(port)], tmp_path)  # fmt: skip
+    assert "serving" in served.stdout.readline(), served.communicate()[1]
+    yield f"grpc://localhost:{port}"
+    served.terminate()
+    served.communicate()
+
+
+def test_behind_the_proxy_a_killed_trial_is_failed_re_queued_and_resumed(
+    tmp_path, uninterrupted, proxy_url
+):
+    """Optuna's proxy has no heartbeats; ours fails the dead worker's trial within the grace
+    period, with no worker left to notice, and the next run resumes it."""
+    name = f"proxy-{uuid.uuid4().hex[:8]}"
+    try:
+        stalled = stalled_run(tmp_path, proxy_url, name)
+        stalled.kill()
+        stalled.communicate()
+
+        def re_queued():
+            trials = load(POSTGRES, name).trials
+            return [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
+
+        deadline = time.monotonic() + HANG_GUARD_SECONDS
+        while not re_queued():
+            assert time.monotonic() < deadline, "the proxy never failed the dead trial"
+            time.sleep(0.5)
+        finish(start(search_command(proxy_url, name), tmp_path))
+        check_resumed(load(POSTGRES, name), uninterrupted, tmp_path)
+    finally:
+        optuna.delete_study(study_name=name, storage=POSTGRES)

@@ -214,10 +214,13 @@ def test_workers_survive_a_postgresql_restart(tmp_path):
         optuna.delete_study(study_name=name, storage=POSTGRES)
 
 
-def test_each_gpu_worker_sees_only_its_gpu_and_cpu_workers_share_the_cores():
+def test_each_gpu_worker_sees_only_its_gpu_and_cpu_workers_share_the_cores(monkeypatch):
     from search.tuning.launch import Slot, worker_environment
 
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     assert worker_environment(Slot("cuda", 2), count=8)["CUDA_VISIBLE_DEVICES"] == "2"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")  # what Slurm gives a task of two GPUs
+    assert worker_environment(Slot("cuda", 1), count=2)["CUDA_VISIBLE_DEVICES"] == "5"
     cpu = worker_environment(Slot("cpu", None), count=2)
     assert cpu["OMP_NUM_THREADS"] == str(max(1, (os.cpu_count() or 1) // 2))
 

@@ -56,9 +56,13 @@ def slot_device(slot: Slot) -> torch.device:
 
 
 def worker_environment(slot: Slot, count: int) -> dict[str, str]:
+    """The GPU is pinned by CUDA_VISIBLE_DEVICES, an index into the GPUs this process sees: a
+    Slurm task given GPU 3 sees it as index 0 and CUDA_VISIBLE_DEVICES=3, which its workers
+    keep."""
     env = dict(os.environ)
     if slot.gpu is not None:
-        env["CUDA_VISIBLE_DEVICES"] = str(slot.gpu)
+        visible = [g for g in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
+        env["CUDA_VISIBLE_DEVICES"] = visible[slot.gpu] if visible else str(slot.gpu)
     else:  # CPU workers share the cores instead of each using all of them
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // count))
     env["PYTHONUNBUFFERED"] = "1"
@@ -82,16 +86,18 @@ def spawn_workers(
     data_dir: Path,
     timeout: float | None,
     watcher: Callable[[], None],
+    first_slot: int = 0,
 ) -> int:
-    """Run one quiet `search.worker` process per slot and wait for all, calling `watcher`
-    every few seconds to show progress; Ctrl-C reaches them too. Returns 0, or 1 if any
-    worker failed."""
+    """Run one quiet `search.worker` process per slot (numbered from `first_slot`: another
+    host's or Slurm task's workers count on from theirs) and wait for all, calling `watcher`
+    every few seconds to show progress; Ctrl-C (or SIGTERM) reaches them too. Returns 0, or
+    1 if any worker failed."""
     workers = [
         subprocess.Popen(
-            worker_command(study_name, storage_url, data_dir, slot, number, timeout),
+            worker_command(study_name, storage_url, data_dir, slot, first_slot + n, timeout),
             env=worker_environment(slot, len(slots)),
         )
-        for number, slot in enumerate(slots)
+        for n, slot in enumerate(slots)
     ]
     try:
         while any(worker.poll() is None for worker in workers):
@@ -101,7 +107,7 @@ def spawn_workers(
         codes = [worker.returncode for worker in workers]
     except KeyboardInterrupt:
         for worker in workers:
-            worker.send_signal(2)  # SIGINT: each fails its running trial and exits
+            worker.send_signal(2)  # SIGINT: each fails and re-queues its trial, and exits
         deadline = time.monotonic() + SHUTDOWN_SECONDS
         for worker in workers:
             try:

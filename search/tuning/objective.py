@@ -1,6 +1,7 @@
 """The Optuna objective: space -> TrialConfig -> trainer, reporting val accuracy per epoch,
 checkpointing every epoch and resuming re-runs of failed trials."""
 
+import contextlib
 import os
 import socket
 import traceback
@@ -13,12 +14,13 @@ import torch
 from search.training import device, evaluation
 from search.training.data import Dataset
 from search.training.trainer import EpochResult, TrainingDiverged, TrainResult, train
+from search.tuning import storage
 from search.tuning import trial_config as trial_config_attrs
 from search.tuning.trial_checkpoints import TrialCheckpoints
 from spaces import SpaceContext
 
 # Not the trial's fault: Ctrl-C or SIGTERM (worker_loop.py), or the storage failed.
-CUT_OFF = (KeyboardInterrupt, sqlalchemy.exc.SQLAlchemyError)
+CUT_OFF = (KeyboardInterrupt, sqlalchemy.exc.SQLAlchemyError, *storage.PROXY_ERRORS)
 INTERRUPTED = "interrupted (SIGTERM or Ctrl-C)"
 # Enough of a traceback to see where it broke; large user attributes slow the dashboard.
 TRACEBACK_CHARS = 4000
@@ -59,8 +61,10 @@ class Objective:
     epoch: Optuna prunes single-objective studies only. `compile_model`: every trial trains
     through torch.compile (search.run --compile). With `checkpoints`, a trial checkpoints
     every epoch and a re-run of a failed one resumes from its predecessors' last checkpoint,
-    reporting their epochs to the pruner first, as the first run did. `in_hand` is the number
-    of the trial being run, for the worker to re-run it when it is cut off."""
+    reporting their epochs to the pruner first, as the first run did. `heartbeat(trial)`
+    beats while the trial runs, where the storage's own heartbeats do not (proxy.py).
+    `in_hand` is the number of the trial being run, for the worker to re-run it when it is cut
+    off."""
 
     def __init__(
         self,
@@ -71,6 +75,7 @@ class Objective:
         objectives: Sequence[str] = ("accuracy",),
         compile_model: bool = False,
         checkpoints: TrialCheckpoints | None = None,
+        heartbeat: Callable[[optuna.Trial], contextlib.AbstractContextManager] | None = None,
     ):
         self.space, self.context, self.objectives = space, context, tuple(objectives)
         self.train_set, self.val_set = dataset.train.to(on_device), dataset.val.to(on_device)
@@ -81,11 +86,13 @@ class Objective:
         gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "")
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}" + (f" gpu {gpu}" if gpu else "")
         self.in_hand: int | None = None
+        self.heartbeat = heartbeat or (lambda trial: contextlib.nullcontext())
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         self.in_hand = trial.number
         try:
-            values = self.run(trial)
+            with self.heartbeat(trial):
+                values = self.run(trial)
         except CUT_OFF:
             raise  # still in hand: the worker re-runs it
         except BaseException:
@@ -122,8 +129,8 @@ class Objective:
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM (worker_loop.py): Optuna fails it, the
             trial.set_user_attr("fail_reason", INTERRUPTED)  # worker re-runs it (retries.py)
             raise
-        except sqlalchemy.exc.SQLAlchemyError:
-            raise  # the storage, not the trial, failed: the worker re-runs it when it is back
+        except CUT_OFF:  # the storage, not the trial, failed: the worker re-runs it when it
+            raise  # is back
         except Exception as error:  # noqa: BLE001  one trial's failure must not end the worker
             reason = failure_reason(error, self.device_name)
             trial.set_user_attr("fail_reason", reason)

@@ -16,15 +16,26 @@ from optuna.storages import RDBStorage
 from sqlalchemy.engine import URL, make_url
 
 from registry import RunFailure, UsageError, files
-from search.tuning import retries
+from search.tuning import proxy, retries
 
 log = logging.getLogger("search.storage")
+
+try:  # a lost proxy (grpc://) is an outage like a lost database
+    from grpc import RpcError
+
+    PROXY_ERRORS: tuple[type[BaseException], ...] = (RpcError,)
+except ImportError:  # the proxy extra is not installed
+    PROXY_ERRORS = ()
 
 # Seconds, not sub-second: too short an interval fails live trials (optuna#4234, #5470).
 HEARTBEAT_INTERVAL_SECONDS = 60
 GRACE_PERIOD_SECONDS = 180
 
 SQLITE_TIMEOUT_SECONDS = 60  # sqlite:///FILE.db?timeout=S sets another
+# A worker's connections at most: its trial's and its heartbeat thread's (Optuna opens a
+# session per call and returns the connection at once, so two threads never need more). An
+# idle worker keeps one. Measured in BENCHMARKS.md ("Workers on one PostgreSQL").
+CONNECTIONS_PER_WORKER = 2
 # Per backend: driver to use and engine options. SQLite waits for the file lock instead of
 # failing with "database is locked"; PostgreSQL checks pooled connections before use (they die
 # when the server restarts) and keeps a small pool, since every worker process has its own.
@@ -34,8 +45,8 @@ ENGINE_OPTIONS = {
         "postgresql+psycopg",
         {
             "pool_pre_ping": True,
-            "pool_size": 2,
-            "max_overflow": 2,
+            "pool_size": 1,
+            "max_overflow": CONNECTIONS_PER_WORKER - 1,
             "connect_args": {"connect_timeout": 10},
         },
     ),
@@ -43,9 +54,10 @@ ENGINE_OPTIONS = {
 
 
 def outage(error: BaseException | None) -> BaseException | None:
-    """The lost-connection error behind `error`, if any. Optuna can replace it: when it cannot
-    record a trial's end it fails an assertion, with the database error as its context."""
-    return _behind(error, sqlalchemy.exc.OperationalError)
+    """The lost-connection error behind `error`, if any: the database's, or the proxy's (a
+    gRPC error). Optuna can replace it: when it cannot record a trial's end it fails an
+    assertion, with the database error as its context."""
+    return _behind(error, (sqlalchemy.exc.OperationalError, *PROXY_ERRORS))
 
 
 def _behind(error: BaseException | None, kinds) -> BaseException | None:
@@ -63,19 +75,28 @@ def first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def check_url(url: str) -> None:
+    """A malformed storage URL fails here, before anything is loaded."""
+    if proxy.is_proxy_url(url):
+        proxy.host_and_port(url)
+    else:
+        parse_url(url)
+
+
 def parse_url(url: str) -> URL:
-    """Check a storage URL and pick our driver (psycopg 3 for a plain postgresql:// URL)."""
+    """Check a database URL and pick our driver (psycopg 3 for a plain postgresql:// URL)."""
     try:
         parsed = make_url(url)
     except sqlalchemy.exc.ArgumentError:
         raise UsageError(
-            f"malformed --storage URL '{url}'; use sqlite:///FILE.db or "
-            "postgresql://USER@HOST:PORT/DATABASE"
+            f"malformed --storage URL '{url}'; use sqlite:///FILE.db, "
+            "postgresql://USER@HOST:PORT/DATABASE or grpc://HOST:PORT"
         ) from None
     backend = parsed.get_backend_name()
     if backend not in ENGINE_OPTIONS:
         raise UsageError(
-            f"--storage '{url}': unsupported database '{backend}'; use sqlite or postgresql"
+            f"--storage '{url}': unsupported database '{backend}'; use sqlite or postgresql "
+            "(or grpc://HOST:PORT, a proxy)"
         )
     if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
         raise UsageError("--storage: SQLite needs a file, e.g. sqlite:///studies.db")
@@ -113,7 +134,7 @@ def describe_fault(error: BaseException, url: str | None = None) -> UsageError |
     """The storage fault behind `error` as one line (for `url`, by default the storage this
     process opened last), or None if it is not one."""
     lost = outage(error) or _behind(error, (sqlalchemy.exc.DBAPIError, sqlite3.DatabaseError))
-    if lost is None or not (url or OPENED):
+    if lost is None or not (url or OPENED) or proxy.is_proxy_url(url or OPENED[-1]):
         return None
     parsed = parse_url(url or OPENED[-1])
     shown = parsed.render_as_string(hide_password=True)
@@ -179,7 +200,13 @@ def open_storage(
     grace_period seconds) is failed when a worker next asks for a trial, and re-run
     (retries.py).
     Only search.run `create`s a storage; `read_only` ones (search.status, export, report)
-    cannot write to it at all (SQLite's mode=ro, PostgreSQL's read-only transactions)."""
+    cannot write to it at all (SQLite's mode=ro, PostgreSQL's read-only transactions).
+    grpc://HOST:PORT is the storage that `python -m search.proxy` serves (proxy.py): its
+    heartbeats, and whether it may be written, are the proxy's."""
+    if proxy.is_proxy_url(url):
+        opened = proxy.open_proxy(url)
+        OPENED.append(url)
+        return opened
     parsed = parse_url(url)
     backend = parsed.get_backend_name()
     shown = parsed.render_as_string(hide_password=True)
@@ -232,6 +259,12 @@ def open_storage(
     return storage
 
 
+def close(opened) -> None:
+    """Return a storage's connections now (a proxy client has none of its own)."""
+    if isinstance(opened, RDBStorage):
+        opened.engine.dispose()
+
+
 def close_at_exit(engine: sqlalchemy.engine.Engine) -> None:
     """Close the engine's pooled connections when the process exits, even if a reference cycle
     still holds it (search.cli freezes the garbage collector at exit): SQLite folds its
@@ -244,3 +277,38 @@ def close_at_exit(engine: sqlalchemy.engine.Engine) -> None:
             still.dispose()
 
     atexit.register(dispose)
+
+
+def check_connections(url: str, workers: int) -> None:
+    """Refuse to start `workers` worker processes (and their parent) on a PostgreSQL that has
+    too few free connections for them: past max_connections, the ones that come late die with
+    "too many clients already". Other storages (the proxy too) have no such limit."""
+    if proxy.is_proxy_url(url) or (parsed := parse_url(url)).get_backend_name() != "postgresql":
+        return
+    engine = sqlalchemy.create_engine(
+        parsed, poolclass=sqlalchemy.pool.NullPool, connect_args={"connect_timeout": 10}
+    )
+    try:
+        with engine.connect() as connection:
+            limit, reserved, in_use = (
+                int(connection.exec_driver_sql(query).scalar())
+                for query in (
+                    "SHOW max_connections",
+                    "SHOW superuser_reserved_connections",
+                    "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'",
+                )
+            )
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        raise describe_fault(error, url) or UsageError(first_line(error)) from None
+    finally:
+        engine.dispose()
+    free = limit - reserved - in_use + 1  # this check's own connection is about to go
+    needed = workers * CONNECTIONS_PER_WORKER + (CONNECTIONS_PER_WORKER if workers > 1 else 0)
+    if needed > free:
+        shown = parsed.render_as_string(hide_password=True)
+        raise UsageError(
+            f"{workers} worker(s) need up to {needed} connections to {shown}, which has {free} "
+            f"free (max_connections {limit}, {in_use - 1} in use, {reserved} reserved): run "
+            "fewer workers, raise max_connections, or serve the study to them through "
+            "python -m search.proxy (README: Many GPUs, many hosts)"
+        )

@@ -4,6 +4,7 @@ wrote them), so a worker cannot run a different search by mistake. search.run's 
 `python -m search.worker` on other hosts both run this."""
 
 import datetime
+import functools
 import logging
 import signal
 import time
@@ -18,7 +19,7 @@ import spaces
 from registry import RunFailure
 from search.training import checkpoint, config, data
 from search.training.data import Dataset
-from search.tuning import launch, progress, retries, storage, study
+from search.tuning import launch, progress, proxy, retries, storage, study
 from search.tuning.objective import Objective, TrialFailed, free_memory
 from search.tuning.settings import StudySettings
 from search.tuning.trial_checkpoints import TrialCheckpoints
@@ -109,7 +110,7 @@ def read_settings(storage_url: str, name: str) -> StudySettings:
     try:
         return study.settings(study.load(plain, name))
     finally:
-        plain.engine.dispose()
+        storage.close(plain)
 
 
 def space_context(settings: StudySettings) -> spaces.SpaceContext:
@@ -196,9 +197,14 @@ def work(
             Path(settings.checkpoint_dir), name, settings.keep_checkpoints
         )
     guard = FailureGuard(MAX_CONSECUTIVE_FAILURES)
+    heartbeat = None
+    if proxy.is_proxy_url(storage_url):  # behind the proxy, trials beat for its watch
+        heartbeat = functools.partial(
+            proxy.beating, study_storage, interval=settings.heartbeat_interval
+        )
     objective = Objective(
         spaces.get(settings.space), space_context(settings), dataset, on_device,
-        study.parse_objectives(settings.objectives), settings.compile, checkpoints,
+        study.parse_objectives(settings.objectives), settings.compile, checkpoints, heartbeat,
     )  # fmt: skip
     deadline = None if timeout is None else time.monotonic() + timeout
     finished_before = len(running.get_trials(deepcopy=False, states=progress.FINISHED))
@@ -276,5 +282,8 @@ def run_workers(
         on_device = launch.slot_device(slots[0])
         work(storage_url, name, data_dir, on_device, slot_number, dataset, timeout, output)
         return 0
+    interrupt_on_sigterm()  # a scheduler's SIGTERM to the parent reaches its workers too
     watcher = watch_progress(storage_url, name, output)
-    return launch.spawn_workers(slots, name, storage_url, data_dir, timeout, watcher)
+    return launch.spawn_workers(
+        slots, name, storage_url, data_dir, timeout, watcher, first_slot=slot_number
+    )

@@ -1,0 +1,138 @@
+"""Optuna's gRPC storage proxy as a study storage (`--storage grpc://HOST:PORT`), with the
+liveness that the proxy lacks as shipped. Very many workers (hundreds) reach one PostgreSQL
+through one proxy process, which holds a handful of connections.
+
+Optuna's heartbeats live in RDBStorage only: behind the proxy a killed worker's trial would
+stay RUNNING for ever. So here a worker behind the proxy beats by bumping a system attribute
+of its running trial (HEARTBEAT) every heartbeat interval, and the proxy process, which holds
+the real storage, watches them: a RUNNING trial whose beat has not changed for the study's
+grace period, by the proxy's own clock (so no two hosts' clocks are compared), is failed and
+re-run (retries.retry) exactly as fail_stale_trials does with direct PostgreSQL. A write per
+worker per interval is the cost: 200 workers at 60 s are 3.3 small writes a second."""
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import optuna
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import BaseStorage
+from optuna.trial import TrialState
+
+from registry import RunFailure, UsageError
+from search.tuning import retries
+
+log = logging.getLogger("search.proxy")
+
+SCHEME = "grpc://"
+DEFAULT_PORT = 13000  # Optuna's own default
+HEARTBEAT = "proxy_heartbeat"
+WATCH_SECONDS = 5  # how often the proxy looks at the beats, at most
+
+
+def is_proxy_url(url: str) -> bool:
+    return url.startswith(SCHEME)
+
+
+def host_and_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port or DEFAULT_PORT
+    except ValueError:
+        port = -1
+    if not parts.hostname or port <= 0 or parts.path not in ("", "/"):
+        raise UsageError(f"malformed --storage URL '{url}'; a proxy's is grpc://HOST:PORT")
+    return parts.hostname, port
+
+
+def open_proxy(url: str, timeout: float = 10) -> BaseStorage:
+    """The storage that `python -m search.proxy` serves at grpc://HOST:PORT."""
+    host, port = host_and_port(url)
+    try:
+        from optuna.storages import GrpcStorageProxy
+    except ImportError as error:
+        raise UsageError(
+            f"--storage {url} needs grpcio and protobuf ({error.name}): pip install -e '.[proxy]'"
+        ) from None
+    proxy = GrpcStorageProxy(host=host, port=port)
+    try:
+        proxy.wait_server_ready(timeout=timeout)
+    except ConnectionError:
+        raise RunFailure(
+            f"cannot reach storage {url} within {timeout:g} s: is python -m search.proxy "
+            "serving there?"
+        ) from None
+    return proxy
+
+
+@contextlib.contextmanager
+def beating(storage: BaseStorage, trial: optuna.Trial, interval: float) -> Iterator[None]:
+    """While the block runs, the trial's HEARTBEAT counts up every `interval` seconds."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        count = 0
+        while not stop.wait(0 if count == 0 else interval):
+            count += 1
+            with contextlib.suppress(Exception):  # a lost beat is the watcher's business
+                storage.set_trial_system_attr(trial._trial_id, HEARTBEAT, count)
+
+    thread = threading.Thread(target=beat, name="proxy-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+class StaleTrialWatch:
+    """In the proxy process: fail and re-run the RUNNING trials whose beat stopped."""
+
+    def __init__(self, storage: BaseStorage):
+        self.storage = storage
+        self.seen: dict[int, tuple[object, float]] = {}  # trial id -> (beat, when it changed)
+
+    def check(self) -> float:
+        """One look at every study; returns how long to wait until the next."""
+        now = time.monotonic()
+        wait = WATCH_SECONDS
+        for summary in self.storage.get_all_studies():
+            study = optuna.load_study(study_name=summary.study_name, storage=self.storage)
+            grace = summary.user_attrs.get("grace_period")
+            if grace is None:
+                continue  # not a study of search.run: it never beats
+            wait = min(wait, summary.user_attrs.get("heartbeat_interval", wait))
+            for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                beat = trial.system_attrs.get(HEARTBEAT)
+                if beat is None:
+                    continue  # a worker on the database itself: its own heartbeats watch it
+                last = self.seen.get(trial._trial_id)
+                if last is None or last[0] != beat:
+                    self.seen[trial._trial_id] = (beat, now)
+                elif now - last[1] > grace:
+                    self.fail(study, trial)
+        return wait
+
+    def fail(self, study: optuna.Study, trial) -> None:
+        try:
+            self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        except UpdateFinishedTrialError:
+            return  # it ended meanwhile
+        self.seen.pop(trial._trial_id, None)
+        requeued = retries.retry(study, trial)
+        log.warning("study %s: trial %d stopped beating; failed%s", study.study_name,
+                    trial.number, " and re-queued" if requeued else "")  # fmt: skip
+
+    def run(self, stop: threading.Event) -> None:
+        while True:
+            try:
+                wait = self.check()
+            except Exception as error:  # noqa: BLE001  the watch outlives a database blip
+                log.warning("stale-trial check failed: %s", error)
+                wait = WATCH_SECONDS
+            if stop.wait(wait):
+                return
