@@ -10,7 +10,8 @@ from pathlib import Path
 from registry import UsageError
 from search import cli
 
-SECTIONS = ("plain", "trainer", "fast", "ablation", "search")  # tuning/benchmark.py runs them
+# tuning/benchmark.py runs the first five; tuning/scale.py the many stand-in workers
+SECTIONS = ("plain", "trainer", "fast", "ablation", "search", "workers")
 DEFAULT_SECTIONS = ("plain", "trainer", "fast", "search")
 
 
@@ -65,6 +66,20 @@ def get_args_parser() -> cli.ArgumentParser:
     parser.add_argument(
         "--workers-per-gpu", default="1,2,4", help="one search per value (default 1,2,4)"
     )
+    parser.add_argument(
+        "--scale-storage",
+        help="workers section: the study storage, postgresql://... or grpc://... (a proxy)",
+    )
+    parser.add_argument(
+        "--scale-database",
+        help="workers section: the PostgreSQL whose connections are counted (default: "
+        "--scale-storage, if it is one)",
+    )
+    parser.add_argument("--scale-workers", type=int, default=200, help="workers section (200)")
+    parser.add_argument("--scale-trials", type=int, default=400, help="workers section (400)")
+    parser.add_argument(
+        "--scale-kills", type=int, default=20, help="workers killed mid-trial (default 20)"
+    )
     cli.add_compile_argument(parser, " (sections 2 and 3)")
     parser.add_argument("--json", type=Path, help="also write the measurements to this file")
     return parser
@@ -97,10 +112,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     batch_sizes = parse_counts(args.batch_sizes, "--batch-sizes")
     workers_per_gpu = parse_counts(args.workers_per_gpu, "--workers-per-gpu")
     from registry import files
-    from search.tuning import benchmark
 
     if args.json:  # before the measuring: an hour of it must not end in an unwritable file
         files.check_output(args.json)
+    if sections == ["workers"]:
+        return scale_section(args, argv)
+    from search.tuning import benchmark
+
     bench = benchmark.prepare(args, batch_sizes, workers_per_gpu)
     machine = benchmark.describe_machine(bench.on_device)
     print(
@@ -119,6 +137,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             "machine": machine,
             "rows": [dataclasses.asdict(row) for row in rows],
         }
+        files.write_text(args.json, json.dumps(document, indent=2) + "\n")
+    return 0
+
+
+def scale_section(args, argv) -> int:
+    """Many stand-in workers on one study (search/tuning/scale.py), printed as one line."""
+    from registry import files
+    from search.tuning import proxy, scale
+
+    if not args.scale_storage:
+        raise UsageError("--sections workers needs --scale-storage postgresql://... or grpc://...")
+    database = args.scale_database or args.scale_storage
+    if proxy.is_proxy_url(database):
+        raise UsageError("--scale-database: the PostgreSQL behind the proxy, to count connections")
+    cli.check_positive(args, "scale_workers", "scale_trials")
+    result = scale.measure(
+        args.scale_storage, database, args.scale_workers, args.scale_trials,
+        kills=args.scale_kills,
+    )  # fmt: skip
+    print(json.dumps(dataclasses.asdict(result)))
+    if args.json:
+        document = {"command": ["python", "-m", "search.bench", *(argv or sys.argv[1:])],
+                    "workers": dataclasses.asdict(result)}  # fmt: skip
         files.write_text(args.json, json.dumps(document, indent=2) + "\n")
     return 0
 

@@ -199,3 +199,15 @@ def storage_fault(error: Exception) -> UsageError | None:
     from search.tuning import storage
 
     return storage.describe_fault(error)
+
+
+def serve_until_interrupted(serve: Callable[[], object], close: Callable[[], object]) -> int:
+    """Run a server (the dashboard, the proxy) until Ctrl-C, which is how it ends, not an
+    error: exit code 0, `close` called either way."""
+    try:
+        serve()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        close()
+    return 0

@@ -58,13 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"optuna-dashboard on http://{args.host}:{server.server_port}/ (Ctrl-C stops it)",
         flush=True,
     )
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        return 0  # stopping the server is how it ends, not an error
-    finally:
-        server.server_close()
-    return 0
+    return cli.serve_until_interrupted(server.serve_forever, server.server_close)
 
 
 if __name__ == "__main__":

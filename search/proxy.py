@@ -64,14 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(--storage grpc://HOST:PORT; Ctrl-C stops it)",
         flush=True,
     )
-    try:
-        server.wait_for_termination()
-    except KeyboardInterrupt:
-        return 0  # stopping the server is how it ends, not an error
-    finally:
+
+    def close() -> None:
         stop.set()
         server.stop(grace=None)
-    return 0
+
+    return cli.serve_until_interrupted(server.wait_for_termination, close)
 
 
 if __name__ == "__main__":

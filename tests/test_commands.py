@@ -68,7 +68,7 @@ def test_the_installed_command_lists_its_subcommands_and_refuses_others(tmp_path
     listed = cifar_search("--help", cwd=tmp_path)
     assert listed.returncode == 0
     assert [line.split()[0] for line in listed.stdout.splitlines() if line.startswith("  ")] == [
-        "run", "worker", "status", "export", "train", "final", "report", "dashboard",
+        "run", "worker", "status", "export", "train", "final", "report", "dashboard", "proxy",
         "predict", "spaces", "bench",
     ]  # fmt: skip
     unknown = cifar_search("serch", cwd=tmp_path)

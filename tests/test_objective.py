@@ -7,7 +7,8 @@ from optuna.trial import TrialState
 
 import spaces
 from search.tuning import objective, storage, trial_config
-from search.tuning.objective import Objective, TrialFailed
+from search.tuning.objective import Objective
+from search.tuning.trial_loop import TrialFailed
 from tests.spaces_for_tests import tiny_mlp
 
 CONTEXT = spaces.SpaceContext("sample", 2, 0)

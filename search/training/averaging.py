@@ -72,7 +72,8 @@ class Lookahead:
 
     @torch.no_grad()
     def load_state_dict(self, saved: dict) -> None:
-        torch._foreach_copy_(self.average, saved["average"])
+        for average, value in zip(self.average, saved["average"], strict=True):
+            average.copy_(value)  # one by one: a checkpoint is read onto the CPU
 
 
 @AVERAGING.register("lookahead")

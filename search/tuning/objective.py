@@ -8,26 +8,20 @@ import traceback
 from collections.abc import Callable, Sequence
 
 import optuna
-import sqlalchemy
 import torch
 
 from search.training import device, evaluation
 from search.training.data import Dataset
 from search.training.trainer import EpochResult, TrainingDiverged, TrainResult, train
-from search.tuning import storage
 from search.tuning import trial_config as trial_config_attrs
+from search.tuning import trial_loop
 from search.tuning.trial_checkpoints import TrialCheckpoints
+from search.tuning.trial_loop import TrialFailed
 from spaces import SpaceContext
 
-# Not the trial's fault: Ctrl-C or SIGTERM (worker_loop.py), or the storage failed.
-CUT_OFF = (KeyboardInterrupt, sqlalchemy.exc.SQLAlchemyError, *storage.PROXY_ERRORS)
 INTERRUPTED = "interrupted (SIGTERM or Ctrl-C)"
 # Enough of a traceback to see where it broke; large user attributes slow the dashboard.
 TRACEBACK_CHARS = 4000
-
-
-class TrialFailed(Exception):
-    """The trial could not train (out of memory, or a bug); it ends FAILED, the worker goes on."""
 
 
 def is_out_of_memory(error: Exception) -> bool:
@@ -89,17 +83,11 @@ class Objective:
         self.heartbeat = heartbeat or (lambda trial: contextlib.nullcontext())
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
-        self.in_hand = trial.number
-        try:
+        def run():
             with self.heartbeat(trial):
-                values = self.run(trial)
-        except CUT_OFF:
-            raise  # still in hand: the worker re-runs it
-        except BaseException:
-            self.in_hand = None
-            raise
-        self.in_hand = None
-        return values
+                return self.run(trial)
+
+        return trial_loop.in_hand(self, trial, run)
 
     def run(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         trial_config = self.space(trial, self.context)
@@ -129,8 +117,8 @@ class Objective:
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM (worker_loop.py): Optuna fails it, the
             trial.set_user_attr("fail_reason", INTERRUPTED)  # worker re-runs it (retries.py)
             raise
-        except CUT_OFF:  # the storage, not the trial, failed: the worker re-runs it when it
-            raise  # is back
+        except trial_loop.CUT_OFF:  # the storage, not the trial, failed: the worker re-runs it
+            raise  # when it is back
         except Exception as error:  # noqa: BLE001  one trial's failure must not end the worker
             reason = failure_reason(error, self.device_name)
             trial.set_user_attr("fail_reason", reason)

@@ -1,0 +1,252 @@
+"""The scale benchmark (`python -m search.bench --sections workers`): hundreds of worker
+processes on one study, each running the product's own trial loop (trial_loop.py), storage,
+heartbeats (or the proxy's), retries and exact stopping, with a stand-in objective that sleeps
+through its epochs and reports each to the pruner, because a real worker loads torch (780 MB
+resident each here: 200 do not fit in 24 GB). Then kill -9 of some workers mid-trial: their
+trials must be failed and re-queued within the grace period, and resumed (the stand-in resumes
+after the epochs its predecessor reported). It imports no torch either."""
+
+import contextlib
+import dataclasses
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import optuna
+from optuna.trial import TrialState
+
+import spaces
+from search.tuning import proxy, storage, study, trial_loop
+from search.tuning.settings import StudySettings
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+SAMPLE_SECONDS = 0.5  # how often the database's connections are counted
+
+
+class StandIn:
+    """A trial of `epochs` epochs of `epoch_seconds` each, its value a sampled x times the
+    share of epochs done; a re-run continues after its predecessor's last reported epoch."""
+
+    def __init__(self, epochs: int, epoch_seconds: float, heartbeat):
+        self.epochs, self.epoch_seconds, self.heartbeat = epochs, epoch_seconds, heartbeat
+        self.in_hand: int | None = None
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        def run():
+            with self.heartbeat(trial):
+                return self.run(trial)
+
+        return trial_loop.in_hand(self, trial, run)
+
+    def run(self, trial: optuna.Trial) -> float:
+        trial.set_user_attr("worker", self.worker)
+        x = trial.suggest_float("x", 0.0, 1.0)
+        done = 0
+        history = trial.user_attrs.get(spaces.RETRY_HISTORY)
+        if history:
+            before = trial.study.get_trials(deepcopy=False)[history[-1]].intermediate_values
+            done = max(before, default=0)
+            trial.set_user_attr("resumed_after_epoch", done)
+            for epoch in range(1, done + 1):
+                trial.report(before[epoch], epoch)
+        value = 0.0
+        for epoch in range(done + 1, self.epochs + 1):
+            time.sleep(self.epoch_seconds)
+            value = x * epoch / self.epochs
+            trial.report(value, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return value
+
+
+def work(storage_url: str, name: str, slot: int, epoch_seconds: float) -> None:
+    """One stand-in worker: the product's storage and trial loop around StandIn."""
+    trial_loop.interrupt_on_sigterm()
+    settings = trial_loop.read_settings(storage_url, name)
+    opened = storage.open_storage(
+        storage_url, settings.heartbeat_interval, settings.grace_period, create=False
+    )
+    running = study.open_for_worker(opened, name, settings, slot)
+    heartbeat = (
+        (lambda trial: proxy.beating(opened, trial, settings.heartbeat_interval))
+        if proxy.is_proxy_url(storage_url)
+        else (lambda trial: contextlib.nullcontext())
+    )
+    trial_loop.run_trials(
+        running, StandIn(settings.epochs, epoch_seconds, heartbeat), settings, output="quiet"
+    )
+
+
+@dataclasses.dataclass
+class ScaleResult:
+    storage: str
+    workers: int
+    trials: int
+    finished: int
+    left_running: int
+    seconds: float
+    trials_per_second: float
+    peak_connections: int | None
+    killed: int
+    killed_requeued: int
+    killed_resumed: int  # re-runs that continued after their predecessor's epochs and ended
+    killed_not_needed: int  # re-runs that found the study's target met by trials before them
+    slowest_requeue_seconds: float | None
+    grace_period: int
+    other_workers_failed: int
+
+
+def count_connections(database_url: str, stop: threading.Event, peak: list[int]) -> None:
+    """The database's client connections, every SAMPLE_SECONDS, less this count's own."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(
+        storage.parse_url(database_url), poolclass=sqlalchemy.pool.NullPool
+    )
+    query = ("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+             "AND datname = current_database()")  # fmt: skip
+    with engine.connect() as connection:
+        while not stop.wait(SAMPLE_SECONDS):
+            peak.append(int(connection.exec_driver_sql(query).scalar()) - 1)
+            connection.rollback()  # statistics views hold still within a transaction
+    engine.dispose()
+
+
+def measure(
+    storage_url: str,
+    database_url: str,
+    workers: int,
+    trials: int,
+    epochs: int = 4,
+    epoch_seconds: float = 0.5,
+    kills: int = 0,
+    heartbeat_interval: int = 1,
+    grace_period: int = 10,
+    timeout: float = 1800,
+) -> ScaleResult:
+    """One study of `trials` stand-in trials run by `workers` processes on `storage_url`
+    (the connections counted on `database_url`, the PostgreSQL behind it), `kills` of them
+    killed mid-trial once as many trials have finished."""
+    name = f"scale-{uuid.uuid4().hex[:8]}"
+    opened = storage.open_storage(storage_url, heartbeat_interval, grace_period)
+    settings = StudySettings(
+        space="standin", dataset="none", epochs=epochs, trials=trials, sampler="random",
+        pruner="none", heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+    )  # fmt: skip
+    found = study.create_or_resume(opened, name, settings)
+    stop, peak = threading.Event(), [0]
+    counter = threading.Thread(target=count_connections, args=(database_url, stop, peak))
+    counter.start()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    started = time.monotonic()
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "search.tuning.scale",
+                storage_url,
+                name,
+                str(slot),
+                str(epoch_seconds),
+            ],
+            env=env,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        for slot in range(workers)
+    ]
+    victims, requeued_after = kill_some(found, processes, kills, started + timeout)
+    codes = []
+    for process in processes:
+        try:
+            codes.append(process.wait(max(1.0, started + timeout - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            codes.append(process.wait())
+    seconds = time.monotonic() - started
+    stop.set()
+    counter.join()
+    trials_now = found.get_trials(deepcopy=False)
+    finished = [t for t in trials_now if t.state in FINISHED]
+    reruns = {t.user_attrs[spaces.RETRY_HISTORY][-1]: t for t in trials_now
+              if t.user_attrs.get(spaces.RETRY_HISTORY)}  # fmt: skip
+    killed_pids = {pid for _, pid in victims}
+    result = ScaleResult(
+        storage=storage_url,
+        workers=workers,
+        trials=trials,
+        finished=len(finished),
+        left_running=sum(t.state == TrialState.RUNNING for t in trials_now),
+        seconds=round(seconds, 1),
+        trials_per_second=round(len(finished) / seconds, 2),
+        peak_connections=max(peak),
+        killed=len(victims),
+        killed_requeued=len(requeued_after),
+        killed_resumed=sum(
+            reruns[number].state in FINISHED
+            and reruns[number].user_attrs.get("resumed_after_epoch", 0) > 0
+            for number, _ in victims if number in reruns
+        ),
+        killed_not_needed=sum(
+            bool(reruns[number].user_attrs.get("not_needed"))
+            for number, _ in victims if number in reruns
+        ),
+        slowest_requeue_seconds=round(max(requeued_after), 1) if requeued_after else None,
+        grace_period=grace_period,
+        other_workers_failed=sum(
+            code != 0 for process, code in zip(processes, codes, strict=True)
+            if process.pid not in killed_pids
+        ),
+    )  # fmt: skip
+    optuna.delete_study(study_name=name, storage=opened)  # the figures are all it was for
+    storage.close(opened)
+    return result
+
+
+def kill_some(
+    found: optuna.Study, processes: list[subprocess.Popen], kills: int, deadline: float
+) -> tuple[list[tuple[int, int]], list[float]]:
+    """kill -9 the workers of `kills` running trials that have reported an epoch, once
+    `kills` trials have finished; then wait until each of their trials is failed and re-queued.
+    Returns the (trial, pid) pairs killed and the seconds each took to be re-queued."""
+    if not kills:
+        return [], []
+    alive = {process.pid for process in processes}
+    while time.monotonic() < deadline:
+        trials = found.get_trials(deepcopy=False)
+        running = [
+            t
+            for t in trials
+            if t.state == TrialState.RUNNING
+            and t.intermediate_values
+            and int(t.user_attrs.get("worker", ":0").rsplit(":", 1)[1]) in alive
+        ]
+        if sum(t.state in FINISHED for t in trials) >= kills and len(running) >= kills:
+            break
+        time.sleep(0.2)
+    chosen = random.Random(0).sample(running, kills)
+    victims = [(t.number, int(t.user_attrs["worker"].rsplit(":", 1)[1])) for t in chosen]
+    killed_at = time.monotonic()
+    for _, pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    requeued_after: dict[int, float] = {}
+    while len(requeued_after) < len(victims) and time.monotonic() < deadline:
+        trials = found.get_trials(deepcopy=False)
+        queued = {t.user_attrs[spaces.RETRY_HISTORY][-1] for t in trials
+                  if t.user_attrs.get(spaces.RETRY_HISTORY)}  # fmt: skip
+        for number, _ in victims:
+            if number in queued and number not in requeued_after:
+                requeued_after[number] = time.monotonic() - killed_at
+        time.sleep(0.2)
+    return victims, list(requeued_after.values())
+
+
+if __name__ == "__main__":
+    work(sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))

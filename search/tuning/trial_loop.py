@@ -1,0 +1,244 @@
+"""The loop of trials that a worker runs, whatever its objective: run trials of a study until
+it holds its target of finished trials, exactly (no overshoot), re-queueing the trial that a
+signal or a storage outage cut off, and riding out outages. It imports no torch: the scale
+benchmark's stand-in workers (scale.py) run it by the hundred, the real ones (worker_loop.py)
+with the trainer's objective."""
+
+import datetime
+import logging
+import signal
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import optuna
+import sqlalchemy
+from optuna.storages import fail_stale_trials
+from optuna.trial import FrozenTrial, TrialState
+
+from registry import RunFailure
+from search.tuning import progress, retries, storage, study
+from search.tuning.settings import StudySettings
+
+log = logging.getLogger("search.worker")
+
+MAX_CONSECUTIVE_FAILURES = 5
+MAX_OUTAGES = 24  # storage errors in a row (2 minutes of polling) before a worker gives up
+POLL_SECONDS = 5  # how often an idle worker looks whether the study needs it again
+IN_FLIGHT_OR_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+
+
+# Not the trial's fault: Ctrl-C or SIGTERM (interrupt_on_sigterm), or the storage failed.
+CUT_OFF = (KeyboardInterrupt, sqlalchemy.exc.SQLAlchemyError, *storage.PROXY_ERRORS)
+
+
+class TrialFailed(Exception):
+    """The trial could not train (out of memory, or a bug); it ends FAILED, the worker goes on."""
+
+
+class Objective(Protocol):
+    """What the loop runs: objective(trial) -> value(s), and the number of the trial it has
+    in hand (None between trials), which the loop re-queues when a signal or an outage cuts
+    it off."""
+
+    in_hand: int | None
+
+    def __call__(self, trial: optuna.Trial) -> float | Sequence[float]: ...
+
+
+def in_hand(objective: Objective, trial: optuna.Trial, run: Callable[[], object]):
+    """run() with the trial in objective.in_hand; it stays there when a signal or an outage
+    cuts the trial off (run_trials re-queues it), and is cleared otherwise."""
+    objective.in_hand = trial.number
+    try:
+        values = run()
+    except CUT_OFF:
+        raise
+    except BaseException:
+        objective.in_hand = None
+        raise
+    objective.in_hand = None
+    return values
+
+
+class FailureGuard:
+    """Study callback: stop when trials keep failing (every config runs out of memory, say),
+    instead of failing forever without finishing one."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.consecutive = 0
+
+    def __call__(self, running, trial: FrozenTrial) -> None:
+        if trial.user_attrs.get("not_needed"):
+            return  # a surplus trial, failed on purpose: not a failure to train
+        self.consecutive = self.consecutive + 1 if trial.state == TrialState.FAIL else 0
+        if self.tripped:
+            running.stop()
+
+    @property
+    def tripped(self) -> bool:
+        return self.consecutive >= self.limit
+
+
+def finished(counts: dict[TrialState, int]) -> int:
+    return counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
+
+
+def out_of_time(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
+class StopWhenEnoughInFlight:
+    """Study callback: stop starting trials once finished plus running ones reach the target.
+    Optuna's MaxTrialsCallback counts only finished trials, so N parallel workers overshoot
+    by up to N-1 (optuna#3518)."""
+
+    def __init__(self, target: int):
+        self.target = target
+
+    def __call__(self, running: optuna.Study, trial: FrozenTrial) -> None:
+        counts = progress.count_by_state(running)
+        if finished(counts) + counts[TrialState.RUNNING] >= self.target:
+            running.stop()
+
+
+def claim_or_give_up(objective, target: int):
+    """Workers that start trials at the same moment can still overshoot; trial numbers break
+    the tie. A trial with `target` finished or running trials numbered below it is not needed:
+    it fails at once, untrained, with that reason, and its worker stops starting trials."""
+
+    def claimed(trial: optuna.Trial) -> float:
+        ahead = trial.study.get_trials(deepcopy=False, states=IN_FLIGHT_OR_FINISHED)
+        if sum(other.number < trial.number for other in ahead) >= target:
+            reason = f"not needed: {target} earlier trials had finished or were running"
+            trial.set_user_attr("fail_reason", reason)
+            trial.set_user_attr("not_needed", True)
+            trial.study.stop()
+            raise TrialFailed(reason)
+        return objective(trial)
+
+    return claimed
+
+
+def interrupt_on_sigterm() -> None:
+    """Optuna fails the running trial cleanly on KeyboardInterrupt but leaves it RUNNING on
+    SIGTERM (then only heartbeats catch it): treat SIGTERM like Ctrl-C. What Slurm and
+    Kubernetes send before they kill: the trial's last epoch is checkpointed, and it is
+    failed and re-queued at once (work()), not a grace period later."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def read_settings(storage_url: str, name: str) -> StudySettings:
+    """The study's recorded settings, read before the storage is opened with its heartbeat."""
+    plain = storage.open_storage(storage_url, create=False)
+    try:
+        return study.settings(study.load(plain, name))
+    finally:
+        storage.close(plain)
+
+
+def fail_orphans(running: optuna.Study, grace_seconds: float) -> None:
+    """Fail RUNNING trials that no worker ever started: a worker that loses the storage
+    inside study.ask() can leave its new trial RUNNING with no heartbeat, which heartbeats
+    never catch. A started trial names its worker within moments (search/objective.py)."""
+    now = datetime.datetime.now()  # Optuna stores naive local times
+    for trial in running.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        started = trial.datetime_start
+        if "worker" in trial.user_attrs or (now - started).total_seconds() < grace_seconds:
+            continue
+        reason = "orphaned: its worker lost the storage before the trial could start"
+        running._storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
+        running.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+
+
+def run_some_trials(
+    running, objective, target, callbacks, poll_seconds, deadline, grace_seconds
+) -> bool:
+    """Run trials until the study needs none from this worker for now; False once the study
+    has its target finished trials."""
+    counts = progress.count_by_state(running)
+    if finished(counts) >= target:
+        return False
+    if finished(counts) + counts[TrialState.RUNNING] >= target:
+        # Enough trials are running elsewhere; wait in case one dies or fails and the study
+        # needs another. A dead one is failed here and re-queued (WAITING).
+        time.sleep(poll_seconds)
+        fail_stale_trials(running)
+        fail_orphans(running, grace_seconds)
+        return True
+    running.optimize(
+        claim_or_give_up(objective, target),
+        timeout=None if deadline is None else max(0.0, deadline - time.monotonic()),
+        catch=(TrialFailed,),
+        callbacks=[StopWhenEnoughInFlight(target), *callbacks],
+        gc_after_trial=True,
+    )
+    return True
+
+
+def run_trials(
+    running: optuna.Study,
+    objective: Objective,
+    settings: StudySettings,
+    timeout: float | None = None,
+    output: str = "lines",
+    callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
+) -> None:
+    """Run trials of `running` until it holds settings.trials finished ones (or `timeout`
+    seconds have passed, or trials keep failing)."""
+    target = settings.trials
+    guard = FailureGuard(MAX_CONSECUTIVE_FAILURES)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    finished_before = len(running.get_trials(deepcopy=False, states=progress.FINISHED))
+    printer = progress.TrialPrinter(target, finished_before, output)
+    callbacks = [printer, guard, *callbacks]
+    poll_seconds = min(POLL_SECONDS, settings.heartbeat_interval)
+    outages = 0
+    while not guard.tripped and not out_of_time(deadline):
+        try:
+            requeue(running, objective, "lost the storage")  # a trial the outage cut off
+            if not run_some_trials(
+                running, objective, target, callbacks, poll_seconds, deadline,
+                settings.grace_period,
+            ):  # fmt: skip
+                break
+            outages = 0
+        except KeyboardInterrupt:
+            try:
+                requeue(running, objective, "was interrupted")
+            except Exception as error:  # noqa: BLE001  stopping anyway; say what is left
+                log.warning("could not re-queue trial %s: %s", objective.in_hand, error)
+            raise
+        except Exception as error:
+            # The database went away (a restart, a network blip). Pooled connections are
+            # pre-pinged, so waiting and going on reconnects; the trial it cut off is re-run.
+            lost = storage.outage(error)
+            if lost is None:
+                raise
+            outages += 1
+            if outages > MAX_OUTAGES:
+                raise RunFailure(f"lost the storage for good: {storage.first_line(lost)}") from None
+            log.warning(
+                "lost the storage (%s); retrying in %d s", storage.first_line(lost), POLL_SECONDS
+            )
+            time.sleep(POLL_SECONDS)
+    printer.close()
+    if guard.tripped:
+        raise RunFailure(
+            f"stopped after {guard.limit} failed trials in a row; see their fail_reason "
+            "in the dashboard (a smaller model or batch, or another --device)"
+        )
+
+
+def requeue(running: optuna.Study, objective: Objective, reason: str) -> None:
+    """Re-run the trial in hand, if any, from its last checkpoint (retries.retry_cut_off)."""
+    if objective.in_hand is None:
+        return
+    if retries.retry_cut_off(running, objective.in_hand):
+        log.info("trial %d %s; re-queued to resume", objective.in_hand, reason)
+    objective.in_hand = None
