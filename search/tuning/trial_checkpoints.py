@@ -86,12 +86,23 @@ class TrialCheckpoints:
             history = trial.user_attrs.get(spaces.RETRY_HISTORY, [])
             if trial.state in (TrialState.RUNNING, TrialState.WAITING):
                 needed.update(history)
-            elif trial.state == TrialState.FAIL and len(history) < retries.MAX_RETRIES:
+            elif trial.state == TrialState.FAIL and not final(trial):
                 needed.add(trial.number)  # until a re-run of it finishes
-        resumed = {n for t in trials if t.state.is_finished() and t.state != TrialState.FAIL
+        resumed = {n for t in trials if t.state.is_finished() and final(t)
                    for n in t.user_attrs.get(spaces.RETRY_HISTORY, [])}  # fmt: skip
         needed -= resumed
         return needed | {t.number for t in top_complete(running, trials, self.keep)}
+
+
+def final(trial: FrozenTrial) -> bool:
+    """A finished trial that nothing will re-run: complete, pruned, not needed (the study had
+    its target), or failed after its last allowed re-run."""
+    history = trial.user_attrs.get(spaces.RETRY_HISTORY, [])
+    return (
+        trial.state != TrialState.FAIL
+        or bool(trial.user_attrs.get("not_needed"))
+        or len(history) >= retries.MAX_RETRIES
+    )
 
 
 def top_complete(running: optuna.Study, trials: list[FrozenTrial], k: int) -> list[FrozenTrial]:

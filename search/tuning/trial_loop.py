@@ -125,7 +125,7 @@ def interrupt_on_sigterm() -> None:
     """Optuna fails the running trial cleanly on KeyboardInterrupt but leaves it RUNNING on
     SIGTERM (then only heartbeats catch it): treat SIGTERM like Ctrl-C. What Slurm and
     Kubernetes send before they kill: the trial's last epoch is checkpointed, and it is
-    failed and re-queued at once (work()), not a grace period later."""
+    failed and re-queued at once (run_trials), not a grace period later."""
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt
