@@ -10,11 +10,12 @@ POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
 def test_forty_workers_and_four_kills_lose_nothing():
     result = scale.measure(POSTGRES, POSTGRES, workers=40, trials=80, kills=4)
-    counts = ("finished", "left_running", "killed", "killed_requeued", "other_workers_failed")
+    counts = ("finished", "left_running", "left_waiting", "killed", "killed_requeued",
+              "other_workers_failed")  # fmt: skip
     # exactly the target, none lost or left running, every killed trial re-queued, no other
     # worker died
     assert {name: getattr(result, name) for name in counts} == {
-        "finished": 80, "left_running": 0, "killed": 4, "killed_requeued": 4,
+        "finished": 80, "left_running": 0, "left_waiting": 0, "killed": 4, "killed_requeued": 4,
         "other_workers_failed": 0,
     }, result  # fmt: skip
     # Each re-run continued after its predecessor's epochs, unless trials numbered before it

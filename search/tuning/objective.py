@@ -69,7 +69,9 @@ class Objective:
         objectives: Sequence[str] = ("accuracy",),
         compile_model: bool = False,
         checkpoints: TrialCheckpoints | None = None,
-        heartbeat: Callable[[optuna.Trial], contextlib.AbstractContextManager] | None = None,
+        heartbeat: Callable[[optuna.Trial], contextlib.AbstractContextManager] = (
+            lambda trial: contextlib.nullcontext()
+        ),
     ):
         self.space, self.context, self.objectives = space, context, tuple(objectives)
         self.train_set, self.val_set = dataset.train.to(on_device), dataset.val.to(on_device)
@@ -80,7 +82,7 @@ class Objective:
         gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "")
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}" + (f" gpu {gpu}" if gpu else "")
         self.in_hand: int | None = None
-        self.heartbeat = heartbeat or (lambda trial: contextlib.nullcontext())
+        self.heartbeat = heartbeat
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         def run():

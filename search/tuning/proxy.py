@@ -89,6 +89,14 @@ def beating(storage: BaseStorage, trial: optuna.Trial, interval: float) -> Itera
         thread.join()
 
 
+def heartbeat_for(storage_url: str, opened: BaseStorage, interval: float):
+    """(trial) -> what a worker holds while the trial runs: beating behind the proxy,
+    nothing on a database (RDBStorage's own heartbeats run inside study.optimize)."""
+    if is_proxy_url(storage_url):
+        return lambda trial: beating(opened, trial, interval)
+    return lambda trial: contextlib.nullcontext()
+
+
 class StaleTrialWatch:
     """In the proxy process: fail and re-run the RUNNING trials whose beat stopped."""
 

@@ -6,7 +6,6 @@ resident each here: 200 do not fit in 24 GB). Then kill -9 of some workers mid-t
 trials must be failed and re-queued within the grace period, and resumed (the stand-in resumes
 after the epochs its predecessor reported). It imports no torch either."""
 
-import contextlib
 import dataclasses
 import os
 import random
@@ -74,11 +73,7 @@ def work(storage_url: str, name: str, slot: int, epoch_seconds: float) -> None:
         storage_url, settings.heartbeat_interval, settings.grace_period, create=False
     )
     running = study.open_for_worker(opened, name, settings, slot)
-    heartbeat = (
-        (lambda trial: proxy.beating(opened, trial, settings.heartbeat_interval))
-        if proxy.is_proxy_url(storage_url)
-        else (lambda trial: contextlib.nullcontext())
-    )
+    heartbeat = proxy.heartbeat_for(storage_url, opened, settings.heartbeat_interval)
     trial_loop.run_trials(
         running, StandIn(settings.epochs, epoch_seconds, heartbeat), settings, output="quiet"
     )
@@ -91,6 +86,7 @@ class ScaleResult:
     trials: int
     finished: int
     left_running: int
+    left_waiting: int  # queued trials nobody ran: re-runs that would be lost
     seconds: float
     trials_per_second: float
     peak_connections: int | None
@@ -184,6 +180,7 @@ def measure(
         trials=trials,
         finished=len(finished),
         left_running=sum(t.state == TrialState.RUNNING for t in trials_now),
+        left_waiting=sum(t.state == TrialState.WAITING for t in trials_now),
         seconds=round(seconds, 1),
         trials_per_second=round(len(finished) / seconds, 2),
         peak_connections=max(peak),

@@ -164,9 +164,12 @@ def run_some_trials(
     counts = progress.count_by_state(running)
     if finished(counts) >= target:
         return False
-    if finished(counts) + counts[TrialState.RUNNING] >= target:
+    if finished(counts) + counts[TrialState.RUNNING] >= target and not counts[TrialState.WAITING]:
         # Enough trials are running elsewhere; wait in case one dies or fails and the study
-        # needs another. A dead one is failed here and re-queued (WAITING).
+        # needs another. A dead one is failed here and re-queued (WAITING). A queued trial
+        # is always taken (Optuna's ask() pops it first): a re-run queued just after a fresh
+        # trial took the last place would wait for ever, so it runs, and claim_or_give_up
+        # fails whichever of the two is surplus as not needed.
         time.sleep(poll_seconds)
         fail_stale_trials(running)
         fail_orphans(running, grace_seconds)

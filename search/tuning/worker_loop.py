@@ -4,7 +4,6 @@ and pruner come from the study itself (search.run wrote them), so a worker canno
 different search by mistake. search.run's own worker and `python -m search.worker` on other
 hosts both run this."""
 
-import functools
 from pathlib import Path
 
 import torch
@@ -62,11 +61,7 @@ def work(
         checkpoints = TrialCheckpoints(
             Path(settings.checkpoint_dir), name, settings.keep_checkpoints
         )
-    heartbeat = None
-    if proxy.is_proxy_url(storage_url):  # behind the proxy, trials beat for its watch
-        heartbeat = functools.partial(
-            proxy.beating, study_storage, interval=settings.heartbeat_interval
-        )
+    heartbeat = proxy.heartbeat_for(storage_url, study_storage, settings.heartbeat_interval)
     objective = Objective(
         spaces.get(settings.space), space_context(settings), dataset, on_device,
         study.parse_objectives(settings.objectives), settings.compile, checkpoints, heartbeat,
