@@ -25,7 +25,11 @@ log = logging.getLogger("search.worker")
 MAX_CONSECUTIVE_FAILURES = 5
 MAX_OUTAGES = 24  # storage errors in a row (2 minutes of polling) before a worker gives up
 POLL_SECONDS = 5  # how often an idle worker looks whether the study needs it again
-IN_FLIGHT_OR_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+# What a claim counts ahead of it: queued trials too, since one is always run (run_some_trials)
+# and a fresh trial created beside a queued re-run must not take its place as well.
+IN_FLIGHT_OR_FINISHED = (
+    TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING,
+)  # fmt: skip
 
 
 # Not the trial's fault: Ctrl-C or SIGTERM (interrupt_on_sigterm), or the storage failed.
@@ -105,13 +109,14 @@ class StopWhenEnoughInFlight:
 
 def claim_or_give_up(objective, target: int):
     """Workers that start trials at the same moment can still overshoot; trial numbers break
-    the tie. A trial with `target` finished or running trials numbered below it is not needed:
-    it fails at once, untrained, with that reason, and its worker stops starting trials."""
+    the tie. A trial with `target` finished, running or queued trials numbered below it is not
+    needed: it fails at once, untrained, with that reason, and its worker stops starting
+    trials."""
 
     def claimed(trial: optuna.Trial) -> float:
         ahead = trial.study.get_trials(deepcopy=False, states=IN_FLIGHT_OR_FINISHED)
         if sum(other.number < trial.number for other in ahead) >= target:
-            reason = f"not needed: {target} earlier trials had finished or were running"
+            reason = f"not needed: {target} earlier trials had finished or were under way"
             trial.set_user_attr("fail_reason", reason)
             trial.set_user_attr("not_needed", True)
             trial.study.stop()
