@@ -8,7 +8,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
-from search.tuning import DEFAULT_STORAGE, final, storage
+from search.tuning import DEFAULT_STORAGE, final, proxy, storage
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 DONE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -152,8 +152,10 @@ def summary(study: optuna.Study, storage_url: str) -> str:
         lines += [f"  {name} = {value}" for name, value in best.params.items()]
     lines += final.shown(study)
     output = ["-o", "front.yaml", "--pareto"] if len(study.directions) > 1 else ["-o", "best.yaml"]
+    # optuna-dashboard reads the database itself, not the proxy in front of it
+    database = "DATABASE_URL" if proxy.is_proxy_url(storage_url) else shlex.quote(storage_url)
     lines += [
-        f"browse:  optuna-dashboard {shlex.quote(storage_url)}",
+        f"browse:  optuna-dashboard {database}",
         f"export:  {export_command(study.study_name, storage_url, output)}",
     ]
     return "\n".join(lines)
