@@ -27,10 +27,10 @@ def get_args_parser() -> cli.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     cli.check_positive(args, "timeout")
-    from search.tuning import launch, storage, worker_loop
+    from search.tuning import launch, storage, trial_loop, worker_loop
 
     slots = launch.plan_slots(args.device, args.gpus, args.workers_per_gpu)
-    worker_loop.read_settings(args.storage, args.study)  # a missing study fails here, once
+    trial_loop.read_settings(args.storage, args.study)  # a missing study fails here, once
     storage.check_connections(args.storage, len(slots))
     return worker_loop.run_workers(
         slots, args.storage, args.study, args.data_dir, args.timeout, args.quiet, args.slot

@@ -23,7 +23,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from registry import RunFailure, UsageError
-from search.tuning import retries
+from search.tuning import retries, study
 
 log = logging.getLogger("search.proxy")
 
@@ -109,20 +109,21 @@ class StaleTrialWatch:
         now = time.monotonic()
         wait = WATCH_SECONDS
         for summary in self.storage.get_all_studies():
-            study = optuna.load_study(study_name=summary.study_name, storage=self.storage)
-            grace = summary.user_attrs.get("grace_period")
-            if grace is None:
-                continue  # not a study of search.run: it never beats
-            wait = min(wait, summary.user_attrs.get("heartbeat_interval", wait))
-            for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            found = optuna.load_study(study_name=summary.study_name, storage=self.storage)
+            try:
+                settings = study.settings(found)
+            except UsageError:
+                continue  # not a study search.run can run: none of its trials beat
+            wait = min(wait, settings.heartbeat_interval)
+            for trial in found.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                 beat = trial.system_attrs.get(HEARTBEAT)
                 if beat is None:
                     continue  # a worker on the database itself: its own heartbeats watch it
                 last = self.seen.get(trial._trial_id)
                 if last is None or last[0] != beat:
                     self.seen[trial._trial_id] = (beat, now)
-                elif now - last[1] > grace:
-                    self.fail(study, trial)
+                elif now - last[1] > settings.grace_period:
+                    self.fail(found, trial)
         return wait
 
     def fail(self, study: optuna.Study, trial) -> None:

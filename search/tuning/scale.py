@@ -21,7 +21,7 @@ import optuna
 from optuna.trial import TrialState
 
 import spaces
-from search.tuning import proxy, storage, study, trial_loop
+from search.tuning import storage, study, trial_loop
 from search.tuning.settings import StudySettings
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -67,16 +67,9 @@ class StandIn:
 
 def work(storage_url: str, name: str, slot: int, epoch_seconds: float) -> None:
     """One stand-in worker: the product's storage and trial loop around StandIn."""
-    trial_loop.interrupt_on_sigterm()
-    settings = trial_loop.read_settings(storage_url, name)
-    opened = storage.open_storage(
-        storage_url, settings.heartbeat_interval, settings.grace_period, create=False
-    )
-    running = study.open_for_worker(opened, name, settings, slot)
-    heartbeat = proxy.heartbeat_for(storage_url, opened, settings.heartbeat_interval)
-    trial_loop.run_trials(
-        running, StandIn(settings.epochs, epoch_seconds, heartbeat), settings, output="quiet"
-    )
+    joined = trial_loop.join(storage_url, name, slot)
+    objective = StandIn(joined.settings.epochs, epoch_seconds, joined.heartbeat)
+    trial_loop.run_trials(joined.study, objective, joined.settings, output="quiet")
 
 
 @dataclasses.dataclass
@@ -221,15 +214,13 @@ def kill_some(
         running = [
             t
             for t in trials
-            if t.state == TrialState.RUNNING
-            and t.intermediate_values
-            and int(t.user_attrs.get("worker", ":0").rsplit(":", 1)[1]) in alive
+            if t.state == TrialState.RUNNING and t.intermediate_values and worker_pid(t) in alive
         ]
         if sum(t.state in FINISHED for t in trials) >= kills and len(running) >= kills:
             break
         time.sleep(0.2)
     chosen = random.Random(0).sample(running, kills)
-    victims = [(t.number, int(t.user_attrs["worker"].rsplit(":", 1)[1])) for t in chosen]
+    victims = [(t.number, worker_pid(t)) for t in chosen]
     killed_at = time.monotonic()
     for _, pid in victims:
         os.kill(pid, signal.SIGKILL)
@@ -243,6 +234,12 @@ def kill_some(
                 requeued_after[number] = time.monotonic() - killed_at
         time.sleep(0.2)
     return victims, list(requeued_after.values())
+
+
+def worker_pid(trial) -> int | None:
+    """The process that runs `trial` (StandIn records it as host:pid), if it has started."""
+    worker = trial.user_attrs.get("worker")
+    return int(worker.rsplit(":", 1)[1]) if worker else None
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ signal or a storage outage cut off, and riding out outages. It imports no torch:
 benchmark's stand-in workers (scale.py) run it by the hundred, the real ones (worker_loop.py)
 with the trainer's objective."""
 
+import contextlib
+import dataclasses
 import datetime
 import logging
 import signal
@@ -17,7 +19,7 @@ from optuna.storages import fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
 from registry import RunFailure
-from search.tuning import progress, retries, storage, study
+from search.tuning import progress, proxy, retries, storage, study
 from search.tuning.settings import StudySettings
 
 log = logging.getLogger("search.worker")
@@ -136,6 +138,32 @@ def interrupt_on_sigterm() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
+
+
+@dataclasses.dataclass(frozen=True)
+class Joined:
+    """A worker's hold on its study: the recorded settings, the study with its sampler and
+    pruner, and what a running trial holds to stay alive (proxy.heartbeat_for)."""
+
+    settings: StudySettings
+    study: optuna.Study
+    heartbeat: Callable[[optuna.Trial], contextlib.AbstractContextManager]
+
+
+def join(storage_url: str, name: str, slot: int) -> Joined:
+    """Join study `name` as worker `slot`: SIGTERM interrupts like Ctrl-C from now on, and the
+    storage is opened with the study's own heartbeat settings."""
+    interrupt_on_sigterm()
+    settings = read_settings(storage_url, name)
+    log.debug("study %s: %s", name, settings)
+    opened = storage.open_storage(
+        storage_url, settings.heartbeat_interval, settings.grace_period, create=False
+    )
+    return Joined(
+        settings,
+        study.open_for_worker(opened, name, settings, slot),
+        proxy.heartbeat_for(storage_url, opened, settings.heartbeat_interval),
+    )
 
 
 def read_settings(storage_url: str, name: str) -> StudySettings:

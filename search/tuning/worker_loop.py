@@ -11,11 +11,11 @@ import torch
 import spaces
 from search.training import checkpoint, config, data
 from search.training.data import Dataset
-from search.tuning import launch, progress, proxy, storage, study, trial_loop
+from search.tuning import launch, progress, storage, study, trial_loop
 from search.tuning.objective import Objective, free_memory
 from search.tuning.settings import StudySettings
 from search.tuning.trial_checkpoints import TrialCheckpoints
-from search.tuning.trial_loop import interrupt_on_sigterm, read_settings
+from search.tuning.trial_loop import interrupt_on_sigterm
 
 
 def space_context(settings: StudySettings) -> spaces.SpaceContext:
@@ -46,14 +46,9 @@ def work(
     output: str = "lines",
 ) -> None:
     """Run trials of study `name` on one device until the study has its target."""
-    interrupt_on_sigterm()
-    settings = read_settings(storage_url, name)
-    trial_loop.log.debug("study %s: %s", name, settings)
+    joined = trial_loop.join(storage_url, name, slot)
+    settings = joined.settings
     spaces.import_user_module(settings.space_module)
-    study_storage = storage.open_storage(
-        storage_url, settings.heartbeat_interval, settings.grace_period, create=False
-    )
-    running = study.open_for_worker(study_storage, name, settings, slot)
     if dataset is None:
         dataset = data.load(settings.dataset, data_dir, classes=settings.classes)
     checkpoints = None
@@ -61,13 +56,13 @@ def work(
         checkpoints = TrialCheckpoints(
             Path(settings.checkpoint_dir), name, settings.keep_checkpoints
         )
-    heartbeat = proxy.heartbeat_for(storage_url, study_storage, settings.heartbeat_interval)
     objective = Objective(
         spaces.get(settings.space), space_context(settings), dataset, on_device,
-        study.parse_objectives(settings.objectives), settings.compile, checkpoints, heartbeat,
+        study.parse_objectives(settings.objectives), settings.compile, checkpoints,
+        joined.heartbeat,
     )  # fmt: skip
     callbacks = [*([checkpoints.remove_finished] if checkpoints else []), free_memory]
-    trial_loop.run_trials(running, objective, settings, timeout, output, callbacks)
+    trial_loop.run_trials(joined.study, objective, settings, timeout, output, callbacks)
 
 
 def watch_progress(storage_url: str, name: str, output: str) -> progress.StudyWatcher:
