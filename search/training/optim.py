@@ -34,8 +34,9 @@ def sgd(
     params: Params, lr: float, weight_decay: float, momentum: Rate = 0.9, nesterov: bool = False
 ) -> torch.optim.Optimizer:
     return torch.optim.SGD(
-        params, lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov
-    )
+        params, lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
+        foreach=True,
+    )  # fmt: skip
 
 
 @OPTIMIZERS.register("adam")
@@ -43,7 +44,9 @@ def adam(
     params: Params, lr: float, weight_decay: float, beta1: Rate = 0.9, beta2: Rate = 0.999
 ) -> torch.optim.Optimizer:
     """Adam with L2 weight decay added to the gradient (the original coupled form)."""
-    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, betas=(beta1, beta2))
+    return torch.optim.Adam(
+        params, lr=lr, weight_decay=weight_decay, betas=(beta1, beta2), foreach=True
+    )
 
 
 @OPTIMIZERS.register("adamw")
@@ -51,7 +54,9 @@ def adamw(
     params: Params, lr: float, weight_decay: float, beta1: Rate = 0.9, beta2: Rate = 0.999
 ) -> torch.optim.Optimizer:
     """AdamW: weight decay decoupled from the adaptive step (Loshchilov & Hutter, 2019)."""
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=(beta1, beta2))
+    return torch.optim.AdamW(
+        params, lr=lr, weight_decay=weight_decay, betas=(beta1, beta2), foreach=True
+    )
 
 
 @OPTIMIZERS.register("radam")
@@ -59,7 +64,9 @@ def radam(
     params: Params, lr: float, weight_decay: float, beta1: Rate = 0.9, beta2: Rate = 0.999
 ) -> torch.optim.Optimizer:
     """Rectified Adam: Adam with the variance of early steps tamed (no warm-up needed)."""
-    return torch.optim.RAdam(params, lr=lr, weight_decay=weight_decay, betas=(beta1, beta2))
+    return torch.optim.RAdam(
+        params, lr=lr, weight_decay=weight_decay, betas=(beta1, beta2), foreach=True
+    )
 
 
 def timm_optimizer(params: Params, name: str, **kwargs) -> torch.optim.Optimizer:
@@ -67,7 +74,7 @@ def timm_optimizer(params: Params, name: str, **kwargs) -> torch.optim.Optimizer
     here, not at the top: timm adds about two seconds to every command's start."""
     from timm.optim import create_optimizer_v2
 
-    return create_optimizer_v2(params, opt=name, **kwargs)
+    return create_optimizer_v2(params, opt=name, foreach=True, **kwargs)
 
 
 @OPTIMIZERS.register("lion")

@@ -28,7 +28,7 @@ from search.training import (
 from search.training.config import TrialConfig
 from search.training.data import LabeledImages
 from search.training.device import synchronize
-from search.training.preprocess import Preprocess, channel_statistics
+from search.training.preprocess import MEMORY_FORMAT, Preprocess, channel_statistics
 
 
 class TrainingDiverged(Exception):
@@ -236,8 +236,7 @@ def build_model(
             trial_config.model, num_classes=num_classes, image_shape=input_shape,
             init=trial_config.init, **trial_config.model_args,
         )  # fmt: skip
-    on_cuda = on_device.type == "cuda"
-    model = model.to(on_device, memory_format=torch.channels_last if on_cuda else None)
+    model = model.to(on_device, memory_format=MEMORY_FORMAT)
     if not trial_config.init_from:
         models.fit_to_data(model, fit_images)
     return model
@@ -294,14 +293,26 @@ def start_training(
 
 
 def compile_state(state: TrainingState) -> None:
-    """Train and evaluate through torch.compile, compiled on one unaugmented batch (so that the
-    generator draws the same numbers as without --compile)."""
-    inputs = state.preprocess.normalize(state.train_set.images[: state.batch_size])
-    targets = state.targets_of[state.train_set.labels[: state.batch_size]]
+    """Train and evaluate through torch.compile, compiled on a batch like every training
+    step's, augmented as the first phase augments (an unaugmented one may differ in layout or
+    dtype, and the first real step would compile again). Its random numbers come from a copy
+    of the run's generator and a fork of torch's, so the run draws the same numbers as it
+    would without --compile."""
+    index = torch.arange(state.batch_size, device=state.train_set.images.device)
+    images = state.preprocess.normalize(state.train_set.images[index])
+    targets = state.targets_of[state.train_set.labels[index]]
+    generator = torch.Generator(device=state.generator.device)
+    generator.set_state(state.generator.get_state())
+    augmentation = augment.build(config.phase_at(state.config, 1).augment)
+    on_cuda = [state.generator.device] if state.generator.device.type == "cuda" else []
 
     def first_step(compiled: nn.Module) -> torch.Tensor:
-        with state.preprocess.autocast:
-            return state.criterion(compiled(inputs), targets)
+        with torch.random.fork_rng(devices=on_cuda):
+            inputs, soft_targets = augmentation(
+                images, targets, generator, state.batch_info.of(index, 1)
+            )
+            with state.preprocess.autocast:
+                return state.criterion(compiled(inputs), soft_targets)
 
     state.network, state.compile_seconds = compile_now(
         state.model,
@@ -311,33 +322,43 @@ def compile_state(state: TrainingState) -> None:
     )
 
 
+def train_step(state: TrainingState, index: torch.Tensor, epoch: int) -> torch.Tensor:
+    """One optimizer step on the training images at `index` in `epoch`: augmentation,
+    forward, backward, update, schedule and averaging. Returns the loss, not read back."""
+    train_set = state.train_set
+    images = state.preprocess.normalize(train_set.images[index])
+    targets = state.targets_of[train_set.labels[index]]
+    inputs, targets = state.augmentation(
+        images, targets, state.generator, state.batch_info.of(index, epoch)
+    )
+    with state.preprocess.autocast:
+        loss = state.criterion(state.network(inputs), targets)
+    state.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    state.clip_gradients()
+    state.optimizer.step()
+    state.schedule.per_batch.step()
+    state.steps_taken += 1
+    state.averager.step(state.steps_taken)
+    return loss.detach()
+
+
+def epoch_order(state: TrainingState) -> torch.Tensor:
+    """The training images' order for one epoch: a fresh permutation from the run's generator."""
+    images = state.train_set.images
+    return torch.randperm(len(images), device=images.device, generator=state.generator)
+
+
 def train_one_epoch(state: TrainingState, epoch: int) -> tuple[float, float]:
     """One pass over the training set in a fresh order: (mean training loss, seconds)."""
-    train_set, normalize = state.train_set, state.preprocess.normalize
     state.model.train()
     state.freezer.start_epoch(epoch)
     started = time.perf_counter()
-    loss_sum = torch.zeros((), device=train_set.images.device)
-    order = torch.randperm(
-        len(train_set), device=train_set.images.device, generator=state.generator
-    )
+    loss_sum = torch.zeros((), device=state.train_set.images.device)
+    order = epoch_order(state)
     for step in range(state.steps_per_epoch):
         index = order[step * state.batch_size : (step + 1) * state.batch_size]
-        images = normalize(train_set.images[index])
-        targets = state.targets_of[train_set.labels[index]]
-        inputs, targets = state.augmentation(
-            images, targets, state.generator, state.batch_info.of(index, epoch)
-        )
-        with state.preprocess.autocast:
-            loss = state.criterion(state.network(inputs), targets)
-        state.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        state.clip_gradients()
-        state.optimizer.step()
-        state.schedule.per_batch.step()
-        state.steps_taken += 1
-        state.averager.step(state.steps_taken)
-        loss_sum += loss.detach()
+        loss_sum += train_step(state, index, epoch)
     if epoch == state.config.epochs:
         state.averager.finish()
     train_loss = loss_sum.item() / state.steps_per_epoch  # the epoch's one host sync
