@@ -209,3 +209,33 @@ def test_a_state_of_another_config_is_refused(sample):
 
 def read_state(written: bytes) -> dict:
     return torch.load(io.BytesIO(written), weights_only=True)
+
+
+def test_compiled_training_keeps_to_a_few_graphs(sample, monkeypatch):
+    """Under --compile, Dynamo compiles the training and the evaluation graphs once each, and
+    once more each after the whitening bias freezes; crops, flips, test-time views and a
+    ragged last evaluation batch add none. Counted with Dynamo's own counters, with its eager
+    backend (the graphs and guards are Dynamo's whatever backend compiles them): a graph per
+    layout or per view would pass the cache limit, after which torch silently runs eagerly."""
+    import functools
+
+    import optuna
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    import spaces
+
+    context = spaces.SpaceContext("sample", max_epochs=2, seed=0)
+    params = spaces.warm_starts("fast")[0].params
+    config = spaces.get("fast")(optuna.trial.FixedTrial(params), context)
+    config = config.replace(model_args={**config.model_args, "width": 4}, batch_size=128,
+                            freeze={"stem": 1})  # fmt: skip
+    assert config.tta == "mirror_translate" and set(config.augment) >= {"crop", "alternating_flip"}
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))
+    torch._dynamo.reset()
+    counters.clear()
+    evaluation_images = sample.train.subset(torch.arange(512, 1542))  # batches of 1024 and 6
+    train(config, sample.train.subset(torch.arange(512)), evaluation_images, 10, CPU,
+          compile_model=True)  # fmt: skip
+    graphs = counters["stats"]["unique_graphs"]
+    assert 4 <= graphs <= 6 < torch._dynamo.config.recompile_limit

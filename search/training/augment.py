@@ -10,6 +10,7 @@ the epoch, for choices that hold per image across epochs (airbench's alternating
 """
 
 import dataclasses
+import functools
 import inspect
 import math
 from collections.abc import Callable, Mapping
@@ -29,6 +30,7 @@ from registry import (
     Registry,
     UsageError,
 )
+from search.training.preprocess import in_format_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,10 +67,16 @@ def _uniform(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.rand(images.shape[0], device=images.device, generator=generator)
 
 
-def _offsets(images: torch.Tensor, generator: torch.Generator, high: int) -> torch.Tensor:
-    """One integer in [0, high] per image."""
-    shape = (images.shape[0],)
-    return torch.randint(0, high + 1, shape, device=images.device, generator=generator)
+def _offsets(
+    images: torch.Tensor, generator: torch.Generator, high_rows: int, high_cols: int
+) -> torch.Tensor:
+    """One (row, column) per image, integers in [0, high_rows] and [0, high_cols]: one draw
+    for the whole batch when the two ranges agree (square images), as they do on CIFAR."""
+    if high_rows == high_cols:
+        shape = (images.shape[0], 2)
+        return torch.randint(0, high_rows + 1, shape, device=images.device, generator=generator)
+    return torch.stack([_offsets(images, generator, high, high)[:, 0]
+                        for high in (high_rows, high_cols)], 1)  # fmt: skip
 
 
 @AUGMENTATIONS.register("flip")
@@ -92,6 +100,13 @@ def batch_flip_alternating(
     return torch.where(flipped[:, None, None, None], images.flip(-1), images)
 
 
+@functools.cache
+def _positions(size: int, device: torch.device) -> torch.Tensor:
+    """0 .. size-1 on the device, made once per size: the crops and squares below index with
+    it every step, and an arange is a kernel launch each time."""
+    return torch.arange(size, device=device)
+
+
 @AUGMENTATIONS.register("crop")
 def batch_crop(
     images: torch.Tensor,
@@ -103,17 +118,17 @@ def batch_crop(
     (a random translation by up to `padding` pixels); `mode` is reflect or zeros."""
     if padding == 0:
         return images
-    batch, channels, height, width = images.shape
+    batch, _, height, width = images.shape
     padded = F.pad(images, (padding,) * 4, mode=PAD_MODES[mode])
-    rows = _offsets(images, generator, 2 * padding)[:, None] + torch.arange(
-        height, device=images.device
-    )
-    cols = _offsets(images, generator, 2 * padding)[:, None] + torch.arange(
-        width, device=images.device
-    )
-    batch_index = torch.arange(batch, device=images.device)[:, None, None, None]
-    channel_index = torch.arange(channels, device=images.device)[None, :, None, None]
-    return padded[batch_index, channel_index, rows[:, None, :, None], cols[:, None, None, :]]
+    shift = _offsets(images, generator, 2 * padding, 2 * padding)
+    rows = shift[:, 0, None] + _positions(height, images.device)
+    cols = shift[:, 1, None] + _positions(width, images.device)
+    # One gather of whole pixels (all channels at once) in [B, H, W, C] order: channels_last's
+    # own, so a channels_last batch is cropped without a layout change.
+    pixels = padded.permute(0, 2, 3, 1)
+    picked = pixels[_positions(batch, images.device)[:, None, None], rows[:, :, None],
+                    cols[:, None, :]]  # fmt: skip
+    return picked.permute(0, 3, 1, 2)
 
 
 @AUGMENTATIONS.register("cutout")
@@ -122,15 +137,12 @@ def batch_cutout(
 ) -> torch.Tensor:
     """Zero (the mean colour, after normalisation) one size x size square per image, placed
     uniformly so that it lies wholly inside the image (DeVries & Taylor, 2017)."""
-    height, width = images.shape[-2:]
+    batch, _, height, width = images.shape
     size = min(size, height, width)
-    top = _offsets(images, generator, height - size)[:, None]
-    left = _offsets(images, generator, width - size)[:, None]
-    rows = torch.arange(height, device=images.device)[None, :]
-    cols = torch.arange(width, device=images.device)[None, :]
-    in_rows = (rows >= top) & (rows < top + size)
-    in_cols = (cols >= left) & (cols < left + size)
-    square = in_rows[:, :, None] & in_cols[:, None, :]
+    corner = _offsets(images, generator, height - size, width - size)
+    rows = _positions(height, images.device) - corner[:, 0, None]
+    cols = _positions(width, images.device) - corner[:, 1, None]
+    square = ((rows >= 0) & (rows < size))[:, :, None] & ((cols >= 0) & (cols < size))[:, None]
     return images.masked_fill(square[:, None], 0.0)
 
 
@@ -266,7 +278,10 @@ def batch_perspective(
     rows_u = torch.stack([x, y, one, zero, zero, zero, -u * x, -u * y], -1)
     rows_v = torch.stack([zero, zero, zero, x, y, one, -v * x, -v * y], -1)
     system = torch.cat([rows_u, rows_v], 1)  # [B, 8, 8]
-    solution = torch.linalg.solve(system, torch.cat([u, v], 1))  # [B, 8]
+    # solve_ex without its error check: solve's check reads the result's status on the host,
+    # a wait for the GPU in every step (the system is never singular: moved corners stay in
+    # their own quadrants).
+    solution = torch.linalg.solve_ex(system, torch.cat([u, v], 1), check_errors=False).result
     homography = torch.cat([solution, torch.ones(batch, 1, device=images.device)], 1)
     height, width = images.shape[-2:]
     ys = (torch.arange(height, device=images.device) + 0.5) / height * 2 - 1
@@ -371,17 +386,25 @@ def check_arguments(
 
 def _as_step(name: str, arguments: Mapping[str, Any]) -> Augmentation:
     """One augmentation as a pipeline step, its arguments and its use of BatchInfo decided
-    here, once, not per batch."""
+    here, once, not per batch. Its images come out in the memory format they came in
+    (channels_last from the trainer; grid_sample and indexing may return another)."""
     registry = _lookup(name)
     function = partial(registry[name], **arguments)
     if registry is MIXINGS:
-        return lambda images, targets, generator, batch: function(images, targets, generator)
-    if "batch" in inspect.signature(registry[name]).parameters:
-        return lambda images, targets, generator, batch: (
-            function(images, generator, batch),
-            targets,
-        )
-    return lambda images, targets, generator, batch: (function(images, generator), targets)
+
+        def step(images, targets, generator, batch):
+            mixed, targets = function(images, targets, generator)
+            return in_format_of(images, mixed), targets
+    elif "batch" in inspect.signature(registry[name]).parameters:
+
+        def step(images, targets, generator, batch):
+            return in_format_of(images, function(images, generator, batch)), targets
+    else:
+
+        def step(images, targets, generator, batch):
+            return in_format_of(images, function(images, generator)), targets
+
+    return step
 
 
 def build(spec: Mapping[str, Mapping[str, Any]]) -> Augmentation:

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from registry import Probability, Registry
+from search.training.preprocess import in_format_of
 
 Views = list[tuple[float, torch.Tensor]]
 ViewMaker = Callable[[torch.Tensor], Views]
@@ -18,11 +19,13 @@ TTA: Registry[Callable[..., Views]] = Registry("test-time augmentation", supplie
 
 def translate(images: torch.Tensor, pixels: int) -> torch.Tensor:
     """Shift [N, C, H, W] by `pixels` down and right (up and left if negative), filling the
-    edge by reflection, as airbench's translate view does."""
+    edge by reflection, as airbench's translate view does; laid out as `images` are (a slice
+    of the padded batch would give the network, and torch.compile, other strides)."""
     shift = abs(pixels)
     padded = nn.functional.pad(images, (shift,) * 4, mode="reflect")
     start = shift - pixels
-    return padded[..., start : start + images.shape[-2], start : start + images.shape[-1]]
+    view = padded[..., start : start + images.shape[-2], start : start + images.shape[-1]]
+    return in_format_of(images, view)
 
 
 @TTA.register("none")
