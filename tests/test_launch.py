@@ -16,9 +16,19 @@ def test_workers_per_gpu_plans_that_many_worker_processes(count):
     ]
 
 
-def test_cpu_workers_share_the_cores_instead_of_each_taking_all():
+def test_cpu_workers_share_the_cores_instead_of_each_taking_all(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     env = launch.worker_environment(launch.Slot("cpu", None), count=64)
     assert env["OMP_NUM_THREADS"] == "1"
+
+
+def test_gpu_workers_share_the_cores_too_unless_the_user_chose(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(launch.os, "cpu_count", lambda: 16)
+    env = launch.worker_environment(launch.Slot("cuda", 1), count=4)
+    assert env["OMP_NUM_THREADS"] == "4"
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert launch.worker_environment(launch.Slot("cuda", 1), count=4)["OMP_NUM_THREADS"] == "2"
 
 
 def test_a_gpu_slot_is_pinned_to_its_gpu():
