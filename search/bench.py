@@ -4,14 +4,18 @@
 import dataclasses
 import json
 import sys
+import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 from registry import UsageError
 from search import cli
 
-# tuning/benchmark.py runs the first five; tuning/scale.py the many stand-in workers
-SECTIONS = ("plain", "trainer", "fast", "ablation", "search", "workers")
+# In the order they run: tuning/benchmark.py's SECTIONS (named here too, so that --help needs
+# no torch), then tuning/scale.py's many stand-in workers
+SECTIONS = ("plain", "trainer", "profile", "fast", "ablation", "ops", "bookkeeping", "search",
+            "workers")  # fmt: skip
 DEFAULT_SECTIONS = ("plain", "trainer", "fast", "search")
 
 
@@ -26,8 +30,10 @@ def get_args_parser() -> cli.ArgumentParser:
     parser.add_argument(
         "--sections", default=",".join(DEFAULT_SECTIONS),
         help=f"which to run, comma-separated, of {', '.join(SECTIONS)} (default "
-        f"{','.join(DEFAULT_SECTIONS)}); speed-ups need plain; ablation trains the fast config "
-        "once per airbench94 ingredient left out",
+        f"{','.join(DEFAULT_SECTIONS)}); they run in that order, and one that fails is "
+        "reported and the others run; speed-ups need plain; ablation trains the fast config "
+        "once per airbench94 ingredient left out; ops counts the operators of a training step; "
+        "bookkeeping times what a trial costs beside its training",
     )  # fmt: skip
     parser.add_argument(
         "--images", type=int, default=0,
@@ -47,8 +53,9 @@ def get_args_parser() -> cli.ArgumentParser:
     )
     parser.add_argument(
         "--profile", action="store_true",
-        help="also profile our trainer at the largest batch size: the share of time the GPU "
-        "was busy, and the top GPU operations (CUDA only)",
+        help="add the profile section: our trainer's steps at the largest batch size under "
+        "torch.profiler, a window of 20 after 10, the share of time the GPU was busy and the "
+        "top GPU operations (CUDA only)",
     )  # fmt: skip
     parser.add_argument("--seeds", type=int, default=5, help="fast config runs (default 5)")
     parser.add_argument(
@@ -67,6 +74,20 @@ def get_args_parser() -> cli.ArgumentParser:
         "--workers-per-gpu", default="1,2,4", help="one search per value (default 1,2,4)"
     )
     parser.add_argument(
+        "--search-storage",
+        help="the searches' (and bookkeeping's) storage, kept after the run (default: a "
+        "temporary SQLite file); run the same command again to resume a search that "
+        "--search-timeout stopped, up to --search-trials in all",
+    )
+    parser.add_argument(
+        "--search-timeout", type=float,
+        help="each search stops starting trials after this many seconds (search.run --timeout)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--bookkeeping-trials", type=int, default=1000,
+        help="trials per space in the bookkeeping section (1000)",
+    )  # fmt: skip
+    parser.add_argument(
         "--scale-storage",
         help="workers section: the study storage, postgresql://... or grpc://... (a proxy)",
     )
@@ -81,7 +102,10 @@ def get_args_parser() -> cli.ArgumentParser:
         "--scale-kills", type=int, default=20, help="workers killed mid-trial (default 20)"
     )
     cli.add_compile_argument(parser, " (sections 2 and 3)")
-    parser.add_argument("--json", type=Path, help="also write the measurements to this file")
+    parser.add_argument(
+        "--json", type=Path,
+        help="also write the measurements to this file, rewritten as each section ends",
+    )  # fmt: skip
     return parser
 
 
@@ -95,50 +119,83 @@ def parse_counts(text: str, flag: str) -> list[int]:
     return counts
 
 
-def parse_sections(text: str) -> list[str]:
-    chosen = [part.strip() for part in text.split(",")]
-    unknown = [part for part in chosen if part not in SECTIONS]
+def parse_sections(text: str, profile: bool) -> list[str]:
+    """The chosen sections in SECTIONS' order, --profile's among them."""
+    chosen = {part.strip() for part in text.split(",")} | ({"profile"} if profile else set())
+    unknown = sorted(chosen - set(SECTIONS))
     if unknown:
         raise UsageError(f"--sections: unknown {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
-    return chosen
+    if "workers" in chosen and len(chosen) > 1:
+        raise UsageError("--sections workers runs alone: it needs no data and no device")
+    return [name for name in SECTIONS if name in chosen]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
-    sections = parse_sections(args.sections)
+    sections = parse_sections(args.sections, args.profile)
     if args.epochs < 2:
         raise UsageError("--epochs must be at least 2: the first epoch is not timed")
-    cli.check_positive(args, "width", "seeds", "fast_epochs", "search_trials", "search_epochs")
+    cli.check_positive(args, "width", "seeds", "fast_epochs", "search_trials", "search_epochs",
+                       "search_timeout", "bookkeeping_trials")  # fmt: skip
     batch_sizes = parse_counts(args.batch_sizes, "--batch-sizes")
     workers_per_gpu = parse_counts(args.workers_per_gpu, "--workers-per-gpu")
     from registry import files
 
     if args.json:  # before the measuring: an hour of it must not end in an unwritable file
         files.check_output(args.json)
+    if args.search_storage:
+        from search.tuning import storage
+
+        storage.check_url(args.search_storage)
     if sections == ["workers"]:
         return scale_section(args, argv)
     from search.tuning import benchmark
 
-    bench = benchmark.prepare(args, batch_sizes, workers_per_gpu)
+    bench = benchmark.prepare(args, sections, batch_sizes, workers_per_gpu)
     machine = benchmark.describe_machine(bench.on_device)
     print(
         f"search.bench on {machine}; {bench.dataset.name}, {len(bench.train_set)} training "
         f"images, ResNet-18 width {args.width}",
         flush=True,
     )
-    rows, profile_table = benchmark.run_sections(bench, sections)
-    print(benchmark.format_table(rows))
+    document = {"command": ["python", "-m", "search.bench", *(argv or sys.argv[1:])],
+                "machine": machine, "sections": {}}  # fmt: skip
+
+    def record(name: str, outcome: dict) -> None:
+        document["sections"][name] = outcome
+        if args.json:
+            files.write_text(args.json, json.dumps(document, indent=2) + "\n")
+
+    rows, failed = [], []
+    for name in sections:
+        record(name, {"status": "running"})
+        started = time.perf_counter()
+        try:
+            found = benchmark.SECTIONS[name](bench)
+        except KeyboardInterrupt:
+            record(name, {"status": "interrupted", "seconds": time.perf_counter() - started})
+            raise
+        except Exception as error:  # noqa: BLE001  one failed section must not lose the rest
+            reason = f"{type(error).__name__}: {error}".splitlines()[0]
+            print(f"search.bench: section {name} failed: {reason}", file=sys.stderr, flush=True)
+            failed.append(name)
+            record(name, {"status": "failed", "error": reason,
+                          "traceback": traceback.format_exc()[-4000:],
+                          "seconds": time.perf_counter() - started})  # fmt: skip
+            continue
+        print(benchmark.format_table(found), flush=True)
+        rows += found
+        record(name, {"status": "done", "seconds": time.perf_counter() - started,
+                      "rows": [dataclasses.asdict(row) for row in found]})  # fmt: skip
+    print("\n" + benchmark.format_table(rows))
     print(benchmark.FOOTNOTE)
-    if profile_table:
-        print(profile_table)
-    if args.json:
-        document = {
-            "command": ["python", "-m", "search.bench", *(argv or sys.argv[1:])],
-            "machine": machine,
-            "rows": [dataclasses.asdict(row) for row in rows],
-        }
-        files.write_text(args.json, json.dumps(document, indent=2) + "\n")
-    return 0
+    for row in rows:
+        if row.detail:
+            print(row.detail)
+    if failed:
+        print(f"search.bench: {len(failed)} section(s) failed: {', '.join(failed)}",
+              file=sys.stderr)  # fmt: skip
+    return 1 if failed else 0
 
 
 def scale_section(args, argv) -> int:

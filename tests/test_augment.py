@@ -59,6 +59,24 @@ def test_every_augmentation_runs_in_a_pipeline_with_soft_targets(name):
         assert torch.equal(out_targets, targets)
 
 
+@pytest.mark.parametrize("name", augment.names())
+def test_every_augmentation_keeps_the_layout_it_is_given(name):
+    """A channels_last batch comes out channels_last, a contiguous one contiguous (the
+    network is built for one, and torch.compile guards on strides), with the same values
+    whichever layout went in."""
+    torch.manual_seed(0)
+    images, targets = torch.randn(16, 3, 16, 16), one_hot()
+    outputs = []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        torch.manual_seed(1)  # mixup's and cutmix's Beta draws
+        out, _ = augment.build({name: {}})(
+            images.contiguous(memory_format=layout), targets, generator(), batch_info()
+        )
+        assert out.is_contiguous(memory_format=layout), layout
+        outputs.append(out)
+    torch.testing.assert_close(*outputs, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("name", augment.MIXINGS.names())
 def test_mixing_blends_targets_exactly_as_it_blends_images(name):
     """Image i is the constant i+1 and of class i, so a mixed image's mean value must equal

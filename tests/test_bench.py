@@ -20,7 +20,10 @@ TINY = [
 def test_the_bench_times_every_section_side_by_side(tmp_path):
     result = run_command("search.bench", *TINY, "--json", "bench.json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    rows = json.loads((tmp_path / "bench.json").read_text())["rows"]
+    sections = json.loads((tmp_path / "bench.json").read_text())["sections"]
+    assert list(sections) == ["plain", "trainer", "fast", "search"]
+    assert {section["status"] for section in sections.values()} == {"done"}
+    rows = [row for section in sections.values() for row in section["rows"]]
     assert [row["what"] for row in rows] == [
         "ResNet-18, plain DataLoader", "ResNet-18, our trainer", "ResNet-18, our trainer",
         "fast space, default config", "mlp search",
@@ -43,13 +46,32 @@ def test_the_bench_times_every_section_side_by_side(tmp_path):
     assert (search["workers_per_gpu"], search["trials"], search["epochs"]) == (2, 2, 2)
     assert search["trials_per_hour"] == pytest.approx(2 / search["seconds"] * 3600)
     assert search["gpu_busy"] is None  # no GPU here: n/a, not a made-up figure
-    table = result.stdout.splitlines()
+    table = result.stdout.splitlines()  # each section's rows as it ends, then all of them
     assert table[1] == "| what | setting | result | speed-up |"
-    assert sum(line.startswith("| ResNet-18") for line in table) == 3
+    assert sum(line.startswith("| ResNet-18") for line in table) == 6
     assert "GPU busy n/a" in result.stdout
 
 
 def test_sections_run_alone_without_speedups(capsys):
     assert bench.main([*TINY, "--sections", "trainer"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ResNet")]
-    assert len(rows) == 2 and all(row.endswith("|  |") for row in rows)
+    assert len(rows) == 4 and all(row.endswith("|  |") for row in rows)
+
+
+def test_a_failed_section_is_reported_and_the_others_kept(tmp_path):
+    """The search section fails (a space that does not exist): the fast section's rows are
+    in the JSON, written as it ended, the search is marked failed with its reason in one line
+    on stderr, and the exit code says so."""
+    result = run_command(
+        "search.bench", *TINY, "--sections", "fast,search", "--search-space", "nosuch",
+        "--json", "bench.json", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1
+    sections = json.loads((tmp_path / "bench.json").read_text())["sections"]
+    assert sections["fast"]["status"] == "done"
+    assert sections["fast"]["rows"][0]["what"] == "fast space, default config"
+    assert sections["search"]["status"] == "failed" and "nosuch" in sections["search"]["error"]
+    failures = [line for line in result.stderr.splitlines() if "section search failed" in line]
+    assert len(failures) == 1 and "nosuch" in failures[0]
+    assert "Traceback" not in result.stderr
+    assert "| fast space, default config |" in result.stdout

@@ -5,7 +5,9 @@ count is small; search.bench's `ops` section prints the counts.
 Counted with a TorchDispatchMode, below autograd, so the backward's operators count too. Of
 them, `kernels` leaves out what launches nothing on a GPU: views (detach, t, unsqueeze: they
 return an alias of their input), allocations and the profiler's markers. `syncs` counts the
-reads of a tensor's value on the host, each of which makes the host wait for the GPU.
+reads of a tensor's value on the host, each of which makes the host wait for the GPU, but for
+those of the optimizer's step counters: torch keeps them on the CPU for a GPU model (unless
+`capturable`), so reading them waits for nothing.
 """
 
 import collections
@@ -13,7 +15,7 @@ import dataclasses
 
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from search.training import config, trainer
+from search.training import trainer
 
 NO_KERNEL = {"empty", "empty_strided", "_record_function_enter_new", "_record_function_exit"}
 HOST_READS = {"_local_scalar_dense", "item", "equal", "is_nonzero"}
@@ -31,21 +33,21 @@ class OperatorCounter(TorchDispatchMode):
     """Counts every aten operator run while it is entered, by name: all of them, and those
     that launch a kernel."""
 
-    def __init__(self):
+    def __init__(self, on_host: frozenset[int] = frozenset()):
         super().__init__()
         self.counts: collections.Counter[str] = collections.Counter()
         self.kernels: collections.Counter[str] = collections.Counter()
+        self.on_host = on_host  # ids of tensors that stay on the CPU whatever the device
+        self.syncs = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         name = func.overloadpacket.__name__
         self.counts[name] += 1
         if launches_kernel(func):
             self.kernels[name] += 1
+        if name in HOST_READS and id(args[0]) not in self.on_host:
+            self.syncs += 1
         return func(*args, **(kwargs or {}))
-
-    @property
-    def syncs(self) -> int:
-        return sum(self.counts[name] for name in HOST_READS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,17 +66,14 @@ def count_step_operators(state: trainer.TrainingState, steps: int, warm_up: int 
     """The operators of `steps` real training steps (trainer.train_step) of the state's first
     phase, after `warm_up` steps that are not counted (lazily built optimizer state). Choose
     `steps` as a multiple of anything periodic in the step (lookahead's every 5 steps)."""
-    state.start_phase(config.phase_at(state.config, 1))
-    state.model.train()
-    state.freezer.start_epoch(1)
-    size, batches = state.batch_size, []
-    while len(batches) < warm_up + steps:  # as many epochs' orders as the steps need
-        order = trainer.epoch_order(state)
-        batches += [order[i * size : (i + 1) * size] for i in range(state.steps_per_epoch)]
-    for index in batches[:warm_up]:
+    trainer.start_stepping(state)
+    chosen = trainer.batches(state, warm_up + steps)
+    for index in chosen[:warm_up]:
         trainer.train_step(state, index, 1)
-    with OperatorCounter() as counter:
-        for index in batches[warm_up : warm_up + steps]:
+    holders = [*state.optimizer.state.values(), *state.optimizer.param_groups]  # timm's LAMB
+    counters = frozenset(id(held["step"]) for held in holders if "step" in held)
+    with OperatorCounter(counters) as counter:
+        for index in chosen[warm_up:]:
             trainer.train_step(state, index, 1)
     return StepCount(
         counter.counts.total() / steps, counter.kernels.total() / steps, counter.syncs / steps,

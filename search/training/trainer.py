@@ -349,6 +349,24 @@ def epoch_order(state: TrainingState) -> torch.Tensor:
     return torch.randperm(len(images), device=images.device, generator=state.generator)
 
 
+def batches(state: TrainingState, count: int) -> list[torch.Tensor]:
+    """`count` training batches' image indices, epoch order after epoch order: for running
+    steps outside an epoch (counting, profiling)."""
+    found: list[torch.Tensor] = []
+    while len(found) < count:
+        order = epoch_order(state)
+        found += [order[i * state.batch_size : (i + 1) * state.batch_size]
+                  for i in range(state.steps_per_epoch)]  # fmt: skip
+    return found[:count]
+
+
+def start_stepping(state: TrainingState) -> None:
+    """Ready for train_step outside train_one_epoch: the first phase, in training mode."""
+    state.start_phase(config.phase_at(state.config, 1))
+    state.model.train()
+    state.freezer.start_epoch(1)
+
+
 def train_one_epoch(state: TrainingState, epoch: int) -> tuple[float, float]:
     """One pass over the training set in a fresh order: (mean training loss, seconds)."""
     state.model.train()

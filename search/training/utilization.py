@@ -51,13 +51,18 @@ def busy_fraction(intervals: list[tuple[float, float]]) -> float:
     return covered / (reach - ordered[0][0])
 
 
-def profiled_gpu_busy(run: Callable[[], object]) -> tuple[float, str]:
-    """Run `run` under torch.profiler; (the share of the time from its first GPU operation to
-    its last in which the GPU was executing one, a table of the top GPU operations). Gaps are
-    time the GPU waited on the CPU."""
+def profiled_gpu_busy(step: Callable[[], object], warm_up: int, active: int) -> tuple[float, str]:
+    """Run `step` warm_up + active times under torch.profiler, recording only the last
+    `active` (a window: two whole epochs at batch 512 were about 500,000 events); (the share
+    of the time from the window's first GPU operation to its last in which the GPU was
+    executing one, a table of the top GPU operations). Gaps are time the GPU waited on the
+    CPU."""
     activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
-    with torch.profiler.profile(activities=activities) as profiler:
-        run()
+    window = torch.profiler.schedule(wait=0, warmup=warm_up, active=active, repeat=1)
+    with torch.profiler.profile(activities=activities, schedule=window) as profiler:
+        for _ in range(warm_up + active):
+            step()
+            profiler.step()
         torch.cuda.synchronize()
     on_gpu = [event for event in profiler.events() if event.device_type == DeviceType.CUDA]
     if not on_gpu:

@@ -8,7 +8,13 @@
    airbench94's ingredients taken out in turn (one seed each);
 4. a short search (search.run in its own processes) at each --workers-per-gpu: trials per
    hour, fraction pruned, best validation accuracy, how busy the GPU was;
-each with its speed-up over the plain pipeline. The same code runs at tiny sizes on a CPU.
+each with its speed-up over the plain pipeline; and, apart:
+5. `ops`: the operators (and kernels) one training step dispatches (op_count.py), for
+   ResNet-18 at batch 64, the fast warm start and a sampled config of each space;
+6. `bookkeeping`: what a trial costs beside its training as the study grows (bookkeeping.py),
+   for `fast` and `resnet`, and what a trial's start and evaluation take.
+The same code runs at tiny sizes on a CPU. SECTIONS lists them in the order they run; each
+returns its rows, and search.bench writes them as each section ends.
 """
 
 import argparse
@@ -29,11 +35,11 @@ import torchvision
 
 import spaces
 from registry import UsageError
-from search.training import baseline, data, device, utilization
+from search.training import baseline, data, device, op_count, trainer, utilization
 from search.training.config import TrialConfig
 from search.training.data import LabeledImages
 from search.training.trainer import TrainResult, train
-from search.tuning import environment, progress
+from search.tuning import bookkeeping, environment, progress
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,10 +49,11 @@ class Row:
     result: str
     speedup: float | None  # over the plain pipeline, as the table's footnote defines per row
     figures: dict  # the raw measurements, for --json
+    detail: str = ""  # printed below the table (the profiler's top operations)
 
 
 @dataclasses.dataclass(frozen=True)
-class Bench:
+class Bench:  # frozen fields; `measured` fills in as sections end
     """What every section reads: the data, the device and the sizes chosen on the CLI."""
 
     args: argparse.Namespace
@@ -55,6 +62,9 @@ class Bench:
     on_device: torch.device
     batch_sizes: list[int]  # --batch-sizes, parsed
     workers_per_gpu: list[int]  # --workers-per-gpu, parsed
+    # figures later sections compare with: the plain pipeline's seconds per epoch, the fast
+    # config's training seconds (absent when their section did not run or failed)
+    measured: dict = dataclasses.field(default_factory=dict)
 
     @property
     def resnet18_args(self) -> dict:
@@ -72,20 +82,30 @@ def images_per_second(images: int, seconds: float) -> str:
     return f"{images / seconds:,.0f} img/s"
 
 
-def plain_row(bench: Bench) -> Row:
+def plain_rows(bench: Bench) -> list[Row]:
     epochs = baseline.train_epochs(
         bench.train_set, bench.resnet18_args, bench.dataset.num_classes, bench.on_device,
         bench.args.loader_workers, bench.args.epochs,
     )  # fmt: skip
     seconds = statistics.mean(epoch.seconds for epoch in epochs[1:])
+    bench.measured["plain_seconds"] = seconds
     images = len(bench.train_set) // baseline.BATCH_SIZE * baseline.BATCH_SIZE
-    return Row(
-        "ResNet-18, plain DataLoader",
-        f"PIL transforms, {bench.args.loader_workers} workers, fp32, batch {baseline.BATCH_SIZE}",
-        f"{seconds:.2f} s/epoch ({images_per_second(images, seconds)})",
-        1.0,
-        {"seconds_per_epoch": seconds, "train_loss": epochs[-1].train_loss},
-    )
+    return [
+        Row(
+            "ResNet-18, plain DataLoader",
+            f"PIL transforms, {bench.args.loader_workers} workers, fp32, batch "
+            f"{baseline.BATCH_SIZE}",
+            f"{seconds:.2f} s/epoch ({images_per_second(images, seconds)})",
+            1.0,
+            {"seconds_per_epoch": seconds, "train_loss": epochs[-1].train_loss},
+        )
+    ]
+
+
+def over_plain(bench: Bench, seconds: float) -> float | None:
+    """The speed-up of `seconds` over the plain pipeline's epoch, if that was measured."""
+    plain = bench.measured.get("plain_seconds")
+    return plain / seconds if plain else None
 
 
 def resnet18_config(bench: Bench, batch_size: int) -> TrialConfig:
@@ -98,7 +118,7 @@ def resnet18_config(bench: Bench, batch_size: int) -> TrialConfig:
     )  # fmt: skip
 
 
-def trainer_rows(bench: Bench, plain_seconds: float | None) -> list[Row]:
+def trainer_rows(bench: Bench) -> list[Row]:
     rows = []
     for batch_size in bench.batch_sizes:
         result = bench.train(resnet18_config(bench, batch_size))
@@ -110,7 +130,7 @@ def trainer_rows(bench: Bench, plain_seconds: float | None) -> list[Row]:
                 f"data and augmentation on the {bench.on_device.type}, batch {batch_size}"
                 + compiled,
                 f"{seconds:.2f} s/epoch ({images_per_second(result.images_per_epoch, seconds)})",
-                plain_seconds / seconds if plain_seconds else None,
+                over_plain(bench, seconds),
                 {
                     "batch_size": batch_size,
                     "seconds_per_epoch": seconds,
@@ -121,18 +141,30 @@ def trainer_rows(bench: Bench, plain_seconds: float | None) -> list[Row]:
     return rows
 
 
-def profile_row(bench: Bench) -> tuple[Row, str]:
+PROFILED_STEPS = (10, 20)  # steps run before the profiler's window, steps in it
+
+
+def profile_rows(bench: Bench) -> list[Row]:
     batch_size = max(bench.batch_sizes)
-    config = resnet18_config(bench, batch_size).replace(epochs=2)
-    fraction, table = utilization.profiled_gpu_busy(lambda: bench.train(config))
+    state = trainer.start_training(
+        resnet18_config(bench, batch_size), bench.train_set, bench.dataset.test,
+        bench.dataset.num_classes, bench.on_device, compile_model=bench.args.compile,
+    )  # fmt: skip
+    trainer.start_stepping(state)
+    warm_up, active = PROFILED_STEPS
+    steps = iter(trainer.batches(state, warm_up + active))
+    fraction, table = utilization.profiled_gpu_busy(
+        lambda: trainer.train_step(state, next(steps), 1), warm_up, active
+    )
     row = Row(
         "ResNet-18, our trainer, profiled",
-        f"batch {batch_size}, 2 epochs under torch.profiler",
+        f"batch {batch_size}, {active} steps under torch.profiler after {warm_up}",
         f"GPU busy {fraction:.0%} from its first operation to its last",
         None,
-        {"batch_size": batch_size, "gpu_busy": fraction},
+        {"batch_size": batch_size, "gpu_busy": fraction, "steps": active},
+        detail=table,
     )
-    return row, table
+    return [row]
 
 
 def fast_config(bench: Bench) -> TrialConfig:
@@ -145,7 +177,7 @@ def fast_config(bench: Bench) -> TrialConfig:
     return config
 
 
-def fast_row(bench: Bench, plain_seconds: float | None) -> Row:
+def fast_rows(bench: Bench) -> list[Row]:
     """Trained on the whole training set and measured on the test set, as airbench is."""
     config = fast_config(bench)
     if bench.on_device.type == "cuda":
@@ -155,15 +187,17 @@ def fast_row(bench: Bench, plain_seconds: float | None) -> Row:
     seconds = [sum(epoch.train_seconds for epoch in result.history) for result in results]
     accuracies = [result.final.eval_accuracy for result in results]
     spread = f" ({min(accuracies):.2%} to {max(accuracies):.2%})" if len(results) > 1 else ""
-    return Row(
+    bench.measured["fast_seconds"] = statistics.mean(seconds)
+    row = Row(
         "fast space, default config",
         f"fastnet width {config.model_args['width']}, {config.epochs} epochs, batch "
         f"{config.batch_size}, TTA {config.tta}, mean of {len(results)} seed(s)",
         f"{statistics.mean(seconds):.2f} s training, test accuracy "
         f"{statistics.mean(accuracies):.2%}{spread}",
-        plain_seconds / statistics.mean(seconds) if plain_seconds else None,
+        over_plain(bench, statistics.mean(seconds)),
         {"training_seconds": seconds, "test_accuracy": accuracies, "epochs": config.epochs},
     )
+    return [row]
 
 
 def without_alternating_flip(config: TrialConfig) -> TrialConfig:
@@ -222,16 +256,29 @@ def ablation_rows(bench: Bench) -> list[Row]:
     return rows
 
 
-def timed_search(bench: Bench, workers: int, folder: Path) -> dict:
-    """One search.run in its own processes, as a user starts it; its wall time and outcome."""
-    storage = f"sqlite:///{folder / f'search-{workers}.db'}"
+def finished_trials(storage: str, name: str) -> list[optuna.trial.FrozenTrial]:
+    try:
+        found = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:  # not created yet
+        return []
+    return found.get_trials(deepcopy=False, states=progress.FINISHED)
+
+
+def timed_search(bench: Bench, workers: int, storage: str) -> dict:
+    """One search.run in its own processes, as a user starts it; its wall time and outcome.
+    On a --search-storage that holds the study already, it resumes it (to --search-trials
+    in all): the figures are of the trials this run finished."""
+    name = f"bench-{bench.args.search_space}-{workers}"
+    before = len(finished_trials(storage, name))
     command = [
         sys.executable, "-m", "search.run", "--space", bench.args.search_space,
         "--dataset", bench.dataset.name, "--data-dir", str(bench.args.data_dir),
         "--trials", str(bench.args.search_trials), "--epochs", str(bench.args.search_epochs),
         "--workers-per-gpu", str(workers), "--device", bench.args.device,
-        "--storage", storage, "--study", "bench", "--quiet",
+        "--storage", storage, "--study", name, "--quiet",
     ]  # fmt: skip
+    if bench.args.search_timeout:
+        command += ["--timeout", str(bench.args.search_timeout)]
     if bench.args.compile:
         command.append("--compile")
     with utilization.UtilizationSampler() as sampler:
@@ -241,39 +288,137 @@ def timed_search(bench: Bench, workers: int, folder: Path) -> dict:
     if finished.returncode != 0:
         last = (finished.stderr.strip().splitlines() or ["no output"])[-1]
         raise UsageError(f"the search with --workers-per-gpu {workers} failed: {last}")
-    found = optuna.load_study(study_name="bench", storage=storage)
-    trials = found.get_trials(deepcopy=False, states=progress.FINISHED)
-    best = progress.best_trial(found)
+    everything = finished_trials(storage, name)
+    trials = sorted(everything, key=lambda t: t.datetime_complete)[before:]
+    best = progress.best_trial(optuna.load_study(study_name=name, storage=storage))
     return {
         "workers_per_gpu": workers,
+        "study": name,
         "seconds": seconds,
         "trials": len(trials),
-        "pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in trials) / len(trials),
+        "trials_in_study": len(everything),
+        "pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)
+        / max(1, len(trials)),
         "epochs": sum(len(t.intermediate_values) for t in trials),
         "best_val_accuracy": best.value if best else None,
         "gpu_busy": sampler.mean,
     }
 
 
-def search_rows(bench: Bench, plain_seconds: float | None) -> list[Row]:
+def search_rows(bench: Bench) -> list[Row]:
     rows = []
     with tempfile.TemporaryDirectory() as folder:
+        storage = bench.args.search_storage or f"sqlite:///{Path(folder) / 'search.db'}"
         for workers in bench.workers_per_gpu:
-            run = timed_search(bench, workers, Path(folder))
+            run = timed_search(bench, workers, storage)
             per_hour = run["trials"] / run["seconds"] * 3600
             busy = "n/a" if run["gpu_busy"] is None else f"{run['gpu_busy']:.0%}"
             best = run["best_val_accuracy"]
+            plain = bench.measured.get("plain_seconds")
             rows.append(
                 Row(
                     f"{bench.args.search_space} search",
-                    f"--workers-per-gpu {workers}, {run['trials']} trials, "
-                    f"--epochs {bench.args.search_epochs}",
+                    f"--workers-per-gpu {workers}, {run['trials']} trials "
+                    f"({run['trials_in_study']} in the study), --epochs "
+                    f"{bench.args.search_epochs}",
                     f"{per_hour:,.0f} trials/h in {run['seconds']:.0f} s, {run['pruned']:.0%} "
                     f"pruned, best val {'-' if best is None else f'{best:.2%}'}, GPU busy {busy}",
-                    run["epochs"] / run["seconds"] * plain_seconds if plain_seconds else None,
+                    run["epochs"] / run["seconds"] * plain if plain else None,
                     {**run, "trials_per_hour": per_hour},
                 )
             )
+    return rows
+
+
+def sampled_config(bench: Bench, space: str) -> TrialConfig:
+    """The first config Optuna's RandomSampler (seed 0) draws from `space`."""
+    context = spaces.SpaceContext(bench.dataset.name, bench.args.search_epochs, seed=0)
+    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+    return spaces.get(space)(trial, context)
+
+
+OPS_STEPS = 5  # counted steps per config: lookahead averages every 5
+
+
+def ops_rows(bench: Bench) -> list[Row]:
+    """Operators per real training step (op_count.py) of ResNet-18 at batch 64, the fast warm
+    start and one sampled config of every space that trains from scratch."""
+    configs = [("ResNet-18, batch 64", resnet18_config(bench, 64)),
+               ("fast warm start", fast_config(bench))]  # fmt: skip
+    configs += [(f"{space}, sampled", sampled_config(bench, space))
+                for space in spaces.list_spaces() if space not in spaces.FINE_TUNING]  # fmt: skip
+    rows = []
+    for what, config in configs:
+        state = trainer.start_training(
+            config, bench.train_set, bench.dataset.test, bench.dataset.num_classes,
+            bench.on_device,
+        )  # fmt: skip
+        count = op_count.count_step_operators(state, OPS_STEPS)
+        rows.append(
+            Row(
+                f"operators per step: {what}",
+                f"{config.model} {config.model_args}, {config.optimizer}, batch "
+                f"{state.batch_size}, augment {', '.join(config.augment) or 'none'}, "
+                f"averaging {config.averaging}",
+                f"{count.operators:.0f} operators, {count.kernels:.0f} kernels, "
+                f"{count.syncs:.0f} host syncs",
+                None,
+                {"config": config.to_dict(), **count.as_dict()},
+            )  # fmt: skip
+        )
+    return rows
+
+
+def bookkeeping_rows(bench: Bench) -> list[Row]:
+    """What a `fast` and a `resnet` trial cost beside their training as the study grows to
+    --bookkeeping-trials (bookkeeping.py), on --search-storage or a new SQLite file; and what
+    the fast warm start's trial spends starting (data to the device, model, whitening fit)
+    and evaluating, on the bench's device. Shares are of the fast section's training time,
+    when it ran."""
+    trials, epochs = bench.args.bookkeeping_trials, bench.args.search_epochs
+    fast_seconds = bench.measured.get("fast_seconds")
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        storage = bench.args.search_storage or f"sqlite:///{Path(folder) / 'bookkeeping.db'}"
+        for space in ("fast", "resnet"):
+            for window in bookkeeping.measure(
+                space, storage, trials, epochs, every=trials // 5 or 1
+            ):
+                share = f", {window.total / 1000 / fast_seconds:.1%} of the fast training" if (
+                    fast_seconds and space == "fast") else ""  # fmt: skip
+                rows.append(
+                    Row(
+                        f"bookkeeping per trial: {space}",
+                        f"trials up to {window.trials}, {epochs} epochs, TPE + Hyperband",
+                        f"{window.total:.0f} ms: ask {window.ask:.0f}, suggest "
+                        f"{window.suggest:.0f}, reports {window.report:.0f}, tell "
+                        f"{window.tell:.0f}{share}",
+                        None,
+                        {"space": space, **dataclasses.asdict(window), "total": window.total},
+                    )  # fmt: skip
+                )
+    config = fast_config(bench)
+    device.synchronize(bench.on_device)
+    started = time.perf_counter()
+    state = trainer.start_training(config, bench.train_set, bench.dataset.test,
+                                   bench.dataset.num_classes, bench.on_device)  # fmt: skip
+    device.synchronize(bench.on_device)
+    start_seconds = time.perf_counter() - started
+    trainer.evaluate(state)  # untimed: the first evaluation pays for cuDNN's tuning
+    started = time.perf_counter()
+    trainer.evaluate(state)
+    evaluation_seconds = time.perf_counter() - started
+    rows.append(
+        Row(
+            "fast trial, beside its steps",
+            f"{len(bench.train_set)} training and {len(bench.dataset.test)} evaluation images, "
+            f"TTA {config.tta}",
+            f"start (data to the {bench.on_device.type}, model, whitening fit) "
+            f"{start_seconds:.2f} s; one evaluation {evaluation_seconds:.2f} s",
+            None,
+            {"start_seconds": start_seconds, "evaluation_seconds": evaluation_seconds},
+        )  # fmt: skip
+    )
     return rows
 
 
@@ -299,28 +444,27 @@ def describe_machine(on_device: torch.device) -> str:
     )
 
 
-def run_sections(bench: Bench, sections: list[str]) -> tuple[list[Row], str | None]:
-    rows = [plain_row(bench)] if "plain" in sections else []
-    plain_seconds = rows[0].figures["seconds_per_epoch"] if rows else None
-    table = None
-    if "trainer" in sections:
-        rows += trainer_rows(bench, plain_seconds)
-        if bench.args.profile:
-            profiled, table = profile_row(bench)
-            rows.append(profiled)
-    if "fast" in sections:
-        rows.append(fast_row(bench, plain_seconds))
-    if "ablation" in sections:
-        rows += ablation_rows(bench)
-    if "search" in sections:
-        rows += search_rows(bench, plain_seconds)
-    return rows, table
+# search.bench's sections in the order they run: each returns its rows (tuning/scale.py runs
+# the `workers` section apart, with no data or device); `profile` needs CUDA.
+SECTIONS: dict[str, Callable[[Bench], list[Row]]] = {
+    "plain": plain_rows,
+    "trainer": trainer_rows,
+    "profile": profile_rows,
+    "fast": fast_rows,
+    "ablation": ablation_rows,
+    "ops": ops_rows,
+    "bookkeeping": bookkeeping_rows,
+    "search": search_rows,
+}
 
 
-def prepare(args: argparse.Namespace, batch_sizes: list[int], workers_per_gpu: list[int]) -> Bench:
+def prepare(
+    args: argparse.Namespace, sections: list[str], batch_sizes: list[int],
+    workers_per_gpu: list[int],
+) -> Bench:  # fmt: skip
     """The data (the whole official training set, or a seeded --images of it) and the device."""
     on_device = device.resolve(args.device)
-    if args.profile and on_device.type != "cuda":
+    if "profile" in sections and on_device.type != "cuda":
         raise UsageError("--profile measures how busy the GPU is: it needs CUDA (--device)")
     dataset = data.load(args.dataset, args.data_dir)
     train_set = dataset.train + dataset.val

@@ -188,6 +188,15 @@ def check_sqlite_file(path: Path, parsed: URL, create: bool) -> None:
         raise UsageError(f"storage {shown} holds no studies yet (start one with search.run)")
 
 
+def sync_at_checkpoints(connection, _record) -> None:
+    """SQLite's synchronous=NORMAL, with WAL: a commit no longer waits for the disk (fsync)
+    but for the next checkpoint. A trial writes a row per parameter and per report, so a
+    `fast` trial's bookkeeping took 270 ms on SQLite, 11% of a 2.5 s GPU trial, against about
+    150 ms with it (search.bench's bookkeeping section). The file stays consistent whatever
+    happens; a power cut (not a crash) may lose the last commits, which trials re-run."""
+    connection.execute("PRAGMA synchronous=NORMAL")
+
+
 def open_storage(
     url: str,
     heartbeat_interval: int = HEARTBEAT_INTERVAL_SECONDS,
@@ -238,6 +247,8 @@ def open_storage(
         if backend == "sqlite" and not read_only:  # WAL lets readers (the dashboard) work
             with storage.engine.connect() as connection:  # beside writing workers
                 connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+            sqlalchemy.event.listen(storage.engine, "connect", sync_at_checkpoints)
+            storage.engine.dispose()  # the connections made so far lack it
     except ImportError as error:
         raise UsageError(
             f"--storage {shown} needs a driver that is not installed ({error.name}); "
