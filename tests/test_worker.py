@@ -34,7 +34,7 @@ def check_all_accounted_for(study: optuna.Study, target: int) -> None:
             assert trial.user_attrs.get("fail_reason") or trial.number in retried
 
 
-# On SQLite, through search.run's own spawning; exactly-N on PostgreSQL, with 40 workers and
+# On SQLite, through search.run's own spawning; exactly-N on PostgreSQL, with 30 workers and
 # kills, is tests/test_scale.py's (it ran here too, at 47 s, until that covered it).
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_sixteen_workers_finish_exactly_the_requested_trials(backend, tmp_path, monkeypatch):

@@ -82,7 +82,7 @@ class ScaleResult:
     left_waiting: int  # queued trials nobody ran: re-runs that would be lost
     seconds: float
     trials_per_second: float
-    peak_connections: int | None
+    peak_connections: int | None  # above those the database had before the workers
     killed: int
     killed_requeued: int
     killed_resumed: int  # re-runs that continued after their predecessor's epochs and ended
@@ -92,8 +92,12 @@ class ScaleResult:
     other_workers_failed: int
 
 
-def count_connections(database_url: str, stop: threading.Event, peak: list[int]) -> None:
-    """The database's client connections, every SAMPLE_SECONDS, less this count's own."""
+def count_connections(
+    database_url: str, stop: threading.Event, ready: threading.Event, peak: list[int]
+) -> None:
+    """The database's client connections, every SAMPLE_SECONDS, less those it had before
+    (`ready` is set once that baseline is read: this count's own, and whatever else holds
+    connections to the database, another test's pool say)."""
     import sqlalchemy
 
     engine = sqlalchemy.create_engine(
@@ -102,9 +106,12 @@ def count_connections(database_url: str, stop: threading.Event, peak: list[int])
     query = ("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
              "AND datname = current_database()")  # fmt: skip
     with engine.connect() as connection:
+        baseline = int(connection.exec_driver_sql(query).scalar())
+        connection.rollback()  # statistics views hold still within a transaction
+        ready.set()
         while not stop.wait(SAMPLE_SECONDS):
-            peak.append(int(connection.exec_driver_sql(query).scalar()) - 1)
-            connection.rollback()  # statistics views hold still within a transaction
+            peak.append(int(connection.exec_driver_sql(query).scalar()) - baseline)
+            connection.rollback()
     engine.dispose()
 
 
@@ -130,9 +137,10 @@ def measure(
         pruner="none", heartbeat_interval=heartbeat_interval, grace_period=grace_period,
     )  # fmt: skip
     found = study.create_or_resume(opened, name, settings)
-    stop, peak = threading.Event(), [0]
-    counter = threading.Thread(target=count_connections, args=(database_url, stop, peak))
+    stop, ready, peak = threading.Event(), threading.Event(), [0]
+    counter = threading.Thread(target=count_connections, args=(database_url, stop, ready, peak))
     counter.start()
+    ready.wait(60)  # a database that cannot be reached fails the count, not the wait
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     started = time.monotonic()
     processes = [
