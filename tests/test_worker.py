@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -180,6 +181,11 @@ def test_worker_refuses_what_it_cannot_join(tmp_path, storage, code, message):
     assert len(lines) == 1 and message in lines[0], result.stderr
 
 
+def drain(stream, into: list[str]) -> None:
+    for line in stream:
+        into.append(line)
+
+
 def postgres_version() -> str:
     return sorted(os.listdir("/etc/postgresql"))[-1]
 
@@ -203,12 +209,23 @@ def test_workers_survive_a_postgresql_restart(tmp_path):
             return len(study.get_trials(states=FINISHED)) >= 5
 
         wait_for(some_finished)
-        restart = ["pg_ctlcluster", "--skip-systemctl-redirect", postgres_version(), "main",
-                   "restart"]  # fmt: skip
-        subprocess.run(restart, check=True, capture_output=True)
-        out, err = parent.communicate(timeout=HANG_GUARD_SECONDS)
-        assert parent.returncode == 0, err[-3000:]
-        assert "lost the storage" in err  # the workers noticed, and went on
+        outputs = {"out": [], "err": []}
+        readers = [threading.Thread(target=drain, args=(stream, outputs[key]), daemon=True)
+                   for key, stream in (("out", parent.stdout), ("err", parent.stderr))]  # fmt: skip
+        for reader in readers:
+            reader.start()
+        cluster = ["pg_ctlcluster", "--skip-systemctl-redirect", postgres_version(), "main"]
+        subprocess.run([*cluster, "stop"], check=True, capture_output=True)
+        try:  # down until a worker has noticed (a restart quicker than every worker's next
+            # query goes unseen: pool_pre_ping reconnects), then up again
+            wait_for(lambda: any("lost the storage" in line for line in outputs["err"]))
+        finally:
+            subprocess.run([*cluster, "start"], check=True, capture_output=True)
+        parent.wait(timeout=HANG_GUARD_SECONDS)
+        for reader in readers:
+            reader.join()
+        err = "".join(outputs["err"])
+        assert parent.returncode == 0, err[-3000:]  # the workers noticed, and went on
         study = optuna.load_study(study_name=name, storage=POSTGRES)
         check_all_accounted_for(study, 60)
     finally:

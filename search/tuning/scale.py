@@ -227,23 +227,22 @@ def kill_some(
         if sum(t.state in FINISHED for t in trials) >= kills and len(running) >= kills:
             break
         time.sleep(0.2)
-    victims = []
-    for trial in random.Random(0).sample(running, len(running)):
-        if len(victims) == kills:
-            break
-        # Stopped first, then checked: a trial that ended since the list was read would make
-        # the kill hit its worker's next trial (or none), and this wait for a re-run that
-        # nothing owes (seen: 3 of 4 kills re-queued, then a wait to the deadline).
-        pid = worker_pid(trial)
+    # The candidates' workers stopped first, then their trials read again: a trial that
+    # ended since the list was read would make the kill hit its worker's next trial (or
+    # none), and this wait for a re-run that nothing owes (seen: 3 of 4 re-queued, then a
+    # wait to the deadline).
+    pids = {worker_pid(t) for t in running}
+    for pid in pids:
         os.kill(pid, signal.SIGSTOP)
-        now = found.get_trials(deepcopy=False)[trial.number]
-        if now.state == TrialState.RUNNING:
-            victims.append((trial.number, pid))
-        else:
-            os.kill(pid, signal.SIGCONT)
+    now = found.get_trials(deepcopy=False)
+    still = [t for t in running if now[t.number].state == TrialState.RUNNING]
+    chosen = random.Random(0).sample(still, min(kills, len(still)))
+    victims = [(t.number, worker_pid(t)) for t in chosen]
     killed_at = time.monotonic()
     for _, pid in victims:
         os.kill(pid, signal.SIGKILL)
+    for pid in pids - {pid for _, pid in victims}:
+        os.kill(pid, signal.SIGCONT)
     requeued_after: dict[int, float] = {}
     while len(requeued_after) < len(victims) and time.monotonic() < deadline:
         trials = found.get_trials(deepcopy=False)
