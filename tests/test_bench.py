@@ -75,3 +75,11 @@ def test_a_failed_section_is_reported_and_the_others_kept(tmp_path):
     assert len(failures) == 1 and "nosuch" in failures[0]
     assert "Traceback" not in result.stderr
     assert "| fast space, default config |" in result.stdout
+
+
+def test_the_command_names_every_section_the_bench_runs_in_its_order():
+    """search.bench lists the sections itself (its --help loads no torch): the same names, in
+    the order tuning/benchmark.py runs them, then the stand-in workers."""
+    from search.tuning import benchmark
+
+    assert bench.SECTIONS == (*benchmark.SECTIONS, "workers")

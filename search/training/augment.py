@@ -386,37 +386,32 @@ def check_arguments(
 
 def _as_step(name: str, arguments: Mapping[str, Any]) -> Augmentation:
     """One augmentation as a pipeline step, its arguments and its use of BatchInfo decided
-    here, once, not per batch. Its images come out in the memory format they came in
-    (channels_last from the trainer; grid_sample and indexing may return another)."""
+    here, once, not per batch."""
     registry = _lookup(name)
     function = partial(registry[name], **arguments)
     if registry is MIXINGS:
-
-        def step(images, targets, generator, batch):
-            mixed, targets = function(images, targets, generator)
-            return in_format_of(images, mixed), targets
-    elif "batch" in inspect.signature(registry[name]).parameters:
-
-        def step(images, targets, generator, batch):
-            return in_format_of(images, function(images, generator, batch)), targets
-    else:
-
-        def step(images, targets, generator, batch):
-            return in_format_of(images, function(images, generator)), targets
-
-    return step
+        return lambda images, targets, generator, batch: function(images, targets, generator)
+    if "batch" in inspect.signature(registry[name]).parameters:
+        return lambda images, targets, generator, batch: (
+            function(images, generator, batch),
+            targets,
+        )
+    return lambda images, targets, generator, batch: (function(images, generator), targets)
 
 
 def build(spec: Mapping[str, Mapping[str, Any]]) -> Augmentation:
     """Compose the augmentations named in a TrialConfig's `augment`, in the order given:
-    (images, soft targets, generator, BatchInfo) -> (images, soft targets)."""
+    (images, soft targets, generator, BatchInfo) -> (images, soft targets). Each step's images
+    come out in the memory format they went in (channels_last from the trainer; grid_sample
+    and indexing may return another): a no-op where the step kept it."""
     steps = [_as_step(name, arguments or {}) for name, arguments in spec.items()]
 
     def augment(
         images: torch.Tensor, targets: torch.Tensor, generator: torch.Generator, batch: BatchInfo
     ) -> tuple[torch.Tensor, torch.Tensor]:
         for step in steps:
-            images, targets = step(images, targets, generator, batch)
+            augmented, targets = step(images, targets, generator, batch)
+            images = in_format_of(images, augmented)
         return images, targets
 
     return augment

@@ -1,8 +1,9 @@
 """How a network takes its images: uint8 from the device-resident dataset, normalised by the
 training images' channel statistics, resized to the config's input size, channels_last (on
 every device: cuDNN's bf16 convolutions and oneDNN's on the CPU are both faster in it; the
-augmentations keep it), and under bf16 autocast on CUDA. The trainer, the retrain report, search.predict and the latency
-objective all go through one Preprocess, so a checkpoint sees what its training saw."""
+augmentations keep it), and under bf16 autocast on CUDA. The trainer, the retrain report,
+search.predict and the latency objective all go through one Preprocess, so a checkpoint sees
+what its training saw."""
 
 import dataclasses
 from collections.abc import Callable

@@ -349,14 +349,19 @@ def epoch_order(state: TrainingState) -> torch.Tensor:
     return torch.randperm(len(images), device=images.device, generator=state.generator)
 
 
+def epoch_batches(state: TrainingState) -> list[torch.Tensor]:
+    """One epoch's batches of image indices, in a fresh order (the ragged rest is dropped)."""
+    order = epoch_order(state)
+    size = state.batch_size
+    return [order[i * size : (i + 1) * size] for i in range(state.steps_per_epoch)]
+
+
 def batches(state: TrainingState, count: int) -> list[torch.Tensor]:
-    """`count` training batches' image indices, epoch order after epoch order: for running
-    steps outside an epoch (counting, profiling)."""
+    """`count` training batches' image indices, epoch after epoch: for running steps outside
+    an epoch (counting, profiling)."""
     found: list[torch.Tensor] = []
     while len(found) < count:
-        order = epoch_order(state)
-        found += [order[i * state.batch_size : (i + 1) * state.batch_size]
-                  for i in range(state.steps_per_epoch)]  # fmt: skip
+        found += epoch_batches(state)
     return found[:count]
 
 
@@ -373,9 +378,7 @@ def train_one_epoch(state: TrainingState, epoch: int) -> tuple[float, float]:
     state.freezer.start_epoch(epoch)
     started = time.perf_counter()
     loss_sum = torch.zeros((), device=state.train_set.images.device)
-    order = epoch_order(state)
-    for step in range(state.steps_per_epoch):
-        index = order[step * state.batch_size : (step + 1) * state.batch_size]
+    for index in epoch_batches(state):
         loss_sum += train_step(state, index, epoch)
     if epoch == state.config.epochs:
         state.averager.finish()

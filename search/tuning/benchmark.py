@@ -187,14 +187,13 @@ def fast_rows(bench: Bench) -> list[Row]:
     seconds = [sum(epoch.train_seconds for epoch in result.history) for result in results]
     accuracies = [result.final.eval_accuracy for result in results]
     spread = f" ({min(accuracies):.2%} to {max(accuracies):.2%})" if len(results) > 1 else ""
-    bench.measured["fast_seconds"] = statistics.mean(seconds)
+    mean_seconds = bench.measured["fast_seconds"] = statistics.mean(seconds)
     row = Row(
         "fast space, default config",
         f"fastnet width {config.model_args['width']}, {config.epochs} epochs, batch "
         f"{config.batch_size}, TTA {config.tta}, mean of {len(results)} seed(s)",
-        f"{statistics.mean(seconds):.2f} s training, test accuracy "
-        f"{statistics.mean(accuracies):.2%}{spread}",
-        over_plain(bench, statistics.mean(seconds)),
+        f"{mean_seconds:.2f} s training, test accuracy {statistics.mean(accuracies):.2%}{spread}",
+        over_plain(bench, mean_seconds),
         {"training_seconds": seconds, "test_accuracy": accuracies, "epochs": config.epochs},
     )
     return [row]
@@ -256,20 +255,16 @@ def ablation_rows(bench: Bench) -> list[Row]:
     return rows
 
 
-def finished_trials(storage: str, name: str) -> list[optuna.trial.FrozenTrial]:
-    try:
-        found = optuna.load_study(study_name=name, storage=storage)
-    except KeyError:  # not created yet
-        return []
-    return found.get_trials(deepcopy=False, states=progress.FINISHED)
-
-
 def timed_search(bench: Bench, workers: int, storage: str) -> dict:
     """One search.run in its own processes, as a user starts it; its wall time and outcome.
     On a --search-storage that holds the study already, it resumes it (to --search-trials
     in all): the figures are of the trials this run finished."""
     name = f"bench-{bench.args.search_space}-{workers}"
-    before = len(finished_trials(storage, name))
+    try:
+        before = len(optuna.load_study(study_name=name, storage=storage).get_trials(
+            deepcopy=False, states=progress.FINISHED))  # fmt: skip
+    except KeyError:  # not created yet
+        before = 0
     command = [
         sys.executable, "-m", "search.run", "--space", bench.args.search_space,
         "--dataset", bench.dataset.name, "--data-dir", str(bench.args.data_dir),
@@ -288,9 +283,10 @@ def timed_search(bench: Bench, workers: int, storage: str) -> dict:
     if finished.returncode != 0:
         last = (finished.stderr.strip().splitlines() or ["no output"])[-1]
         raise UsageError(f"the search with --workers-per-gpu {workers} failed: {last}")
-    everything = finished_trials(storage, name)
+    found = optuna.load_study(study_name=name, storage=storage)
+    everything = found.get_trials(deepcopy=False, states=progress.FINISHED)
     trials = sorted(everything, key=lambda t: t.datetime_complete)[before:]
-    best = progress.best_trial(optuna.load_study(study_name=name, storage=storage))
+    best = progress.best_trial(found)
     return {
         "workers_per_gpu": workers,
         "study": name,
