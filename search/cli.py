@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from registry import UsageError
+from search.training import COMPILE_MODES
 from search.tuning import DEFAULT_STORAGE
 
 # Exit codes: UsageError's 2 (what was asked cannot be done), RunFailure's 1 (it was fine, but
@@ -111,9 +112,15 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
 def add_compile_argument(parser: argparse.ArgumentParser, scope: str = "") -> None:
     parser.add_argument(
         "--compile",
-        action="store_true",
+        nargs="?",
+        const="default",
+        default="",
+        choices=COMPILE_MODES,
+        metavar="MODE",
         help="train through torch.compile: faster steps after a one-off compile (tens of "
-        f"seconds), reported apart from the epochs' seconds{scope}",
+        f"seconds), reported apart from the epochs' seconds{scope}; MODE is torch.compile's "
+        "(default 'default'; 'reduce-overhead' replays each step's network as a CUDA graph "
+        "where shapes are static)",
     )
 
 

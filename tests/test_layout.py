@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from search import cli
+from search import training
 from search.training import data
 from tests.conftest import REPO, record_settings
 
@@ -83,3 +84,10 @@ def test_status_reads_a_study_without_loading_torch(tmp_path):
 
 def test_the_dataset_names_in_help_are_the_registered_datasets():
     assert sorted(cli.DATASET_NAMES) == data.DATASETS.names()
+
+
+def test_the_compile_modes_in_help_are_torch_compiles_modes():
+    """Each one torch.compile takes (newer torches add others, 'lite' in 2.14)."""
+    import torch._inductor
+
+    assert set(training.COMPILE_MODES) <= set(torch._inductor.list_mode_options())

@@ -44,7 +44,7 @@ def test_run_writes_a_study_with_the_requested_finished_trials(mlp_study):
         "space": "mlp", "dataset": "sample", "classes": [], "init_from": "", "epochs": 2,
         "objectives": "accuracy", "fixed_params": {"image_size": 0},
         "trials": 3, "sampler": "tpe", "pruner": "hyperband", "seed": 0, "space_module": None,
-        "heartbeat_interval": 60, "grace_period": 180, "compile": False,
+        "heartbeat_interval": 60, "grace_period": 180, "compile": "",
         "checkpoint_dir": str(folder / "checkpoints"), "keep_checkpoints": 0,
     }  # fmt: skip
     # Every trial checkpointed its epochs there; finished, they were removed.

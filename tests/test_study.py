@@ -13,7 +13,7 @@ FIXED = {
 }  # fmt: skip
 OPTIONS = {
     "trials": 5, "sampler": "tpe", "pruner": "hyperband", "seed": 3, "space_module": None,
-    "heartbeat_interval": 60, "grace_period": 180, "compile": False, "checkpoint_dir": "",
+    "heartbeat_interval": 60, "grace_period": 180, "compile": "", "checkpoint_dir": "",
     "keep_checkpoints": 0,
 }  # fmt: skip
 
@@ -55,7 +55,16 @@ def test_a_study_from_before_an_option_existed_reads_with_its_meaning_then(opene
     for key, value in {**FIXED, **OPTIONS}.items():
         if key != "compile":
             older.set_user_attr(key, value)
-    assert study.settings(study.load(opened, "old")).compile is False
+    assert study.settings(study.load(opened, "old")).compile == ""
+
+
+@pytest.mark.parametrize("recorded, mode", [(True, "default"), (False, "")])
+def test_a_study_that_recorded_compile_as_on_or_off_reads_as_its_mode(opened, recorded, mode):
+    """Before --compile took torch.compile's mode, studies recorded a bool."""
+    older = optuna.create_study(study_name="old", storage=opened)
+    for key, value in {**FIXED, **OPTIONS, "compile": recorded}.items():
+        older.set_user_attr(key, value)
+    assert study.settings(study.load(opened, "old")).compile == mode
 
 
 def test_a_study_not_made_by_search_run_is_refused_with_what_it_lacks(opened):
@@ -87,7 +96,7 @@ def test_a_bad_value_recorded_by_an_older_version_opens_with_a_line_that_names_i
         ({"trials": 0}, "--trials must be greater than 0"),
         ({"sampler": "bayes"}, "unknown sampler 'bayes'"),
         ({"classes": ["cat"]}, "'classes' names one class"),
-        ({"compile": "maybe"}, "--compile must be a valid boolean"),
+        ({"compile": "maybe"}, "--compile must be '', 'default', 'reduce-overhead'.*not 'maybe'"),
         ({"objectives": "params"}, "--objectives must be accuracy"),
     ],
 )

@@ -70,7 +70,7 @@ def retrain(
     output_dir: Path,
     provenance: dict[str, Any],
     on_epoch: Callable[[EpochResult], bool] | None = None,
-    compile_model: bool = False,
+    compile_model: str = "",
     safetensors: bool = False,
 ) -> Retrained:
     """Train trial_config on the dataset's train+val, evaluate it on the test set and write

@@ -100,16 +100,19 @@ def compile_now(
     first_step: Callable[[nn.Module], torch.Tensor],
     first_evaluation: Callable[[nn.Module], object],
     on_device: torch.device,
+    mode: str = "default",
 ) -> tuple[nn.Module, float]:
     """torch.compile(model), compiled before the clock of the first epoch starts: one training
     forward and backward (`first_step` returns the loss) and one evaluation, after which the
     model's parameters, buffers (BN statistics) and gradients are as they were. Returns the
-    compiled model and the seconds that took, the one-off cost reported apart."""
-    compiled = torch.compile(model)
+    compiled model and the seconds that took, the one-off cost reported apart. `mode`:
+    torch.compile's (search.training.COMPILE_MODES)."""
+    compiled = torch.compile(model, mode=mode)
     before = {name: value.clone() for name, value in model.state_dict().items()}
     synchronize(on_device)
     started = time.perf_counter()
     model.train()
+    torch.compiler.cudagraph_mark_step_begin()
     first_step(compiled).backward()
     first_evaluation(compiled)
     synchronize(on_device)
@@ -249,9 +252,10 @@ def start_training(
     num_classes: int,
     on_device: torch.device,
     eval_is_test: bool = False,
-    compile_model: bool = False,
+    compile_model: str = "",
 ) -> TrainingState:
-    """The state before the first epoch: seeded, the model built (and compiled)."""
+    """The state before the first epoch: seeded, the model built (and compiled, in
+    torch.compile's mode `compile_model`; "": not compiled)."""
     torch.manual_seed(trial_config.seed)
     generator = torch.Generator(device=on_device).manual_seed(trial_config.seed)
     torch.backends.cudnn.benchmark = on_device.type == "cuda"
@@ -288,11 +292,11 @@ def start_training(
         steps_per_epoch=steps_per_epoch,
     )
     if compile_model:
-        compile_state(state)
+        compile_state(state, compile_model)
     return state
 
 
-def compile_state(state: TrainingState) -> None:
+def compile_state(state: TrainingState, mode: str = "default") -> None:
     """Train and evaluate through torch.compile, compiled on a batch like every training
     step's, augmented as the first phase augments (an unaugmented one may differ in layout or
     dtype, and the first real step would compile again). Its random numbers come from a copy
@@ -319,6 +323,7 @@ def compile_state(state: TrainingState) -> None:
         first_step,
         lambda network: evaluate(state, network),
         state.train_set.images.device,
+        mode,
     )
 
 
@@ -331,6 +336,8 @@ def train_step(state: TrainingState, index: torch.Tensor, epoch: int) -> torch.T
     inputs, targets = state.augmentation(
         images, targets, state.generator, state.batch_info.of(index, epoch)
     )
+    if state.network is not state.model:  # compiled: CUDA graphs (--compile reduce-overhead)
+        torch.compiler.cudagraph_mark_step_begin()  # may reuse the last step's memory
     with state.preprocess.autocast:
         loss = state.criterion(state.network(inputs), targets)
     state.optimizer.zero_grad(set_to_none=True)
@@ -420,7 +427,7 @@ def train(
     on_device: torch.device,
     on_epoch: Callable[[EpochResult], bool] | None = None,
     eval_is_test: bool = False,
-    compile_model: bool = False,
+    compile_model: str = "",
     resume_from: dict[str, Any] | None = None,
     on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainResult:
@@ -428,7 +435,8 @@ def train(
     each epoch's result and returns True to stop early (a pruned trial). Reduce-on-plateau
     watches the loss on eval_set, or the training loss when eval_set is the test set
     (`eval_is_test`: nothing may be tuned on it). `compile_model`: train and evaluate through
-    torch.compile, its compile time measured apart (TrainResult.compile_seconds).
+    torch.compile in that mode (search.training.COMPILE_MODES; "": not compiled), its compile
+    time measured apart (TrainResult.compile_seconds).
     `on_checkpoint` gets TrainingState.state_dict() after every epoch, before on_epoch;
     `resume_from` (one of those) continues after its epoch, ending as the run that saved it
     would have."""

@@ -275,7 +275,7 @@ def timed_search(bench: Bench, workers: int, storage: str) -> dict:
     if bench.args.search_timeout:
         command += ["--timeout", str(bench.args.search_timeout)]
     if bench.args.compile:
-        command.append("--compile")
+        command += ["--compile", bench.args.compile]
     with utilization.UtilizationSampler() as sampler:
         started = time.perf_counter()
         finished = subprocess.run(command, capture_output=True, text=True)

@@ -53,12 +53,12 @@ class Objective:
     """objective(trial): the space's config, trained, its values returned. The data moves to
     the device once here, not once per trial. With several objectives nothing is reported per
     epoch: Optuna prunes single-objective studies only. `compile_model`: every trial trains
-    through torch.compile (search.run --compile). With `checkpoints`, a trial checkpoints
-    every epoch and a re-run of a failed one resumes from its predecessors' last checkpoint,
-    reporting their epochs to the pruner first, as the first run did. `heartbeat(trial)`
-    beats while the trial runs, where the storage's own heartbeats do not (proxy.py).
-    `in_hand` is the number of the trial being run, for the worker to re-run it when it is cut
-    off."""
+    through torch.compile in that mode (search.run --compile MODE; "": not compiled). With
+    `checkpoints`, a trial checkpoints every epoch and a re-run of a failed one resumes from
+    its predecessors' last checkpoint, reporting their epochs to the pruner first, as the
+    first run did. `heartbeat(trial)` beats while the trial runs, where the storage's own
+    heartbeats do not (proxy.py). `in_hand` is the number of the trial being run, for the
+    worker to re-run it when it is cut off."""
 
     def __init__(
         self,
@@ -67,7 +67,7 @@ class Objective:
         dataset: Dataset,
         on_device: torch.device,
         objectives: Sequence[str] = ("accuracy",),
-        compile_model: bool = False,
+        compile_model: str = "",
         checkpoints: TrialCheckpoints | None = None,
         heartbeat: Callable[[optuna.Trial], contextlib.AbstractContextManager] = (
             lambda trial: contextlib.nullcontext()

@@ -4,11 +4,12 @@ worker reads it back as it is; nothing is recorded until all of it is valid."""
 
 import dataclasses
 import functools
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from annotated_types import Interval
 
 from registry import NonNegativeInt, PositiveInt, UsageError, describe_problem
+from search.training import COMPILE_MODES
 from search.tuning import samplers
 
 # Study seeds leave room below 2**32 (numpy's and Optuna's limit) for the offsets that workers
@@ -34,7 +35,7 @@ class StudySettings:
     space_module: str | None = None
     heartbeat_interval: PositiveInt = 60
     grace_period: PositiveInt = 180
-    compile: bool = False
+    compile: Literal["", *COMPILE_MODES] = ""  # torch.compile's mode ("": not compiled)
     checkpoint_dir: str = ""  # where trials checkpoint every epoch ("": they do not)
     keep_checkpoints: NonNegativeInt = 0  # the top K complete trials' checkpoints stay
 
@@ -48,8 +49,16 @@ class StudySettings:
 FIXED = ("space", "dataset", "classes", "init_from", "epochs", "objectives", "fixed_params")
 FIELDS = tuple(field.name for field in dataclasses.fields(StudySettings))
 # Settings added since the first studies were made, with what those studies mean by them.
-LATER = {"compile": False, "classes": [], "init_from": "", "fixed_params": {},
+LATER = {"compile": "", "classes": [], "init_from": "", "fixed_params": {},
          "checkpoint_dir": "", "keep_checkpoints": 0}  # fmt: skip
+
+
+def upgraded(recorded: dict[str, Any]) -> dict[str, Any]:
+    """Settings as an older version recorded them, in this version's terms: `compile` was
+    on or off (a bool) before it named torch.compile's mode."""
+    if isinstance(recorded.get("compile"), bool):
+        return {**recorded, "compile": "default" if recorded["compile"] else ""}
+    return recorded
 
 
 def flag_name(setting: str) -> str:

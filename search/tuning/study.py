@@ -8,7 +8,9 @@ from optuna.study import StudyDirection
 
 from registry import UsageError
 from search.tuning import samplers
-from search.tuning.settings import FIELDS, FIXED, LATER, StudySettings, checked, flag_name
+from search.tuning.settings import (
+    FIELDS, FIXED, LATER, StudySettings, checked, flag_name, upgraded,
+)  # fmt: skip
 
 # --objectives name -> (direction, the metric's name in the study and the dashboard).
 OBJECTIVES = {
@@ -56,7 +58,7 @@ def load(storage: RDBStorage, name: str) -> optuna.Study:
 def settings(found: optuna.Study) -> StudySettings:
     """What search.run recorded on the study; a worker runs exactly this. A value that an
     older version recorded and this one refuses is one line that names it."""
-    recorded = {**LATER, **found.user_attrs}
+    recorded = upgraded({**LATER, **found.user_attrs})
     missing = [key for key in FIELDS if key not in recorded]
     if missing:
         raise UsageError(
