@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from search import cli
-from search import training
+from search import cli, training
 from search.training import data
 from tests.conftest import REPO, record_settings
 

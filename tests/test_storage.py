@@ -77,3 +77,24 @@ def test_outage_finds_the_lost_connection_behind_optunas_wrapping():
         assert storage.outage(wrapped) is lost
     assert storage.outage(ValueError("not the database")) is None
     assert storage.first_line(lost) == "server closed"
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # ask outside optimize
+def test_a_heartbeat_lost_to_an_outage_is_skipped_and_the_next_one_beats(tmp_path):
+    """Optuna's heartbeat thread would end at the first error, and the live trial be failed
+    as stale after the grace period. A locked SQLite file stands in for the outage here: the
+    same OperationalError a PostgreSQL restart gives (test_worker.py has the restart)."""
+    path = tmp_path / "beat.db"
+    opened = storage.open_storage(f"sqlite:///{path}?timeout=0.1", heartbeat_interval=1)
+    trial = optuna.create_study(storage=opened).ask()
+    locker = sqlite3.connect(path, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    with pytest.raises(optuna.exceptions.StorageInternalError) as raised:  # Optuna's own
+        optuna.storages.RDBStorage.record_heartbeat(opened, trial._trial_id)
+    assert storage.outage(raised.value) is not None
+    opened.record_heartbeat(trial._trial_id)  # skipped, no error
+    locker.execute("ROLLBACK")
+    opened.record_heartbeat(trial._trial_id)
+    beats = sqlite3.connect(path).execute("SELECT COUNT(*) FROM trial_heartbeats").fetchone()
+    assert beats == (1,)
+    storage.close(opened)

@@ -35,7 +35,7 @@ class StudySettings:
     space_module: str | None = None
     heartbeat_interval: PositiveInt = 60
     grace_period: PositiveInt = 180
-    compile: Literal["", *COMPILE_MODES] = ""  # torch.compile's mode ("": not compiled)
+    compile: Literal[("", *COMPILE_MODES)] = ""  # torch.compile's mode ("": not compiled)
     checkpoint_dir: str = ""  # where trials checkpoint every epoch ("": they do not)
     keep_checkpoints: NonNegativeInt = 0  # the top K complete trials' checkpoints stay
 

@@ -197,6 +197,21 @@ def sync_at_checkpoints(connection, _record) -> None:
     connection.execute("PRAGMA synchronous=NORMAL")
 
 
+class HeartbeatingStorage(RDBStorage):
+    """Optuna's heartbeat thread ends at the first error it meets (with a traceback on
+    stderr), and the trial then looks dead once the grace period passes: a database restart
+    during a trial would fail a live trial. Here a beat lost to an outage is skipped; the
+    next, heartbeat_interval later, tries again (the worker's loop reports the outage)."""
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            super().record_heartbeat(trial_id)
+        except Exception as error:
+            if outage(error) is None:
+                raise
+            log.debug("heartbeat of trial %d skipped: %s", trial_id, first_line(error))
+
+
 def open_storage(
     url: str,
     heartbeat_interval: int = HEARTBEAT_INTERVAL_SECONDS,
@@ -237,7 +252,7 @@ def open_storage(
     try:
         with warnings.catch_warnings():  # "experimental" since Optuna 2.8: nothing to act on
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            storage = RDBStorage(
+            storage = HeartbeatingStorage(
                 parsed.render_as_string(hide_password=False),
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=heartbeat_interval,

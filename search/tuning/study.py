@@ -8,9 +8,7 @@ from optuna.study import StudyDirection
 
 from registry import UsageError
 from search.tuning import samplers
-from search.tuning.settings import (
-    FIELDS, FIXED, LATER, StudySettings, checked, flag_name, upgraded,
-)  # fmt: skip
+from search.tuning.settings import FIELDS, FIXED, LATER, StudySettings, checked, flag_name, upgraded
 
 # --objectives name -> (direction, the metric's name in the study and the dashboard).
 OBJECTIVES = {
