@@ -1,5 +1,6 @@
 """Opening the storage: real SQLite files and the real PostgreSQL, and the errors people cause."""
 
+import contextlib
 import sqlite3
 import uuid
 
@@ -94,7 +95,9 @@ def test_a_heartbeat_lost_to_an_outage_is_skipped_and_the_next_one_beats(tmp_pat
     assert storage.outage(raised.value) is not None
     opened.record_heartbeat(trial._trial_id)  # skipped, no error
     locker.execute("ROLLBACK")
+    locker.close()
     opened.record_heartbeat(trial._trial_id)
-    beats = sqlite3.connect(path).execute("SELECT COUNT(*) FROM trial_heartbeats").fetchone()
+    with contextlib.closing(sqlite3.connect(path)) as reading:
+        beats = reading.execute("SELECT COUNT(*) FROM trial_heartbeats").fetchone()
     assert beats == (1,)
     storage.close(opened)

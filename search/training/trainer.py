@@ -100,7 +100,7 @@ def compile_now(
     first_step: Callable[[nn.Module], torch.Tensor],
     first_evaluation: Callable[[nn.Module], object],
     on_device: torch.device,
-    mode: str = "default",
+    mode: str,
 ) -> tuple[nn.Module, float]:
     """torch.compile(model), compiled before the clock of the first epoch starts: one training
     forward and backward (`first_step` returns the loss) and one evaluation, after which the
@@ -296,7 +296,7 @@ def start_training(
     return state
 
 
-def compile_state(state: TrainingState, mode: str = "default") -> None:
+def compile_state(state: TrainingState, mode: str) -> None:
     """Train and evaluate through torch.compile, compiled on a batch like every training
     step's, augmented as the first phase augments (an unaugmented one may differ in layout or
     dtype, and the first real step would compile again). Its random numbers come from a copy
