@@ -56,6 +56,18 @@ def faults(trial, context):
     return tiny_mlp(trial, context, **changes)
 
 
+@spaces.register_space("test_heap")
+def heap(trial, context):
+    """test_tiny, recording how many objects the garbage collector skips (frozen) as the
+    trial starts: the worker's startup heap, torch._dynamo's modules among it."""
+    import gc
+    import sys
+
+    trial.set_user_attr("frozen_objects", gc.get_freeze_count())
+    trial.set_user_attr("dynamo_loaded", "torch._dynamo" in sys.modules)
+    return tiny(trial, context)
+
+
 @spaces.register_space("test_widths")
 def widths(trial, context):
     """Small MLPs of different sizes: accuracy against parameter count, for --objectives."""

@@ -149,6 +149,22 @@ def test_faults_end_one_trial_each_and_the_worker_goes_on(tmp_path):
     assert all(t.state == TrialState.COMPLETE for t in by_fault["none"])
 
 
+def test_the_collection_after_each_trial_skips_the_heap_the_worker_started_with(tmp_path):
+    """Optuna collects garbage after every trial (gc_after_trial); the objects the worker
+    had before its first trial, torch and torch._dynamo loaded, are frozen out of it during
+    the trials, and thawed after."""
+    import gc
+
+    storage = f"sqlite:///{tmp_path / 'heap.db'}"
+    argv = ["--space", "test_heap", *TEST_SPACES, "--epochs", "1", "--trials", "2",
+            "--storage", storage]  # fmt: skip
+    assert run.main(argv) == 0
+    trials = optuna.load_study(study_name="test_heap-sample", storage=storage).trials
+    assert all(t.user_attrs["dynamo_loaded"] for t in trials)
+    assert all(t.user_attrs["frozen_objects"] > 100_000 for t in trials)  # torch alone: ~300k
+    assert gc.get_freeze_count() == 0
+
+
 def test_worker_joins_a_study_and_reads_how_to_run_it(tmp_path):
     storage = f"sqlite:///{tmp_path / 'join.db'}"
     created = run_command("search.run", "--space", "test_tiny", *TEST_SPACES, "--epochs", "1",

@@ -62,6 +62,11 @@ def work(
         joined.heartbeat,
     )  # fmt: skip
     callbacks = [*([checkpoints.remove_finished] if checkpoints else []), free_memory]
+    # Every torch optimizer imports torch._dynamo when first built (its methods are wrapped in
+    # torch._disable_dynamo): imported now, its objects are among those the trial loop freezes
+    # out of the collection after each trial, not walked by every one of them.
+    import torch._dynamo  # noqa: F401
+
     trial_loop.run_trials(joined.study, objective, settings, timeout, output, callbacks)
 
 
