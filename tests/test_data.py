@@ -146,3 +146,17 @@ def test_16_bit_images_keep_their_grey_levels_where_plain_pil_clips_them_to_whit
     with Image.open(io.BytesIO(encoded.getvalue())) as image:
         clipped = np.asarray(image.convert("RGB"))[..., 0]
     assert (clipped == 255).mean() > 0.9  # what PIL's convert alone gives: nearly all white
+
+
+def test_a_set_s_channel_statistics_are_computed_once_and_kept_on_its_device(sample):
+    """Every trial of a worker trains on the same set: moving it to the device it is on gives
+    the same set back, and its statistics (a pass over every image) are those of its images."""
+    from search.training.preprocess import channel_statistics
+
+    train = sample.train
+    assert train.to(torch.device("cpu")) is train
+    assert train.channel_statistics == channel_statistics(train.images)
+    assert train.channel_statistics is train.channel_statistics
+    assert train.subset(torch.arange(10)).channel_statistics == channel_statistics(
+        train.images[:10]
+    )

@@ -5,6 +5,7 @@ The search trains on `train` and selects on `val` (held out from the official tr
 """
 
 import dataclasses
+import functools
 import hashlib
 import io
 import os
@@ -20,6 +21,7 @@ import torch
 from PIL import Image
 
 from registry import Registry, UsageError
+from search.training.preprocess import channel_statistics
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 CACHE_NAME = ".search-uint8-cache.pt"
@@ -36,7 +38,17 @@ class LabeledImages:
         return len(self.labels)
 
     def to(self, device: torch.device) -> "LabeledImages":
-        return LabeledImages(self.images.to(device), self.labels.to(device))
+        images, labels = self.images.to(device), self.labels.to(device)
+        if images is self.images and labels is self.labels:
+            return self  # already there: the same set, its channel statistics kept
+        return LabeledImages(images, labels)
+
+    @functools.cached_property
+    def channel_statistics(self) -> dict[str, list[float]]:
+        """preprocess.channel_statistics of these images, computed once: every trial of a
+        worker trains on the same set (a pass over all of it: 0.09 s a trial on the sample's
+        4,500 images on the 2-core CPU, about 1 s on CIFAR-10's 45,000)."""
+        return channel_statistics(self.images)
 
     def subset(self, index: torch.Tensor) -> "LabeledImages":
         return LabeledImages(self.images[index], self.labels[index])

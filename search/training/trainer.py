@@ -28,7 +28,7 @@ from search.training import (
 from search.training.config import TrialConfig
 from search.training.data import LabeledImages
 from search.training.device import synchronize
-from search.training.preprocess import MEMORY_FORMAT, Preprocess, channel_statistics
+from search.training.preprocess import MEMORY_FORMAT, Preprocess
 
 
 class TrainingDiverged(Exception):
@@ -260,7 +260,7 @@ def start_training(
     generator = torch.Generator(device=on_device).manual_seed(trial_config.seed)
     torch.backends.cudnn.benchmark = on_device.type == "cuda"
     train_set, eval_set = train_set.to(on_device), eval_set.to(on_device)
-    statistics = channel_statistics(train_set.images)
+    statistics = train_set.channel_statistics
     preprocess = Preprocess.build(statistics, on_device, trial_config.image_size)
     input_shape = trial_config.input_shape(train_set.images.shape[1:])
     model = build_model(
