@@ -152,6 +152,20 @@ def verbosity(argv: Sequence[str]) -> int:
     return max(asked, int(os.environ.get(VERBOSE_VARIABLE, "0") or 0))
 
 
+class StderrHandler(logging.StreamHandler):
+    """Writes to sys.stderr as it is at each message, as logging's last-resort handler does:
+    a command run again in one process (the API, the tests) speaks on the sys.stderr of now,
+    not on the one of its first run, since replaced and perhaps closed."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _):  # StreamHandler.__init__ sets it; sys.stderr is looked up instead
+        pass
+
+
 def configure_logging(verbose: int) -> None:
     """Our messages (loggers under "search") on stderr as `search.worker: ...`, INFO and up,
     DEBUG with --verbose. Our own progress lines replace Optuna's per-trial logs, which include
@@ -162,7 +176,7 @@ def configure_logging(verbose: int) -> None:
     os.environ[VERBOSE_VARIABLE] = str(verbose)
     ours = logging.getLogger("search")
     if not ours.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = StderrHandler()
         handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
         ours.addHandler(handler)
         ours.propagate = False

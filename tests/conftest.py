@@ -51,6 +51,24 @@ def run_in_this_process(module: str, args: list[str], monkeypatch, capfd) -> tup
     return exited.value.code, out, err
 
 
+@pytest.fixture
+def run_here(monkeypatch, capfd):
+    """run_command's twin in this interpreter, for a test of what a command does rather than
+    of its process: `run_here("search.export", ..., cwd=folder)` runs it in `folder` through
+    cli.run_main and returns the same CompletedProcess. It saves the ~5 s of CPU that a new
+    interpreter spends importing torch and torch._dynamo (every optimizer imports it), paid
+    once per test that way. Commands that spawn workers keep run_command: their workers are
+    processes either way."""
+
+    def run(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+        with monkeypatch.context() as patch:
+            patch.chdir(cwd)
+            code, out, err = run_in_this_process(module, list(args), patch, capfd)
+        return subprocess.CompletedProcess([module, *args], code, out, err)
+
+    return run
+
+
 def run_tiny_study(folder: Path, name: str, epochs: int, trials: int) -> str:
     """A real study of tests.spaces_for_tests' test_tiny space, run in this process by
     search.run; returns its storage URL."""

@@ -279,8 +279,8 @@ def test_mistakes_get_one_clear_line_and_a_nonzero_exit(mistake, tmp_path, monke
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
-def test_asking_for_a_gpu_that_is_not_there(tmp_path):
-    result = run_command("search.run", "--space", "mlp", "--device", "cuda", cwd=tmp_path)
+def test_asking_for_a_gpu_that_is_not_there(tmp_path, run_here):
+    result = run_here("search.run", "--space", "mlp", "--device", "cuda", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "search.run: error: --device cuda: no CUDA device is visible here; use --device cpu"
@@ -288,6 +288,7 @@ def test_asking_for_a_gpu_that_is_not_there(tmp_path):
 
 
 def test_list_spaces_shows_every_space_with_its_parameters_and_ranges(tmp_path):
+    """In a process of its own: the spaces a user sees, none that tests registered here."""
     result = run_command("search.run", "--list-spaces", "--epochs", "8", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -311,8 +312,8 @@ def test_list_spaces_shows_every_space_with_its_parameters_and_ranges(tmp_path):
     assert convs.split()[1:] == ["int", "1", "..", "3"]  # its bound depends on blocks
 
 
-def test_search_spaces_lists_the_named_spaces(tmp_path):
-    result = run_command("search.spaces", "densenet", "fast", cwd=tmp_path)
+def test_search_spaces_lists_the_named_spaces(tmp_path, run_here):
+    result = run_here("search.spaces", "densenet", "fast", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     headers = [line.split(":")[0] for line in result.stdout.splitlines() if line[0] != " "]
     assert headers == ["densenet", "fast"]

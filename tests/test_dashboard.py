@@ -13,7 +13,7 @@ import optuna_dashboard
 import pytest
 from optuna.artifacts import get_all_artifact_meta
 
-from tests.conftest import run_command, run_tiny_study
+from tests.conftest import run_tiny_study
 
 
 @pytest.fixture(scope="module")
@@ -47,13 +47,13 @@ def test_the_study_note_says_how_it_was_run(served_study):
     assert f"torch {__import__('torch').__version__}" in note
 
 
-def test_retraining_attaches_checkpoint_and_metrics_to_the_study_by_trial(served_study):
+def test_retraining_attaches_checkpoint_and_metrics_to_the_study_by_trial(served_study, run_here):
     folder, storage = served_study
-    exported = run_command("search.export", "--study", "d", "--storage", storage, "-o", "b.yaml",
-                           cwd=folder)  # fmt: skip
+    exported = run_here("search.export", "--study", "d", "--storage", storage, "-o", "b.yaml",
+                        cwd=folder)  # fmt: skip
     assert exported.returncode == 0, exported.stderr
-    trained = run_command("search.train", "--config", "b.yaml", "--attach", "--storage", storage,
-                          "--epochs", "1", cwd=folder)  # fmt: skip
+    trained = run_here("search.train", "--config", "b.yaml", "--attach", "--storage", storage,
+                       "--epochs", "1", cwd=folder)  # fmt: skip
     assert trained.returncode == 0, trained.stderr
     study = optuna.load_study(study_name="d", storage=storage)
     artifacts = get_all_artifact_meta(study)

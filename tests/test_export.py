@@ -12,17 +12,21 @@ import models
 from search.training import config, evaluation, tta
 from search.training.preprocess import Preprocess
 from search.tuning import trial_config
-from tests.conftest import record_settings, run_command
+from tests.conftest import record_settings
 
 
 @pytest.fixture(scope="module")
 def study_folder(tmp_path_factory):
+    """A study of 3 mlp trials in the default studies.db of a folder, run by search.run in
+    this process (what a user sees of it is tests/test_run.py's)."""
+    from search import run
+
     folder = tmp_path_factory.mktemp("export")
-    result = run_command(
-        "search.run", "--space", "mlp", "--trials", "3", "--dataset", "sample", "--epochs", "2",
-        "--fix", "image_size=0", "--pruner", "none", "--study", "demo", cwd=folder,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        argv = ["--space", "mlp", "--trials", "3", "--dataset", "sample", "--epochs", "2",
+                "--fix", "image_size=0", "--pruner", "none", "--study", "demo"]  # fmt: skip
+        assert run.main(argv) == 0
     return folder
 
 
@@ -31,8 +35,8 @@ def trials(folder):
     return study, study.get_trials()
 
 
-def test_export_writes_the_best_trials_config_exactly(study_folder):
-    result = run_command("search.export", "--study", "demo", "-o", "best.yaml", cwd=study_folder)
+def test_export_writes_the_best_trials_config_exactly(study_folder, run_here):
+    result = run_here("search.export", "--study", "demo", "-o", "best.yaml", cwd=study_folder)
     assert result.returncode == 0, result.stderr
     study, _ = trials(study_folder)
     exported, provenance = config.read_file(study_folder / "best.yaml")
@@ -42,26 +46,28 @@ def test_export_writes_the_best_trials_config_exactly(study_folder):
     assert provenance["study"] == "demo" and provenance["params"] == study.best_trial.params
 
 
-def test_export_top_k_and_a_chosen_trial(study_folder):
-    result = run_command("search.export", "--study", "demo", "--top", "2", "-o", "top.yaml",
-                         cwd=study_folder)  # fmt: skip
+def test_export_top_k_and_a_chosen_trial(study_folder, run_here):
+    result = run_here("search.export", "--study", "demo", "--top", "2", "-o", "top.yaml",
+                      cwd=study_folder)  # fmt: skip
     assert result.returncode == 0, result.stderr
     study, all_trials = trials(study_folder)
     ranked = sorted(all_trials, key=lambda t: t.value, reverse=True)
     for rank in (1, 2):
         document = yaml.safe_load((study_folder / f"top-{rank}.yaml").read_text())
         assert document["provenance"]["trial"] == ranked[rank - 1].number
-    result = run_command("search.export", "--study", "demo", "--trial", "0", "-o", "zero.yaml",
-                         cwd=study_folder)  # fmt: skip
+    result = run_here("search.export", "--study", "demo", "--trial", "0", "-o", "zero.yaml",
+                      cwd=study_folder)  # fmt: skip
     assert result.returncode == 0, result.stderr
     exported, _ = config.read_file(study_folder / "zero.yaml")
     assert exported.to_dict() == trial_config.stored(all_trials[0])
 
 
-def test_train_retrains_the_export_and_writes_a_self_describing_checkpoint(study_folder, sample):
-    assert run_command("search.export", "--study", "demo", cwd=study_folder).returncode == 0
-    result = run_command("search.train", "--config", "best.yaml", "--output-dir", "out",
-                         cwd=study_folder)  # fmt: skip
+def test_train_retrains_the_export_and_writes_a_self_describing_checkpoint(
+    study_folder, sample, run_here
+):
+    assert run_here("search.export", "--study", "demo", cwd=study_folder).returncode == 0
+    result = run_here("search.train", "--config", "best.yaml", "--output-dir", "out",
+                      cwd=study_folder)  # fmt: skip
     assert result.returncode == 0, result.stderr
     exported, provenance = config.read_file(study_folder / "best.yaml")
     resolved, resolved_provenance = config.read_file(study_folder / "out" / "config.yaml")
@@ -93,20 +99,20 @@ def test_train_retrains_the_export_and_writes_a_self_describing_checkpoint(study
     assert accuracy == pytest.approx(metrics["test_accuracy"])
 
 
-def test_train_epochs_override_is_recorded_in_the_resolved_config(study_folder):
+def test_train_epochs_override_is_recorded_in_the_resolved_config(study_folder, run_here):
     assert (
-        run_command("search.export", "--study", "demo", "-o", "e.yaml", cwd=study_folder).returncode
+        run_here("search.export", "--study", "demo", "-o", "e.yaml", cwd=study_folder).returncode
         == 0
     )
-    result = run_command("search.train", "--config", "e.yaml", "--epochs", "1", cwd=study_folder)
+    result = run_here("search.train", "--config", "e.yaml", "--epochs", "1", cwd=study_folder)
     assert result.returncode == 0, result.stderr
     resolved, _ = config.read_file(study_folder / "runs" / "e" / "config.yaml")
     assert resolved.epochs == 1
     assert json.loads((study_folder / "runs" / "e" / "metrics.json").read_text())["epochs"] == 1
 
 
-def test_export_as_json_holds_the_same_config(study_folder):
-    result = run_command("search.export", "--study", "demo", "-o", "best.json", cwd=study_folder)
+def test_export_as_json_holds_the_same_config(study_folder, run_here):
+    result = run_here("search.export", "--study", "demo", "-o", "best.json", cwd=study_folder)
     assert result.returncode == 0, result.stderr
     document = json.loads((study_folder / "best.json").read_text())
     study, _ = trials(study_folder)
@@ -115,7 +121,7 @@ def test_export_as_json_holds_the_same_config(study_folder):
     assert exported.to_dict() == trial_config.stored(study.best_trial)
 
 
-def test_pareto_exports_the_front_of_a_multi_objective_study(study_folder, tmp_path):
+def test_pareto_exports_the_front_of_a_multi_objective_study(study_folder, tmp_path, run_here):
     _, source_trials = trials(study_folder)
     storage = f"sqlite:///{tmp_path / 'mo.db'}"
     multi = optuna.create_study(study_name="mo", storage=storage,
@@ -128,8 +134,8 @@ def test_pareto_exports_the_front_of_a_multi_objective_study(study_folder, tmp_p
             "config", trial_config.stored(source_trials[0])
         )  # as older versions stored it
         multi.tell(trial, [accuracy, params])
-    front = run_command("search.export", "--study", "mo", "--storage", storage, "--pareto",
-                        "-o", "front.yaml", cwd=tmp_path)  # fmt: skip
+    front = run_here("search.export", "--study", "mo", "--storage", storage, "--pareto",
+                     "-o", "front.yaml", cwd=tmp_path)  # fmt: skip
     assert front.returncode == 0, front.stderr
     written = sorted(p.name for p in tmp_path.glob("front-*.yaml"))
     assert written == ["front-1.yaml", "front-2.yaml", "front-3.yaml"]  # (0.4, 300) is dominated
@@ -141,6 +147,6 @@ def test_pareto_exports_the_front_of_a_multi_objective_study(study_folder, tmp_p
         ("demo", f"sqlite:///{study_folder / 'studies.db'}", "--pareto needs several"),
     ):
         extra = [] if message == "use --pareto" else ["--pareto"]
-        refused = run_command("search.export", "--study", study_name, "--storage", where, *extra,
-                              cwd=tmp_path)  # fmt: skip
+        refused = run_here("search.export", "--study", study_name, "--storage", where, *extra,
+                           cwd=tmp_path)  # fmt: skip
         assert refused.returncode == 2 and message in refused.stderr

@@ -7,7 +7,7 @@ import yaml
 
 from search import final as final_command
 from search.tuning import final
-from tests.conftest import run_command, run_tiny_study
+from tests.conftest import run_tiny_study
 
 
 @pytest.fixture(scope="module")
@@ -43,23 +43,23 @@ def test_it_ranks_by_the_mean_over_seeds_not_by_the_search_value(selected):
     assert table.startswith(final.NOTE_HEADING) and f"| 1 | {rows[0]['trial']} |" in table
 
 
-def test_export_status_and_the_note_show_the_winner(selected):
+def test_export_status_and_the_note_show_the_winner(selected, run_here):
     folder, storage, study = selected
     rows = final.recorded(study)
-    exported = run_command("search.export", "--study", "f", "--storage", storage, "-o",
-                           "w.yaml", cwd=folder)  # fmt: skip
+    exported = run_here("search.export", "--study", "f", "--storage", storage, "-o",
+                        "w.yaml", cwd=folder)  # fmt: skip
     assert exported.returncode == 0, exported.stderr
     provenance = yaml.safe_load((folder / "w.yaml").read_text())["provenance"]
     assert provenance["trial"] == rows[0]["trial"]
     assert provenance["final_selection"]["val_mean"] == rows[0]["val_mean"]
-    status = run_command("search.status", "--study", "f", "--storage", storage, cwd=folder)
+    status = run_here("search.status", "--study", "f", "--storage", storage, cwd=folder)
     assert final.format_table(rows) in status.stdout
     import optuna_dashboard
 
     assert final.NOTE_HEADING in optuna_dashboard.get_note(study)
 
 
-def test_a_trial_completed_since_outdates_the_selection(selected):
+def test_a_trial_completed_since_outdates_the_selection(selected, run_here):
     """The newer trial may beat the winner: status says so, and export takes the best trial
     (the newer one here) with a line that says why."""
     folder, storage, study = selected
@@ -72,14 +72,14 @@ def test_a_trial_completed_since_outdates_the_selection(selected):
         params=best.params, distributions=best.distributions, value=best.value + 0.1,
         user_attrs=best.user_attrs))  # fmt: skip
     assert final.recorded(copied) is None
-    status = run_command("search.status", "--study", "f", "--storage", later, cwd=folder)
+    status = run_here("search.status", "--study", "f", "--storage", later, cwd=folder)
     assert final.outdated(copied) in status.stdout and final.NOTE_HEADING not in status.stdout
     before = final.complete_count(study)
     assert (
         f"chose among {before} complete trials and the study now has {before + 1}" in status.stdout
     )
-    exported = run_command("search.export", "--study", "f", "--storage", later, "-o",
-                           "later.yaml", cwd=folder)  # fmt: skip
+    exported = run_here("search.export", "--study", "f", "--storage", later, "-o",
+                        "later.yaml", cwd=folder)  # fmt: skip
     assert exported.returncode == 0, exported.stderr
     assert exported.stderr.strip() == f"search.export: {final.outdated(copied)}"
     provenance = yaml.safe_load((folder / "later.yaml").read_text())["provenance"]
@@ -104,7 +104,7 @@ def test_refuses_k_or_s_below_one(selected, extra, message, capsys, monkeypatch)
     assert capsys.readouterr().err.strip() == f"search.final: error: {message}"
 
 
-def test_refuses_a_study_without_finished_trials(tmp_path):
+def test_refuses_a_study_without_finished_trials(tmp_path, run_here):
     storage = f"sqlite:///{tmp_path / 'empty.db'}"
     empty = optuna.create_study(study_name="empty", storage=storage, direction="maximize")
     for key, value in {"space": "mlp", "dataset": "sample", "epochs": 1, "objectives":
@@ -112,7 +112,7 @@ def test_refuses_a_study_without_finished_trials(tmp_path):
                        "space_module": None, "heartbeat_interval": 60,
                        "grace_period": 180}.items():  # fmt: skip
         empty.set_user_attr(key, value)
-    result = run_command("search.final", "--study", "empty", "--storage", storage, cwd=tmp_path)
+    result = run_here("search.final", "--study", "empty", "--storage", storage, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "search.final: error: study empty has no complete trial yet; run trials first"

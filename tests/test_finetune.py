@@ -8,7 +8,6 @@ from models import parts
 from search.training import checkpoint, config
 from search.training.config import TrialConfig
 from search.training.trainer import train
-from tests.conftest import run_command
 
 CPU = torch.device("cpu")
 FIRST_FIVE = ["airplane", "automobile", "bird", "cat", "deer"]
@@ -79,43 +78,45 @@ def test_a_class_subset_relabels_in_the_order_given(sample):
                        sample.test.images[sample.test.labels == truck])  # fmt: skip
 
 
-def test_fine_tuning_end_to_end_as_a_user_runs_it(sample, tmp_path):
+def test_fine_tuning_end_to_end_as_a_user_runs_it(sample, tmp_path, run_here):
     """Train on five classes; search the fine-tuning on the other five from that checkpoint;
     export; retrain; the test accuracy is printed and the head has five outputs."""
     config.write_file(tmp_path / "mlp.yaml", MLP)
-    trained = run_command("search.train", "--config", "mlp.yaml", "--classes",
-                          ",".join(FIRST_FIVE), "--output-dir", "five", cwd=tmp_path)  # fmt: skip
+    trained = run_here("search.train", "--config", "mlp.yaml", "--classes",
+                       ",".join(FIRST_FIVE), "--output-dir", "five", cwd=tmp_path)  # fmt: skip
     assert trained.returncode == 0, trained.stderr
-    searched = run_command(
+    searched = run_here(
         "search.run", "--space", "finetune", "--init-from", "five/checkpoint.pt", "--classes",
         ",".join(OTHER_FIVE), "--dataset", "sample", "--epochs", "1", "--trials", "2",
         "--warm-start", cwd=tmp_path,
     )  # fmt: skip
     assert searched.returncode == 0, searched.stderr
     assert "study finetune-sample" in searched.stdout
-    assert run_command("search.export", "--study", "finetune-sample", cwd=tmp_path).returncode == 0
+    assert run_here("search.export", "--study", "finetune-sample", cwd=tmp_path).returncode == 0
     exported = yaml.safe_load((tmp_path / "best.yaml").read_text())
     assert exported["classes"] == OTHER_FIVE
     assert exported["init_from"] == str((tmp_path / "five" / "checkpoint.pt").resolve())
-    retrained = run_command("search.train", "--config", "best.yaml", cwd=tmp_path)
+    retrained = run_here("search.train", "--config", "best.yaml", cwd=tmp_path)
     assert retrained.returncode == 0, retrained.stderr
     assert "test accuracy" in retrained.stdout and "dog" in retrained.stdout
     final = torch.load(tmp_path / "runs" / "best" / "checkpoint.pt", weights_only=False)
     assert final["classes"] == OTHER_FIVE
 
 
-def test_a_checkpoint_that_does_not_fit_and_an_unknown_class_are_one_line(sample, tmp_path):
+def test_a_checkpoint_that_does_not_fit_and_an_unknown_class_are_one_line(
+    sample, tmp_path, run_here
+):
     path = pretrained(sample, tmp_path)
     misfit = MLP.replace(model_args={"width": 64, "depth": 2}, init_from=path)
     config.write_file(tmp_path / "misfit.yaml", misfit)
-    result = run_command("search.train", "--config", "misfit.yaml", cwd=tmp_path)
+    result = run_here("search.train", "--config", "misfit.yaml", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"search.train: error: checkpoint {path} does not fit mlp: layer 1.weight is [32, 3072] "
         "in the checkpoint and [64, 3072] in the config's network"
     ]
-    unknown = run_command("search.run", "--space", "mlp", "--dataset", "sample", "--classes",
-                          "cat,unicorn", cwd=tmp_path)  # fmt: skip
+    unknown = run_here("search.run", "--space", "mlp", "--dataset", "sample", "--classes",
+                       "cat,unicorn", cwd=tmp_path)  # fmt: skip
     assert unknown.returncode == 2
     assert unknown.stderr.strip() == (
         "search.run: error: --classes: sample has no class 'unicorn' cat,unicorn; its classes "

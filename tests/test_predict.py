@@ -7,7 +7,6 @@ from PIL import Image
 from search.training import checkpoint, evaluation
 from search.training.config import TrialConfig
 from search.training.trainer import train
-from tests.conftest import run_command
 
 CONFIG = TrialConfig(
     model="resnet9",
@@ -22,7 +21,7 @@ CONFIG = TrialConfig(
 )
 
 
-def test_saved_checkpoint_predicts_like_the_model_in_memory(sample, tmp_path):
+def test_saved_checkpoint_predicts_like_the_model_in_memory(sample, tmp_path, run_here):
     cpu = torch.device("cpu")
     result = train(CONFIG, sample.train, sample.val, sample.num_classes, cpu)
     checkpoint.save(
@@ -42,8 +41,8 @@ def test_saved_checkpoint_predicts_like_the_model_in_memory(sample, tmp_path):
     in_memory = evaluation.predict_probabilities(result.model, images, result.preprocess)
     expected = [sample.classes[i] for i in in_memory.argmax(1).tolist()]
 
-    output = run_command("search.predict", "--checkpoint", "checkpoint.pt",
-                         *[p.name for p in paths], cwd=tmp_path)  # fmt: skip
+    output = run_here("search.predict", "--checkpoint", "checkpoint.pt",
+                      *[p.name for p in paths], cwd=tmp_path)  # fmt: skip
     assert output.returncode == 0, output.stderr
     lines = output.stdout.splitlines()
     assert [line.split(": ")[1].split()[0] for line in lines] == expected
@@ -55,25 +54,25 @@ def test_saved_checkpoint_predicts_like_the_model_in_memory(sample, tmp_path):
     assert reloaded.config == CONFIG and reloaded.classes == sample.classes
 
 
-def test_predict_resizes_other_sizes_and_shows_the_top_classes(sample, tmp_path):
+def test_predict_resizes_other_sizes_and_shows_the_top_classes(sample, tmp_path, run_here):
     cpu = torch.device("cpu")
     result = train(CONFIG.replace(epochs=1), sample.train, sample.val, 10, cpu)
     checkpoint.save(tmp_path / "c.pt", model=result.model, normalization=result.normalization,
                     trial_config=CONFIG, classes=sample.classes, image_shape=(3, 32, 32),
                     metrics={})  # fmt: skip
     Image.fromarray(np.zeros((64, 48, 3), dtype=np.uint8)).save(tmp_path / "big.jpg")
-    output = run_command("search.predict", "--checkpoint", "c.pt", "big.jpg", "--top", "3",
-                         cwd=tmp_path)  # fmt: skip
+    output = run_here("search.predict", "--checkpoint", "c.pt", "big.jpg", "--top", "3",
+                      cwd=tmp_path)  # fmt: skip
     assert output.returncode == 0, output.stderr
     assert output.stdout.startswith("big.jpg: ") and output.stdout.count(",") == 2
 
 
-def test_predict_refuses_a_missing_checkpoint_or_image(tmp_path):
+def test_predict_refuses_a_missing_checkpoint_or_image(tmp_path, run_here):
     (tmp_path / "not-an-image.png").write_text("hello")
     for args, message in (
         (["--checkpoint", "none.pt", "x.png"], "no checkpoint at none.pt"),
         (["--checkpoint", "not-an-image.png", "x.png"], "is not a checkpoint written by"),
     ):
-        output = run_command("search.predict", *args, cwd=tmp_path)
+        output = run_here("search.predict", *args, cwd=tmp_path)
         assert output.returncode == 2
         assert len(output.stderr.strip().splitlines()) == 1 and message in output.stderr

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import uuid
 
-from tests.conftest import REPO, run_command
+from tests.conftest import REPO
 
 HANG_GUARD_SECONDS = 900  # only stops a test that would otherwise hang for good
 RUN = ["search.run", "--space", "test_tiny", "--space-module", "tests.spaces_for_tests",
@@ -36,11 +36,11 @@ def test_on_a_terminal_a_live_bar_shows_counts_best_and_eta(tmp_path):
     assert "[4/4] trial " in screen  # the per-trial lines stay above the bar
 
 
-def test_in_a_log_each_trial_is_a_line_and_quiet_leaves_only_the_summary(tmp_path):
-    logged = run_command(*RUN, cwd=tmp_path)
+def test_in_a_log_each_trial_is_a_line_and_quiet_leaves_only_the_summary(tmp_path, run_here):
+    logged = run_here(*RUN, cwd=tmp_path)
     assert logged.returncode == 0, logged.stderr
     assert logged.stdout.count("] trial ") == 4 and "%|" not in logged.stdout + logged.stderr
-    quiet = run_command(*RUN[:-1], "6", "--quiet", cwd=tmp_path)
+    quiet = run_here(*RUN[:-1], "6", "--quiet", cwd=tmp_path)
     assert quiet.returncode == 0, quiet.stderr
     assert "] trial " not in quiet.stdout and "%|" not in quiet.stderr
     assert "6 complete" in quiet.stdout

@@ -9,17 +9,16 @@ import yaml
 from safetensors.torch import load_file
 
 from search.training import checkpoint
-from tests.conftest import run_command
 
 CONFIG = {"model": "mlp", "model_args": {"width": 16, "depth": 1}, "epochs": 2,
           "dataset": "sample", "schedule": "cosine", "lr": 0.05}  # fmt: skip
 
 
-def test_a_retrain_writes_its_history_its_page_and_a_fresh_folder_each_time(tmp_path):
+def test_a_retrain_writes_its_history_its_page_and_a_fresh_folder_each_time(tmp_path, run_here):
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(CONFIG))
-    first = run_command("search.train", "--config", "tiny.yaml", "--safetensors", cwd=tmp_path)
+    first = run_here("search.train", "--config", "tiny.yaml", "--safetensors", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    again = run_command("search.train", "--config", "tiny.yaml", "--epochs", "1", cwd=tmp_path)
+    again = run_here("search.train", "--config", "tiny.yaml", "--epochs", "1", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "wrote runs/tiny-1/" in again.stdout  # the first run is kept
     folder = tmp_path / "runs" / "tiny"
@@ -43,7 +42,7 @@ def test_a_retrain_writes_its_history_its_page_and_a_fresh_folder_each_time(tmp_
     assert described["label_names"][0] == "airplane" and len(described["mean"]) == 3
     assert described["mean"] == saved["normalization"]["mean"]
 
-    refused = run_command("search.train", "--config", "tiny.yaml", "--output-dir", "runs/tiny",
-                          cwd=tmp_path)  # fmt: skip
+    refused = run_here("search.train", "--config", "tiny.yaml", "--output-dir", "runs/tiny",
+                       cwd=tmp_path)  # fmt: skip
     assert refused.returncode == 2 and "pass --overwrite" in refused.stderr
     assert json.loads((folder / "metrics.json").read_text()) == metrics  # untouched

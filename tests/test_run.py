@@ -71,10 +71,10 @@ def test_run_writes_a_study_with_the_requested_finished_trials(mlp_study):
     assert result.stderr == ""
 
 
-def test_running_again_with_more_trials_resumes_the_study(mlp_study, tmp_path):
+def test_running_again_with_more_trials_resumes_the_study(mlp_study, tmp_path, run_here):
     shutil.copy(mlp_study[0] / "studies.db", tmp_path / "studies.db")
     before = [t.params for t in load(tmp_path / "studies.db").trials]
-    result = run_command(
+    result = run_here(
         "search.run", "--space", "mlp", "--trials", "5", "--dataset", "sample", "--epochs", "2",
         *NATIVE_SIZE, cwd=tmp_path,
     )  # fmt: skip
@@ -84,7 +84,7 @@ def test_running_again_with_more_trials_resumes_the_study(mlp_study, tmp_path):
     assert len(study.get_trials(states=FINISHED)) == 5
     assert [t.params for t in study.trials[:3]] == before  # the old trials, untouched
 
-    again = run_command(
+    again = run_here(
         "search.run", "--space", "mlp", "--trials", "5", "--dataset", "sample", "--epochs", "2",
         *NATIVE_SIZE, cwd=tmp_path,
     )  # fmt: skip
@@ -92,9 +92,11 @@ def test_running_again_with_more_trials_resumes_the_study(mlp_study, tmp_path):
     assert len(load(tmp_path / "studies.db").trials) == 5  # full: no trial added
 
 
-def test_resuming_with_other_settings_is_refused_and_leaves_the_study_alone(mlp_study, tmp_path):
+def test_resuming_with_other_settings_is_refused_and_leaves_the_study_alone(
+    mlp_study, tmp_path, run_here
+):
     shutil.copy(mlp_study[0] / "studies.db", tmp_path / "studies.db")
-    result = run_command(
+    result = run_here(
         "search.run", "--space", "mlp", "--trials", "5", "--dataset", "sample", "--epochs", "4",
         *NATIVE_SIZE, "--study", "mlp-sample", cwd=tmp_path,
     )  # fmt: skip

@@ -1,10 +1,10 @@
 import optuna
 
 from search.tuning import storage
-from tests.conftest import record_settings, run_command
+from tests.conftest import record_settings
 
 
-def test_status_counts_states_and_shows_running_trials_with_their_worker(tmp_path):
+def test_status_counts_states_and_shows_running_trials_with_their_worker(tmp_path, run_here):
     url = f"sqlite:///{tmp_path / 'status.db'}"
     study = optuna.create_study(study_name="s", storage=storage.open_storage(url),
                                 direction="maximize")  # fmt: skip
@@ -17,7 +17,7 @@ def test_status_counts_states_and_shows_running_trials_with_their_worker(tmp_pat
     running.set_user_attr("device", "NVIDIA H100")
     running.report(0.3, 1)
 
-    result = run_command("search.status", "--study", "s", "--storage", url, cwd=tmp_path)
+    result = run_here("search.status", "--study", "s", "--storage", url, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "study s: 3/5 finished; 1 running, 2 complete, 1 pruned, 0 fail, 0 waiting"

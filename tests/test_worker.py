@@ -100,7 +100,7 @@ def test_a_killed_worker_s_trial_fails_and_is_retried(tmp_path):
     storage = f"sqlite:///{tmp_path / 'kill.db'}"
     command = [
         sys.executable, "-m", "search.run", "--space", "test_hopeless_lr", *TEST_SPACES,
-        "--epochs", "20", "--trials", "6", "--pruner", "none", "--workers-per-gpu", "2",
+        "--epochs", "10", "--trials", "6", "--pruner", "none", "--workers-per-gpu", "2",
         "--heartbeat-interval", "1", "--grace-period", str(GRACE_SECONDS), "--storage", storage,
     ]  # fmt: skip
     parent = start(command, tmp_path)
@@ -165,15 +165,15 @@ def test_the_collection_after_each_trial_skips_the_heap_the_worker_started_with(
     assert gc.get_freeze_count() == 0
 
 
-def test_worker_joins_a_study_and_reads_how_to_run_it(tmp_path):
+def test_worker_joins_a_study_and_reads_how_to_run_it(tmp_path, run_here):
     storage = f"sqlite:///{tmp_path / 'join.db'}"
-    created = run_command("search.run", "--space", "test_tiny", *TEST_SPACES, "--epochs", "1",
-                          "--trials", "2", "--storage", storage, cwd=tmp_path)  # fmt: skip
+    created = run_here("search.run", "--space", "test_tiny", *TEST_SPACES, "--epochs", "1",
+                       "--trials", "2", "--storage", storage, cwd=tmp_path)  # fmt: skip
     assert created.returncode == 0, created.stderr
     study = optuna.load_study(study_name="test_tiny-sample", storage=storage)
     study.set_user_attr("trials", 4)  # as a later `search.run --trials 4` would
-    joined = run_command("search.worker", "--study", "test_tiny-sample", "--storage", storage,
-                         cwd=tmp_path)  # fmt: skip
+    joined = run_here("search.worker", "--study", "test_tiny-sample", "--storage", storage,
+                      cwd=tmp_path)  # fmt: skip
     assert joined.returncode == 0, joined.stderr
     check_all_accounted_for(optuna.load_study(study_name="test_tiny-sample", storage=storage), 4)
     assert "[4/4]" in joined.stdout
@@ -188,9 +188,9 @@ def test_worker_joins_a_study_and_reads_how_to_run_it(tmp_path):
         ("not-a-url", 2, "malformed --storage URL"),
     ],
 )
-def test_worker_refuses_what_it_cannot_join(tmp_path, storage, code, message):
-    result = run_command("search.worker", "--study", "ghost",
-                         "--storage", storage.format(tmp=tmp_path), cwd=tmp_path)  # fmt: skip
+def test_worker_refuses_what_it_cannot_join(tmp_path, storage, code, message, run_here):
+    result = run_here("search.worker", "--study", "ghost",
+                      "--storage", storage.format(tmp=tmp_path), cwd=tmp_path)  # fmt: skip
     assert not (tmp_path / "none.db").exists()
     assert result.returncode == code
     lines = result.stderr.strip().splitlines()
@@ -210,7 +210,7 @@ def test_workers_survive_a_postgresql_restart(tmp_path):
     name = f"restart-{uuid.uuid4().hex[:8]}"
     command = [
         sys.executable, "-m", "search.run", "--space", "test_tiny", *TEST_SPACES, "--epochs", "2",
-        "--trials", "60", "--sampler", "random", "--workers-per-gpu", "3",
+        "--trials", "24", "--sampler", "random", "--workers-per-gpu", "3",
         "--heartbeat-interval", "1", "--grace-period", str(GRACE_SECONDS), "--storage", POSTGRES,
         "--study", name,
     ]  # fmt: skip
@@ -243,7 +243,7 @@ def test_workers_survive_a_postgresql_restart(tmp_path):
         err = "".join(outputs["err"])
         assert parent.returncode == 0, err[-3000:]  # the workers noticed, and went on
         study = optuna.load_study(study_name=name, storage=POSTGRES)
-        check_all_accounted_for(study, 60)
+        check_all_accounted_for(study, 24)
     finally:
         parent.kill()
         optuna.delete_study(study_name=name, storage=POSTGRES)
@@ -260,15 +260,15 @@ def test_each_gpu_worker_sees_only_its_gpu_and_cpu_workers_share_the_cores(monke
     assert cpu["OMP_NUM_THREADS"] == str(max(1, (os.cpu_count() or 1) // 2))
 
 
-def test_a_trial_orphaned_before_it_started_is_failed_and_replaced(tmp_path):
+def test_a_trial_orphaned_before_it_started_is_failed_and_replaced(tmp_path, run_here):
     """A worker that loses the storage inside study.ask() leaves a RUNNING trial with no
     heartbeat and no worker: the others must fail it after the grace period, not wait."""
     storage = run_tiny_study(tmp_path, "orphan", epochs=1, trials=2)
     orphan = optuna.load_study(study_name="orphan", storage=storage).ask()
-    result = run_command(
+    result = run_here(
         "search.run", "--space", "test_tiny", *TEST_SPACES, "--epochs", "1", "--trials", "3",
         "--storage", storage, "--study", "orphan", "--grace-period", str(GRACE_SECONDS),
-        "--heartbeat-interval", "1", cwd=tmp_path, timeout=HANG_GUARD_SECONDS,
+        "--heartbeat-interval", "1", cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     study = optuna.load_study(study_name="orphan", storage=storage)
