@@ -6,7 +6,6 @@ import json
 import pytest
 
 from search import bench
-from tests.conftest import run_command
 
 TINY = [
     "--dataset", "sample", "--device", "cpu", "--images", "256", "--epochs", "2", "--width", "8",
@@ -17,8 +16,8 @@ TINY = [
 ]  # fmt: skip
 
 
-def test_the_bench_times_every_section_side_by_side(tmp_path):
-    result = run_command("search.bench", *TINY, "--json", "bench.json", cwd=tmp_path)
+def test_the_bench_times_every_section_side_by_side(tmp_path, run_here):
+    result = run_here("search.bench", *TINY, "--json", "bench.json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     sections = json.loads((tmp_path / "bench.json").read_text())["sections"]
     assert list(sections) == ["plain", "trainer", "fast", "search"]
@@ -58,11 +57,11 @@ def test_sections_run_alone_without_speedups(capsys):
     assert len(rows) == 4 and all(row.endswith("|  |") for row in rows)
 
 
-def test_a_failed_section_is_reported_and_the_others_kept(tmp_path):
+def test_a_failed_section_is_reported_and_the_others_kept(tmp_path, run_here):
     """The search section fails (a space that does not exist): the fast section's rows are
     in the JSON, written as it ended, the search is marked failed with its reason in one line
     on stderr, and the exit code says so."""
-    result = run_command(
+    result = run_here(
         "search.bench", *TINY, "--sections", "fast,search", "--search-space", "nosuch",
         "--json", "bench.json", cwd=tmp_path,
     )  # fmt: skip
@@ -83,3 +82,22 @@ def test_the_command_names_every_section_the_bench_runs_in_its_order():
     from search.tuning import benchmark
 
     assert bench.SECTIONS == (*benchmark.SECTIONS, "workers")
+
+
+def test_bookkeeping_runs_a_worker_s_trials_without_training_and_times_each_part(tmp_path):
+    """Real storage writes of the fast space's parameters, reports and tells in a real study;
+    one window per `every` trials; the collection after each trial runs as in a worker."""
+    import optuna
+
+    from search.tuning import bookkeeping
+
+    storage = f"sqlite:///{tmp_path / 'bk.db'}"
+    windows = bookkeeping.measure("fast", storage, trials=5, epochs=3, every=2)
+    assert [window.trials for window in windows] == [2, 4, 5]
+    for window in windows:
+        parts = [getattr(window, phase) for phase in bookkeeping.PHASES]
+        assert all(part > 0 for part in parts) and window.total == pytest.approx(sum(parts))
+    (summary,) = optuna.get_all_study_summaries(storage)
+    study = optuna.load_study(study_name=summary.study_name, storage=storage)
+    assert len(study.trials) == 5 and all(t.state.is_finished() for t in study.trials)
+    assert all("lr_per_1024" in t.params for t in study.trials)  # the fast space's own

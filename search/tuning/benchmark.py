@@ -388,7 +388,7 @@ def bookkeeping_rows(bench: Bench) -> list[Row]:
                         f"trials up to {window.trials}, {epochs} epochs, TPE + Hyperband",
                         f"{window.total:.0f} ms: ask {window.ask:.0f}, suggest "
                         f"{window.suggest:.0f}, reports {window.report:.0f}, tell "
-                        f"{window.tell:.0f}{share}",
+                        f"{window.tell:.0f}, collect {window.collect:.0f}{share}",
                         None,
                         {"space": space, **dataclasses.asdict(window), "total": window.total},
                     )  # fmt: skip

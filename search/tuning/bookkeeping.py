@@ -1,7 +1,7 @@
 """What a trial costs beside its training, as the study grows: the sampler's ask, the space's
 suggestions and the config it records (a storage write each), one report and pruning
-decision per epoch, the result's attributes and the tell. search.bench's `bookkeeping`
-section prints it.
+decision per epoch, the result's attributes and the tell, and the garbage collection Optuna
+runs after each trial. search.bench's `bookkeeping` section prints it.
 
 Training is the one thing not run: each trial's epoch accuracies are made up (rising with
 the epoch, with noise), so a thousand trials take minutes, not days. Everything else is the
@@ -10,15 +10,17 @@ worker makes per trial (objective.py).
 """
 
 import dataclasses
+import gc
+import itertools
 import random
 import time
 
 import optuna
 
 import spaces
-from search.tuning import samplers, storage, trial_config
+from search.tuning import samplers, storage, trial_config, trial_loop
 
-PHASES = ("ask", "suggest", "report", "tell")
+PHASES = ("ask", "suggest", "report", "tell", "collect")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,16 +32,47 @@ class Window:
     suggest: float  # the space's suggestions (each a sampler call and a write) and its config
     report: float  # every epoch's report and should_prune
     tell: float  # the result's attributes and study.tell
+    # gc.collect(), as Optuna runs it after each of a worker's trials (gc_after_trial), with
+    # what existed before the first trial frozen out of it, as the worker's trial loop does
+    collect: float
 
     @property
     def total(self) -> float:
-        return self.ask + self.suggest + self.report + self.tell
+        return self.ask + self.suggest + self.report + self.tell + self.collect
 
 
 def made_up_accuracies(generator: random.Random, epochs: int) -> list[float]:
     """A learning curve: a ceiling drawn per trial, approached epoch by epoch, with noise."""
     ceiling = generator.uniform(0.3, 0.95)
     return [ceiling * (1 - 0.5**epoch) + generator.gauss(0, 0.01) for epoch in range(1, epochs + 1)]
+
+
+def one_trial(study: optuna.Study, space_function, context, generator, epochs: int) -> list[float]:
+    """One trial as a worker runs it, training made up; the seconds of each of PHASES."""
+    marks = [time.perf_counter()]
+    trial = study.ask()
+    marks.append(time.perf_counter())
+    trial_config.record(trial, space_function(trial, context))
+    trial.set_user_attr("device", "bookkeeping")
+    trial.set_user_attr("worker", "bookkeeping")
+    marks.append(time.perf_counter())
+    pruned = False
+    for epoch, accuracy in enumerate(made_up_accuracies(generator, epochs), 1):
+        trial.report(accuracy, epoch)
+        if trial.should_prune():
+            pruned = True
+            break
+    marks.append(time.perf_counter())
+    for name in ("param_count", "seconds_per_epoch", "images_per_second", "train_loss"):
+        trial.set_user_attr(name, 1.0)
+    if pruned:
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    else:
+        study.tell(trial, accuracy)
+    marks.append(time.perf_counter())
+    gc.collect()
+    marks.append(time.perf_counter())
+    return [after - before for before, after in itertools.pairwise(marks)]
 
 
 def measure(
@@ -55,36 +88,14 @@ def measure(
     context = spaces.SpaceContext("cifar10", epochs, seed)
     space_function = spaces.get(space)
     generator = random.Random(seed)
-    windows, spent = [], dict.fromkeys(PHASES, 0.0)
-    for number in range(1, trials + 1):
-        started = time.perf_counter()
-        trial = study.ask()
-        asked = time.perf_counter()
-        config = space_function(trial, context)
-        trial_config.record(trial, config)
-        trial.set_user_attr("device", "bookkeeping")
-        trial.set_user_attr("worker", "bookkeeping")
-        suggested = time.perf_counter()
-        pruned = False
-        for epoch, accuracy in enumerate(made_up_accuracies(generator, epochs), 1):
-            trial.report(accuracy, epoch)
-            if trial.should_prune():
-                pruned = True
-                break
-        reported = time.perf_counter()
-        for name in ("param_count", "seconds_per_epoch", "images_per_second", "train_loss"):
-            trial.set_user_attr(name, 1.0)
-        if pruned:
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        else:
-            study.tell(trial, accuracy)
-        told = time.perf_counter()
-        for phase, seconds in zip(PHASES, (asked - started, suggested - asked,
-                                           reported - suggested, told - reported), strict=True):  # fmt: skip
-            spent[phase] += seconds
-        if number % every == 0 or number == trials:
-            count = number - (windows[-1].trials if windows else 0)
-            windows.append(Window(number, *(1000 * spent[p] / count for p in PHASES)))
-            spent = dict.fromkeys(PHASES, 0.0)
+    windows, spent = [], [0.0] * len(PHASES)
+    with trial_loop.startup_heap_frozen():
+        for number in range(1, trials + 1):
+            seconds = one_trial(study, space_function, context, generator, epochs)
+            spent = [total + more for total, more in zip(spent, seconds, strict=True)]
+            if number % every == 0 or number == trials:
+                count = number - (windows[-1].trials if windows else 0)
+                windows.append(Window(number, *(1000 * total / count for total in spent)))
+                spent = [0.0] * len(PHASES)
     storage.close(opened)
     return windows
