@@ -34,6 +34,17 @@ def test_a_resnet18_step_launches_under_200_kernels_and_never_waits():
     assert dict(count.top)["convolution"] == 2 * 20  # the steps counted are whole steps
 
 
+@pytest.mark.parametrize("optimizer", ["radam", "ranger", "lamb"])
+def test_the_optimizers_step_counters_are_not_counted_as_waits(optimizer):
+    """They stay on the CPU for a GPU model, so reading them waits for nothing: RAdam reads
+    each parameter's five times a step, inside Ranger's Lookahead wrapper too (counted as 5
+    waits a parameter before the wrapped optimizer's state was looked into)."""
+    images = random_images(64 * 3)
+    config = RESNET18.replace(optimizer=optimizer, optimizer_args={})
+    state = trainer.start_training(config, images, images, 10, CPU)
+    assert op_count.count_step_operators(state, steps=5).syncs == 0
+
+
 @pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "radam", "lion", "lamb", "ranger"])
 def test_multi_tensor_optimizers_update_as_the_per_parameter_loop_does(name):
     """Three steps of each optimizer as the trainer builds it (foreach) against torch's or

@@ -13,6 +13,7 @@ those of the optimizer's step counters: torch keeps them on the CPU for a GPU mo
 import collections
 import dataclasses
 
+import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from search.training import trainer
@@ -70,7 +71,12 @@ def count_step_operators(state: trainer.TrainingState, steps: int, warm_up: int 
     chosen = trainer.batches(state, warm_up + steps)
     for index in chosen[:warm_up]:
         trainer.train_step(state, index, 1)
-    holders = [*state.optimizer.state.values(), *state.optimizer.param_groups]  # timm's LAMB
+    # The step counters sit in each parameter's state (in a group's, for timm's LAMB), and in
+    # the wrapped optimizer's for a wrapper (timm's Lookahead, of Ranger): CPU tensors that a
+    # step reads without waiting (RAdam reads each five times a parameter).
+    optimizers = [state.optimizer, *(inner for inner in vars(state.optimizer).values()
+                                     if isinstance(inner, torch.optim.Optimizer))]  # fmt: skip
+    holders = [held for o in optimizers for held in (*o.state.values(), *o.param_groups)]
     counters = frozenset(id(held["step"]) for held in holders if "step" in held)
     with OperatorCounter(counters) as counter:
         for index in chosen[warm_up:]:
