@@ -40,6 +40,14 @@ class PatchWhitening(nn.Conv2d):
         filters = filters.reshape(-1, *self.weight.shape[1:])
         self.weight.copy_(torch.cat([filters, -filters]))
 
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        # In fp32 under autocast too: the filters, scaled by up to 1/sqrt(eigenvalue), make
+        # large sums that cancel, and bf16 operands moved the output by 3.7% of its magnitude
+        # (BENCHMARKS.md: The whitening stem in bf16). A 2x2 conv of a few channels: fp32
+        # costs next to nothing; the output is rounded as any layer's is, at the next one.
+        with torch.autocast(images.device.type, enabled=False):
+            return super().forward(images.float())
+
 
 def conv_group(in_channels: int, out_channels: int, activation: str) -> nn.Sequential:
     def batch_norm(channels: int) -> nn.BatchNorm2d:

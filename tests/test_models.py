@@ -140,6 +140,24 @@ def test_whitening_stem_whitens_the_patches_it_was_fitted_to():
     assert not stem.weight.requires_grad
 
 
+def test_the_whitening_stem_runs_in_fp32_under_bf16_autocast(sample):
+    """As CUDA runs the network (bf16 autocast), on the CPU's autocast: the stem's output is
+    its fp32 output, where the same conv in bf16 is off by a few percent (BENCHMARKS.md: The
+    whitening stem in bf16)."""
+    stem = PatchWhitening(3, 2)
+    images = sample.train.images[:2000].float() / 255
+    images = (images - images.mean((0, 2, 3), keepdim=True)) / images.std((0, 2, 3), keepdim=True)
+    stem.fit(images)
+    batch = images[:64]
+    in_fp32 = stem(batch)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_autocast = stem(batch)
+        plain_conv = torch.nn.functional.conv2d(batch, stem.weight, stem.bias)
+    assert under_autocast.dtype == torch.float32 and torch.equal(under_autocast, in_fp32)
+    error = (plain_conv.float() - in_fp32).abs().mean() / in_fp32.abs().mean()
+    assert plain_conv.dtype == torch.bfloat16 and error > 0.01  # what it is spared
+
+
 @pytest.mark.parametrize("init", ["default", "xavier", "kaiming"])
 def test_init_schemes_reset_conv_and_linear_weights(init):
     torch.manual_seed(0)
