@@ -46,7 +46,7 @@ class PatchWhitening(nn.Conv2d):
         # (BENCHMARKS.md: The whitening stem in bf16). A 2x2 conv of a few channels: fp32
         # costs next to nothing; the output is rounded as any layer's is, at the next one.
         with torch.autocast(images.device.type, enabled=False):
-            return super().forward(images.float())
+            return super().forward(images.to(self.weight.dtype))  # its own: fp32, or fp64
 
 
 def conv_group(in_channels: int, out_channels: int, activation: str) -> nn.Sequential:
