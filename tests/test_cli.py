@@ -17,7 +17,7 @@ from search import (
     worker,
 )
 from search.tuning import samplers
-from tests.conftest import run_command, run_in_this_process
+from tests.conftest import run_command
 
 PARSERS = {
     "search.run": run,
@@ -259,17 +259,14 @@ IN_THEIR_OWN_PROCESS = {
 
 
 @pytest.mark.parametrize("mistake", MISTAKES)
-def test_mistakes_get_one_clear_line_and_a_nonzero_exit(mistake, tmp_path, monkeypatch, capfd):
+def test_mistakes_get_one_clear_line_and_a_nonzero_exit(mistake, tmp_path, run_here):
     (tmp_path / "empty").mkdir()
     (tmp_path / "typo.yaml").write_text("model: mlp\nlearning_rate: 0.1\ndataset: sample\n")
     (tmp_path / "mixpu.yaml").write_text("model: mlp\naugment: {mixpu: {}}\ndataset: sample\n")
     (module, *args), message = MISTAKES[mistake]
-    if mistake in IN_THEIR_OWN_PROCESS:
-        result = run_command(module, *args, cwd=tmp_path)
-        code, out, err = result.returncode, result.stdout, result.stderr
-    else:
-        monkeypatch.chdir(tmp_path)
-        code, out, err = run_in_this_process(module, args, monkeypatch, capfd)
+    run = run_command if mistake in IN_THEIR_OWN_PROCESS else run_here
+    result = run(module, *args, cwd=tmp_path)
+    code, out, err = result.returncode, result.stdout, result.stderr
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1, err

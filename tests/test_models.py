@@ -144,9 +144,11 @@ def test_the_whitening_stem_runs_in_fp32_under_bf16_autocast(sample):
     """As CUDA runs the network (bf16 autocast), on the CPU's autocast: the stem's output is
     its fp32 output, where the same conv in bf16 is off by a few percent (BENCHMARKS.md: The
     whitening stem in bf16)."""
+    from search.training.preprocess import make_normalizer
+
     stem = PatchWhitening(3, 2)
-    images = sample.train.images[:2000].float() / 255
-    images = (images - images.mean((0, 2, 3), keepdim=True)) / images.std((0, 2, 3), keepdim=True)
+    normalize = make_normalizer(sample.train.channel_statistics, torch.device("cpu"))
+    images = normalize(sample.train.images[:2000])
     stem.fit(images)
     batch = images[:64]
     in_fp32 = stem(batch)

@@ -262,15 +262,15 @@ def test_each_gpu_worker_sees_only_its_gpu_and_cpu_workers_share_the_cores(monke
     assert cpu["OMP_NUM_THREADS"] == str(max(1, (os.cpu_count() or 1) // 2))
 
 
-def test_a_trial_orphaned_before_it_started_is_failed_and_replaced(tmp_path, run_here):
+def test_a_trial_orphaned_before_it_started_is_failed_and_replaced(tmp_path):
     """A worker that loses the storage inside study.ask() leaves a RUNNING trial with no
     heartbeat and no worker: the others must fail it after the grace period, not wait."""
     storage = run_tiny_study(tmp_path, "orphan", epochs=1, trials=2)
     orphan = optuna.load_study(study_name="orphan", storage=storage).ask()
-    result = run_here(
+    result = run_command(  # a process of its own, so that its hang guard can end it
         "search.run", "--space", "test_tiny", *TEST_SPACES, "--epochs", "1", "--trials", "3",
         "--storage", storage, "--study", "orphan", "--grace-period", str(GRACE_SECONDS),
-        "--heartbeat-interval", "1", cwd=tmp_path,
+        "--heartbeat-interval", "1", cwd=tmp_path, timeout=HANG_GUARD_SECONDS,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     study = optuna.load_study(study_name="orphan", storage=storage)
