@@ -27,26 +27,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     from search.training import data, device
     from search.tuning import final, final_runs, progress, storage, study
 
-    found = study.load(storage.open_storage(args.storage, create=False), args.study)
-    settings = study.settings(found)  # a study search.run did not make, or cannot run
-    final.top_trials(found, args.top)  # no complete trial, or several objectives: fail now
-    on_device = device.resolve(args.device)
-    dataset = data.load(settings.dataset, args.data_dir, classes=settings.classes)
+    with storage.kept_open(args.storage, create=False) as opened:
+        found = study.load(opened, args.study)
+        settings = study.settings(found)  # a study search.run did not make, or cannot run
+        final.top_trials(found, args.top)  # no complete trial, or several objectives: fail now
+        on_device = device.resolve(args.device)
+        dataset = data.load(settings.dataset, args.data_dir, classes=settings.classes)
 
-    def show(run: final_runs.Run) -> None:
-        print(
-            f"trial {run.trial} seed {run.seed}: val_accuracy {run.val_accuracy:.4f}  "
-            f"test_accuracy {run.test_accuracy:.4f}",
-            flush=True,
-        )
+        def show(run: final_runs.Run) -> None:
+            print(
+                f"trial {run.trial} seed {run.seed}: val_accuracy {run.val_accuracy:.4f}  "
+                f"test_accuracy {run.test_accuracy:.4f}",
+                flush=True,
+            )
 
-    runs = final_runs.retrain_top(found, dataset, on_device, args.top, args.seeds, show)
-    rows = final.rank(found, runs)
-    final.record(found, rows)
-    print(final.format_table(rows))
-    export = progress.export_command(args.study, args.storage, ["-o", "best.yaml"])
-    print(f"winner: trial {rows[0]['trial']}; export it with {export}")
-    return 0
+        runs = final_runs.retrain_top(found, dataset, on_device, args.top, args.seeds, show)
+        rows = final.rank(found, runs)
+        final.record(found, rows)
+        print(final.format_table(rows))
+        export = progress.export_command(args.study, args.storage, ["-o", "best.yaml"])
+        print(f"winner: trial {rows[0]['trial']}; export it with {export}")
+        return 0
 
 
 if __name__ == "__main__":

@@ -225,34 +225,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     if wanted.checkpoint_dir:
         files.check_folder(Path(wanted.checkpoint_dir))
     name = args.study or f"{args.space}-{args.dataset}"
-    study_storage = storage.open_storage(args.storage)
-    running = study.create_or_resume(study_storage, name, wanted)
-    if args.warm_start:
-        queued = study.enqueue_warm_starts(running, args.space)
-        print(f"warm start: queued {queued} known-good config(s) of space {args.space}")
-    optuna_dashboard.save_note(
-        running, environment.study_note(list(argv or sys.argv[1:]), dataset, len(slots))
-    )
-    finished = len(running.get_trials(deepcopy=False, states=progress.FINISHED))
-    if args.create_only:
-        print(f"study {name}: {finished}/{args.trials} trials finished; workers join it with "
-              f"python -m search.worker --study {shlex.quote(name)} --storage "
-              f"{shlex.quote(args.storage)}")  # fmt: skip
-        return 0
-    where = ", ".join(sorted({f"{s.device}{'' if s.gpu is None else s.gpu}" for s in slots}))
-    print(
-        f"study {name}: {finished}/{args.trials} trials finished; space {args.space}, "
-        f"{args.dataset} ({len(dataset.train)} train / {len(dataset.val)} val images), "
-        f"up to {args.epochs} epochs per trial, {args.sampler} sampler, {pruner} pruner, "
-        f"{len(slots)} worker(s) on {where}",
-        flush=True,
-    )
-    code = worker_loop.run_workers(
-        slots, args.storage, name, args.data_dir, args.timeout, args.quiet, dataset=dataset
-    )
-    running = study.load(study_storage, name)  # as the workers left it
-    print(progress.summary(running, args.storage))
-    return code
+    with storage.kept_open(args.storage) as study_storage:
+        running = study.create_or_resume(study_storage, name, wanted)
+        if args.warm_start:
+            queued = study.enqueue_warm_starts(running, args.space)
+            print(f"warm start: queued {queued} known-good config(s) of space {args.space}")
+        optuna_dashboard.save_note(
+            running, environment.study_note(list(argv or sys.argv[1:]), dataset, len(slots))
+        )
+        finished = len(running.get_trials(deepcopy=False, states=progress.FINISHED))
+        if args.create_only:
+            print(f"study {name}: {finished}/{args.trials} trials finished; workers join it with "
+                  f"python -m search.worker --study {shlex.quote(name)} --storage "
+                  f"{shlex.quote(args.storage)}")  # fmt: skip
+            return 0
+        where = ", ".join(sorted({f"{s.device}{'' if s.gpu is None else s.gpu}" for s in slots}))
+        print(
+            f"study {name}: {finished}/{args.trials} trials finished; space {args.space}, "
+            f"{args.dataset} ({len(dataset.train)} train / {len(dataset.val)} val images), "
+            f"up to {args.epochs} epochs per trial, {args.sampler} sampler, {pruner} pruner, "
+            f"{len(slots)} worker(s) on {where}",
+            flush=True,
+        )
+        code = worker_loop.run_workers(
+            slots, args.storage, name, args.data_dir, args.timeout, args.quiet, dataset=dataset
+        )
+        running = study.load(study_storage, name)  # as the workers left it
+        print(progress.summary(running, args.storage))
+        return code
 
 
 if __name__ == "__main__":

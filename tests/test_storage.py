@@ -1,6 +1,7 @@
 """Opening the storage: real SQLite files and the real PostgreSQL, and the errors people cause."""
 
 import contextlib
+import shutil
 import sqlite3
 import uuid
 
@@ -9,7 +10,9 @@ import pytest
 import sqlalchemy
 
 from registry import RunFailure, UsageError
+from search import run
 from search.tuning import storage
+from tests.conftest import run_tiny_study
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -101,3 +104,44 @@ def test_a_heartbeat_lost_to_an_outage_is_skipped_and_the_next_one_beats(tmp_pat
         beats = reading.execute("SELECT COUNT(*) FROM trial_heartbeats").fetchone()
     assert beats == (1,)
     storage.close(opened)
+
+
+def test_a_search_run_in_a_process_that_goes_on_leaves_every_trial_in_the_study_file(tmp_path):
+    """A notebook's search (search.api, or search.run in any process that outlives it) closes
+    the storages it opened when it ends: SQLite folds the write-ahead log back into the file
+    then, so the file alone, copied or sent on, holds every trial."""
+    run_tiny_study(tmp_path, "notebook", epochs=1, trials=3)
+    wal = tmp_path / "notebook.db-wal"
+    assert not wal.exists() or wal.stat().st_size == 0  # nothing left outside the file
+    copy = tmp_path / "sent" / "notebook.db"
+    copy.parent.mkdir()
+    shutil.copy(tmp_path / "notebook.db", copy)  # the file alone, as `cp` or `scp` would
+    found = optuna.load_study(study_name="notebook", storage=f"sqlite:///{copy}")
+    assert len(found.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 3
+
+
+def test_a_search_run_in_a_process_that_goes_on_gives_back_its_postgresql_connections():
+    """The same on PostgreSQL: none of the search's connections outlive it (each process may
+    hold only so many: README, Many GPUs, many hosts). Its connections carry a name of their
+    own, so what else uses the database does not count."""
+    label = f"search-{uuid.uuid4().hex[:8]}"
+    url = f"{POSTGRES}?application_name={label}"
+    argv = ["--space", "test_tiny", "--space-module", "tests.spaces_for_tests",
+            "--dataset", "sample", "--epochs", "1", "--trials", "2", "--storage", url,
+            "--study", label]  # fmt: skip
+    counter = sqlalchemy.create_engine(
+        storage.parse_url(POSTGRES), poolclass=sqlalchemy.pool.NullPool
+    )
+    try:
+        assert run.main(argv) == 0
+        with counter.connect() as connection:
+            left = connection.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %(label)s",
+                {"label": label},
+            ).scalar()
+        assert left == 0
+    finally:
+        opened = storage.open_storage(POSTGRES, create=False)
+        optuna.delete_study(study_name=label, storage=opened)
+        storage.close(opened)
+        counter.dispose()

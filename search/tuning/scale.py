@@ -67,9 +67,9 @@ class StandIn:
 
 def work(storage_url: str, name: str, slot: int, epoch_seconds: float) -> None:
     """One stand-in worker: the product's storage and trial loop around StandIn."""
-    joined = trial_loop.join(storage_url, name, slot)
-    objective = StandIn(joined.settings.epochs, epoch_seconds, joined.heartbeat)
-    trial_loop.run_trials(joined.study, objective, joined.settings, output="quiet")
+    with trial_loop.join(storage_url, name, slot) as joined:
+        objective = StandIn(joined.settings.epochs, epoch_seconds, joined.heartbeat)
+        trial_loop.run_trials(joined.study, objective, joined.settings, output="quiet")
 
 
 @dataclasses.dataclass

@@ -8,6 +8,7 @@ import logging
 import sqlite3
 import warnings
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -289,6 +290,19 @@ def close(opened) -> None:
     """Return a storage's connections now (a proxy client has none of its own)."""
     if isinstance(opened, RDBStorage):
         opened.engine.dispose()
+
+
+@contextlib.contextmanager
+def kept_open(url: str, *args, **kwargs) -> Iterator[RDBStorage]:
+    """open_storage(url, ...) for as long as the block runs, closed at its end: a command
+    that ends in a process that goes on (search.api's, a notebook's) gives its connections
+    back, and SQLite then folds its write-ahead log into the file, which alone holds the
+    study again."""
+    storage = open_storage(url, *args, **kwargs)
+    try:
+        yield storage
+    finally:
+        close(storage)
 
 
 def close_at_exit(engine: sqlalchemy.engine.Engine) -> None:

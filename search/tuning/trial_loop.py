@@ -11,7 +11,7 @@ import gc
 import logging
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 import optuna
@@ -151,29 +151,28 @@ class Joined:
     heartbeat: Callable[[optuna.Trial], contextlib.AbstractContextManager]
 
 
-def join(storage_url: str, name: str, slot: int) -> Joined:
-    """Join study `name` as worker `slot`: SIGTERM interrupts like Ctrl-C from now on, and the
-    storage is opened with the study's own heartbeat settings."""
+@contextlib.contextmanager
+def join(storage_url: str, name: str, slot: int) -> Iterator[Joined]:
+    """Join study `name` as worker `slot` for as long as the block runs: SIGTERM interrupts
+    like Ctrl-C from now on, and the storage is opened with the study's own heartbeat
+    settings (and closed at the end: storage.kept_open)."""
     interrupt_on_sigterm()
     settings = read_settings(storage_url, name)
     log.debug("study %s: %s", name, settings)
-    opened = storage.open_storage(
+    with storage.kept_open(
         storage_url, settings.heartbeat_interval, settings.grace_period, create=False
-    )
-    return Joined(
-        settings,
-        study.open_for_worker(opened, name, settings, slot),
-        proxy.heartbeat_for(storage_url, opened, settings.heartbeat_interval),
-    )
+    ) as opened:
+        yield Joined(
+            settings,
+            study.open_for_worker(opened, name, settings, slot),
+            proxy.heartbeat_for(storage_url, opened, settings.heartbeat_interval),
+        )
 
 
 def read_settings(storage_url: str, name: str) -> StudySettings:
     """The study's recorded settings, read before the storage is opened with its heartbeat."""
-    plain = storage.open_storage(storage_url, create=False)
-    try:
+    with storage.kept_open(storage_url, create=False) as plain:
         return study.settings(study.load(plain, name))
-    finally:
-        storage.close(plain)
 
 
 def fail_orphans(running: optuna.Study, grace_seconds: float) -> None:

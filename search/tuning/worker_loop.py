@@ -6,6 +6,7 @@ hosts both run this."""
 
 from pathlib import Path
 
+import optuna
 import torch
 
 import spaces
@@ -46,33 +47,32 @@ def work(
     output: str = "lines",
 ) -> None:
     """Run trials of study `name` on one device until the study has its target."""
-    joined = trial_loop.join(storage_url, name, slot)
-    settings = joined.settings
-    spaces.import_user_module(settings.space_module)
-    if dataset is None:
-        dataset = data.load(settings.dataset, data_dir, classes=settings.classes)
-    checkpoints = None
-    if settings.checkpoint_dir:
-        checkpoints = TrialCheckpoints(
-            Path(settings.checkpoint_dir), name, settings.keep_checkpoints
-        )
-    objective = Objective(
-        spaces.get(settings.space), space_context(settings), dataset, on_device,
-        study.parse_objectives(settings.objectives), settings.compile, checkpoints,
-        joined.heartbeat,
-    )  # fmt: skip
-    callbacks = [*([checkpoints.remove_finished] if checkpoints else []), free_memory]
-    # Every torch optimizer imports torch._dynamo when first built (its methods are wrapped in
-    # torch._disable_dynamo): imported now, its objects are among those the trial loop freezes
-    # out of the collection after each trial, not walked by every one of them.
-    import torch._dynamo  # noqa: F401
+    with trial_loop.join(storage_url, name, slot) as joined:
+        settings = joined.settings
+        spaces.import_user_module(settings.space_module)
+        if dataset is None:
+            dataset = data.load(settings.dataset, data_dir, classes=settings.classes)
+        checkpoints = None
+        if settings.checkpoint_dir:
+            checkpoints = TrialCheckpoints(
+                Path(settings.checkpoint_dir), name, settings.keep_checkpoints
+            )
+        objective = Objective(
+            spaces.get(settings.space), space_context(settings), dataset, on_device,
+            study.parse_objectives(settings.objectives), settings.compile, checkpoints,
+            joined.heartbeat,
+        )  # fmt: skip
+        callbacks = [*([checkpoints.remove_finished] if checkpoints else []), free_memory]
+        # Every torch optimizer imports torch._dynamo when first built (its methods are wrapped
+        # in torch._disable_dynamo): imported now, its objects are among those the trial loop
+        # freezes out of the collection after each trial, not walked by every one of them.
+        import torch._dynamo  # noqa: F401
 
-    trial_loop.run_trials(joined.study, objective, settings, timeout, output, callbacks)
+        trial_loop.run_trials(joined.study, objective, settings, timeout, output, callbacks)
 
 
-def watch_progress(storage_url: str, name: str, output: str) -> progress.StudyWatcher:
+def watch_progress(found: optuna.Study, output: str) -> progress.StudyWatcher:
     """What a parent shows while its workers (quiet themselves) run the study."""
-    found = study.load(storage.open_storage(storage_url, create=False), name)
     target = study.settings(found).trials
     finished_before = len(found.get_trials(deepcopy=False, states=progress.FINISHED))
     return progress.StudyWatcher(found, progress.TrialPrinter(target, finished_before, output))
@@ -96,7 +96,8 @@ def run_workers(
         work(storage_url, name, data_dir, on_device, slot_number, dataset, timeout, output)
         return 0
     interrupt_on_sigterm()  # a scheduler's SIGTERM to the parent reaches its workers too
-    watcher = watch_progress(storage_url, name, output)
-    return launch.spawn_workers(
-        slots, name, storage_url, data_dir, timeout, watcher, first_slot=slot_number
-    )
+    with storage.kept_open(storage_url, create=False) as watched:
+        watcher = watch_progress(study.load(watched, name), output)
+        return launch.spawn_workers(
+            slots, name, storage_url, data_dir, timeout, watcher, first_slot=slot_number
+        )
