@@ -1,8 +1,10 @@
 """Shared fixtures: the packaged CIFAR-10 sample, loaded once, and helpers to run the CLIs."""
 
+import io
 import os
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -37,9 +39,9 @@ def run_command(module: str, *args: str, cwd: Path, timeout: float = 600):
     )
 
 
-def run_in_this_process(module: str, args: list[str], monkeypatch, capfd) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of `python -m module args`, through the commands' own
-    boundary (cli.run_main) in this interpreter: a new one costs ~4 s, most of it torch."""
+def run_in_this_process(module: str, args: list[str], monkeypatch) -> int:
+    """The exit code of `python -m module args`, run through the commands' own boundary
+    (cli.run_main) in this interpreter: a new one costs ~4 s, most of it torch."""
     import importlib
 
     from search import cli
@@ -47,8 +49,7 @@ def run_in_this_process(module: str, args: list[str], monkeypatch, capfd) -> tup
     monkeypatch.setattr(sys, "argv", [module, *args])
     with pytest.raises(SystemExit) as exited:
         cli.run_main(importlib.import_module(module).main, module)
-    out, err = capfd.readouterr()
-    return exited.value.code, out, err
+    return exited.value.code
 
 
 @pytest.fixture
@@ -63,10 +64,21 @@ def run_here(monkeypatch, capfd):
     def run(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
         with monkeypatch.context() as patch:
             patch.chdir(cwd)
-            code, out, err = run_in_this_process(module, list(args), patch, capfd)
+            code = run_in_this_process(module, list(args), patch)
+        out, err = capfd.readouterr()
         return subprocess.CompletedProcess([module, *args], code, out, err)
 
     return run
+
+
+def run_here_once(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """run_here for a module-scoped fixture, which cannot take capfd: the command's output is
+    what it writes to sys.stdout and sys.stderr (ours, Optuna's and tqdm's all go there)."""
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, redirect_stdout(out), redirect_stderr(err):
+        patch.chdir(cwd)
+        code = run_in_this_process(module, list(args), patch)
+    return subprocess.CompletedProcess([module, *args], code, out.getvalue(), err.getvalue())
 
 
 def run_tiny_study(folder: Path, name: str, epochs: int, trials: int) -> str:

@@ -481,7 +481,8 @@ def test_a_mistake_is_one_line_and_its_exit_code_and_the_study_is_unchanged(
         args = [arg.replace("{busy_port}", port) for arg in args]
         fragment = fragment.replace("{busy_port}", port)
         lock.execute("BEGIN EXCLUSIVE")  # another process's write in progress
-        code, out, err = run_in_this_process(module, args, monkeypatch, capfd)
+        code = run_in_this_process(module, args, monkeypatch)
+        out, err = capfd.readouterr()
         lock.execute("ROLLBACK")
     assert "Traceback" not in out + err, err
     assert code == expected_code, err

@@ -1,4 +1,5 @@
-"""search.run end to end: real processes, real SQLite files, real Optuna."""
+"""search.run end to end: real SQLite files, real Optuna, each command through the boundary a
+user's `python -m` goes through (cli.run_main), in this interpreter."""
 
 import shutil
 import statistics
@@ -12,7 +13,7 @@ import spaces
 import tests.spaces_for_tests  # noqa: F401  (registers the test spaces here too)
 from search import run
 from search.tuning import trial_config
-from tests.conftest import run_command
+from tests.conftest import run_here_once
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # Upsampling an MLP's input is what report 004 did, not what these tests test: they run the
@@ -28,7 +29,7 @@ def load(db_path, name="mlp-sample"):
 def mlp_study(tmp_path_factory):
     """A 3-trial study of the mlp space on the packaged sample, run as a user would."""
     folder = tmp_path_factory.mktemp("study")
-    result = run_command(
+    result = run_here_once(
         "search.run", "--space", "mlp", "--trials", "3", "--dataset", "sample", "--epochs", "2",
         *NATIVE_SIZE, cwd=folder,
     )  # fmt: skip
@@ -157,11 +158,11 @@ def test_with_no_pruner_every_trial_trains_all_its_epochs(tmp_path):
     assert all(len(t.intermediate_values) == 2 for t in complete)
 
 
-def test_warm_start_runs_the_spaces_known_good_configs_first_and_once(tmp_path):
+def test_warm_start_runs_the_spaces_known_good_configs_first_and_once(tmp_path, run_here):
     space = "test_two_knobs"  # its warm starts train in a fraction of a second
     args = ["search.run", "--space", space, "--space-module", "tests.spaces_for_tests",
             "--dataset", "sample", "--epochs", "1", "--warm-start"]  # fmt: skip
-    first = run_command(*args, "--trials", "2", cwd=tmp_path)
+    first = run_here(*args, "--trials", "2", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert f"warm start: queued 2 known-good config(s) of space {space}" in first.stdout
     study = load(tmp_path / "studies.db", f"{space}-sample")
@@ -169,14 +170,14 @@ def test_warm_start_runs_the_spaces_known_good_configs_first_and_once(tmp_path):
     assert [t.user_attrs["warm_start"] for t in study.trials] == [
         start.source for start in spaces.warm_starts(space)
     ]
-    again = run_command(*args, "--trials", "3", cwd=tmp_path)
+    again = run_here(*args, "--trials", "3", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "warm start: queued 0 known-good config(s)" in again.stdout
     assert len(load(tmp_path / "studies.db", f"{space}-sample").trials) == 3  # the third sampled
 
 
-def test_objectives_make_a_multi_objective_study_without_pruning(tmp_path):
-    result = run_command(
+def test_objectives_make_a_multi_objective_study_without_pruning(tmp_path, run_here):
+    result = run_here(
         "search.run", "--space", "test_widths", "--space-module", "tests.spaces_for_tests",
         "--dataset", "sample", "--epochs", "2", "--trials", "6", "--sampler", "random",
         "--objectives", "accuracy,params", cwd=tmp_path,
@@ -194,8 +195,8 @@ def test_objectives_make_a_multi_objective_study_without_pruning(tmp_path):
     front = {t.number for t in study.best_trials}
     assert f"Pareto front: {len(front)} trial(s)" in result.stdout
     assert "-o front.yaml --pareto" in result.stdout
-    exported = run_command("search.export", "--study", "test_widths-sample", "--pareto",
-                           "-o", "front.yaml", cwd=tmp_path)  # fmt: skip
+    exported = run_here("search.export", "--study", "test_widths-sample", "--pareto",
+                        "-o", "front.yaml", cwd=tmp_path)  # fmt: skip
     assert exported.returncode == 0, exported.stderr
     assert len(list(tmp_path.glob("front-*.yaml"))) == len(front)
 
