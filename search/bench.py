@@ -149,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         storage.check_url(args.search_storage)
     if sections == ["workers"]:
         return scale_section(args, argv)
-    from search.tuning import benchmark
+    from search.tuning import benchmark, trial_loop
 
     bench = benchmark.prepare(args, sections, batch_sizes, workers_per_gpu)
     machine = benchmark.describe_machine(bench.on_device)
@@ -161,32 +161,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     document = {"command": ["python", "-m", "search.bench", *(argv or sys.argv[1:])],
                 "machine": machine, "sections": {}}  # fmt: skip
 
-    def record(name: str, outcome: dict) -> None:
-        document["sections"][name] = outcome
+    def record(name: str, entry: dict) -> None:
+        document["sections"][name] = entry
         if args.json:
             files.write_text(args.json, json.dumps(document, indent=2) + "\n")
 
+    # `timeout` (GPU.md's script) ends a section with SIGTERM: as Ctrl-C, so that the section
+    # is recorded as interrupted, with the rows it had measured
+    trial_loop.interrupt_on_sigterm()
     rows, failed = [], []
     for name in sections:
-        record(name, {"status": "running"})
+        found: list[benchmark.Row] = []
         started = time.perf_counter()
+        record(name, outcome("running", started, found))
         try:
-            found = benchmark.SECTIONS[name](bench)
+            for row in benchmark.SECTIONS[name](bench):
+                if not found:
+                    print(benchmark.TABLE_HEADER, flush=True)
+                print(benchmark.format_row(row), flush=True)
+                found.append(row)
+                record(name, outcome("running", started, found))
         except KeyboardInterrupt:
-            record(name, {"status": "interrupted", "seconds": time.perf_counter() - started})
+            record(name, outcome("interrupted", started, found))
             raise
         except Exception as error:  # noqa: BLE001  one failed section must not lose the rest
             reason = f"{type(error).__name__}: {error}".splitlines()[0]
             print(f"search.bench: section {name} failed: {reason}", file=sys.stderr, flush=True)
             failed.append(name)
-            record(name, {"status": "failed", "error": reason,
-                          "traceback": traceback.format_exc()[-4000:],
-                          "seconds": time.perf_counter() - started})  # fmt: skip
+            record(name, outcome("failed", started, found, error=reason,
+                                 traceback=traceback.format_exc()[-4000:]))  # fmt: skip
             continue
-        print(benchmark.format_table(found), flush=True)
         rows += found
-        record(name, {"status": "done", "seconds": time.perf_counter() - started,
-                      "rows": [dataclasses.asdict(row) for row in found]})  # fmt: skip
+        record(name, outcome("done", started, found))
     print("\n" + benchmark.format_table(rows))
     print(benchmark.FOOTNOTE)
     for row in rows:
@@ -196,6 +202,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"search.bench: {len(failed)} section(s) failed: {', '.join(failed)}",
               file=sys.stderr)  # fmt: skip
     return 1 if failed else 0
+
+
+def outcome(status: str, started: float, found: list, **more) -> dict:
+    """A section's entry in the JSON: its status, seconds so far and the rows it has given."""
+    return {"status": status, "seconds": time.perf_counter() - started, **more,
+            "rows": [dataclasses.asdict(row) for row in found]}  # fmt: skip
 
 
 def scale_section(args, argv) -> int:

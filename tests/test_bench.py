@@ -2,10 +2,16 @@
 searches, the figures consistent with each other."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
-from search import bench
+from search import bench, cli
+from tests.conftest import REPO
 
 TINY = [
     "--dataset", "sample", "--device", "cpu", "--images", "256", "--epochs", "2", "--width", "8",
@@ -103,3 +109,32 @@ def test_bookkeeping_runs_a_worker_s_trials_without_training_and_times_each_part
     study = optuna.load_study(study_name=summary.study_name, storage=storage)
     assert len(study.trials) == 5 and all(t.state.is_finished() for t in study.trials)
     assert all("lr_per_1024" in t.params for t in study.trials)  # the fast space's own
+
+
+def test_a_section_cut_off_by_sigterm_keeps_the_rows_it_had_measured(tmp_path):
+    """What `timeout` does to a section in GPU.md's script: SIGTERM once the ops section has
+    counted its first config. The JSON says the section was interrupted and holds that row,
+    the table printed it as it came, and the command ends as Ctrl-C ends it."""
+    command = [sys.executable, "-m", "search.bench", *TINY, "--sections", "ops",
+               "--json", "bench.json"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+    def rows_so_far() -> list:
+        try:
+            return json.loads((tmp_path / "bench.json").read_text())["sections"]["ops"]["rows"]
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):  # not yet, or mid-write
+            return []
+
+    while not rows_so_far() and process.poll() is None:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == cli.EXIT_INTERRUPTED, err
+    section = json.loads((tmp_path / "bench.json").read_text())["sections"]["ops"]
+    assert section["status"] == "interrupted"
+    assert section["rows"][0]["what"] == "operators per step: ResNet-18, batch 64"
+    assert len(section["rows"]) < 8  # cut off: 8 configs in all
+    assert "| operators per step: ResNet-18, batch 64 |" in out
+    assert "Traceback" not in err

@@ -14,7 +14,8 @@ each with its speed-up over the plain pipeline; and, apart:
 6. `bookkeeping`: what a trial costs beside its training as the study grows (bookkeeping.py),
    for `fast` and `resnet`, and what a trial's start and evaluation take.
 The same code runs at tiny sizes on a CPU. SECTIONS lists them in the order they run; each
-returns its rows, and search.bench writes them as each section ends.
+yields its rows as it measures them, and search.bench writes each as it comes (a section cut
+off by a timeout keeps the rows it had measured).
 """
 
 import argparse
@@ -26,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import optuna
@@ -118,14 +119,12 @@ def resnet18_config(bench: Bench, batch_size: int) -> TrialConfig:
     )  # fmt: skip
 
 
-def trainer_rows(bench: Bench) -> list[Row]:
-    rows = []
+def trainer_rows(bench: Bench) -> Iterator[Row]:
     for batch_size in bench.batch_sizes:
         result = bench.train(resnet18_config(bench, batch_size))
         seconds = statistics.mean(epoch.train_seconds for epoch in result.history[1:])
         compiled = f", compiled in {result.compile_seconds:.0f} s" if bench.args.compile else ""
-        rows.append(
-            Row(
+        yield Row(
                 "ResNet-18, our trainer",
                 f"data and augmentation on the {bench.on_device.type}, batch {batch_size}"
                 + compiled,
@@ -137,8 +136,6 @@ def trainer_rows(bench: Bench) -> list[Row]:
                     "compile_seconds": result.compile_seconds,
                 },
             )  # fmt: skip
-        )
-    return rows
 
 
 PROFILED_STEPS = (10, 20)  # steps run before the profiler's window, steps in it
@@ -232,27 +229,22 @@ ABLATIONS: dict[str, tuple[str, Callable[[TrialConfig], TrialConfig]]] = {
 }
 
 
-def ablation_rows(bench: Bench) -> list[Row]:
+def ablation_rows(bench: Bench) -> Iterator[Row]:
     """The fast config at seed 0, then with each of ABLATIONS applied (one seed each): what
     each of airbench's ingredients is worth here, in test accuracy."""
     config = fast_config(bench)
     full = bench.train(config).final.eval_accuracy
-    rows = [
-        Row(
-            "fast space, default config, seed 0", "all of airbench94's ingredients",
-            f"test accuracy {full:.2%}", None, {"test_accuracy": full},
-        )
-    ]  # fmt: skip
+    yield Row(
+        "fast space, default config, seed 0", "all of airbench94's ingredients",
+        f"test accuracy {full:.2%}", None, {"test_accuracy": full},
+    )  # fmt: skip
     for ingredient, (instead, change) in ABLATIONS.items():
         accuracy = bench.train(change(config)).final.eval_accuracy
-        rows.append(
-            Row(
-                f"fast, without {ingredient}", instead,
-                f"test accuracy {accuracy:.2%} ({100 * (accuracy - full):+.2f} points)", None,
-                {"ingredient": ingredient, "test_accuracy": accuracy, "change": accuracy - full},
-            )
+        yield Row(
+            f"fast, without {ingredient}", instead,
+            f"test accuracy {accuracy:.2%} ({100 * (accuracy - full):+.2f} points)", None,
+            {"ingredient": ingredient, "test_accuracy": accuracy, "change": accuracy - full},
         )  # fmt: skip
-    return rows
 
 
 def timed_search(bench: Bench, workers: int, storage: str) -> dict:
@@ -301,8 +293,7 @@ def timed_search(bench: Bench, workers: int, storage: str) -> dict:
     }
 
 
-def search_rows(bench: Bench) -> list[Row]:
-    rows = []
+def search_rows(bench: Bench) -> Iterator[Row]:
     with tempfile.TemporaryDirectory() as folder:
         storage = bench.args.search_storage or f"sqlite:///{Path(folder) / 'search.db'}"
         for workers in bench.workers_per_gpu:
@@ -311,19 +302,16 @@ def search_rows(bench: Bench) -> list[Row]:
             busy = "n/a" if run["gpu_busy"] is None else f"{run['gpu_busy']:.0%}"
             best = run["best_val_accuracy"]
             plain = bench.measured.get("plain_seconds")
-            rows.append(
-                Row(
-                    f"{bench.args.search_space} search",
-                    f"--workers-per-gpu {workers}, {run['trials']} trials "
-                    f"({run['trials_in_study']} in the study), --epochs "
-                    f"{bench.args.search_epochs}",
-                    f"{per_hour:,.0f} trials/h in {run['seconds']:.0f} s, {run['pruned']:.0%} "
-                    f"pruned, best val {'-' if best is None else f'{best:.2%}'}, GPU busy {busy}",
-                    run["epochs"] / run["seconds"] * plain if plain else None,
-                    {**run, "trials_per_hour": per_hour},
-                )
+            yield Row(
+                f"{bench.args.search_space} search",
+                f"--workers-per-gpu {workers}, {run['trials']} trials "
+                f"({run['trials_in_study']} in the study), --epochs "
+                f"{bench.args.search_epochs}",
+                f"{per_hour:,.0f} trials/h in {run['seconds']:.0f} s, {run['pruned']:.0%} "
+                f"pruned, best val {'-' if best is None else f'{best:.2%}'}, GPU busy {busy}",
+                run["epochs"] / run["seconds"] * plain if plain else None,
+                {**run, "trials_per_hour": per_hour},
             )
-    return rows
 
 
 def sampled_config(bench: Bench, space: str) -> TrialConfig:
@@ -336,36 +324,32 @@ def sampled_config(bench: Bench, space: str) -> TrialConfig:
 OPS_STEPS = 5  # counted steps per config: lookahead averages every 5
 
 
-def ops_rows(bench: Bench) -> list[Row]:
+def ops_rows(bench: Bench) -> Iterator[Row]:
     """Operators per real training step (op_count.py) of ResNet-18 at batch 64, the fast warm
     start and one sampled config of every space that trains from scratch."""
     configs = [("ResNet-18, batch 64", resnet18_config(bench, 64)),
                ("fast warm start", fast_config(bench))]  # fmt: skip
     configs += [(f"{space}, sampled", sampled_config(bench, space))
                 for space in spaces.list_spaces() if space not in spaces.FINE_TUNING]  # fmt: skip
-    rows = []
     for what, config in configs:
         state = trainer.start_training(
             config, bench.train_set, bench.dataset.test, bench.dataset.num_classes,
             bench.on_device,
         )  # fmt: skip
         count = op_count.count_step_operators(state, OPS_STEPS)
-        rows.append(
-            Row(
-                f"operators per step: {what}",
-                f"{config.model} {config.model_args}, {config.optimizer}, batch "
-                f"{state.batch_size}, augment {', '.join(config.augment) or 'none'}, "
-                f"averaging {config.averaging}",
-                f"{count.operators:.0f} operators, {count.kernels:.0f} kernels, "
-                f"{count.syncs:.0f} host syncs",
-                None,
-                {"config": config.to_dict(), **count.as_dict()},
-            )  # fmt: skip
-        )
-    return rows
+        yield Row(
+            f"operators per step: {what}",
+            f"{config.model} {config.model_args}, {config.optimizer}, batch "
+            f"{state.batch_size}, augment {', '.join(config.augment) or 'none'}, "
+            f"averaging {config.averaging}",
+            f"{count.operators:.0f} operators, {count.kernels:.0f} kernels, "
+            f"{count.syncs:.0f} host syncs",
+            None,
+            {"config": config.to_dict(), **count.as_dict()},
+        )  # fmt: skip
 
 
-def bookkeeping_rows(bench: Bench) -> list[Row]:
+def bookkeeping_rows(bench: Bench) -> Iterator[Row]:
     """What a `fast` and a `resnet` trial cost beside their training as the study grows to
     --bookkeeping-trials (bookkeeping.py), on --search-storage or a new SQLite file; and what
     the fast warm start's trial spends starting (data to the device, model, whitening fit)
@@ -373,7 +357,6 @@ def bookkeeping_rows(bench: Bench) -> list[Row]:
     when it ran."""
     trials, epochs = bench.args.bookkeeping_trials, bench.args.search_epochs
     fast_seconds = bench.measured.get("fast_seconds")
-    rows = []
     with tempfile.TemporaryDirectory() as folder:
         storage = bench.args.search_storage or f"sqlite:///{Path(folder) / 'bookkeeping.db'}"
         for space in ("fast", "resnet"):
@@ -382,17 +365,15 @@ def bookkeeping_rows(bench: Bench) -> list[Row]:
             ):
                 share = f", {window.total / 1000 / fast_seconds:.1%} of the fast training" if (
                     fast_seconds and space == "fast") else ""  # fmt: skip
-                rows.append(
-                    Row(
-                        f"bookkeeping per trial: {space}",
-                        f"trials up to {window.trials}, {epochs} epochs, TPE + Hyperband",
-                        f"{window.total:.0f} ms: ask {window.ask:.0f}, suggest "
-                        f"{window.suggest:.0f}, reports {window.report:.0f}, tell "
-                        f"{window.tell:.0f}, collect {window.collect:.0f}{share}",
-                        None,
-                        {"space": space, **dataclasses.asdict(window), "total": window.total},
-                    )  # fmt: skip
-                )
+                yield Row(
+                    f"bookkeeping per trial: {space}",
+                    f"trials up to {window.trials}, {epochs} epochs, TPE + Hyperband",
+                    f"{window.total:.0f} ms: ask {window.ask:.0f}, suggest "
+                    f"{window.suggest:.0f}, reports {window.report:.0f}, tell "
+                    f"{window.tell:.0f}, collect {window.collect:.0f}{share}",
+                    None,
+                    {"space": space, **dataclasses.asdict(window), "total": window.total},
+                )  # fmt: skip
     config = fast_config(bench)
     device.synchronize(bench.on_device)
     started = time.perf_counter()
@@ -404,18 +385,15 @@ def bookkeeping_rows(bench: Bench) -> list[Row]:
     started = time.perf_counter()
     trainer.evaluate(state)
     evaluation_seconds = time.perf_counter() - started
-    rows.append(
-        Row(
-            "fast trial, beside its steps",
-            f"{len(bench.train_set)} training and {len(bench.dataset.test)} evaluation images, "
-            f"TTA {config.tta}",
-            f"start (data to the {bench.on_device.type}, model, whitening fit) "
-            f"{start_seconds:.2f} s; one evaluation {evaluation_seconds:.2f} s",
-            None,
-            {"start_seconds": start_seconds, "evaluation_seconds": evaluation_seconds},
-        )  # fmt: skip
-    )
-    return rows
+    yield Row(
+        "fast trial, beside its steps",
+        f"{len(bench.train_set)} training and {len(bench.dataset.test)} evaluation images, "
+        f"TTA {config.tta}",
+        f"start (data to the {bench.on_device.type}, model, whitening fit) "
+        f"{start_seconds:.2f} s; one evaluation {evaluation_seconds:.2f} s",
+        None,
+        {"start_seconds": start_seconds, "evaluation_seconds": evaluation_seconds},
+    )  # fmt: skip
 
 
 FOOTNOTE = (
@@ -425,12 +403,16 @@ FOOTNOTE = (
 )
 
 
+TABLE_HEADER = "| what | setting | result | speed-up |\n| --- | --- | --- | --- |"
+
+
+def format_row(row: Row) -> str:
+    speedup = "" if row.speedup is None else f"{row.speedup:.1f}x"
+    return f"| {row.what} | {row.setting} | {row.result} | {speedup} |"
+
+
 def format_table(rows: list[Row]) -> str:
-    lines = ["| what | setting | result | speed-up |", "| --- | --- | --- | --- |"]
-    for row in rows:
-        speedup = "" if row.speedup is None else f"{row.speedup:.1f}x"
-        lines.append(f"| {row.what} | {row.setting} | {row.result} | {speedup} |")
-    return "\n".join(lines)
+    return "\n".join([TABLE_HEADER, *map(format_row, rows)])
 
 
 def describe_machine(on_device: torch.device) -> str:
@@ -440,9 +422,10 @@ def describe_machine(on_device: torch.device) -> str:
     )
 
 
-# search.bench's sections in the order they run: each returns its rows (tuning/scale.py runs
-# the `workers` section apart, with no data or device); `profile` needs CUDA.
-SECTIONS: dict[str, Callable[[Bench], list[Row]]] = {
+# search.bench's sections in the order they run: each gives its rows, those of several
+# measurements one by one as each ends (tuning/scale.py runs the `workers` section apart, with
+# no data or device); `profile` needs CUDA.
+SECTIONS: dict[str, Callable[[Bench], Iterable[Row]]] = {
     "plain": plain_rows,
     "trainer": trainer_rows,
     "profile": profile_rows,
