@@ -125,17 +125,16 @@ def trainer_rows(bench: Bench) -> Iterator[Row]:
         seconds = statistics.mean(epoch.train_seconds for epoch in result.history[1:])
         compiled = f", compiled in {result.compile_seconds:.0f} s" if bench.args.compile else ""
         yield Row(
-                "ResNet-18, our trainer",
-                f"data and augmentation on the {bench.on_device.type}, batch {batch_size}"
-                + compiled,
-                f"{seconds:.2f} s/epoch ({images_per_second(result.images_per_epoch, seconds)})",
-                over_plain(bench, seconds),
-                {
-                    "batch_size": batch_size,
-                    "seconds_per_epoch": seconds,
-                    "compile_seconds": result.compile_seconds,
-                },
-            )  # fmt: skip
+            "ResNet-18, our trainer",
+            f"data and augmentation on the {bench.on_device.type}, batch {batch_size}" + compiled,
+            f"{seconds:.2f} s/epoch ({images_per_second(result.images_per_epoch, seconds)})",
+            over_plain(bench, seconds),
+            {
+                "batch_size": batch_size,
+                "seconds_per_epoch": seconds,
+                "compile_seconds": result.compile_seconds,
+            },
+        )
 
 
 PROFILED_STEPS = (10, 20)  # steps run before the profiler's window, steps in it
