@@ -1,6 +1,7 @@
 """Trials that resume where they stopped: a trial killed (kill -9, SIGTERM) mid-epoch is re-run
 from its last checkpoint and ends exactly as the uninterrupted trial does. Real worker
-processes, a real SQLite file, the real trainer on the packaged sample."""
+processes for the runs that are killed (the runs that finish, in this interpreter), a real
+SQLite file, the real trainer on the packaged sample."""
 
 import os
 import signal
@@ -16,6 +17,7 @@ import torch
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
+from search import run
 from tests.conftest import REPO
 from tests.spaces_for_tests import STALL_AFTER_STEPS, STALL_MARKER
 
@@ -44,10 +46,12 @@ def start(command: list[str], cwd, stall_marker=None) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
-def finish(process: subprocess.Popen) -> str:
-    _, err = process.communicate(timeout=HANG_GUARD_SECONDS)
-    assert process.returncode == 0, err[-3000:]
-    return err
+def run_to_the_end(command: list[str], cwd) -> None:
+    """A search command run to its end in this interpreter (a new one costs ~5 s of CPU): a
+    resuming run is still another process than the one that was killed, as for a user."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(cwd)
+        assert run.main(command[3:]) == 0  # past `python -m search.run`
 
 
 def wait_for_file(path, process: subprocess.Popen) -> None:
@@ -67,7 +71,7 @@ def uninterrupted(tmp_path_factory):
     """The same one-trial study, never interrupted: what the resumed ones must equal."""
     folder = tmp_path_factory.mktemp("uninterrupted")
     storage = f"sqlite:///{folder / 'studies.db'}"
-    finish(start(search_command(storage), folder))
+    run_to_the_end(search_command(storage), folder)
     (trial,) = load(storage).trials
     assert trial.state == TrialState.COMPLETE
     return trial
@@ -103,7 +107,7 @@ def test_a_trial_killed_mid_epoch_resumes_from_its_last_epoch(tmp_path, uninterr
     stalled.kill()  # kill -9: no chance to say anything; heartbeats notice
     stalled.communicate()
     assert load(storage).trials[0].state == TrialState.RUNNING
-    finish(start(search_command(storage), tmp_path))  # the same command again
+    run_to_the_end(search_command(storage), tmp_path)
     check_resumed(load(storage), uninterrupted, tmp_path)
 
 
@@ -120,7 +124,7 @@ def test_sigterm_fails_the_trial_at_once_and_queues_its_resumption(tmp_path, uni
     assert killed.state == TrialState.FAIL  # not left RUNNING for the heartbeats
     assert killed.user_attrs["fail_reason"] == "interrupted (SIGTERM or Ctrl-C)"
     assert queued.state == TrialState.WAITING
-    finish(start(search_command(storage), tmp_path))
+    run_to_the_end(search_command(storage), tmp_path)
     check_resumed(load(storage), uninterrupted, tmp_path)
 
 
@@ -164,7 +168,7 @@ def test_behind_the_proxy_a_killed_trial_is_failed_re_queued_and_resumed(
         while not re_queued():
             assert time.monotonic() < deadline, "the proxy never failed the dead trial"
             time.sleep(0.5)
-        finish(start(search_command(proxy_url, name), tmp_path))
+        run_to_the_end(search_command(proxy_url, name), tmp_path)
         check_resumed(load(POSTGRES, name), uninterrupted, tmp_path)
     finally:
         optuna.delete_study(study_name=name, storage=POSTGRES)
