@@ -17,8 +17,7 @@ import torch
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from search import run
-from tests.conftest import REPO
+from tests.conftest import REPO, run_here_once
 from tests.spaces_for_tests import STALL_AFTER_STEPS, STALL_MARKER
 
 GRACE_SECONDS = 10  # as tests/test_worker.py: a killed worker's trial is stale after 10 s
@@ -49,9 +48,8 @@ def start(command: list[str], cwd, stall_marker=None) -> subprocess.Popen:
 def run_to_the_end(command: list[str], cwd) -> None:
     """A search command run to its end in this interpreter (a new one costs ~5 s of CPU): a
     resuming run is still another process than the one that was killed, as for a user."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(cwd)
-        assert run.main(command[3:]) == 0  # past `python -m search.run`
+    finished = run_here_once("search.run", *command[3:], cwd=cwd)  # past `python -m search.run`
+    assert finished.returncode == 0, finished.stderr[-3000:]
 
 
 def wait_for_file(path, process: subprocess.Popen) -> None:
@@ -107,7 +105,7 @@ def test_a_trial_killed_mid_epoch_resumes_from_its_last_epoch(tmp_path, uninterr
     stalled.kill()  # kill -9: no chance to say anything; heartbeats notice
     stalled.communicate()
     assert load(storage).trials[0].state == TrialState.RUNNING
-    run_to_the_end(search_command(storage), tmp_path)
+    run_to_the_end(search_command(storage), tmp_path)  # the same command again
     check_resumed(load(storage), uninterrupted, tmp_path)
 
 

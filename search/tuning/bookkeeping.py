@@ -80,22 +80,21 @@ def measure(
 ) -> list[Window]:
     """`trials` trials of `space` with `epochs` epochs each in a new study on `storage_url`
     (TPE and Hyperband, search.run's defaults), one Window per `every` trials."""
-    opened = storage.open_storage(storage_url)
-    study = optuna.create_study(
-        storage=opened, study_name=f"bookkeeping-{space}-{time.time_ns()}", direction="maximize",
-        sampler=samplers.tpe(seed), pruner=samplers.hyperband(epochs),
-    )  # fmt: skip
-    context = spaces.SpaceContext("cifar10", epochs, seed)
-    space_function = spaces.get(space)
-    generator = random.Random(seed)
-    windows, spent = [], [0.0] * len(PHASES)
-    with trial_loop.startup_heap_frozen():
-        for number in range(1, trials + 1):
-            seconds = one_trial(study, space_function, context, generator, epochs)
-            spent = [total + more for total, more in zip(spent, seconds, strict=True)]
-            if number % every == 0 or number == trials:
-                count = number - (windows[-1].trials if windows else 0)
-                windows.append(Window(number, *(1000 * total / count for total in spent)))
-                spent = [0.0] * len(PHASES)
-    storage.close(opened)
+    with storage.kept_open(storage_url) as opened:
+        study = optuna.create_study(
+            storage=opened, study_name=f"bookkeeping-{space}-{time.time_ns()}",
+            direction="maximize", sampler=samplers.tpe(seed), pruner=samplers.hyperband(epochs),
+        )  # fmt: skip
+        context = spaces.SpaceContext("cifar10", epochs, seed)
+        space_function = spaces.get(space)
+        generator = random.Random(seed)
+        windows, spent = [], [0.0] * len(PHASES)
+        with trial_loop.startup_heap_frozen():
+            for number in range(1, trials + 1):
+                seconds = one_trial(study, space_function, context, generator, epochs)
+                spent = [total + more for total, more in zip(spent, seconds, strict=True)]
+                if number % every == 0 or number == trials:
+                    count = number - (windows[-1].trials if windows else 0)
+                    windows.append(Window(number, *(1000 * total / count for total in spent)))
+                    spent = [0.0] * len(PHASES)
     return windows
