@@ -1,5 +1,5 @@
-"""The operator count of a real training step (op_count.py), and the multi-tensor optimizers
-that cut it: the same arithmetic as torch's per-parameter loops."""
+"""The operator count of a real training step (op_count.py), and the fused and multi-tensor
+optimizers that cut it: the same arithmetic as torch's per-parameter loops."""
 
 import pytest
 import torch
@@ -45,20 +45,25 @@ def test_the_optimizers_step_counters_are_not_counted_as_waits(optimizer):
     assert op_count.count_step_operators(state, steps=5).syncs == 0
 
 
+FUSED = {"sgd", "adam", "adamw"}  # torch has fused implementations of these; the rest foreach
+
+
 @pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "radam", "lion", "lamb", "ranger"])
-def test_multi_tensor_optimizers_update_as_the_per_parameter_loop_does(name):
-    """Three steps of each optimizer as the trainer builds it (foreach) against torch's or
-    timm's per-parameter loop, from the same weights and gradients: the weights are equal."""
+def test_fused_and_multi_tensor_optimizers_update_as_the_per_parameter_loop_does(name):
+    """Three steps of each optimizer as the trainer builds it (fused where torch has it, else
+    foreach) against torch's or timm's per-parameter loop, from the same weights and
+    gradients: the weights are equal."""
     torch.manual_seed(0)
     weights = [torch.randn(5, 3), torch.randn(3)]
     gradients = [[torch.randn_like(w) for w in weights] for _ in range(3)]
     results = []
-    for foreach in (True, False):
+    for as_built in (True, False):
         parameters = [torch.nn.Parameter(w.clone()) for w in weights]
         optimizer = optim.OPTIMIZERS[name](parameters, lr=1e-2, weight_decay=1e-2)
         for group in getattr(optimizer, "base_optimizer", optimizer).param_groups:
-            assert group["foreach"]
-            group["foreach"] = foreach
+            assert group["fused" if name in FUSED else "foreach"]
+            if not as_built:
+                group.update(fused=False, foreach=False)
         for step in gradients:
             for parameter, gradient in zip(parameters, step, strict=True):
                 parameter.grad = gradient.clone()

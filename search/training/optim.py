@@ -1,7 +1,9 @@
 """Optimizers and learning-rate schedules by name, as TrialConfig refers to them.
 
 Optimizer functions take the parameters, the peak learning rate and weight decay, then their
-own knobs; those torch lacks come from timm's optimizer factory. Schedule functions return a
+own knobs; those torch lacks come from timm's optimizer factory. Each runs its fewest kernels
+a step: torch's fused implementation where torch has one (SGD, Adam, AdamW: one kernel for
+the whole update, on the CPU as on CUDA), else the multi-tensor (foreach) one. Schedule functions return a
 torch LR scheduler stepped once per batch, so schedules behave the same whatever the batch
 size and epoch count; reduce-on-plateau alone is stepped once per epoch, on a loss.
 """
@@ -35,7 +37,7 @@ def sgd(
 ) -> torch.optim.Optimizer:
     return torch.optim.SGD(
         params, lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
-        foreach=True,
+        fused=True,
     )  # fmt: skip
 
 
@@ -45,7 +47,7 @@ def adam(
 ) -> torch.optim.Optimizer:
     """Adam with L2 weight decay added to the gradient (the original coupled form)."""
     return torch.optim.Adam(
-        params, lr=lr, weight_decay=weight_decay, betas=(beta1, beta2), foreach=True
+        params, lr=lr, weight_decay=weight_decay, betas=(beta1, beta2), fused=True
     )
 
 
@@ -55,7 +57,7 @@ def adamw(
 ) -> torch.optim.Optimizer:
     """AdamW: weight decay decoupled from the adaptive step (Loshchilov & Hutter, 2019)."""
     return torch.optim.AdamW(
-        params, lr=lr, weight_decay=weight_decay, betas=(beta1, beta2), foreach=True
+        params, lr=lr, weight_decay=weight_decay, betas=(beta1, beta2), fused=True
     )
 
 
