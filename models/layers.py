@@ -1,6 +1,7 @@
 """Building blocks shared by the model families."""
 
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from registry import UsageError
 
@@ -53,6 +54,24 @@ def check_downsample(downsample: str) -> None:
         raise UsageError(
             f"unknown downsample '{downsample}'; choose one of: {', '.join(DOWNSAMPLING)}"
         )
+
+
+STEP_COUNTER = "num_batches_tracked"
+
+
+def drop_step_counters(model: nn.Module) -> None:
+    """BatchNorm counts its training steps in a buffer that only momentum=None (a cumulative
+    average) reads, and counting is a kernel launch per layer per step: 20 of a ResNet-18
+    step's 191 on a GPU. Every BatchNorm with a momentum loses its counter; a state dict saved
+    with counters (before this) still loads, the counters dropped as it is read."""
+    for module in model.modules():
+        if isinstance(module, _BatchNorm) and module.momentum is not None:
+            module.register_buffer(STEP_COUNTER, None)
+            module.register_load_state_dict_pre_hook(_drop_saved_step_counter)
+
+
+def _drop_saved_step_counter(module, state_dict, prefix, *_) -> None:
+    state_dict.pop(prefix + STEP_COUNTER, None)
 
 
 def count_parameters(model: nn.Module) -> int:

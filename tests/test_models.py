@@ -1,12 +1,15 @@
+import collections
+
 import pytest
 import torch
 
 import models
 from models import parts
 from models.fastnet import PatchWhitening
-from models.layers import ACTIVATIONS, count_parameters
+from models.layers import ACTIVATIONS, STEP_COUNTER, count_parameters
 from models.resnet import BLOCK_ORDERS
 from registry import UsageError
+from search.training import checkpoint
 
 # Cheapest arguments per model, so that every registered model is tested on 2 CPU cores.
 SMALL = {
@@ -55,6 +58,28 @@ def test_every_model_takes_one_optimizer_step(name):
     optimizer.step()
     after = [p.detach() for p in model.parameters() if p.requires_grad]
     assert any(not torch.equal(b, a) for b, a in zip(before, after, strict=True))
+
+
+@pytest.mark.parametrize("name", models.list_models())
+def test_batch_norms_count_no_steps_and_still_load_state_saved_with_counters(name):
+    """A counter's increment is a kernel a layer a step; nothing reads it while BatchNorm has a
+    momentum. A state dict saved with counters (every checkpoint before the counters went)
+    loads strictly and fits the network, with or without torch's version metadata."""
+    model = models.build(name, num_classes=10, image_shape=(3, 32, 32), **SMALL[name])
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert all(norm.num_batches_tracked is None for norm in norms)
+    assert not any(key.endswith(STEP_COUNTER) for key in model.state_dict())
+    model(torch.randn(4, 3, 32, 32))  # a training step's forward, which would count
+    saved = model.state_dict()
+    old = collections.OrderedDict(saved)  # as saved before: a counter beside each BatchNorm
+    for prefix, norm in model.named_modules():
+        if norm in norms:
+            old[f"{prefix}.{STEP_COUNTER}"] = torch.tensor(12)
+    assert checkpoint.misfit(model, old) is None
+    model.load_state_dict(old)
+    old._metadata = saved._metadata
+    model.load_state_dict(old)
+    assert all(norm.num_batches_tracked is None for norm in norms)
 
 
 @pytest.mark.parametrize("block", sorted(BLOCK_ORDERS))

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import models
-from models import parts
+from models import layers, parts
 from registry import UsageError, files
 from search.training import config, data, evaluation, tta
 from search.training.config import TrialConfig
@@ -136,7 +136,9 @@ def misfit(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> str | None:
                 f"layer {name} is {list(state_dict[name].shape)} in the checkpoint and "
                 f"{list(tensor.shape)} in the config's network"
             )
-    extra = [name for name in state_dict if name not in own]
+    # A BatchNorm step counter of an older checkpoint is dropped as it loads (models.layers).
+    extra = [name for name in state_dict
+             if name not in own and not name.endswith(f".{layers.STEP_COUNTER}")]  # fmt: skip
     return f"the config's network has no {extra[0]}" if extra else None
 
 
