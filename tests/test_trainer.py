@@ -4,8 +4,9 @@ import pytest
 import torch
 
 import models
+from search.training import augment as augment_module
 from search.training.config import TrialConfig
-from search.training.trainer import TrainingDiverged, train
+from search.training.trainer import TrainingDiverged, make_targets, train
 
 CPU = torch.device("cpu")
 
@@ -130,6 +131,37 @@ def test_mixing_trains_on_soft_targets(sample, mixing):
     mixed = MLP.replace(augment={mixing: {}}, epochs=1, label_smoothing=0.1)
     result = train(mixed, sample.train, sample.val, 10, CPU)
     assert result.final.eval_accuracy > 0.15 and result.final.train_loss > 0
+
+
+@pytest.mark.parametrize("augment", [{"flip": {}}, {"mixup": {}}, {"cutmix": {}}])
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.2])
+def test_the_targets_give_cross_entropys_loss_on_smoothed_one_hot_rows(augment, label_smoothing):
+    """Class indices where nothing mixes or smooths, else rows of a smoothed one-hot table:
+    the loss and its gradient are cross-entropy's own with label_smoothing on one-hot rows,
+    mixed as the phase mixes them (a mix of smoothed rows is the smoothing of the mix)."""
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(16, 3, 8, 8, generator=generator)
+    labels = torch.randint(0, 10, (16,), generator=generator)
+    logits = torch.randn(16, 10, generator=generator, dtype=torch.float64)
+    to_targets = make_targets(augment, label_smoothing, 10, CPU)
+    if not augment.keys() & {"mixup", "cutmix"} and not label_smoothing:
+        assert to_targets(labels) is labels
+    mix = augment_module.build(augment)
+
+    def mixed(targets: torch.Tensor) -> torch.Tensor:
+        torch.manual_seed(1)  # Beta draws from torch's generator
+        return mix(images, targets, torch.Generator().manual_seed(1), None)[1]
+
+    ours, one_hot = mixed(to_targets(labels)), mixed(torch.eye(10)[labels])
+    losses, gradients = [], []
+    for targets, smoothing in ((ours, 0.0), (one_hot, label_smoothing)):
+        leaf = logits.clone().requires_grad_()
+        loss = torch.nn.functional.cross_entropy(leaf, targets, label_smoothing=smoothing)
+        loss.backward()
+        losses.append(loss.detach())
+        gradients.append(leaf.grad)
+    torch.testing.assert_close(*losses, rtol=1e-6, atol=0)
+    torch.testing.assert_close(*gradients, rtol=1e-6, atol=1e-9)
 
 
 @pytest.mark.parametrize("mode", ["default", "reduce-overhead"])

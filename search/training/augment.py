@@ -399,11 +399,17 @@ def _as_step(name: str, arguments: Mapping[str, Any]) -> Augmentation:
     return lambda images, targets, generator, batch: (function(images, generator), targets)
 
 
+def mixes(spec: Mapping[str, Mapping[str, Any]]) -> bool:
+    """Whether the augmentations named mix images, and so their targets."""
+    return any(name in MIXINGS for name in spec)
+
+
 def build(spec: Mapping[str, Mapping[str, Any]]) -> Augmentation:
     """Compose the augmentations named in a TrialConfig's `augment`, in the order given:
-    (images, soft targets, generator, BatchInfo) -> (images, soft targets). Each step's images
-    come out in the memory format they went in (channels_last from the trainer; grid_sample
-    and indexing may return another): a no-op where the step kept it."""
+    (images, targets, generator, BatchInfo) -> (images, targets); only mixing steps touch the
+    targets, which are then soft ([B, classes]). Each step's images come out in the memory
+    format they went in (channels_last from the trainer; grid_sample and indexing may return
+    another): a no-op where the step kept it."""
     steps = [_as_step(name, arguments or {}) for name, arguments in spec.items()]
 
     def augment(

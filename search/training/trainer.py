@@ -78,6 +78,25 @@ def make_gradient_clipper(model: nn.Module, max_norm: float) -> Callable[[], Non
     return lambda: nn.utils.clip_grad_norm_(parameters, max_norm)
 
 
+Targets = Callable[[torch.Tensor], torch.Tensor]  # a batch's labels -> what the loss compares
+
+
+def make_targets(
+    augmentations: dict, label_smoothing: float, num_classes: int, on_device: torch.device
+) -> Targets:
+    """Decided once a phase: the labels themselves where nothing mixes them and nothing smooths
+    them (cross-entropy on class indices, 6 kernels a step fewer than on one-hot rows), else
+    rows of the smoothed one-hot table, y (1 - s) + s / classes, which is what cross-entropy's
+    own label_smoothing does to probability targets (so mixup and cutmix mix smoothed rows, as
+    mixing before smoothing would: both are linear), 2 kernels fewer than smoothing every
+    step."""
+    if not augment.mixes(augmentations) and not label_smoothing:
+        return lambda labels: labels
+    eye = torch.eye(num_classes, device=on_device)
+    table = eye * (1 - label_smoothing) + label_smoothing / num_classes
+    return lambda labels: table[labels]
+
+
 def start_phase(
     model: nn.Module, phase: config.Phase, steps_per_epoch: int, scales: dict
 ) -> tuple[torch.optim.Optimizer, optim.Schedule]:
@@ -147,13 +166,14 @@ class TrainingState:
     batch_info: augment.BatchInfo
     views_of: tta.ViewMaker
     criterion: nn.Module
-    targets_of: torch.Tensor  # soft targets throughout, so that mixup and cutmix need no other loss
+    num_classes: int
     clip_gradients: Callable[[], None]
     batch_size: int
     steps_per_epoch: int
     optimizer: torch.optim.Optimizer | None = None  # the current phase's
     schedule: optim.Schedule | None = None
     augmentation: augment.Augmentation | None = None
+    targets_of: Targets | None = None  # the current phase's (make_targets)
     history: list[EpochResult] = dataclasses.field(default_factory=list)
     steps_taken: int = 0
     compile_seconds: float = 0.0  # torch.compile's one-off cost, not in any epoch's seconds
@@ -172,6 +192,13 @@ class TrainingState:
             self.model, phase, self.steps_per_epoch, self.config.param_groups
         )
         self.augmentation = augment.build(phase.augment)
+        self.targets_of = self.targets_for(phase)
+
+    def targets_for(self, phase: config.Phase) -> Targets:
+        return make_targets(
+            phase.augment, self.config.label_smoothing, self.num_classes,
+            self.train_set.images.device,
+        )  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
         """Plain tensors and values (torch.load(weights_only=True) reads them back)."""
@@ -285,8 +312,8 @@ def start_training(
         generator=generator,
         batch_info=augment.BatchInfo.draw(len(train_set), generator),
         views_of=tta.build(trial_config.tta, trial_config.tta_args),
-        criterion=nn.CrossEntropyLoss(label_smoothing=trial_config.label_smoothing),
-        targets_of=torch.eye(num_classes, device=on_device),
+        criterion=nn.CrossEntropyLoss(),  # the smoothing is in the targets (make_targets)
+        num_classes=num_classes,
         clip_gradients=make_gradient_clipper(model, trial_config.grad_clip_norm),
         batch_size=batch_size,
         steps_per_epoch=steps_per_epoch,
@@ -303,20 +330,21 @@ def compile_state(state: TrainingState, mode: str) -> None:
     of the run's generator and a fork of torch's, so the run draws the same numbers as it
     would without --compile."""
     index = torch.arange(state.batch_size, device=state.train_set.images.device)
+    phase = config.phase_at(state.config, 1)
     images = state.preprocess.normalize(state.train_set.images[index])
-    targets = state.targets_of[state.train_set.labels[index]]
+    targets = state.targets_for(phase)(state.train_set.labels[index])
     generator = torch.Generator(device=state.generator.device)
     generator.set_state(state.generator.get_state())
-    augmentation = augment.build(config.phase_at(state.config, 1).augment)
+    augmentation = augment.build(phase.augment)
     on_cuda = [state.generator.device] if state.generator.device.type == "cuda" else []
 
     def first_step(compiled: nn.Module) -> torch.Tensor:
         with torch.random.fork_rng(devices=on_cuda):
-            inputs, soft_targets = augmentation(
+            inputs, augmented_targets = augmentation(
                 images, targets, generator, state.batch_info.of(index, 1)
             )
             with state.preprocess.autocast:
-                return state.criterion(compiled(inputs), soft_targets)
+                return state.criterion(compiled(inputs), augmented_targets)
 
     state.network, state.compile_seconds = compile_now(
         state.model,
@@ -332,7 +360,7 @@ def train_step(state: TrainingState, index: torch.Tensor, epoch: int) -> torch.T
     forward, backward, update, schedule and averaging. Returns the loss, not read back."""
     train_set = state.train_set
     images = state.preprocess.normalize(train_set.images[index])
-    targets = state.targets_of[train_set.labels[index]]
+    targets = state.targets_of(train_set.labels[index])
     inputs, targets = state.augmentation(
         images, targets, state.generator, state.batch_info.of(index, epoch)
     )
