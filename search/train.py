@@ -62,12 +62,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.classes:
         overrides["classes"] = args.classes
     trial_config = trial_config.replace(**overrides)
-    destination = None
     if args.attach:  # before training: a config that names no study fails at once
         from search.tuning import artifacts
 
-        destination = artifacts.source_trial(provenance, args.storage)
-        files.check_folder(args.artifact_dir)
+        with artifacts.source_trial(provenance, args.storage):
+            files.check_folder(args.artifact_dir)
     output_dir = retrain.output_folder(args.output_dir, Path("runs") / args.config.stem,
                                        args.overwrite)  # fmt: skip
     # before training: hours of it must not end in an output that cannot be written
@@ -102,10 +101,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         *(["model.safetensors", "config.json"] if args.safetensors else []),
     ]
     print(f"wrote {output_dir}/: {', '.join(written)}")
-    if destination is not None:
+    if args.attach:
         paths = [output_dir / name for name in retrain.OUTPUTS if name != "config.yaml"]
         try:
-            artifacts.attach(paths, *destination, args.artifact_dir)
+            with artifacts.source_trial(provenance, args.storage) as destination:
+                artifacts.attach(paths, *destination, args.artifact_dir)
         except UsageError as error:  # the retrain is saved: say so, and what did not work
             raise RunFailure(f"{error}; the retrain itself is saved in {output_dir}") from None
     return 0

@@ -11,7 +11,7 @@ import sqlalchemy
 
 from registry import RunFailure, UsageError
 from search import run
-from search.tuning import storage
+from search.tuning import artifacts, storage
 from tests.conftest import run_tiny_study
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
@@ -120,6 +120,21 @@ def test_a_search_run_in_a_process_that_goes_on_leaves_every_trial_in_the_study_
     assert len(found.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 3
 
 
+def connections_named(label: str) -> int:
+    """Connections to the test database that carry this application_name."""
+    counter = sqlalchemy.create_engine(
+        storage.parse_url(POSTGRES), poolclass=sqlalchemy.pool.NullPool
+    )
+    try:
+        with counter.connect() as connection:
+            return connection.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %(label)s",
+                {"label": label},
+            ).scalar()
+    finally:
+        counter.dispose()
+
+
 def test_a_search_run_in_a_process_that_goes_on_gives_back_its_postgresql_connections():
     """The same on PostgreSQL: none of the search's connections outlive it (each process may
     hold only so many: README, Many GPUs, many hosts). Its connections carry a name of their
@@ -129,19 +144,30 @@ def test_a_search_run_in_a_process_that_goes_on_gives_back_its_postgresql_connec
     argv = ["--space", "test_tiny", "--space-module", "tests.spaces_for_tests",
             "--dataset", "sample", "--epochs", "1", "--trials", "2", "--storage", url,
             "--study", label]  # fmt: skip
-    counter = sqlalchemy.create_engine(
-        storage.parse_url(POSTGRES), poolclass=sqlalchemy.pool.NullPool
-    )
     try:
         assert run.main(argv) == 0
-        with counter.connect() as connection:
-            left = connection.exec_driver_sql(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %(label)s",
-                {"label": label},
-            ).scalar()
-        assert left == 0
+        assert connections_named(label) == 0
     finally:
         with storage.kept_open(POSTGRES, create=False) as opened:
             with contextlib.suppress(KeyError):  # the run failed before it made the study
                 optuna.delete_study(study_name=label, storage=opened)
-        counter.dispose()
+
+
+def test_a_retrain_holds_no_connection_to_the_study_it_attaches_to_while_it_trains():
+    """search.train --attach looks the source trial up before training and again to attach
+    after it (artifacts.source_trial, entered twice), each time giving its connections back:
+    hours of training hold none, and a retrain in a notebook leaves none behind."""
+    label = f"attach-{uuid.uuid4().hex[:8]}"
+    url = f"{POSTGRES}?application_name={label}"
+    with storage.kept_open(POSTGRES) as opened:
+        optuna.create_study(study_name=label, storage=opened).add_trial(
+            optuna.trial.create_trial(value=0.5)
+        )
+    try:
+        with artifacts.source_trial({"study": label, "trial": 0}, url) as (found, number):
+            assert (found.study_name, number) == (label, 0)
+            assert connections_named(label) == 1
+        assert connections_named(label) == 0
+    finally:
+        with storage.kept_open(POSTGRES, create=False) as opened:
+            optuna.delete_study(study_name=label, storage=opened)

@@ -2,9 +2,11 @@
 files go on the study, named after the trial they retrain (trial-12-checkpoint.pt), where
 optuna-dashboard lists them on the study page."""
 
+import contextlib
 import logging
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -16,14 +18,19 @@ from search.tuning import storage, study
 log = logging.getLogger("search.train")
 
 
-def source_trial(provenance: dict, storage_url: str) -> tuple[optuna.Study, int]:
-    """(study, trial number) a config was exported from, for --attach."""
+@contextlib.contextmanager
+def source_trial(provenance: dict, storage_url: str) -> Iterator[tuple[optuna.Study, int]]:
+    """(study, trial number) a config was exported from, for --attach, with its storage open
+    for as long as the block runs. search.train enters it twice: to check before training, and
+    to attach after, so that no connection is held (nor SQLite's log left open) for the hours
+    between."""
     if "study" not in provenance or "trial" not in provenance:
         raise UsageError("--attach needs a config written by search.export (it names its trial)")
-    found = study.load(storage.open_storage(storage_url, create=False), provenance["study"])
-    if provenance["trial"] not in {t.number for t in found.get_trials(deepcopy=False)}:
-        raise UsageError(f"study {provenance['study']} has no trial {provenance['trial']}")
-    return found, provenance["trial"]
+    with storage.kept_open(storage_url, create=False) as opened:
+        found = study.load(opened, provenance["study"])
+        if provenance["trial"] not in {t.number for t in found.get_trials(deepcopy=False)}:
+            raise UsageError(f"study {provenance['study']} has no trial {provenance['trial']}")
+        yield found, provenance["trial"]
 
 
 def attach(paths: list[Path], found: optuna.Study, number: int, artifact_dir: Path) -> None:
