@@ -14,6 +14,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from search import run
+from search.tuning import trial_loop
 from tests.conftest import REPO, run_command, run_tiny_study
 from tests.spaces_for_tests import RENDEZVOUS
 
@@ -164,6 +165,32 @@ def test_the_collection_after_each_trial_skips_the_heap_the_worker_started_with(
     trials = optuna.load_study(study_name="test_heap-sample", storage=storage).trials
     assert all(t.user_attrs["dynamo_loaded"] for t in trials)
     assert all(t.user_attrs["frozen_objects"] > 100_000 for t in trials)  # torch alone: ~300k
+    first, second = (t.user_attrs["frozen_objects"] for t in trials)
+    assert second > first  # what the first trial left alive is frozen too (SurvivorsFrozen)
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_cycle_frozen_after_a_trial_is_collected_at_the_next_sweep():
+    """What survives a trial is frozen out of the collections after it, so a cycle that dies
+    later is not collected at once; it is at the next sweep, every sweep_every trials."""
+    import gc
+    import weakref
+
+    class Node:
+        pass
+
+    survivors = trial_loop.SurvivorsFrozen(sweep_every=3)
+    with trial_loop.startup_heap_frozen():
+        node = Node()
+        node.self = node  # a cycle: only the collector frees it
+        alive = weakref.ref(node)
+        survivors()  # trial 1 ends with the node alive: frozen
+        del node
+        gc.collect()  # as Optuna's after trial 2
+        survivors()
+        assert alive() is not None
+        survivors()  # trial 3: the sweep
+        assert alive() is None
     assert gc.get_freeze_count() == 0
 
 

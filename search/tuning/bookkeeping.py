@@ -33,7 +33,8 @@ class Window:
     report: float  # every epoch's report and should_prune
     tell: float  # the result's attributes and study.tell
     # gc.collect(), as Optuna runs it after each of a worker's trials (gc_after_trial), with
-    # what existed before the first trial frozen out of it, as the worker's trial loop does
+    # what existed before the first trial and what survived the trials before frozen out of
+    # it, as the worker's trial loop does (trial_loop.SurvivorsFrozen: its sweeps included)
     collect: float
 
     @property
@@ -47,7 +48,10 @@ def made_up_accuracies(generator: random.Random, epochs: int) -> list[float]:
     return [ceiling * (1 - 0.5**epoch) + generator.gauss(0, 0.01) for epoch in range(1, epochs + 1)]
 
 
-def one_trial(study: optuna.Study, space_function, context, generator, epochs: int) -> list[float]:
+def one_trial(
+    study: optuna.Study, space_function, context, generator, epochs: int,
+    survivors: trial_loop.SurvivorsFrozen,
+) -> list[float]:  # fmt: skip
     """One trial as a worker runs it, training made up; the seconds of each of PHASES."""
     marks = [time.perf_counter()]
     trial = study.ask()
@@ -71,6 +75,7 @@ def one_trial(study: optuna.Study, space_function, context, generator, epochs: i
         study.tell(trial, accuracy)
     marks.append(time.perf_counter())
     gc.collect()
+    survivors(study)
     marks.append(time.perf_counter())
     return [after - before for before, after in itertools.pairwise(marks)]
 
@@ -89,9 +94,10 @@ def measure(
         space_function = spaces.get(space)
         generator = random.Random(seed)
         windows, spent = [], [0.0] * len(PHASES)
+        survivors = trial_loop.SurvivorsFrozen()
         with trial_loop.startup_heap_frozen():
             for number in range(1, trials + 1):
-                seconds = one_trial(study, space_function, context, generator, epochs)
+                seconds = one_trial(study, space_function, context, generator, epochs, survivors)
                 spent = [total + more for total, more in zip(spent, seconds, strict=True)]
                 if number % every == 0 or number == trials:
                     count = number - (windows[-1].trials if windows else 0)
