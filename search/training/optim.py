@@ -3,9 +3,10 @@
 Optimizer functions take the parameters, the peak learning rate and weight decay, then their
 own knobs; those torch lacks come from timm's optimizer factory. Each runs its fewest kernels
 a step: torch's fused implementation where torch has one (SGD, Adam, AdamW: one kernel for
-the whole update, on the CPU as on CUDA), else the multi-tensor (foreach) one. Schedule functions return a
-torch LR scheduler stepped once per batch, so schedules behave the same whatever the batch
-size and epoch count; reduce-on-plateau alone is stepped once per epoch, on a loss.
+the whole update, on the CPU as on CUDA), else the multi-tensor (foreach) one. Schedule
+functions return a torch LR scheduler stepped once per batch, so schedules behave the same
+whatever the batch size and epoch count; reduce-on-plateau alone is stepped once per epoch, on
+a loss.
 """
 
 import dataclasses
