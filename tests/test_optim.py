@@ -116,3 +116,15 @@ def test_every_schedule_survives_runs_of_a_few_steps(name):
             optimizer.step()
             schedule.per_batch.step()
         assert 0 <= optimizer.param_groups[0]["lr"] <= 0.4
+
+
+def test_a_timm_optimizer_without_foreach_is_built_without_it():
+    """The GPU machine's timm (1.0.29) has a LAMB that takes no foreach: asking for it there
+    was a TypeError in every trial that sampled LAMB (found by GPU.md's ops section,
+    2026-12-04). timm's AdamP takes none in any version: it stands in for that LAMB."""
+    params = parameters()
+    optimizer = optim.timm_optimizer(params, "adamp", lr=0.1, weight_decay=0.0)
+    assert "foreach" not in optimizer.defaults
+    assert optim.timm_optimizer(parameters(), "lamb", lr=0.1, weight_decay=0.0).defaults[
+        "foreach"
+    ] in (True, None)  # True where this timm's LAMB takes it (1.0.30 on), else its default

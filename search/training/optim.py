@@ -10,6 +10,7 @@ a loss.
 """
 
 import dataclasses
+import inspect
 from collections.abc import Iterable
 
 import numpy as np
@@ -74,10 +75,17 @@ def radam(
 
 def timm_optimizer(params: Params, name: str, **kwargs) -> torch.optim.Optimizer:
     """torch lacks these; timm's optimizer factory has well-kept implementations. Imported
-    here, not at the top: timm adds about two seconds to every command's start."""
-    from timm.optim import create_optimizer_v2
+    here, not at the top: timm adds about two seconds to every command's start.
 
-    return create_optimizer_v2(params, opt=name, foreach=True, **kwargs)
+    foreach is asked for only where the class takes it: timm's LAMB gained it in 1.0.30, and
+    passing it to an older one (the GPU machine has 1.0.29) is a TypeError in every trial
+    that samples LAMB."""
+    from timm.optim import create_optimizer_v2, get_optimizer_class
+
+    base = name.rsplit("_", 1)[-1]  # "lookahead_radam": the class under the lookahead
+    takes = inspect.signature(get_optimizer_class(base, bind_defaults=False)).parameters
+    foreach = True if "foreach" in takes else None
+    return create_optimizer_v2(params, opt=name, foreach=foreach, **kwargs)
 
 
 @OPTIMIZERS.register("lion")
