@@ -151,3 +151,17 @@ def resumable(trial, context):
         lr=trial.suggest_float("sgd_lr", 1e-3, 0.1, log=True), optimizer_args={"momentum": 0.9},
         augment={"flip": {}, "crop": {"padding": 2}}, averaging="lookahead",
     )  # fmt: skip
+
+
+@spaces.register_space("test_schedules")
+def schedules(trial, context):
+    """test_tiny under the shared schedule choices (every kind, with its lengths) and, after
+    Adam, the shared second phase: the configs whose lengths a retrain at other epochs must
+    stretch (tests/fixtures/legacy was made with it)."""
+    from spaces.common import suggest_optimizer, suggest_schedule, suggest_second_phase
+
+    optimizer = suggest_optimizer(trial)
+    return tiny_mlp(
+        trial, context, **optimizer, **suggest_schedule(trial, context.max_epochs),
+        second_phase=suggest_second_phase(trial, optimizer["optimizer"]),
+    )  # fmt: skip
