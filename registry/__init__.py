@@ -21,6 +21,15 @@ NonNegativeFloat = Annotated[float, Ge(0)]
 Probability = Annotated[float, Interval(ge=0, le=1)]  # also any fraction that may reach 1
 Rate = Annotated[float, Interval(ge=0, lt=1)]  # dropout, momentum, Adam's betas: below 1
 Fraction = Annotated[float, Interval(gt=0, le=1)]  # a share of something: above 0, up to all
+# Seeds, of a study and of a trial alike: numpy's and Optuna's samplers take them below 2**32.
+# What is added to a study's seed (a trial's number, a worker's slot) wraps round (seed_plus).
+MAX_SEED = 2**32 - 1
+Seed = Annotated[int, Interval(ge=0, le=MAX_SEED)]
+
+
+def seed_plus(seed: int, offset: int) -> int:
+    """seed + offset, wrapped round into the seed range."""
+    return (seed + offset) % (MAX_SEED + 1)
 
 
 class UsageError(Exception):

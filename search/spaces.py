@@ -46,7 +46,8 @@ def write_warm_starts(names: Sequence[str], folder: Path, dataset: str, epochs: 
         if name in spaces.FINE_TUNING:
             raise UsageError(f"space {name}'s warm starts need --init-from: run it with search.run")
         for number, start in enumerate(spaces.warm_starts(name), 1):
-            trial_config = spaces.get(name)(optuna.trial.FixedTrial(start.params), context)
+            chosen = spaces.get(name)(optuna.trial.FixedTrial(start.params), context)
+            trial_config = config.validate(chosen, source=f"space {name}'s warm start {number}")
             path = folder / f"{name}-{number}.yaml"
             config.write_file(path, trial_config, {"space": name, "warm_start": start.source})
             print(f"wrote {path}: {start.source}")

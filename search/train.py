@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def show(result: EpochResult) -> bool:
         print(
             f"epoch {result.epoch:3d}/{trial_config.epochs}  train_loss {result.train_loss:.4f}  "
-            f"test_accuracy {result.eval_accuracy:.4f}  {result.train_seconds:.1f} s",
+            f"test_accuracy {result.test_accuracy:.4f}  {result.train_seconds:.1f} s",
             flush=True,
         )
         return False

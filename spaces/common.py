@@ -10,6 +10,7 @@ from typing import Any
 
 import optuna
 
+from search.training.config import SecondPhase
 from spaces.registry import SpaceContext
 
 # Adaptive optimizers: name -> (lr range, weight decay range and its parameter name). Coupled
@@ -65,46 +66,48 @@ def suggest_optimizer(trial: optuna.Trial) -> dict[str, Any]:
     }
 
 
-def suggest_second_phase(trial: optuna.Trial, first_optimizer: str) -> dict[str, Any]:
+def suggest_second_phase(trial: optuna.Trial, first_optimizer: str) -> SecondPhase | None:
     """Report 002's mixed run: an adaptive optimizer converges fast, then SGD with cosine
     decay finishes (Adam then SGD reached its 95.65%). Offered after adaptive ones only."""
     if first_optimizer == "sgd" or not trial.suggest_categorical("two_phase", [False, True]):
-        return {}
-    return {
-        "start_fraction": trial.suggest_float("phase2_start", 0.3, 0.8),  # of the epochs
-        "optimizer": "sgd",
-        "optimizer_args": {"momentum": 0.9, "nesterov": True},
-        "lr": trial.suggest_float("phase2_lr", 1e-3, 0.3, log=True),
-        "weight_decay": trial.suggest_float("phase2_weight_decay", 1e-5, 1e-2, log=True),
-        "schedule": "cosine",
-    }
+        return None
+    return SecondPhase(
+        start_fraction=trial.suggest_float("phase2_start", 0.3, 0.8),  # of the epochs
+        optimizer="sgd",
+        optimizer_args={"momentum": 0.9, "nesterov": True},
+        lr=trial.suggest_float("phase2_lr", 1e-3, 0.3, log=True),
+        weight_decay=trial.suggest_float("phase2_weight_decay", 1e-5, 1e-2, log=True),
+        schedule="cosine",
+    )
 
 
 def suggest_schedule(trial: optuna.Trial, epochs: int) -> dict[str, Any]:
+    """A schedule and its arguments, its lengths as fractions of the phase it runs in (what
+    the per-epoch parameters stand for over the study's `epochs`)."""
     schedule = trial.suggest_categorical("schedule", SCHEDULES)
     arguments: dict[str, Any] = {}
     if schedule == "step":
-        fraction = trial.suggest_float("step_fraction", 0.2, 0.6)  # of the epochs, per decay
         arguments = {
-            "step_epochs": max(1, round(fraction * epochs)),
+            "step_fraction": trial.suggest_float("step_fraction", 0.2, 0.6),  # per decay
             "gamma": trial.suggest_float("step_gamma", 0.05, 0.5, log=True),
         }
     elif schedule == "exponential":
-        arguments = {"gamma": trial.suggest_float("exponential_gamma", 0.7, 0.99)}  # per epoch
+        gamma = trial.suggest_float("exponential_gamma", 0.7, 0.99)  # per epoch
+        arguments = {"gamma_per_run": gamma**epochs}
     elif schedule == "polynomial":
         arguments = {"power": trial.suggest_float("polynomial_power", 0.5, 3.0, log=True)}
     elif schedule == "onecycle":
         arguments = {"pct_start": trial.suggest_float("onecycle_pct_start", 0.1, 0.5)}
     elif schedule == "cyclic":
-        cycle = trial.suggest_float("cyclic_cycle_fraction", 0.1, 0.5)  # of the epochs
         arguments = {
-            "cycle_epochs": cycle * epochs,
+            "cycle_fraction": trial.suggest_float("cyclic_cycle_fraction", 0.1, 0.5),
             "base_fraction": trial.suggest_float("cyclic_base_fraction", 0.01, 0.3, log=True),
         }
     elif schedule == "plateau":
+        patience = trial.suggest_int("plateau_patience", 1, 10)  # epochs
         arguments = {
             "factor": trial.suggest_float("plateau_factor", 0.1, 0.5),
-            "patience": trial.suggest_int("plateau_patience", 1, 10),  # epochs
+            "patience_fraction": patience / epochs,
         }
     warmup = 0.0 if schedule in SELF_WARMING else trial.suggest_float("warmup_fraction", 0.0, 0.2)
     return {"schedule": schedule, "schedule_args": arguments, "warmup_fraction": warmup}
@@ -116,7 +119,7 @@ def suggest_training(
     """Every TrialConfig field that is not the model or the augmentation. Every trial plans
     the study's whole budget (--epochs), so that the pruner, which decides after each epoch,
     compares trials at the same point of comparable schedules; it cuts the hopeless ones short."""
-    epochs = context.max_epochs
+    epochs = context.epochs
     optimizer = suggest_optimizer(trial)
     return {
         **optimizer,
@@ -219,19 +222,14 @@ def suggest_masked_pretraining(
             "p": trial.suggest_float("pretrain_mask_p", 0.5, 0.9),
         }
     }
-    second_phase = {
-        "start_fraction": trial.suggest_float("pretrain_fraction", 0.3, 0.8),  # of the epochs
-        "augment": augment,
-        **{
-            key: training[key]
-            for key in (
-                "optimizer",
-                "optimizer_args",
-                "lr",
-                "weight_decay",
-                "schedule",
-                "schedule_args",
-            )
-        },  # fmt: skip
-    }
+    second_phase = SecondPhase(
+        start_fraction=trial.suggest_float("pretrain_fraction", 0.3, 0.8),  # of the epochs
+        augment=augment,
+        optimizer=training["optimizer"],
+        optimizer_args=training["optimizer_args"],
+        lr=training["lr"],
+        weight_decay=training["weight_decay"],
+        schedule=training["schedule"],
+        schedule_args=training["schedule_args"],
+    )
     return masked, second_phase

@@ -84,7 +84,7 @@ def fast(trial: optuna.Trial, context: SpaceContext) -> TrialConfig:
         freeze={"stem": WHITEN_BIAS_EPOCHS},
         averaging="lookahead",
         batch_size=batch_size,
-        epochs=context.max_epochs,  # the pruner, not the space, shortens a trial
+        epochs=context.epochs,  # the pruner, not the space, shortens a trial
         augment=augment,
         label_smoothing=trial.suggest_float("label_smoothing", 0.0, 0.3),
         tta=trial.suggest_categorical("tta", ["none", "mirror", "mirror_translate"]),

@@ -4,7 +4,7 @@ and each space's known-good points (`register_warm_starts`), which `--warm-start
 import dataclasses
 from typing import Any
 
-from registry import Registry
+from registry import Registry, seed_plus
 
 # The user attribute a re-run of a failed trial carries: the numbers of the trials it re-runs,
 # the first one first (search/tuning/retries.py writes it).
@@ -30,7 +30,7 @@ class SpaceContext:
     """What a space may know about the search it serves, besides the trial."""
 
     dataset: str
-    max_epochs: int  # the per-trial budget (--epochs): every trial plans it, pruning cuts it
+    epochs: int  # the study's --epochs: every trial plans exactly this many; pruning cuts it
     seed: int  # the study's base seed; a trial trains with trial_seed(trial)
     classes: tuple[str, ...] = ()  # --classes: a subset of the dataset's (empty: all)
     pretrained: Pretrained | None = None  # --init-from, for the spaces that fine-tune
@@ -39,7 +39,7 @@ class SpaceContext:
         """seed + the trial's number; a re-run of a failed trial keeps the first one's seed,
         so that it is the same training and can resume from its checkpoint."""
         retried = trial.user_attrs.get(RETRY_HISTORY)
-        return self.seed + (retried[0] if retried else trial.number)
+        return seed_plus(self.seed, retried[0] if retried else trial.number)
 
 
 @dataclasses.dataclass(frozen=True)

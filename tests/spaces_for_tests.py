@@ -20,7 +20,7 @@ def tiny_mlp(trial: optuna.Trial, context: spaces.SpaceContext, **changes) -> Tr
         lr=0.05,
         schedule="constant",
         batch_size=512,
-        epochs=context.max_epochs,
+        epochs=context.epochs,
         seed=context.trial_seed(trial),
         dataset=context.dataset,
     )
@@ -162,6 +162,6 @@ def schedules(trial, context):
 
     optimizer = suggest_optimizer(trial)
     return tiny_mlp(
-        trial, context, **optimizer, **suggest_schedule(trial, context.max_epochs),
+        trial, context, **optimizer, **suggest_schedule(trial, context.epochs),
         second_phase=suggest_second_phase(trial, optimizer["optimizer"]),
     )  # fmt: skip

@@ -17,9 +17,10 @@ def test_a_loaded_checkpoint_predicts_exactly_as_the_trained_model(sample, tmp_p
     cpu = torch.device("cpu")
     result = train(CONFIG, sample.train, sample.val, sample.num_classes, cpu)
     path = tmp_path / "checkpoint.pt"
-    checkpoint.save(path, model=result.model, normalization=result.normalization,
-                    trial_config=CONFIG, classes=sample.classes, image_shape=sample.image_shape,
-                    metrics={"test_accuracy": 0.5})  # fmt: skip
+    checkpoint.write(path, checkpoint.SavedNetwork.of(
+        result.model, result.normalization, CONFIG, sample.classes, sample.image_shape,
+        {"test_accuracy": 0.5},
+    ))  # fmt: skip
     loaded = checkpoint.load(path, cpu)
     assert loaded.config == CONFIG and loaded.classes == sample.classes
     assert loaded.image_shape == (3, 32, 32) and loaded.metrics == {"test_accuracy": 0.5}

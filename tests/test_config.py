@@ -1,52 +1,56 @@
+import dataclasses
+
 import pytest
 
 from registry import UsageError
 from search.training import config
-from search.training.config import TrialConfig
+from search.training.config import SecondPhase, TrialConfig
 
-FULL = TrialConfig(
-    model="resnet",
-    model_args={
-        "depth": 18,
-        "width": 64,
-        "activation": "mish",
-        "downsample": "maxpool",
-        "block": "bn_after_add",
-    },
-    optimizer="adam",
-    optimizer_args={"beta2": 0.9123456789012345},
-    lr=0.00123456789012345678,
-    weight_decay=5.0000000001e-4,
-    schedule="cosine",
-    warmup_fraction=0.1,
-    second_phase={
-        "start_fraction": 0.6,
-        "optimizer": "sgd",
-        "lr": 0.05,
-        "optimizer_args": {"momentum": 0.9, "nesterov": True},
-    },
-    init="kaiming",
-    batch_size=256,
-    epochs=17,
-    augment={
-        "flip": {},
-        "crop": {"padding": 4, "mode": "zeros"},
-        "cutout": {"size": 12},
-        "cutmix": {"alpha": 0.5},
-    },
-    label_smoothing=0.1,
-    grad_clip_norm=2.5,
-    image_size=48,
-    param_groups={"norm_biases": {"lr_scale": 64.0, "weight_decay_scale": 0.015625}},
-    freeze={"stem": 3},
-    averaging="lookahead",
-    averaging_args={"every": 5},
-    tta="mirror_translate",
-    tta_args={"translate_weight": 0.25},
-    seed=12345,
-    dataset="cifar100",
-    classes=["truck", "cat"],
-    init_from="/checkpoints/pretrained.pt",
+FULL = config.validate(
+    TrialConfig(
+        model="resnet",
+        model_args={
+            "depth": 18,
+            "width": 64,
+            "activation": "mish",
+            "downsample": "maxpool",
+            "block": "bn_after_add",
+        },
+        optimizer="adam",
+        optimizer_args={"beta2": 0.9123456789012345},
+        lr=0.00123456789012345678,
+        weight_decay=5.0000000001e-4,
+        schedule="cosine",
+        warmup_fraction=0.1,
+        second_phase=SecondPhase(
+            start_fraction=0.6,
+            optimizer="sgd",
+            lr=0.05,
+            optimizer_args={"momentum": 0.9, "nesterov": True},
+        ),  # fmt: skip
+        init="kaiming",
+        batch_size=256,
+        epochs=17,
+        augment={
+            "flip": {},
+            "crop": {"padding": 4, "mode": "zeros"},
+            "cutout": {"size": 12},
+            "cutmix": {"alpha": 0.5},
+        },
+        label_smoothing=0.1,
+        grad_clip_norm=2.5,
+        image_size=48,
+        param_groups={"norm_biases": {"lr_scale": 64.0, "weight_decay_scale": 0.015625}},
+        freeze={"stem": 3},
+        averaging="lookahead",
+        averaging_args={"every": 5},
+        tta="mirror_translate",
+        tta_args={"translate_weight": 0.25},
+        seed=12345,
+        dataset="cifar100",
+        classes=["truck", "cat"],
+        init_from="/checkpoints/pretrained.pt",
+    )
 )
 
 
@@ -122,7 +126,7 @@ def test_a_second_phase_takes_over_after_its_fraction_and_inherits_what_it_leave
     assert (second.first_epoch, second.epochs, second.optimizer, second.lr) == (11, 7, "sgd", 0.05)
     assert second.schedule == "cosine" and second.weight_decay == FULL.weight_decay
     assert second.warmup_fraction == 0.0 and second.optimizer_args["momentum"] == 0.9
-    assert config.phases(FULL.replace(second_phase={})) == [
+    assert config.phases(FULL.replace(second_phase=None)) == [
         first.__class__(
             1,
             17,
@@ -139,7 +143,9 @@ def test_a_second_phase_takes_over_after_its_fraction_and_inherits_what_it_leave
     assert second.augment == FULL.augment  # kept, unless the second phase names its own
     one_epoch = config.phases(FULL.replace(epochs=1))
     assert len(one_epoch) == 1
-    late = config.phases(FULL.replace(second_phase={**FULL.second_phase, "start_fraction": 0.99}))
+    late = config.phases(
+        FULL.replace(second_phase=dataclasses.replace(FULL.second_phase, start_fraction=0.99))
+    )
     assert [phase.epochs for phase in late] == [16, 1]  # each phase gets at least one epoch
 
 

@@ -21,9 +21,9 @@ def pretrained(sample, folder, trial_config=MLP, classes=10) -> str:
     subset = sample.train.subset(sample.train.labels < classes)
     result = train(trial_config, subset, subset, classes, CPU)
     path = folder / "pretrained.pt"
-    checkpoint.save(path, model=result.model, normalization=result.normalization,
-                    trial_config=trial_config, classes=sample.classes[:classes],
-                    image_shape=(3, 32, 32), metrics={})  # fmt: skip
+    checkpoint.write(path, checkpoint.SavedNetwork.of(
+        result.model, result.normalization, trial_config, sample.classes[:classes], (3, 32, 32)
+    ))  # fmt: skip
     return str(path)
 
 

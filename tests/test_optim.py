@@ -38,7 +38,7 @@ def test_every_schedule_stays_within_the_peak(name):
 
 def test_schedules_have_their_shapes():
     assert set(learning_rates("constant")) == {0.4}
-    step = learning_rates("step", step_epochs=3, gamma=0.5)
+    step = learning_rates("step", step_fraction=0.3, gamma=0.5)
     assert step[29] == 0.4 and step[30] == pytest.approx(0.2) and step[60] == pytest.approx(0.1)
     cosine = learning_rates("cosine", warmup_steps=20)
     assert cosine[0] < 0.01 and cosine[20] == pytest.approx(0.4) and cosine[-1] < 0.01
@@ -49,11 +49,11 @@ def test_schedules_have_their_shapes():
 
 
 def test_the_other_schedules_have_their_shapes():
-    exponential = learning_rates("exponential", gamma=0.5)
+    exponential = learning_rates("exponential", gamma_per_run=0.5**10)
     assert exponential[10] == pytest.approx(0.2) and exponential[20] == pytest.approx(0.1)
     polynomial = learning_rates("polynomial", power=1.0)
     assert polynomial[50] == pytest.approx(0.2) and polynomial[-1] == pytest.approx(0.004)
-    cyclic = learning_rates("cyclic", cycle_epochs=4.0, base_fraction=0.1)
+    cyclic = learning_rates("cyclic", cycle_fraction=0.4, base_fraction=0.1)
     assert cyclic[0] == pytest.approx(0.04) and cyclic[20] == pytest.approx(0.4)
     assert cyclic[40] == pytest.approx(0.04) and max(cyclic[40:]) == pytest.approx(0.22)
 
@@ -61,10 +61,15 @@ def test_the_other_schedules_have_their_shapes():
 @pytest.mark.parametrize("name", optim.SCHEDULES.names())
 def test_a_warm_up_can_precede_every_schedule(name):
     """Linear warm-up over the first 20 steps, then the schedule as it runs alone over the
-    other 80 (non-chainable one-cycle and cyclic included)."""
-    arguments = {"step": {"step_epochs": 3}}.get(name, {})
-    warmed = learning_rates(name, 100, warmup_steps=20, **arguments)
-    alone = learning_rates(name, 80, **arguments)
+    other 80 (non-chainable one-cycle and cyclic included). Its lengths are fractions of the
+    whole phase, warm-up included: alone, over 80 steps, they are 100/80 as long."""
+    warmed_arguments, alone_arguments = {
+        "step": ({"step_fraction": 0.24}, {"step_fraction": 0.3}),
+        "cyclic": ({"cycle_fraction": 0.32}, {"cycle_fraction": 0.4}),
+        "exponential": ({"gamma_per_run": 0.01}, {"gamma_per_run": 0.01**0.8}),
+    }.get(name, ({}, {}))
+    warmed = learning_rates(name, 100, warmup_steps=20, **warmed_arguments)
+    alone = learning_rates(name, 80, **alone_arguments)
     assert warmed[0] <= 0.4 * optim.WARMUP_START_FACTOR + 1e-12
     assert all(a < b for a, b in zip(warmed[:19], warmed[1:20], strict=True))  # rising
     assert warmed[20:] == pytest.approx(alone, rel=1e-6, abs=1e-12)
@@ -72,7 +77,9 @@ def test_a_warm_up_can_precede_every_schedule(name):
 
 def test_plateau_cuts_the_rate_when_the_loss_stalls_for_patience_epochs():
     optimizer = optim.OPTIMIZERS["sgd"](parameters(), lr=0.4, weight_decay=0.0)
-    schedule = optim.build_schedule(optimizer, "plateau", {"factor": 0.5, "patience": 2}, 100, 10)
+    schedule = optim.build_schedule(
+        optimizer, "plateau", {"factor": 0.5, "patience_fraction": 0.2}, 100, 10
+    )  # 2 of the run's 10 epochs
     rates = []
     for loss in [1.0, 0.9, 0.8, 0.8, 0.8, 0.8, 0.7]:
         for _ in range(10):
@@ -85,7 +92,7 @@ def test_plateau_cuts_the_rate_when_the_loss_stalls_for_patience_epochs():
 
 def test_onecycle_leaves_the_chosen_momentum_alone():
     optimizer = optim.OPTIMIZERS["sgd"](parameters(), lr=0.4, weight_decay=0.0, momentum=0.7)
-    optim.SCHEDULES["onecycle"](optimizer, total_steps=10, steps_per_epoch=5)
+    optim.SCHEDULES["onecycle"](optimizer, total_steps=10, run_steps=10, steps_per_epoch=5)
     assert optimizer.param_groups[0]["momentum"] == 0.7
 
 

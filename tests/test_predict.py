@@ -24,15 +24,9 @@ CONFIG = TrialConfig(
 def test_saved_checkpoint_predicts_like_the_model_in_memory(sample, tmp_path, run_here):
     cpu = torch.device("cpu")
     result = train(CONFIG, sample.train, sample.val, sample.num_classes, cpu)
-    checkpoint.save(
-        tmp_path / "checkpoint.pt",
-        model=result.model,
-        normalization=result.normalization,
-        trial_config=CONFIG,
-        classes=sample.classes,
-        image_shape=sample.image_shape,
-        metrics={},
-    )
+    checkpoint.write(tmp_path / "checkpoint.pt", checkpoint.SavedNetwork.of(
+        result.model, result.normalization, CONFIG, sample.classes, sample.image_shape
+    ))  # fmt: skip
     images = sample.test.images[:12]
     paths = []
     for index, image in enumerate(images):  # PNG is lossless: the files hold these exact pixels
@@ -57,9 +51,9 @@ def test_saved_checkpoint_predicts_like_the_model_in_memory(sample, tmp_path, ru
 def test_predict_resizes_other_sizes_and_shows_the_top_classes(sample, tmp_path, run_here):
     cpu = torch.device("cpu")
     result = train(CONFIG.replace(epochs=1), sample.train, sample.val, 10, cpu)
-    checkpoint.save(tmp_path / "c.pt", model=result.model, normalization=result.normalization,
-                    trial_config=CONFIG, classes=sample.classes, image_shape=(3, 32, 32),
-                    metrics={})  # fmt: skip
+    checkpoint.write(tmp_path / "c.pt", checkpoint.SavedNetwork.of(
+        result.model, result.normalization, CONFIG, sample.classes, (3, 32, 32)
+    ))  # fmt: skip
     Image.fromarray(np.zeros((64, 48, 3), dtype=np.uint8)).save(tmp_path / "big.jpg")
     output = run_here("search.predict", "--checkpoint", "c.pt", "big.jpg", "--top", "3",
                       cwd=tmp_path)  # fmt: skip

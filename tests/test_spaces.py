@@ -9,7 +9,7 @@ from search.training import config, evaluation, optim, tta
 from search.training.trainer import train
 from spaces.common import ALL_ACTIVATIONS
 
-PLAIN_CONTEXT = spaces.SpaceContext(dataset="sample", max_epochs=6, seed=100)
+PLAIN_CONTEXT = spaces.SpaceContext(dataset="sample", epochs=6, seed=100)
 # The fine-tuning spaces build on --init-from's network: here a small MLP's (a checkpoint on
 # disk is only read by the trainer, which these tests point at no file: init_from="").
 PRETRAINED = spaces.Pretrained(
@@ -168,8 +168,9 @@ def test_sampled_configs_are_valid_and_use_the_whole_space(name):
     seen_params = set()
     seen_values: dict[str, set] = {}
     for trial, trial_config in trials:
-        assert config.from_dict(trial_config.to_dict()) == trial_config  # validates
-        assert trial_config.epochs == CONTEXT.max_epochs  # the pruner shortens, not the space
+        born = config.validate(trial_config)  # as the objective checks it
+        assert config.from_dict(born.to_dict()) == born
+        assert trial_config.epochs == CONTEXT.epochs  # the pruner shortens, not the space
         assert trial_config.seed == CONTEXT.seed + trial.number
         assert trial_config.dataset == "sample"
         assert 16 <= trial_config.batch_size <= 1024
@@ -198,12 +199,13 @@ def test_the_shared_knobs_reach_every_augmentation_schedule_and_init():
     assert {cfg.optimizer for cfg in configs} == {
         "sgd", "adam", "adamw", "radam", "lion", "lamb", "ranger",
     }  # fmt: skip
-    switching = [cfg for cfg in configs if cfg.second_phase and "augment" not in cfg.second_phase]
+    second = [cfg for cfg in configs if cfg.second_phase is not None]
+    switching = [cfg for cfg in second if cfg.second_phase.augment is None]
     assert switching and all(cfg.optimizer != "sgd" for cfg in switching)
     # report 000's stages (resnet space): masked images first, then the sampled augmentation
-    staged = [cfg for cfg in configs if "augment" in cfg.second_phase]
+    staged = [cfg for cfg in second if cfg.second_phase.augment is not None]
     assert staged and all(
-        list(cfg.augment) == ["mask"] and cfg.second_phase["optimizer"] == cfg.optimizer
+        list(cfg.augment) == ["mask"] and cfg.second_phase.optimizer == cfg.optimizer
         for cfg in staged
     )
     assert {cfg.image_size for cfg in configs} == {0, 64, 96}
@@ -246,7 +248,7 @@ def test_a_sampled_config_trains_one_epoch(name, sample):
         p for p in initial.parameters() if p.requires_grad), strict=True))  # fmt: skip
     views = tta.build(trial_config.tta, trial_config.tta_args)
     recount, _ = evaluation.accuracy_and_loss(result.model, sample.val, result.preprocess, views)
-    assert len(result.history) == 1 and result.final.eval_accuracy == recount
+    assert len(result.history) == 1 and result.final.val_accuracy == recount
 
 
 WARM_STARTS = [(name, start) for name in PRODUCT_SPACES for start in spaces.warm_starts(name)]
@@ -267,7 +269,8 @@ def test_every_warm_start_is_a_point_of_its_space(name, start):
     assert trial.params == start.params
     for param, distribution in trial.distributions.items():
         assert distribution._contains(distribution.to_internal_repr(trial.params[param])), param
-    assert config.from_dict(trial_config.to_dict()) == trial_config
+    born = config.validate(trial_config)
+    assert config.from_dict(born.to_dict()) == born
 
 
 @pytest.mark.parametrize("name, start", WARM_STARTS, ids=[s.source[:30] for _, s in WARM_STARTS])
@@ -299,7 +302,7 @@ def test_trials_the_pruner_compares_are_at_the_same_point_of_their_schedules():
     plans = [
         spaces.get("mlp")(optuna.trial.FixedTrial(params), CONTEXT) for params in (base, short)
     ]
-    assert [plan.epochs for plan in plans] == [CONTEXT.max_epochs] * 2
+    assert [plan.epochs for plan in plans] == [CONTEXT.epochs] * 2
     fractions = []
     for plan in plans:
         steps_per_epoch = 10

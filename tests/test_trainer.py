@@ -1,11 +1,14 @@
+import dataclasses
 import io
+import itertools
 
 import pytest
 import torch
 
 import models
 from search.training import augment as augment_module
-from search.training.config import TrialConfig
+from search.training import config, trainer
+from search.training.config import SecondPhase, TrialConfig
 from search.training.trainer import TrainingDiverged, make_targets, train
 
 CPU = torch.device("cpu")
@@ -45,7 +48,7 @@ MLP = TrialConfig(
 def test_the_trainer_learns_on_the_sample(sample):
     """Chance is 10%; a small ResNet gets far above it on 4,500 images in 3 epochs."""
     result = train(SMALL_RESNET, sample.train, sample.val, sample.num_classes, CPU)
-    accuracies = [epoch.eval_accuracy for epoch in result.history]
+    accuracies = [epoch.val_accuracy for epoch in result.history]
     assert len(accuracies) == 3 and not result.stopped_early
     assert accuracies[-1] > 0.3
     assert result.history[-1].train_loss < result.history[0].train_loss
@@ -60,7 +63,7 @@ def test_training_is_deterministic_on_the_cpu_given_the_seed(sample):
     losses = [[e.train_loss for e in r.history] for r in (first, second, other_seed)]
     assert losses[0] == losses[1]
     assert losses[0] != losses[2]
-    assert [e.eval_accuracy for e in first.history] == [e.eval_accuracy for e in second.history]
+    assert [e.val_accuracy for e in first.history] == [e.val_accuracy for e in second.history]
 
 
 def test_the_callback_sees_every_epoch_and_can_stop_training(sample):
@@ -86,9 +89,9 @@ def test_a_second_phase_switches_optimizer_part_way(sample):
     exactly as the first phase left it: epoch 2 evaluates like epoch 1."""
     switched = MLP.replace(second_phase={"start_fraction": 0.5, "optimizer": "sgd", "lr": 0.0})
     frozen = train(switched, sample.train, sample.val, 10, CPU).history
-    assert frozen[1].eval_loss == frozen[0].eval_loss
+    assert frozen[1].val_loss == frozen[0].val_loss
     moving = train(MLP, sample.train, sample.val, 10, CPU).history
-    assert moving[1].eval_loss != moving[0].eval_loss
+    assert moving[1].val_loss != moving[0].val_loss
 
 
 def test_inputs_are_resized_to_image_size_for_the_network(sample):
@@ -130,7 +133,7 @@ def test_a_whitening_stem_is_fitted_to_the_training_images(sample):
 def test_mixing_trains_on_soft_targets(sample, mixing):
     mixed = MLP.replace(augment={mixing: {}}, epochs=1, label_smoothing=0.1)
     result = train(mixed, sample.train, sample.val, 10, CPU)
-    assert result.final.eval_accuracy > 0.15 and result.final.train_loss > 0
+    assert result.final.val_accuracy > 0.15 and result.final.train_loss > 0
 
 
 @pytest.mark.parametrize("augment", [{"flip": {}}, {"mixup": {}}, {"cutmix": {}}])
@@ -186,27 +189,29 @@ def test_test_time_augmentation_is_used_in_evaluation(sample):
         MLP.replace(epochs=1, tta="mirror"), sample.train, sample.val, sample.num_classes, CPU
     )
     assert plain.final.train_loss == mirrored.final.train_loss  # training is untouched
-    assert plain.final.eval_loss != mirrored.final.eval_loss
+    assert plain.final.val_loss != mirrored.final.val_loss
 
 
 # Every piece of state a resumed run must carry: dropout (the global generator), mixup and
 # crops (the trainer's generator), lookahead's average, momentum, a warm-up, a second phase
 # with its own optimizer, frozen parts, and reduce-on-plateau's memory of the best loss.
-EVERY_STATE = TrialConfig(
-    model="mlp",
-    model_args={"width": 32, "depth": 2, "dropout": 0.2},
-    optimizer="sgd",
-    optimizer_args={"momentum": 0.9},
-    lr=0.05,
-    schedule="plateau",
-    warmup_fraction=0.2,
-    batch_size=256,
-    epochs=4,
-    augment={"flip": {}, "crop": {"padding": 2}, "mixup": {"alpha": 0.4}},
-    averaging="lookahead",
-    second_phase={"start_fraction": 0.5, "optimizer": "adamw", "lr": 1e-3},
-    freeze={"stem": 1},
-    dataset="sample",
+EVERY_STATE = config.validate(
+    TrialConfig(
+        model="mlp",
+        model_args={"width": 32, "depth": 2, "dropout": 0.2},
+        optimizer="sgd",
+        optimizer_args={"momentum": 0.9},
+        lr=0.05,
+        schedule="plateau",
+        warmup_fraction=0.2,
+        batch_size=256,
+        epochs=4,
+        augment={"flip": {}, "crop": {"padding": 2}, "mixup": {"alpha": 0.4}},
+        averaging="lookahead",
+        second_phase=SecondPhase(start_fraction=0.5, optimizer="adamw", lr=1e-3),
+        freeze={"stem": 1},
+        dataset="sample",
+    )
 )
 
 
@@ -226,9 +231,7 @@ def test_a_run_resumed_from_any_epoch_ends_exactly_as_the_uninterrupted_one(samp
     for epoch in (1, 2):
         resumed = train(EVERY_STATE, *arguments, resume_from=read_state(saved[epoch - 1]))
         assert resumed.history == whole.history[:epoch] + resumed.history[epoch:]
-        assert [e.eval_accuracy for e in resumed.history] == [
-            e.eval_accuracy for e in whole.history
-        ]
+        assert [e.val_accuracy for e in resumed.history] == [e.val_accuracy for e in whole.history]
         assert [e.train_loss for e in resumed.history] == [e.train_loss for e in whole.history]
         for name, value in whole.model.state_dict().items():
             assert torch.equal(value, resumed.model.state_dict()[name]), name
@@ -260,7 +263,7 @@ def test_compiled_training_keeps_to_a_few_graphs(sample, monkeypatch):
 
     import spaces
 
-    context = spaces.SpaceContext("sample", max_epochs=2, seed=0)
+    context = spaces.SpaceContext("sample", epochs=2, seed=0)
     params = spaces.warm_starts("fast")[0].params
     config = spaces.get("fast")(optuna.trial.FixedTrial(params), context)
     config = config.replace(model_args={**config.model_args, "width": 4}, batch_size=128,
@@ -274,3 +277,95 @@ def test_compiled_training_keeps_to_a_few_graphs(sample, monkeypatch):
           compile_model="default")  # fmt: skip
     graphs = counters["stats"]["unique_graphs"]
     assert 4 <= graphs <= 6 < torch._dynamo.config.recompile_limit
+
+
+def lr_curve(trial_config, images) -> list[float]:
+    """The learning rate at every step of the config's run, phase after phase, as the
+    trainer builds each phase's optimizer and schedule for the tiny network."""
+    state = trainer.start_training(trial_config, images, images, 10, CPU)
+    curve = []
+    for phase in config.phases(trial_config):
+        optimizer, schedule = trainer.start_phase(
+            state.model, phase, state.steps_per_epoch, trial_config.param_groups
+        )
+        for _ in range(phase.epochs * state.steps_per_epoch):
+            curve.append(optimizer.param_groups[-1]["lr"])
+            optimizer.step()
+            schedule.per_batch.step()
+    return curve
+
+
+STEPS_PER_EPOCH = 4  # 64 images at batch 16
+
+
+def on_the_grid(chosen: TrialConfig) -> TrialConfig:
+    """The sampled config with the lengths that whole steps and epochs round (where the
+    second phase begins, how many steps the warm-up takes) moved onto the 4-epoch run's
+    whole epochs and steps, so that rounding them is exact at 4 epochs and at 12 alike."""
+    epochs, second = chosen.epochs, chosen.second_phase
+    first_epochs = epochs
+    if second is not None:
+        first_epochs = min(max(1, round(second.start_fraction * epochs)), epochs - 1)
+        second = dataclasses.replace(second, start_fraction=first_epochs / epochs)
+    steps = first_epochs * STEPS_PER_EPOCH
+    warmup = round(chosen.warmup_fraction * steps) / steps
+    return chosen.replace(batch_size=16, second_phase=second, warmup_fraction=warmup)
+
+
+def sampled_schedules(kind: str, count: int) -> list[TrialConfig]:
+    """Configs of tests.spaces_for_tests' test_schedules for 4 epochs with schedule `kind`,
+    half of them Adam then a second phase of SGD, the rest as sampled (seeded)."""
+    import optuna
+
+    import spaces
+    import tests.spaces_for_tests  # noqa: F401  registers test_schedules
+
+    found = []
+    for number in range(count):
+        fixed = {
+            "schedule": kind,
+            **({"optimizer": "adam", "two_phase": True} if number % 2 else {}),
+        }
+        sampler = optuna.samplers.PartialFixedSampler(
+            fixed, optuna.samplers.RandomSampler(seed=number)
+        )
+        trial = optuna.create_study(sampler=sampler).ask()
+        chosen = spaces.get("test_schedules")(trial, spaces.SpaceContext("sample", 4, 0))
+        found.append(on_the_grid(config.validate(chosen)))
+    return found
+
+
+@pytest.mark.parametrize(
+    "kind", ["constant", "step", "exponential", "polynomial", "cosine", "onecycle", "cyclic"]
+)
+def test_a_run_at_three_times_the_epochs_runs_the_same_schedule_stretched(kind, sample):
+    """A space samples the schedule for the study's 4 epochs; retrained at 12, the learning
+    rate at every step of the short run is the long run's at the same fraction of the run
+    (its step three times as far). One-cycle is torch's OneCycleLR, which ends its rise one
+    step before pct_start of the run: the same to within one step of the short run. Before
+    schedule lengths became fractions, step decay and cycles kept their lengths in epochs
+    and exponential decay its rate per epoch."""
+    images = sample.train.subset(torch.arange(16 * STEPS_PER_EPOCH))
+    for short in sampled_schedules(kind, 4):
+        short_curve = lr_curve(short, images)
+        long_curve = lr_curve(short.replace(epochs=3 * short.epochs), images)
+        assert len(long_curve) == 3 * len(short_curve)
+        stretched = long_curve[::3]
+        if kind == "onecycle":
+            one_step = max(abs(a - b) for a, b in itertools.pairwise(short_curve))
+            assert stretched == pytest.approx(short_curve, abs=one_step), short
+        else:
+            assert stretched == pytest.approx(short_curve, rel=1e-9, abs=1e-15), short
+
+
+def test_plateaus_patience_is_the_same_share_of_a_longer_run(sample):
+    (short,) = sampled_schedules("plateau", 1)
+    patience = []
+    for epochs in (4, 12):
+        state = trainer.start_training(short.replace(epochs=epochs), sample.val, sample.val,
+                                       10, CPU)  # fmt: skip
+        _, schedule = trainer.start_phase(
+            state.model, config.phases(state.config)[0], state.steps_per_epoch, {}
+        )
+        patience.append(schedule.per_epoch.patience)
+    assert patience[1] == 3 * patience[0]

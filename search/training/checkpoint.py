@@ -1,8 +1,10 @@
 """Checkpoints that describe themselves: weights plus everything needed to rebuild and use them."""
 
 import dataclasses
+import functools
 import json
 import pickle
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,58 +19,76 @@ from search.training.config import TrialConfig
 from search.training.preprocess import Preprocess
 
 
-def save(
-    path: Path,
-    *,
-    model: nn.Module,
-    normalization: dict[str, list[float]],
-    trial_config: TrialConfig,
-    classes: tuple[str, ...],
-    image_shape: tuple[int, int, int],
-    metrics: dict[str, Any],
-) -> None:
-    """The file rebuilds the model (models.build with the config) without opening the study.
-    Written atomically: an interrupted save leaves the old checkpoint or none."""
+@dataclasses.dataclass(frozen=True)
+class SavedNetwork:
+    """What search.train saves beside a trained network, read once into this record that every
+    reader shares (fine-tuning, its search's context, prediction): how to build the network
+    (its config), its weights, the classes it tells apart, the images it learnt from (their
+    shape before any resize, their normalisation) and its metrics. The file rebuilds the
+    network without the study (models.build with the config)."""
+
+    config: TrialConfig
+    classes: tuple[str, ...]
+    image_shape: tuple[int, int, int]  # of the dataset it was trained on, before any resize
+    normalization: dict[str, list[float]]  # per-channel mean and std of its training images
+    weights: dict[str, torch.Tensor]
+    metrics: dict[str, Any]
+
+    @classmethod
+    def of(
+        cls,
+        model: nn.Module,
+        normalization: dict[str, list[float]],
+        trial_config: TrialConfig,
+        classes: Sequence[str],
+        image_shape: Sequence[int],
+        metrics: dict[str, Any] | None = None,
+    ) -> "SavedNetwork":
+        """A trained network and what it was trained as, ready to write."""
+        return cls(trial_config, tuple(classes), tuple(image_shape), normalization,
+                   model.state_dict(), metrics or {})  # fmt: skip
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """What the network takes: the images' shape, or the config's resize of it."""
+        return self.config.input_shape(self.image_shape)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The file's form: plain tensors and values (torch.load(weights_only=True) reads it)."""
+        return {
+            "state_dict": self.weights,
+            "config": self.config.to_dict(),
+            "classes": list(self.classes),
+            "image_shape": list(self.image_shape),
+            "normalization": self.normalization,
+            "metrics": self.metrics,
+        }
+
+
+def write(path: Path, saved: SavedNetwork) -> None:
+    """Written atomically: an interrupted save leaves the old checkpoint or none."""
     with files.atomic_path(path) as partial:
-        torch.save(
-            {
-                "state_dict": model.state_dict(),
-                "config": trial_config.to_dict(),
-                "classes": list(classes),
-                "image_shape": list(image_shape),
-                "normalization": normalization,
-                "metrics": metrics,
-            },
-            partial,
-        )
+        torch.save(saved.to_dict(), partial)
 
 
-def write_safetensors(
-    folder: Path,
-    *,
-    model: nn.Module,
-    normalization: dict[str, list[float]],
-    trial_config: TrialConfig,
-    classes: tuple[str, ...],
-    image_shape: tuple[int, int, int],
-) -> None:
+def write_safetensors(folder: Path, saved: SavedNetwork) -> None:
     """model.safetensors and config.json beside them, for loading the weights elsewhere: the
     fields of timm's pretrained_cfg (input_size, mean and std in [0, 1] units, the class
     names, bilinear resizing, no crop) and how to build the network (models.build)."""
     from safetensors.torch import save_file
 
     tensors = {name: value.detach().cpu().contiguous().clone()
-               for name, value in model.state_dict().items()}  # fmt: skip
+               for name, value in saved.weights.items()}  # fmt: skip
     with files.atomic_path(folder / "model.safetensors") as partial:
         save_file(tensors, str(partial))
     described = {
-        "architecture": trial_config.model,
-        "model_args": trial_config.model_args,
-        "num_classes": len(classes),
-        "label_names": list(classes),
-        "input_size": list(trial_config.input_shape(image_shape)),
-        "mean": normalization["mean"],
-        "std": normalization["std"],
+        "architecture": saved.config.model,
+        "model_args": saved.config.model_args,
+        "num_classes": len(saved.classes),
+        "label_names": list(saved.classes),
+        "input_size": list(saved.input_shape),
+        "mean": saved.normalization["mean"],
+        "std": saved.normalization["std"],
         "interpolation": "bilinear",
         "crop_pct": 1.0,
     }
@@ -107,12 +127,23 @@ class Checkpoint:
         ]
 
 
-def read(path: Path | str, on_device: torch.device | str = "cpu") -> dict[str, Any]:
-    """The saved dictionary, or one UsageError line when the file is not a checkpoint."""
+def read(path: Path | str) -> SavedNetwork:
+    """The checkpoint at `path`, its weights on the CPU, read from the file once for as long
+    as the file stays as it is (a fine-tuning search's trials all start from it), or one
+    UsageError line when it is not a checkpoint of search.train."""
     try:
-        saved = torch.load(path, map_location=on_device, weights_only=True)
+        found = Path(path).stat()
     except FileNotFoundError:
         raise UsageError(f"no checkpoint at {path}") from None
+    except OSError as error:
+        raise UsageError(f"cannot read checkpoint {path}: {error.strerror}") from None
+    return _read(str(path), found.st_mtime_ns, found.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _read(path: str, mtime_ns: int, size: int) -> SavedNetwork:
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
     except OSError as error:  # a folder, or a file that cannot be read
         raise UsageError(f"cannot read checkpoint {path}: {error.strerror}") from None
     except pickle.UnpicklingError:  # not torch's format, or objects no checkpoint of ours holds
@@ -122,7 +153,17 @@ def read(path: Path | str, on_device: torch.device | str = "cpu") -> dict[str, A
         raise UsageError(f"{path} is not a checkpoint written by search.train ({reason})") from None
     if not isinstance(saved, dict) or not {"state_dict", "config", "classes"} <= set(saved):
         raise UsageError(f"{path} is not a checkpoint written by search.train")
-    return saved
+    try:
+        return SavedNetwork(
+            config=config.from_dict(saved["config"], source=path),
+            classes=tuple(saved["classes"]),
+            image_shape=tuple(saved["image_shape"]),
+            normalization=saved["normalization"],
+            weights=saved["state_dict"],
+            metrics=saved.get("metrics", {}),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise UsageError(f"{path} is not a checkpoint written by search.train ({error})") from None
 
 
 def misfit(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> str | None:
@@ -151,38 +192,34 @@ def pretrained(
     names the layer."""
     saved = read(path)
     model = models.build(
-        trial_config.model, num_classes=len(saved["classes"]), image_shape=image_shape,
+        trial_config.model, num_classes=len(saved.classes), image_shape=image_shape,
         init=trial_config.init, **trial_config.model_args,
     )  # fmt: skip
-    problem = misfit(model, saved["state_dict"])
+    problem = misfit(model, saved.weights)
     if problem:
         raise UsageError(f"checkpoint {path} does not fit {trial_config.model}: {problem}")
-    model.load_state_dict(saved["state_dict"])
-    if len(saved["classes"]) != num_classes:
+    model.load_state_dict(saved.weights)
+    if len(saved.classes) != num_classes:
         parts.replace_head(model, num_classes)
     return model
 
 
 def load(path: Path, on_device: torch.device) -> Checkpoint:
     """A checkpoint ready to predict with (search.predict)."""
-    saved = read(path, on_device)
-    try:
-        trial_config = config.from_dict(saved["config"], source=str(path))
-        image_shape = tuple(saved["image_shape"])
-        model = models.build(
-            trial_config.model,
-            num_classes=len(saved["classes"]),
-            image_shape=trial_config.input_shape(image_shape),
-            **trial_config.model_args,
-        )
-        model.load_state_dict(saved["state_dict"])
-    except (KeyError, TypeError, RuntimeError) as error:
-        raise UsageError(f"{path} is not a checkpoint written by search.train ({error})") from None
+    saved = read(path)
+    model = models.build(
+        saved.config.model, num_classes=len(saved.classes), image_shape=saved.input_shape,
+        **saved.config.model_args,
+    )  # fmt: skip
+    problem = misfit(model, saved.weights)
+    if problem:
+        raise UsageError(f"{path} does not fit the network its config describes: {problem}")
+    model.load_state_dict(saved.weights)
     return Checkpoint(
         model=model.to(on_device).eval(),
-        config=trial_config,
-        classes=tuple(saved["classes"]),
-        image_shape=image_shape,
-        preprocess=Preprocess.build(saved["normalization"], on_device, trial_config.image_size),
-        metrics=saved["metrics"],
+        config=saved.config,
+        classes=saved.classes,
+        image_shape=saved.image_shape,
+        preprocess=Preprocess.build(saved.normalization, on_device, saved.config.image_size),
+        metrics=saved.metrics,
     )

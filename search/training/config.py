@@ -1,8 +1,10 @@
-"""TrialConfig: the complete, serialisable description of one training run, and its YAML form."""
+"""TrialConfig: the complete, serialisable description of one training run, checked once where
+it is born, and its YAML form."""
 
 import dataclasses
 import json
 import math
+import types
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -10,21 +12,54 @@ from typing import Any
 
 import yaml
 
-from registry import UsageError, files
+from registry import MAX_SEED, UsageError, files
+from search.training import legacy
+
+
+@dataclasses.dataclass(frozen=True)
+class SecondPhase:
+    """Training switches part-way, after `start_fraction` of the epochs, to a fresh optimizer
+    and schedule: report 002's Adam then SGD, or report 000's masked pre-training then crops
+    (the same optimizer, another augmentation). What it leaves as None it takes from the first
+    phase when the config is checked (`resolved`): weight decay, schedule, augmentation, and
+    the schedule's arguments while it keeps the first phase's schedule. Its optimizer's
+    arguments are its own (none by default)."""
+
+    start_fraction: float
+    optimizer: str
+    lr: float
+    optimizer_args: dict[str, Any] = dataclasses.field(default_factory=dict)
+    weight_decay: float | None = None
+    schedule: str | None = None
+    schedule_args: dict[str, Any] | None = None
+    augment: dict[str, dict[str, Any]] | None = None
+
+    def resolved(self, first: "TrialConfig") -> "SecondPhase":
+        """Every field given: what it leaves out, as the first phase has it."""
+        schedule = self.schedule or first.schedule
+        inherited_args = first.schedule_args if schedule == first.schedule else {}
+        return dataclasses.replace(
+            self,
+            weight_decay=first.weight_decay if self.weight_decay is None else self.weight_decay,
+            schedule=schedule,
+            schedule_args=inherited_args if self.schedule_args is None else self.schedule_args,
+            augment=first.augment if self.augment is None else self.augment,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
 class TrialConfig:
     """Everything that changes training. A space chooses these values; the trainer reads them.
+    A config is checked once, where it is born (validate: a file, a trial's record, what a
+    space returned, replace()), and is the same thing everywhere after.
     `*_args` hold the chosen function's own knobs (see the registries in models/ and
     search/training/optim.py and augment.py); `augment` maps augmentation name -> its
-    arguments, applied in order.
-    `second_phase`, if not empty, switches optimizer (and schedule) part-way (report 002's Adam
-    then SGD): its `start_fraction` of the epochs, `optimizer`, `lr`, and optionally
-    `optimizer_args`, `weight_decay`, `schedule`, `schedule_args` and `augment` (report 000's
-    masked pre-training, then crop fine-tuning). `param_groups` and `freeze`
-    name parts of the network by rule (parameters.py): their own lr and weight-decay
-    multipliers, and the epochs they train before they freeze (0: frozen throughout)."""
+    arguments, applied in order. A schedule's lengths are fractions of the phase it runs in
+    (optim.py), so that the same config at other epochs runs the same curve stretched.
+    `param_groups` and `freeze` name parts of the network by rule (parameters.py): their own
+    lr and weight-decay multipliers, and the epochs they train before they freeze (0: frozen
+    throughout; a count, not a share of the run: airbench's whitening bias trains 3 epochs
+    however long the run)."""
 
     model: str
     model_args: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -35,7 +70,7 @@ class TrialConfig:
     schedule: str = "onecycle"
     schedule_args: dict[str, Any] = dataclasses.field(default_factory=dict)
     warmup_fraction: float = 0.0  # linear warm-up over this fraction of the (first phase's) steps
-    second_phase: dict[str, Any] = dataclasses.field(default_factory=dict)
+    second_phase: SecondPhase | None = None
     init: str = "default"  # weight initialisation scheme (models/init.py)
     # rule -> {"lr_scale": x, "weight_decay_scale": y}; airbench: norm_biases 64x lr, 1/64 decay
     param_groups: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
@@ -63,7 +98,8 @@ class TrialConfig:
         return dataclasses.asdict(self)
 
     def replace(self, **changes: Any) -> "TrialConfig":
-        return from_dict({**self.to_dict(), **changes})
+        """The config with `changes`, checked (a second phase may come as a mapping)."""
+        return validate(dataclasses.replace(self, **changes))
 
     def input_shape(self, image_shape: Sequence[int]) -> tuple[int, int, int]:
         """The shape the network sees: the dataset's images', or resized to image_size."""
@@ -72,13 +108,29 @@ class TrialConfig:
         return (channels, size, size) if size else (channels, height, width)
 
 
-# Field name -> its plain type (dict, float, int or str).
-FIELD_TYPES = {f.name: typing.get_origin(f.type) or f.type for f in dataclasses.fields(TrialConfig)}
+# Field name -> its plain type (dict, float, int or str); second_phase, SecondPhase.
+FIELD_TYPES = {
+    f.name: SecondPhase if f.name == "second_phase" else typing.get_origin(f.type) or f.type
+    for f in dataclasses.fields(TrialConfig)
+}
 
 
-def _coerce(name: str, value: Any, source: str) -> Any:
-    """Check one field's type; YAML 1.1 reads `1e-3` as a string, so numbers may come as text."""
-    kind = FIELD_TYPES[name]
+def _plain_type(annotation: Any) -> type:
+    """dict[str, Any] -> dict, float | None -> float."""
+    if isinstance(annotation, types.UnionType):
+        annotation = next(arg for arg in typing.get_args(annotation) if arg is not type(None))
+    return typing.get_origin(annotation) or annotation
+
+
+# A second phase's fields -> their plain types; those that may be None (the first phase's).
+SECOND_PHASE_TYPES = {f.name: _plain_type(f.type) for f in dataclasses.fields(SecondPhase)}
+SECOND_PHASE_OPTIONAL = {f.name for f in dataclasses.fields(SecondPhase)
+                         if isinstance(f.type, types.UnionType)}  # fmt: skip
+
+
+def _coerce_value(kind: type, value: Any) -> Any:
+    """`value` as a plain `kind`, or _WRONG. YAML 1.1 reads `1e-3` as text, so numbers may come
+    as text."""
     if kind is dict and isinstance(value, Mapping):
         return {str(k): dict(v) if isinstance(v, Mapping) else v for k, v in value.items()}
     if kind is float and not isinstance(value, bool):
@@ -95,11 +147,54 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     if kind is list and isinstance(value, Sequence) and not isinstance(value, str):
         if all(isinstance(item, str) for item in value):
             return list(value)
-    raise UsageError(f"{source}: '{name}' must be a {kind.__name__}, not {value!r}")
+    return _WRONG
+
+
+_WRONG = object()
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    """Check one field's type."""
+    kind = FIELD_TYPES[name]
+    if kind is SecondPhase:
+        return second_phase_from(value, source)
+    coerced = _coerce_value(kind, value)
+    if coerced is _WRONG:
+        raise UsageError(f"{source}: '{name}' must be a {kind.__name__}, not {value!r}")
+    return coerced
+
+
+def second_phase_from(value: Any, source: str = "config") -> SecondPhase | None:
+    """A second phase from its YAML form (a mapping; empty or null: none)."""
+    if value is None or isinstance(value, SecondPhase):
+        return value
+    if not isinstance(value, Mapping):
+        raise UsageError(f"{source}: 'second_phase' must be a mapping, not {value!r}")
+    if not value:
+        return None
+    unknown = sorted(set(value) - set(SECOND_PHASE_TYPES))
+    missing = [key for key in ("start_fraction", "optimizer", "lr") if key not in value]
+    if unknown or missing:
+        raise UsageError(
+            f"{source}: 'second_phase' needs start_fraction, optimizer and lr, and may hold "
+            f"{', '.join(SECOND_PHASE_TYPES)}"
+            + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+        )
+    fields = {}
+    for key, item in value.items():
+        coerced = None if item is None else _coerce_value(SECOND_PHASE_TYPES[key], item)
+        if coerced is _WRONG or (coerced is None and key not in SECOND_PHASE_OPTIONAL):
+            raise UsageError(
+                f"{source}: 'second_phase.{key}' must be a {SECOND_PHASE_TYPES[key].__name__}"
+            )
+        fields[key] = coerced
+    return SecondPhase(**fields)
 
 
 def from_dict(values: Mapping[str, Any], source: str = "config") -> TrialConfig:
-    """Build and validate a TrialConfig; unknown or mistyped fields raise a UsageError."""
+    """Build and validate a TrialConfig from its plain form (a file, a trial's record, a
+    checkpoint's); unknown or mistyped fields raise a UsageError. What an earlier version
+    wrote is read in this version's terms (legacy.py)."""
     unknown = sorted(set(values) - set(FIELD_TYPES))
     if unknown:
         raise UsageError(
@@ -108,19 +203,17 @@ def from_dict(values: Mapping[str, Any], source: str = "config") -> TrialConfig:
         )
     if "model" not in values:
         raise UsageError(f"{source}: the field 'model' is required")
+    values = legacy.upgraded_config(values, source)
     config = TrialConfig(**{name: _coerce(name, v, source) for name, v in values.items()})
     return validate(config, source)
-
-
-MAX_SEED = 2**32 - 1  # numpy's and Optuna's samplers take seeds below 2**32
 
 
 def validate(config: TrialConfig, source: str = "config") -> TrialConfig:
     """Every field, nested ones included, checked for type and range against what the
     function it configures accepts (registry.check_arguments: its signature's annotations):
     names must exist in their registries and take the given arguments. The config with its
-    values as those functions take them; the first problem as one UsageError line that names
-    its whole path (`model_args.width`)."""
+    values as those functions take them and its second phase resolved; the first problem as
+    one UsageError line that names its whole path (`model_args.width`)."""
     for field, limit in (("batch_size", 1), ("epochs", 1), ("image_size", 0), ("seed", 0)):
         if getattr(config, field) < limit:
             raise UsageError(f"{source}: '{field}' must be at least {limit}")
@@ -155,8 +248,12 @@ def validate(config: TrialConfig, source: str = "config") -> TrialConfig:
                 config.schedule, config.schedule_args, "schedule_args"
             ),
             "augment": _checked_augment(config.augment, "augment"),
-            "second_phase": _checked_second_phase(config),
         }
+        second = second_phase_from(config.second_phase)
+        if second is not None:
+            checked["second_phase"] = _checked_second_phase(
+                second.resolved(dataclasses.replace(config, **checked))
+            )
         models.INITIALIZERS[config.init]
         parameters.check(config.param_groups, config.freeze)
         data.DATASETS[config.dataset]
@@ -179,35 +276,24 @@ def _checked_augment(spec: Mapping[str, Any], path: str) -> dict[str, dict[str, 
     return checked
 
 
-def _checked_second_phase(config: TrialConfig) -> dict[str, Any]:
-    """`second_phase` with its fields checked as the first phase's are."""
+def _checked_second_phase(second: SecondPhase) -> SecondPhase:
+    """A resolved second phase with its fields checked as the first phase's are."""
     from search.training import optim
 
-    second = config.second_phase
-    if not second:
-        return {}
-    _check_second_phase(second)
-    checked = dict(second)
-    for key in ("start_fraction", "lr", "weight_decay"):
-        if key in second:
-            checked[key] = float(second[key])
-    # What phases() gives the second phase where it names none: no optimizer arguments, and
-    # the first phase's schedule arguments while it keeps the first's schedule.
-    optimizer_args = optim.OPTIMIZERS.check_arguments(
-        second["optimizer"], second.get("optimizer_args", {}), "second_phase.optimizer_args"
+    if not 0 < second.start_fraction < 1 or second.lr < 0:
+        raise UsageError("'second_phase.start_fraction' must be in (0, 1) and its lr >= 0")
+    if second.weight_decay < 0:
+        raise UsageError("'second_phase.weight_decay' must not be negative")
+    return dataclasses.replace(
+        second,
+        optimizer_args=optim.OPTIMIZERS.check_arguments(
+            second.optimizer, second.optimizer_args, "second_phase.optimizer_args"
+        ),
+        schedule_args=optim.SCHEDULES.check_arguments(
+            second.schedule, second.schedule_args, "second_phase.schedule_args"
+        ),
+        augment=_checked_augment(second.augment, "second_phase.augment"),
     )
-    schedule = second.get("schedule", config.schedule)
-    schedule_args = optim.SCHEDULES.check_arguments(
-        schedule,
-        second.get("schedule_args", config.schedule_args if schedule == config.schedule else {}),
-        "second_phase.schedule_args",
-    )
-    for key, value in (("optimizer_args", optimizer_args), ("schedule_args", schedule_args)):
-        if key in second:
-            checked[key] = value
-    if "augment" in second:
-        checked["augment"] = _checked_augment(second["augment"], "second_phase.augment")
-    return checked
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,70 +312,32 @@ class Phase:
     augment: dict[str, dict[str, Any]]
 
 
-SECOND_PHASE_FIELDS = {
-    "start_fraction": float, "optimizer": str, "lr": float, "optimizer_args": dict,
-    "weight_decay": float, "schedule": str, "schedule_args": dict, "augment": dict,
-}  # fmt: skip
-
-
-def _check_second_phase(second: Mapping[str, Any]) -> None:
-    unknown = sorted(set(second) - set(SECOND_PHASE_FIELDS))
-    missing = [key for key in ("start_fraction", "optimizer", "lr") if key not in second]
-    if unknown or missing:
-        raise UsageError(
-            f"'second_phase' needs start_fraction, optimizer and lr, and may hold "
-            f"{', '.join(SECOND_PHASE_FIELDS)}"
-            + (f"; unknown: {', '.join(unknown)}" if unknown else "")
-        )
-    for key, kind in SECOND_PHASE_FIELDS.items():
-        value = second.get(key, kind())
-        if kind is float:  # YAML 1.1 reads 1e-3 as text, as for the top-level fields
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
-                value = None
-        if not isinstance(value, kind):
-            raise UsageError(f"'second_phase.{key}' must be a {kind.__name__}")
-    if not 0 < float(second["start_fraction"]) < 1 or float(second["lr"]) < 0:
-        raise UsageError("'second_phase.start_fraction' must be in (0, 1) and its lr >= 0")
-    if float(second.get("weight_decay", 0)) < 0:
-        raise UsageError("'second_phase.weight_decay' must not be negative")
-
-
 def phases(config: TrialConfig) -> list[Phase]:
-    """The config's one or two phases. The second takes over after start_fraction of the epochs
-    (at least one epoch each); what it leaves out it keeps from the first (the augmentation
-    too), except the optimizer's and a new schedule's own arguments, which belong to the
-    first's choices."""
+    """The (checked) config's one or two phases. The second takes over after start_fraction of
+    the epochs, at least one epoch each."""
     first = Phase(
         1, config.epochs, config.optimizer, config.optimizer_args, config.lr,
         config.weight_decay, config.schedule, config.schedule_args, config.warmup_fraction,
         config.augment,
     )  # fmt: skip
     second = config.second_phase
-    if not second:
+    if second is None or config.epochs < 2:
         return [first]
-    _check_second_phase(second)
-    if config.epochs < 2:
-        return [first]
-    split = round(float(second["start_fraction"]) * config.epochs)
-    first_epochs = min(max(1, split), config.epochs - 1)
-    schedule = second.get("schedule", config.schedule)
-    default_schedule_args = config.schedule_args if schedule == config.schedule else {}
+    first_epochs = min(max(1, round(second.start_fraction * config.epochs)), config.epochs - 1)
     return [
         dataclasses.replace(first, epochs=first_epochs),
         Phase(
             first_epochs + 1,
             config.epochs - first_epochs,
-            second["optimizer"],
-            dict(second.get("optimizer_args", {})),
-            float(second["lr"]),
-            float(second.get("weight_decay", config.weight_decay)),
-            schedule,
-            dict(second.get("schedule_args", default_schedule_args)),
+            second.optimizer,
+            second.optimizer_args,
+            second.lr,
+            second.weight_decay,
+            second.schedule,
+            second.schedule_args,
             0.0,
-            dict(second.get("augment", config.augment)),
-        ),
+            second.augment,
+        ),  # fmt: skip
     ]
 
 

@@ -11,6 +11,9 @@ a loss.
 
 import dataclasses
 import inspect
+import math
+import re
+import warnings
 from collections.abc import Iterable
 
 import numpy as np
@@ -19,16 +22,16 @@ from torch.optim import lr_scheduler
 
 from registry import (
     NonNegativeFloat,
-    NonNegativeInt,
     PositiveFloat,
-    PositiveInt,
     Probability,
     Rate,
     Registry,
 )
 
 OPTIMIZERS: Registry = Registry("optimizer", supplied=("params", "lr", "weight_decay"))
-SCHEDULES: Registry = Registry("schedule", supplied=("optimizer", "total_steps", "steps_per_epoch"))
+SCHEDULES: Registry = Registry(
+    "schedule", supplied=("optimizer", "total_steps", "run_steps", "steps_per_epoch")
+)
 
 Params = Iterable[torch.nn.Parameter]
 
@@ -120,8 +123,27 @@ def peak_lrs(optimizer: Optimizer) -> list[float]:
     return [group.get("initial_lr", group["lr"]) for group in optimizer.param_groups]
 
 
+# Every schedule argument that is a length is a fraction of the steps its phase runs for (the
+# whole run, or a part of it when the config has a second phase; the warm-up included), never
+# epochs or steps: a retrain at N times the epochs runs the same curve stretched N-fold.
+# build_schedule resolves them to steps. Each schedule gets `total_steps`, the steps it spans
+# after any warm-up, and `run_steps`, the phase's, which its lengths are fractions of.
+# A length that a fraction puts between two steps falls at the step it reaches: a count of
+# fractions passed is floored with this allowance, so that 3 x 0.1 of a run counts 3, as the
+# epochs it stands for did.
+BOUNDARY = 1e-9
+
+
+def passed(step: int, run_steps: int, fraction: float) -> int:
+    """How many lengths of `fraction` x run_steps have passed by `step`: a function of step /
+    run_steps alone, so the same at the same point of a run N times longer."""
+    return math.floor(step / run_steps / fraction + BOUNDARY)
+
+
 @SCHEDULES.register("constant")
-def constant(optimizer: Optimizer, total_steps: int, steps_per_epoch: int) -> Scheduler:
+def constant(
+    optimizer: Optimizer, total_steps: int, run_steps: int, steps_per_epoch: int
+) -> Scheduler:
     return lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
 
 
@@ -129,23 +151,34 @@ def constant(optimizer: Optimizer, total_steps: int, steps_per_epoch: int) -> Sc
 def step(
     optimizer: Optimizer,
     total_steps: int,
+    run_steps: int,
     steps_per_epoch: int,
-    step_epochs: PositiveInt = 30,
+    step_fraction: PositiveFloat = 0.3,
     gamma: PositiveFloat = 0.1,
 ) -> Scheduler:
-    """Multiply the learning rate by `gamma` every `step_epochs` epochs."""
-    return lr_scheduler.StepLR(optimizer, step_size=step_epochs * steps_per_epoch, gamma=gamma)
+    """Multiply the learning rate by `gamma` after every `step_fraction` of the run (above 1:
+    never). torch's StepLR takes whole steps, which a fraction of a stretched run rounds
+    differently."""
+    return lr_scheduler.LambdaLR(
+        optimizer, lambda at: gamma ** passed(at, run_steps, step_fraction)
+    )
 
 
 @SCHEDULES.register("cosine")
-def cosine(optimizer: Optimizer, total_steps: int, steps_per_epoch: int) -> Scheduler:
+def cosine(
+    optimizer: Optimizer, total_steps: int, run_steps: int, steps_per_epoch: int
+) -> Scheduler:
     """Cosine decay to 0 (with TrialConfig's warmup_fraction: the usual warm-up + cosine)."""
     return lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps))
 
 
 @SCHEDULES.register("onecycle")
 def onecycle(
-    optimizer: Optimizer, total_steps: int, steps_per_epoch: int, pct_start: Probability = 0.25
+    optimizer: Optimizer,
+    total_steps: int,
+    run_steps: int,
+    steps_per_epoch: int,
+    pct_start: Probability = 0.25,
 ) -> Scheduler:
     """Smith & Topin's one-cycle: from lr/25 up to the peak lr over `pct_start` of training,
     then down to lr/1e4. Momentum is left as the config chose it, not cycled, so that the
@@ -167,6 +200,7 @@ def onecycle(
 def triangle(
     optimizer: Optimizer,
     total_steps: int,
+    run_steps: int,
     steps_per_epoch: int,
     start: NonNegativeFloat = 0.2,
     peak_fraction: Probability = 0.23,
@@ -186,15 +220,24 @@ def triangle(
 
 @SCHEDULES.register("exponential")
 def exponential(
-    optimizer: Optimizer, total_steps: int, steps_per_epoch: int, gamma: PositiveFloat = 0.9
+    optimizer: Optimizer,
+    total_steps: int,
+    run_steps: int,
+    steps_per_epoch: int,
+    gamma_per_run: PositiveFloat = 0.01,
 ) -> Scheduler:
-    """Multiply the learning rate by `gamma` per epoch, smoothly (a little every batch)."""
-    return lr_scheduler.ExponentialLR(optimizer, gamma=gamma ** (1 / steps_per_epoch))
+    """Multiply the learning rate by `gamma_per_run` over a whole run's length of steps,
+    smoothly (a little every batch)."""
+    return lr_scheduler.ExponentialLR(optimizer, gamma=gamma_per_run ** (1 / run_steps))
 
 
 @SCHEDULES.register("polynomial")
 def polynomial(
-    optimizer: Optimizer, total_steps: int, steps_per_epoch: int, power: NonNegativeFloat = 1.0
+    optimizer: Optimizer,
+    total_steps: int,
+    run_steps: int,
+    steps_per_epoch: int,
+    power: NonNegativeFloat = 1.0,
 ) -> Scheduler:
     """Decay to 0 at the end of training as (1 - progress) ** power; power 1 is linear."""
     return lr_scheduler.PolynomialLR(optimizer, total_iters=total_steps, power=power)
@@ -204,34 +247,38 @@ def polynomial(
 def cyclic(
     optimizer: Optimizer,
     total_steps: int,
+    run_steps: int,
     steps_per_epoch: int,
-    cycle_epochs: PositiveFloat = 4.0,
+    cycle_fraction: PositiveFloat = 0.2,
     base_fraction: Probability = 0.1,
 ) -> Scheduler:
     """Triangular cycles (Smith, 2017) between base_fraction * lr and lr, each cycle lasting
-    cycle_epochs and peaking half as high as the one before."""
-    peaks = peak_lrs(optimizer)
-    half_cycle = max(1, round(cycle_epochs * steps_per_epoch / 2))
-    return lr_scheduler.CyclicLR(
-        optimizer,
-        base_lr=[peak * base_fraction for peak in peaks],
-        max_lr=peaks,
-        step_size_up=half_cycle,
-        mode="triangular2",
-        cycle_momentum=False,
-    )
+    cycle_fraction of the run and peaking half as high as the one before (torch's CyclicLR
+    in mode triangular2, whose cycles are whole steps long: written here on the run's
+    progress, so that a stretched run cycles at the same points)."""
+
+    def factor(at: int) -> float:
+        cycles = at / run_steps / cycle_fraction  # cycles begun so far, and how far into this
+        done = math.floor(cycles + BOUNDARY)
+        height = max(0.0, 1 - abs(2 * (cycles - done) - 1)) / 2**done
+        return base_fraction + (1 - base_fraction) * height
+
+    return lr_scheduler.LambdaLR(optimizer, factor)
 
 
 @SCHEDULES.register("plateau")
 def plateau(
     optimizer: Optimizer,
     total_steps: int,
+    run_steps: int,
     steps_per_epoch: int,
     factor: Rate = 0.2,
-    patience: NonNegativeInt = 2,
+    patience_fraction: NonNegativeFloat = 0.1,
 ) -> lr_scheduler.ReduceLROnPlateau:
     """Multiply the learning rate by `factor` when the monitored loss has not improved for
-    `patience` epochs (report 001's best schedule)."""
+    `patience_fraction` of the run's epochs (report 001's best schedule; it looks once an
+    epoch, so the patience is a whole number of epochs, rounded)."""
+    patience = round(patience_fraction * run_steps / steps_per_epoch)
     return lr_scheduler.ReduceLROnPlateau(optimizer, factor=factor, patience=patience)
 
 
@@ -250,12 +297,20 @@ class Schedule:
         if self.per_epoch is not None:
             self.per_epoch.step(monitored_loss)
 
+    def fast_forward(self, steps: int) -> None:
+        """Step the per-batch schedule `steps` times, as the run being resumed did. Its rate
+        is a function of the steps taken alone, so it is not saved: what an earlier version
+        saved of its schedulers need not fit this one's (step decay was torch's StepLR)."""
+        with warnings.catch_warnings():  # no optimizer step comes between these: none is due
+            warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()`"))
+            for _ in range(steps):
+                self.per_batch.step()
+
     def state_dict(self) -> dict:
-        per_epoch = None if self.per_epoch is None else self.per_epoch.state_dict()
-        return {"per_batch": self.per_batch.state_dict(), "per_epoch": per_epoch}
+        """What the rate depends on besides the steps taken: reduce-on-plateau's memory."""
+        return {"per_epoch": None if self.per_epoch is None else self.per_epoch.state_dict()}
 
     def load_state_dict(self, saved: dict) -> None:
-        self.per_batch.load_state_dict(saved["per_batch"])
         if self.per_epoch is not None:
             self.per_epoch.load_state_dict(saved["per_epoch"])
 
@@ -264,25 +319,31 @@ def build_schedule(
     optimizer: Optimizer,
     name: str,
     arguments: dict,
-    total_steps: int,
+    run_steps: int,
     steps_per_epoch: int,
     warmup_steps: int = 0,
 ) -> Schedule:
-    """The named schedule, after a linear warm-up of `warmup_steps` if any. The warm-up is
-    built first, so that the schedule after it reads the configured peak rates."""
+    """The named schedule over a phase of `run_steps` steps, after a linear warm-up of
+    `warmup_steps` if any: the one place where the schedule's lengths, fractions of the
+    phase, become steps. The warm-up is built first, so that the schedule after it reads the
+    configured peak rates."""
     warmup = (
         lr_scheduler.LinearLR(optimizer, WARMUP_START_FACTOR, total_iters=warmup_steps)
         if warmup_steps
         else None
     )
+    run_steps = max(1, run_steps)
     chosen = SCHEDULES[name](
         optimizer,
-        total_steps=max(1, total_steps - warmup_steps),
+        total_steps=max(1, run_steps - warmup_steps),
+        run_steps=run_steps,
         steps_per_epoch=steps_per_epoch,
         **arguments,
     )
     if isinstance(chosen, lr_scheduler.ReduceLROnPlateau):
-        return Schedule(warmup or constant(optimizer, total_steps, steps_per_epoch), chosen)
+        return Schedule(
+            warmup or constant(optimizer, run_steps, run_steps, steps_per_epoch), chosen
+        )
     if warmup is None:
         return Schedule(chosen)
     return Schedule(lr_scheduler.SequentialLR(optimizer, [warmup, chosen], [warmup_steps]))

@@ -21,6 +21,7 @@ from search.training import (
     checkpoint,
     config,
     evaluation,
+    legacy,
     optim,
     parameters,
     tta,
@@ -37,13 +38,24 @@ class TrainingDiverged(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class EpochResult:
+    """One epoch: its training, and the evaluation after it on the run's evaluation split,
+    under that split's name: validation in a search, test in a retrain (`eval_is_test`). The
+    other split's fields are None, so that neither is ever read for the other."""
+
     epoch: int  # 1-based
     train_loss: float
-    # On the split passed as eval_set: validation in a search, test in a retrain.
-    eval_accuracy: float
-    eval_loss: float
     train_seconds: float
     lr: float  # the learning rate of the network's main parameter group as the epoch ended
+    val_accuracy: float | None = None
+    val_loss: float | None = None
+    test_accuracy: float | None = None
+    test_loss: float | None = None
+
+    @classmethod
+    def evaluated(cls, on_test: bool, accuracy: float, loss: float, **fields) -> "EpochResult":
+        if on_test:
+            return cls(test_accuracy=accuracy, test_loss=loss, **fields)
+        return cls(val_accuracy=accuracy, val_loss=loss, **fields)
 
 
 @dataclasses.dataclass
@@ -220,19 +232,24 @@ class TrainingState:
 
     def load_state_dict(self, saved: dict[str, Any]) -> None:
         """Continue after saved["epoch"], as if the run that saved it had gone on."""
-        if saved["config"] != self.config.to_dict():
+        if config.from_dict(saved["config"], source="a saved training state") != self.config:
             raise ValueError("the saved state belongs to another config")
-        epoch = saved["epoch"]
-        self.start_phase(config.phase_at(self.config, epoch))
+        phase = config.phase_at(self.config, saved["epoch"])
+        self.start_phase(phase)
+        self.schedule.fast_forward(
+            saved["steps_taken"] - (phase.first_epoch - 1) * self.steps_per_epoch
+        )
         self.model.load_state_dict(saved["model"])
-        self.optimizer.load_state_dict(saved["optimizer"])
+        self.optimizer.load_state_dict(saved["optimizer"])  # the rates as they were, too
         self.schedule.load_state_dict(saved["schedule"])
         self.averager.load_state_dict(saved["averaging"])
         self.generator.set_state(saved["generator"])
         torch.set_rng_state(saved["rng"]["cpu"])
         if "cuda" in saved["rng"]:
             torch.cuda.set_rng_state(saved["rng"]["cuda"], self.generator.device)
-        self.history = [EpochResult(**result) for result in saved["history"]]
+        self.history = [
+            EpochResult(**result) for result in legacy.upgraded_history(saved["history"])
+        ]
         self.steps_taken = saved["steps_taken"]
 
     def result(self) -> TrainResult:
@@ -438,11 +455,19 @@ def advance(state: TrainingState) -> EpochResult:
     train_loss, train_seconds = train_one_epoch(state, epoch)
     if not math.isfinite(train_loss):
         raise TrainingDiverged(f"the training loss became {train_loss} in epoch {epoch}")
-    eval_accuracy, eval_loss = evaluate(state)
-    state.schedule.step_epoch(train_loss if state.eval_is_test else eval_loss)
+    accuracy, loss = evaluate(state)
+    state.schedule.step_epoch(train_loss if state.eval_is_test else loss)
     lr = state.optimizer.param_groups[-1]["lr"]  # the last group: the parameters no rule took
     state.history.append(
-        EpochResult(epoch, train_loss, eval_accuracy, eval_loss, train_seconds, lr)
+        EpochResult.evaluated(
+            state.eval_is_test,
+            accuracy,
+            loss,
+            epoch=epoch,
+            train_loss=train_loss,
+            train_seconds=train_seconds,
+            lr=lr,
+        )  # fmt: skip
     )
     return state.history[-1]
 

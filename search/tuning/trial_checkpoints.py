@@ -15,7 +15,8 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 
 import spaces
-from registry import files
+from registry import UsageError, files
+from search.training import config, legacy
 from search.training.config import TrialConfig
 from search.tuning import retries
 
@@ -55,11 +56,11 @@ class TrialCheckpoints:
                 log.warning("trial %d: cannot read %s (%s); trying an older one",
                             trial.number, path, error)  # fmt: skip
                 continue
-            if state.get("config") != trial_config.to_dict():
+            if not fits(state, trial_config, str(path)):
                 log.warning("trial %d: %s is of another config; not resuming from it",
                             trial.number, path)  # fmt: skip
                 continue
-            return state
+            return {**state, "history": legacy.upgraded_history(state["history"])}
         return None
 
     def remove(self, number: int) -> None:
@@ -92,6 +93,14 @@ class TrialCheckpoints:
                    for n in t.user_attrs.get(spaces.RETRY_HISTORY, [])}  # fmt: skip
         needed -= resumed
         return needed | {t.number for t in top_complete(running, trials, self.keep)}
+
+
+def fits(state: dict[str, Any], trial_config: TrialConfig, source: str) -> bool:
+    """Whether a saved state is of this config (as this version reads what it saved)."""
+    try:
+        return config.from_dict(state["config"], source=source) == trial_config
+    except (KeyError, UsageError):
+        return False
 
 
 def final(trial: FrozenTrial) -> bool:
