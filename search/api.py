@@ -12,31 +12,16 @@ Mistakes raise registry.UsageError with the line the command would print.
     api.predict(checkpoint, ["cat.png"], top=3)  # [[("cat", 0.61), ("dog", 0.2), ...]]
 """
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
 
+import spaces
 from search import run as run_command
 from search.tuning import DEFAULT_STORAGE
-
-
-def as_flags(options: Mapping[str, Any]) -> list[str]:
-    """Keyword arguments as search.run's flags: workers_per_gpu=2 -> --workers-per-gpu 2,
-    True -> the bare flag, a list -> comma-separated, fix={"depth": 2} -> --fix depth=2."""
-    flags = []
-    for name, value in options.items():
-        if value is None or value is False:
-            continue
-        flags.append("--" + name.replace("_", "-"))
-        if isinstance(value, Mapping):
-            flags.append(",".join(f"{key}={item}" for key, item in value.items()))
-        elif isinstance(value, list | tuple):
-            flags.append(",".join(map(str, value)))
-        elif value is not True:
-            flags.append(str(value))
-    return flags
 
 
 def search(
@@ -53,13 +38,16 @@ def search(
     """Start or resume a search as `search.run` does (every one of its flags is a keyword
     argument: sampler="random", workers_per_gpu=2, fix={"image_size": 0}, warm_start=True)
     and return the study, as the workers left it."""
-    from search.tuning import storage as storages
-
-    name = study or f"{space}-{dataset}"
     chosen = {"space": space, "trials": trials, "epochs": epochs, "dataset": dataset,
-              "storage": storage, "study": name, "quiet": quiet, **options}  # fmt: skip
-    run_command.main(as_flags(chosen))
-    return optuna.load_study(study_name=name, storage=storages.open_storage(storage, create=False))
+              "storage": storage, "study": study, "quiet": quiet, **options}  # fmt: skip
+    spaces.import_user_module(chosen.get("space_module"))
+    wanted, run_options = run_command.request(**chosen)
+    shown = ", ".join([repr(space), *(f"{key}={value!r}" for key, value in chosen.items()
+                                      if key != "space" and value is not None)])  # fmt: skip
+    _, found = run_command.start(
+        wanted, dataclasses.replace(run_options, command=f"search.api.search({shown})")
+    )
+    return found
 
 
 def best_config(found: optuna.Study, trial: int | None = None):

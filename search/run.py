@@ -7,15 +7,21 @@ The parser needs only the spaces and samplers registries; the rest is imported i
 that --help and a mistyped flag answer without loading torch.
 """
 
+import dataclasses
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+import optuna
 
 import spaces
 from registry import UsageError, files
 from search import cli
 from search.tuning import samplers, storage
+from search.tuning import settings as study_settings
+from search.tuning.settings import StudySettings
 
 DEFAULT_CHECKPOINT_DIR = "checkpoints"
 
@@ -147,10 +153,13 @@ def get_args_parser() -> cli.ArgumentParser:
     return parser
 
 
-def parse_fixed(text: str | None) -> dict[str, object]:
-    """'image_size=0,flip=true' -> {'image_size': 0, 'flip': True} (values read as YAML)."""
+def parse_fixed(text: str | Mapping[str, object] | None) -> dict[str, object]:
+    """'image_size=0,flip=true' -> {'image_size': 0, 'flip': True} (values read as YAML); a
+    mapping (from search.api) as it is."""
     import yaml
 
+    if isinstance(text, Mapping):
+        return dict(text)
     fixed: dict[str, object] = {}
     for item in text.split(",") if text else []:
         name, equals, value = item.partition("=")
@@ -163,96 +172,167 @@ def parse_fixed(text: str | None) -> dict[str, object]:
     return fixed
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = get_args_parser().parse_args(argv)
-    cli.check_positive(args, "trials", "epochs", "timeout", "heartbeat_interval", "grace_period")
-    spaces.import_user_module(args.space_module)
-    if args.list_spaces:
-        print(spaces.describe.describe_all(spaces.list_spaces(), args.epochs))
-        return 0
-    if args.space is None:
-        raise UsageError("--space is required (see --list-spaces)")
-    spaces.get(args.space)
-    init_from = str(args.init_from.resolve()) if args.init_from else ""  # every host's path
-    if (args.space in spaces.FINE_TUNING) != bool(init_from):
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """How this run of a study goes, beside what the study records (StudySettings): which
+    study in which storage, the data's folder, where its workers run, for how long, and what
+    to say."""
+
+    study: str
+    storage: str
+    data_dir: Path
+    device: str = "auto"
+    gpus: str | None = None
+    workers_per_gpu: int = 1
+    timeout: float | None = None
+    warm_start: bool = False
+    create_only: bool = False
+    quiet: bool = False
+    command: str = ""  # how it was asked for, for the study's note
+
+
+def defaults() -> dict[str, Any]:
+    """search.run's flags' defaults, by their names (--workers-per-gpu: workers_per_gpu)."""
+    return vars(get_args_parser().parse_args([]))
+
+
+def request(**values: Any) -> tuple[StudySettings, RunOptions]:
+    """What search.run (and search.api.search, with the same names as keywords) asks for, every
+    part checked before anything is opened or recorded: the study's settings and this run's
+    options. Values come as the flags give them or as Python values (a list of classes, a
+    mapping for fix, a tuple of objectives)."""
+    unknown = sorted(set(values) - set(defaults()))
+    if unknown:
         raise UsageError(
-            f"--space {args.space} needs --init-from CHECKPOINT"
-            if args.space in spaces.FINE_TUNING
+            f"unknown option {', '.join(unknown)}; the options are search.run's flags: "
+            f"{', '.join(sorted(defaults()))}"
+        )
+    given = {**defaults(), **values}
+    for flag in ("trials", "epochs", "timeout", "heartbeat_interval", "grace_period"):
+        if given[flag] is not None and given[flag] <= 0:
+            raise UsageError(f"--{flag.replace('_', '-')} must be positive, not {given[flag]}")
+    space = given["space"]
+    if space is None:
+        raise UsageError("--space is required (see --list-spaces)")
+    spaces.get(space)
+    init_from = (
+        str(Path(given["init_from"]).resolve()) if given["init_from"] else ""
+    )  # every host's
+    if (space in spaces.FINE_TUNING) != bool(init_from):
+        raise UsageError(
+            f"--space {space} needs --init-from CHECKPOINT"
+            if space in spaces.FINE_TUNING
             else f"--init-from is for the fine-tuning spaces ({', '.join(sorted(spaces.FINE_TUNING))})"
         )
-    fixed_params = parse_fixed(args.fix)
+    fixed_params = parse_fixed(given["fix"])
     if fixed_params:
-        context = spaces.SpaceContext(args.dataset, args.epochs, args.seed,
+        context = spaces.SpaceContext(given["dataset"], given["epochs"], given["seed"],
                                       pretrained=spaces.describe.LISTED_CHECKPOINT)  # fmt: skip
-        spaces.describe.check_fixed(args.space, context, fixed_params)
+        spaces.describe.check_fixed(space, context, fixed_params)
+    objectives = given["objectives"]
+    if isinstance(objectives, str):
+        objectives = study_settings.parse_objectives(objectives)
+    study_settings.check_objectives(tuple(objectives))
+    classes = given["classes"]
+    checkpoint_dir = given["checkpoint_dir"]
+    wanted = study_settings.checked(
+        {
+            "space": space,
+            "dataset": given["dataset"],
+            "classes": cli.class_names(classes) if isinstance(classes, str) else list(classes),
+            "init_from": init_from,
+            "epochs": given["epochs"],
+            "objectives": tuple(objectives),
+            "fixed_params": fixed_params,
+            "trials": given["trials"],
+            "sampler": given["sampler"],
+            "pruner": samplers.check_choice(given["sampler"], given["pruner"], len(objectives)),
+            "seed": given["seed"],
+            "space_module": given["space_module"],
+            "heartbeat_interval": given["heartbeat_interval"],
+            "grace_period": given["grace_period"],
+            "compile": given["compile"],
+            "checkpoint_dir": str(Path(checkpoint_dir).resolve()) if checkpoint_dir else "",
+            "keep_checkpoints": given["keep_checkpoints"],
+        }
+    )
+    options = RunOptions(
+        study=given["study"] or f"{space}-{given['dataset']}",
+        storage=given["storage"],
+        data_dir=Path(given["data_dir"]),
+        device=given["device"],
+        gpus=given["gpus"],
+        workers_per_gpu=given["workers_per_gpu"],
+        timeout=given["timeout"],
+        warm_start=bool(given["warm_start"]),
+        create_only=bool(given["create_only"]),
+        quiet=bool(given["quiet"]),
+    )
+    return wanted, options
+
+
+def start(wanted: StudySettings, options: RunOptions) -> tuple[int, optuna.Study]:
+    """Create or resume the study with `wanted` settings and run its workers (or, with
+    create_only, leave them to a cluster's scheduler): what search.run, search.api.search and
+    a cluster's study-creating job all call. The exit code, and the study as the workers
+    left it."""
     import optuna_dashboard
 
     from search.training import data
-    from search.tuning import environment, launch, progress, settings, study, worker_loop
+    from search.tuning import environment, launch, progress, study, worker_loop
 
-    objectives = study.parse_objectives(args.objectives)
-    pruner = samplers.check_choice(args.sampler, args.pruner, len(objectives))
-    wanted = settings.checked(  # every setting checked before anything is recorded
-        {
-            "space": args.space,
-            "dataset": args.dataset,
-            "classes": args.classes,
-            "init_from": init_from,
-            "epochs": args.epochs,
-            "objectives": ",".join(objectives),
-            "fixed_params": fixed_params,
-            "trials": args.trials,
-            "sampler": args.sampler,
-            "pruner": pruner,
-            "seed": args.seed,
-            "space_module": args.space_module,
-            "heartbeat_interval": args.heartbeat_interval,
-            "grace_period": args.grace_period,
-            "compile": args.compile,
-            "checkpoint_dir": str(Path(args.checkpoint_dir).resolve())
-            if args.checkpoint_dir
-            else "",
-            "keep_checkpoints": args.keep_checkpoints,
-        }
-    )
-    slots = launch.plan_slots(args.device, args.gpus, args.workers_per_gpu)
-    storage.check_url(args.storage)  # a malformed URL fails now, not after loading the data
-    storage.check_connections(args.storage, 0 if args.create_only else len(slots))
+    slots = launch.plan_slots(options.device, options.gpus, options.workers_per_gpu)
+    storage.check_url(options.storage)  # a malformed URL fails now, not after loading the data
+    storage.check_connections(options.storage, 0 if options.create_only else len(slots))
     # the data before the storage, and the checkpoint too: no empty study file on a mistake
-    dataset = data.load(args.dataset, args.data_dir, classes=args.classes)
-    if init_from:
+    dataset = data.load(wanted.dataset, options.data_dir, classes=wanted.classes)
+    if wanted.init_from:
         worker_loop.space_context(wanted)
     if wanted.checkpoint_dir:
         files.check_folder(Path(wanted.checkpoint_dir))
-    name = args.study or f"{args.space}-{args.dataset}"
-    with storage.kept_open(args.storage) as study_storage:
+    name = options.study
+    with storage.kept_open(options.storage) as study_storage:
         running = study.create_or_resume(study_storage, name, wanted)
-        if args.warm_start:
-            queued = study.enqueue_warm_starts(running, args.space)
-            print(f"warm start: queued {queued} known-good config(s) of space {args.space}")
+        if options.warm_start:
+            queued = study.enqueue_warm_starts(running, wanted.space)
+            print(f"warm start: queued {queued} known-good config(s) of space {wanted.space}")
         optuna_dashboard.save_note(
-            running, environment.study_note(list(argv or sys.argv[1:]), dataset, len(slots))
+            running, environment.study_note(options.command, dataset, len(slots))
         )
         finished = len(running.get_trials(deepcopy=False, states=progress.FINISHED))
-        if args.create_only:
-            print(f"study {name}: {finished}/{args.trials} trials finished; workers join it with "
-                  f"python -m search.worker --study {shlex.quote(name)} --storage "
-                  f"{shlex.quote(args.storage)}")  # fmt: skip
-            return 0
+        if options.create_only:
+            print(f"study {name}: {finished}/{wanted.trials} trials finished; workers join it "
+                  f"with python -m search.worker --study {shlex.quote(name)} --storage "
+                  f"{shlex.quote(options.storage)}")  # fmt: skip
+            return 0, running
         where = ", ".join(sorted({f"{s.device}{'' if s.gpu is None else s.gpu}" for s in slots}))
         print(
-            f"study {name}: {finished}/{args.trials} trials finished; space {args.space}, "
-            f"{args.dataset} ({len(dataset.train)} train / {len(dataset.val)} val images), "
-            f"up to {args.epochs} epochs per trial, {args.sampler} sampler, {pruner} pruner, "
-            f"{len(slots)} worker(s) on {where}",
+            f"study {name}: {finished}/{wanted.trials} trials finished; space {wanted.space}, "
+            f"{wanted.dataset} ({len(dataset.train)} train / {len(dataset.val)} val images), "
+            f"up to {wanted.epochs} epochs per trial, {wanted.sampler} sampler, "
+            f"{wanted.pruner} pruner, {len(slots)} worker(s) on {where}",
             flush=True,
         )
         code = worker_loop.run_workers(
-            slots, args.storage, name, args.data_dir, args.timeout, args.quiet, dataset=dataset
-        )
+            slots, options.storage, name, wanted, options.data_dir, options.timeout,
+            options.quiet, dataset=dataset,
+        )  # fmt: skip
         running = study.load(study_storage, name)  # as the workers left it
-        print(progress.summary(running, args.storage))
-        return code
+        print(progress.summary(running, options.storage))
+        return code, running
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = vars(get_args_parser().parse_args(argv))
+    del args["verbose"]  # the process's, not the study's (cli.run_main reads it)
+    spaces.import_user_module(args["space_module"])
+    if args.pop("list_spaces"):
+        print(spaces.describe.describe_all(spaces.list_spaces(), args["epochs"]))
+        return 0
+    wanted, options = request(**args)
+    command = shlex.join(["python", "-m", "search.run", *(sys.argv[1:] if argv is None else argv)])
+    code, _ = start(wanted, dataclasses.replace(options, command=command))
+    return code
 
 
 if __name__ == "__main__":

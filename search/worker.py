@@ -30,11 +30,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from search.tuning import launch, storage, trial_loop, worker_loop
 
     slots = launch.plan_slots(args.device, args.gpus, args.workers_per_gpu)
-    trial_loop.read_settings(args.storage, args.study)  # a missing study fails here, once
+    settings = trial_loop.read_settings(args.storage, args.study)  # the one read of them
     storage.check_connections(args.storage, len(slots))
     return worker_loop.run_workers(
-        slots, args.storage, args.study, args.data_dir, args.timeout, args.quiet, args.slot
-    )
+        slots, args.storage, args.study, settings, args.data_dir, args.timeout, args.quiet,
+        args.slot,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

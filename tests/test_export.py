@@ -11,7 +11,7 @@ import yaml
 import models
 from search.training import config, evaluation, tta
 from search.training.preprocess import Preprocess
-from search.tuning import trial_config
+from search.tuning import config_attrs
 from tests.conftest import record_settings
 
 
@@ -40,7 +40,7 @@ def test_export_writes_the_best_trials_config_exactly(study_folder, run_here):
     assert result.returncode == 0, result.stderr
     study, _ = trials(study_folder)
     exported, provenance = config.read_file(study_folder / "best.yaml")
-    assert exported.to_dict() == trial_config.stored(study.best_trial)
+    assert exported.to_dict() == config_attrs.stored(study.best_trial)
     assert provenance["trial"] == study.best_trial.number
     assert provenance["val_accuracy"] == study.best_value
     assert provenance["study"] == "demo" and provenance["params"] == study.best_trial.params
@@ -59,7 +59,7 @@ def test_export_top_k_and_a_chosen_trial(study_folder, run_here):
                       cwd=study_folder)  # fmt: skip
     assert result.returncode == 0, result.stderr
     exported, _ = config.read_file(study_folder / "zero.yaml")
-    assert exported.to_dict() == trial_config.stored(all_trials[0])
+    assert exported.to_dict() == config_attrs.stored(all_trials[0])
 
 
 def test_train_retrains_the_export_and_writes_a_self_describing_checkpoint(
@@ -118,7 +118,7 @@ def test_export_as_json_holds_the_same_config(study_folder, run_here):
     study, _ = trials(study_folder)
     assert document["provenance"]["val_accuracy"] == study.best_value
     exported, _ = config.read_file(study_folder / "best.json")
-    assert exported.to_dict() == trial_config.stored(study.best_trial)
+    assert exported.to_dict() == config_attrs.stored(study.best_trial)
 
 
 def test_pareto_exports_the_front_of_a_multi_objective_study(study_folder, tmp_path, run_here):
@@ -127,11 +127,11 @@ def test_pareto_exports_the_front_of_a_multi_objective_study(study_folder, tmp_p
     multi = optuna.create_study(study_name="mo", storage=storage,
                                 directions=["maximize", "minimize"])  # fmt: skip
     multi.set_metric_names(["val_accuracy", "param_count"])
-    record_settings(multi, objectives="accuracy,params", pruner="none")
+    record_settings(multi, objectives=("accuracy", "params"), pruner="none")
     for accuracy, params in ((0.5, 100), (0.6, 200), (0.4, 300), (0.7, 400)):
         trial = multi.ask()
         trial.set_user_attr(
-            "config", trial_config.stored(source_trials[0])
+            "config", config_attrs.stored(source_trials[0])
         )  # as older versions stored it
         multi.tell(trial, [accuracy, params])
     front = run_here("search.export", "--study", "mo", "--storage", storage, "--pareto",

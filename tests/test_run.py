@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 import spaces
 import tests.spaces_for_tests  # noqa: F401  (registers the test spaces here too)
 from search import run
-from search.tuning import trial_config
+from search.tuning import config_attrs
 from tests.conftest import run_here_once
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -43,7 +43,7 @@ def test_run_writes_a_study_with_the_requested_finished_trials(mlp_study):
     assert len(study.get_trials(states=FINISHED)) == 3
     assert study.user_attrs == {
         "space": "mlp", "dataset": "sample", "classes": [], "init_from": "", "epochs": 2,
-        "objectives": "accuracy", "fixed_params": {"image_size": 0},
+        "objectives": ["accuracy"], "fixed_params": {"image_size": 0},
         "trials": 3, "sampler": "tpe", "pruner": "hyperband", "seed": 0, "space_module": None,
         "heartbeat_interval": 60, "grace_period": 180, "compile": "",
         "checkpoint_dir": str(folder / "checkpoints"), "keep_checkpoints": 0,
@@ -52,7 +52,7 @@ def test_run_writes_a_study_with_the_requested_finished_trials(mlp_study):
     assert (folder / "checkpoints").is_dir() and not list((folder / "checkpoints").rglob("*.pt"))
     assert study.metric_names == ["val_accuracy"]
     for trial in study.get_trials(states=FINISHED):
-        assert trial_config.stored(trial)["model"] == "mlp"
+        assert config_attrs.stored(trial)["model"] == "mlp"
         assert trial.intermediate_values  # the learning curve, one point per epoch
     complete = study.get_trials(states=(TrialState.COMPLETE,))[0]
     attrs = complete.user_attrs
@@ -224,6 +224,6 @@ def test_fixed_parameters_hold_in_every_trial_and_are_recorded(tmp_path):
         assert (trial.params["image_size"], trial.params["depth"], trial.params["taper"]) == (
             0, 1, False
         )  # fmt: skip
-        assert trial_config.stored(trial)["model_args"]["depth"] == 1
+        assert config_attrs.stored(trial)["model_args"]["depth"] == 1
     assert len({t.params["width"] for t in study.trials} | {t.params["optimizer"]
                                                           for t in study.trials}) > 1  # fmt: skip

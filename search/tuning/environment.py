@@ -1,7 +1,6 @@
 """What a study ran on, written as its optuna-dashboard note so results can be read later."""
 
 import platform
-import shlex
 
 import optuna
 import torch
@@ -28,9 +27,9 @@ def describe_software() -> str:
     return ", ".join(f"{name} {version}" for name, version in versions().items())
 
 
-def study_note(argv: list[str], dataset: Dataset, workers: int) -> str:
-    """Markdown: the command, the data and its splits, the hardware and software."""
-    command = shlex.join(["python", "-m", "search.run", *argv])
+def study_note(command: str, dataset: Dataset, workers: int) -> str:
+    """Markdown: the command (or API call), the data and its splits, the hardware and
+    software."""
     software = describe_software()
     return "\n".join(
         [

@@ -4,17 +4,19 @@ worker reads it back as it is; nothing is recorded until all of it is valid."""
 
 import dataclasses
 import functools
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from annotated_types import Interval
-
-from registry import NonNegativeInt, PositiveInt, UsageError, describe_problem
+from registry import NonNegativeInt, PositiveInt, Seed, UsageError, describe_problem
 from search.training import COMPILE_MODES
 from search.tuning import samplers
 
-# Study seeds leave room below 2**32 (numpy's and Optuna's limit) for the offsets that workers
-# add: one per trial and 7919 per slot (study.open_for_worker).
-MAX_SEED = 2**31 - 1
+# --objectives name -> (direction, the metric's name in the study and the dashboard).
+OBJECTIVES = {
+    "accuracy": ("maximize", "val_accuracy"),
+    "params": ("minimize", "param_count"),
+    "latency": ("minimize", "latency_ms"),  # milliseconds per batch, forward only
+}
+Objective = Literal[tuple(OBJECTIVES)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,7 +25,7 @@ class StudySettings:
     space: str
     dataset: str
     epochs: PositiveInt
-    objectives: str = "accuracy"  # comma-separated study.OBJECTIVES names, accuracy first
+    objectives: tuple[Objective, ...] = ("accuracy",)  # accuracy first, then any others
     classes: list[str] = dataclasses.field(default_factory=list)
     init_from: str = ""
     fixed_params: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -31,7 +33,7 @@ class StudySettings:
     trials: PositiveInt = 100
     sampler: str = "tpe"
     pruner: str = "hyperband"
-    seed: Annotated[int, Interval(ge=0, le=MAX_SEED)] = 0
+    seed: Seed = 0
     space_module: str | None = None
     heartbeat_interval: PositiveInt = 60
     grace_period: PositiveInt = 180
@@ -40,10 +42,22 @@ class StudySettings:
     keep_checkpoints: NonNegativeInt = 0  # the top K complete trials' checkpoints stay
 
     def to_attrs(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The settings as the study's (JSON) user attributes hold them: tuples as lists."""
+        return {key: list(value) if isinstance(value, tuple) else value
+                for key, value in dataclasses.asdict(self).items()}  # fmt: skip
+
+    @property
+    def directions(self) -> list[str]:
+        return [OBJECTIVES[objective][0] for objective in self.objectives]
+
+    @property
+    def metric_names(self) -> list[str]:
+        return [OBJECTIVES[objective][1] for objective in self.objectives]
 
     def fixed(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in FIXED}
+        """The settings fixed when the study was created, as its attributes hold them."""
+        attrs = self.to_attrs()
+        return {key: attrs[key] for key in FIXED}
 
 
 FIXED = ("space", "dataset", "classes", "init_from", "epochs", "objectives", "fixed_params")
@@ -55,15 +69,44 @@ LATER = {"compile": "", "classes": [], "init_from": "", "fixed_params": {},
 
 def upgraded(recorded: dict[str, Any]) -> dict[str, Any]:
     """Settings as an older version recorded them, in this version's terms: `compile` was
-    on or off (a bool) before it named torch.compile's mode."""
+    on or off (a bool) before it named torch.compile's mode, and `objectives` one
+    comma-separated text before it was a list of names."""
+    recorded = dict(recorded)
     if isinstance(recorded.get("compile"), bool):
-        return {**recorded, "compile": "default" if recorded["compile"] else ""}
+        recorded["compile"] = "default" if recorded["compile"] else ""
+    if isinstance(recorded.get("objectives"), str):
+        recorded["objectives"] = recorded["objectives"].split(",")
     return recorded
+
+
+def parse_objectives(text: str) -> tuple[str, ...]:
+    """search.run's --objectives 'accuracy,params' -> ('accuracy', 'params')."""
+    return tuple(name.strip() for name in text.split(","))
 
 
 def flag_name(setting: str) -> str:
     """The search.run flag that sets a setting: fixed_params is --fix, the rest by name."""
     return "--fix" if setting == "fixed_params" else "--" + setting.replace("_", "-")
+
+
+def as_flag(setting: str, value: object) -> str:
+    """A recorded setting as the search.run flag that gave it: `--fix depth=2,width=64`."""
+    if isinstance(value, dict):
+        value = ",".join(f"{name}={item}" for name, item in value.items())
+    elif isinstance(value, list | tuple):
+        value = ",".join(map(str, value))
+    return f"{flag_name(setting)} {value}"
+
+
+def check_objectives(chosen: tuple[str, ...]) -> None:
+    """Known names, accuracy first, each once."""
+    unknown = set(chosen) - set(OBJECTIVES)
+    if unknown or not chosen or chosen[0] != "accuracy" or len(set(chosen)) != len(chosen):
+        raise UsageError(
+            f"--objectives must be accuracy, optionally followed by any of "
+            f"{', '.join(n for n in OBJECTIVES if n != 'accuracy')} (comma-separated), "
+            f"not '{','.join(chosen)}'"
+        )
 
 
 def checked(values: dict[str, Any], source: str = "") -> StudySettings:
@@ -72,13 +115,11 @@ def checked(values: dict[str, Any], source: str = "") -> StudySettings:
     recorded study's name), else naming the flag that gave the value."""
     import pydantic
 
-    from search.tuning import study  # the objectives' names live with the study
-
     try:
         settings = _adapter().validate_python(dict(values))
         samplers.SAMPLERS[settings.sampler]
         samplers.PRUNERS[settings.pruner]
-        study.parse_objectives(settings.objectives)
+        check_objectives(settings.objectives)
         if len(settings.classes) == 1:
             raise UsageError("'classes' names one class; a classifier needs two or more")
     except pydantic.ValidationError as error:

@@ -6,38 +6,9 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.study import StudyDirection
 
-from registry import UsageError
+from registry import UsageError, seed_plus
 from search.tuning import samplers
-from search.tuning.settings import FIELDS, FIXED, LATER, StudySettings, checked, flag_name, upgraded
-
-# --objectives name -> (direction, the metric's name in the study and the dashboard).
-OBJECTIVES = {
-    "accuracy": ("maximize", "val_accuracy"),
-    "params": ("minimize", "param_count"),
-    "latency": ("minimize", "latency_ms"),  # milliseconds per batch, forward only
-}
-
-
-def as_flag(setting: str, value: object) -> str:
-    """A recorded setting as the search.run flag that gave it: `--fix depth=2,width=64`."""
-    if isinstance(value, dict):
-        value = ",".join(f"{name}={item}" for name, item in value.items())
-    elif isinstance(value, list):
-        value = ",".join(map(str, value))
-    return f"{flag_name(setting)} {value}"
-
-
-def parse_objectives(text: str) -> list[str]:
-    """'accuracy,params' -> ['accuracy', 'params']; accuracy must come first, once."""
-    chosen = [name.strip() for name in text.split(",")]
-    unknown = [name for name in chosen if name not in OBJECTIVES]
-    if unknown or not chosen or chosen[0] != "accuracy" or len(set(chosen)) != len(chosen):
-        raise UsageError(
-            f"--objectives must be accuracy, optionally followed by any of "
-            f"{', '.join(n for n in OBJECTIVES if n != 'accuracy')} (comma-separated), "
-            f"not '{text}'"
-        )
-    return chosen
+from search.tuning.settings import FIELDS, FIXED, LATER, StudySettings, as_flag, checked, upgraded
 
 
 def names(storage: RDBStorage) -> list[str]:
@@ -73,8 +44,7 @@ def settings(found: optuna.Study) -> StudySettings:
 def create_or_resume(storage: RDBStorage, name: str, wanted: StudySettings) -> optuna.Study:
     """Create the study, or resume it if search.run created it with the same fixed settings;
     either way record the settings (already checked) for the workers."""
-    objectives = parse_objectives(wanted.objectives)
-    directions = [OBJECTIVES[objective][0] for objective in objectives]
+    directions = wanted.directions
     if name in names(storage):
         existing = optuna.load_study(study_name=name, storage=storage)
         lacking = [key for key in FIELDS
@@ -86,11 +56,12 @@ def create_or_resume(storage: RDBStorage, name: str, wanted: StudySettings) -> o
             )
         if existing.directions != [StudyDirection[d.upper()] for d in directions]:
             raise UsageError(
-                f"study '{name}' has other objectives than --objectives {wanted.objectives}; "
+                f"study '{name}' has other objectives than --objectives "
+                f"{','.join(wanted.objectives)}; "
                 "resume it with the same flags or start another with --study NAME"
             )
-        recorded = {key: existing.user_attrs.get(key, LATER.get(key))
-                    for key in FIXED}  # fmt: skip
+        recorded = upgraded({key: existing.user_attrs.get(key, LATER.get(key))
+                             for key in FIXED})  # fmt: skip
         if recorded != wanted.fixed():
             flags = " ".join(as_flag(key, value) for key, value in recorded.items() if value)
             raise UsageError(
@@ -102,7 +73,7 @@ def create_or_resume(storage: RDBStorage, name: str, wanted: StudySettings) -> o
     )
     for key, value in wanted.to_attrs().items():
         created.set_user_attr(key, value)
-    created.set_metric_names([OBJECTIVES[objective][1] for objective in objectives])
+    created.set_metric_names(wanted.metric_names)
     return created
 
 
@@ -113,7 +84,7 @@ def open_for_worker(
     Each worker seeds its sampler differently (by slot and by how far the study has got), so
     that parallel and resumed workers do not propose the same points."""
     found = load(storage, name)
-    seed = (recorded.seed + len(found.get_trials(deepcopy=False)) + 7919 * slot) % 2**32
+    seed = seed_plus(recorded.seed, len(found.get_trials(deepcopy=False)) + 7919 * slot)
     found.sampler = samplers.SAMPLERS[recorded.sampler](seed)
     if recorded.fixed_params:  # search.run --fix: those parameters take the given values
         found.sampler = optuna.samplers.PartialFixedSampler(

@@ -10,7 +10,7 @@ import optuna
 import torch
 
 import spaces
-from search.training import checkpoint, config, data
+from search.training import checkpoint, data
 from search.training.data import Dataset
 from search.tuning import launch, progress, storage, study, trial_loop
 from search.tuning.objective import Objective, free_memory
@@ -24,13 +24,12 @@ def space_context(settings: StudySettings) -> spaces.SpaceContext:
     fine-tune (read once from --init-from's checkpoint)."""
     pretrained = None
     if settings.init_from:
-        path = settings.init_from
-        saved = checkpoint.read(path)
-        trained = config.from_dict(saved["config"], source=path)
-        input_size = trained.input_shape(saved["image_shape"])[-1]
+        saved = checkpoint.read(settings.init_from)
+        trained = saved.config
         pretrained = spaces.Pretrained(
-            path, trained.model, trained.model_args, input_size, trained.tta, trained.tta_args
-        )
+            settings.init_from, trained.model, trained.model_args, saved.input_shape[-1],
+            trained.tta, trained.tta_args,
+        )  # fmt: skip
     return spaces.SpaceContext(
         settings.dataset, settings.epochs, settings.seed, tuple(settings.classes), pretrained,
     )  # fmt: skip
@@ -39,6 +38,7 @@ def space_context(settings: StudySettings) -> spaces.SpaceContext:
 def work(
     storage_url: str,
     name: str,
+    settings: StudySettings,
     data_dir: Path,
     on_device: torch.device,
     slot: int = 0,
@@ -46,9 +46,9 @@ def work(
     timeout: float | None = None,
     output: str = "lines",
 ) -> None:
-    """Run trials of study `name` on one device until the study has its target."""
-    with trial_loop.join(storage_url, name, slot) as joined:
-        settings = joined.settings
+    """Run trials of study `name` (its recorded `settings`, read once by the caller) on one
+    device until the study has its target."""
+    with trial_loop.join(storage_url, name, settings, slot) as joined:
         spaces.import_user_module(settings.space_module)
         if dataset is None:
             dataset = data.load(settings.dataset, data_dir, classes=settings.classes)
@@ -58,9 +58,8 @@ def work(
                 Path(settings.checkpoint_dir), name, settings.keep_checkpoints
             )
         objective = Objective(
-            spaces.get(settings.space), space_context(settings), dataset, on_device,
-            study.parse_objectives(settings.objectives), settings.compile, checkpoints,
-            joined.heartbeat,
+            settings.space, space_context(settings), dataset, on_device,
+            settings.objectives, settings.compile, checkpoints,
         )  # fmt: skip
         callbacks = [*([checkpoints.remove_finished] if checkpoints else []), free_memory]
         # Every torch optimizer imports torch._dynamo when first built (its methods are wrapped
@@ -71,9 +70,8 @@ def work(
         trial_loop.run_trials(joined.study, objective, settings, timeout, output, callbacks)
 
 
-def watch_progress(found: optuna.Study, output: str) -> progress.StudyWatcher:
+def watch_progress(found: optuna.Study, target: int, output: str) -> progress.StudyWatcher:
     """What a parent shows while its workers (quiet themselves) run the study."""
-    target = study.settings(found).trials
     finished_before = len(found.get_trials(deepcopy=False, states=progress.FINISHED))
     return progress.StudyWatcher(found, progress.TrialPrinter(target, finished_before, output))
 
@@ -82,6 +80,7 @@ def run_workers(
     slots: list[launch.Slot],
     storage_url: str,
     name: str,
+    settings: StudySettings,
     data_dir: Path,
     timeout: float | None,
     quiet: bool,
@@ -93,11 +92,12 @@ def run_workers(
     output = progress.output_mode(quiet)
     if len(slots) == 1:
         on_device = launch.slot_device(slots[0])
-        work(storage_url, name, data_dir, on_device, slot_number, dataset, timeout, output)
+        work(storage_url, name, settings, data_dir, on_device, slot_number, dataset, timeout,
+             output)  # fmt: skip
         return 0
     interrupt_on_sigterm()  # a scheduler's SIGTERM to the parent reaches its workers too
     with storage.kept_open(storage_url, create=False) as watched:
-        watcher = watch_progress(study.load(watched, name), output)
+        watcher = watch_progress(study.load(watched, name), settings.trials, output)
         return launch.spawn_workers(
             slots, name, storage_url, data_dir, timeout, watcher, first_slot=slot_number
         )
