@@ -44,12 +44,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     from registry import files
     from search.training import config
-    from search.tuning import final, progress, selection, storage, study
+    from search.tuning import progress, seed_selection, selection, storage, study
 
     file_format = args.format or ("json" if args.output.suffix == ".json" else "yaml")
     found = study.load(storage.open_storage(args.storage, read_only=True), args.study)
     trials = selection.choose_trials(found, args.trial, args.top, args.pareto)
-    stale = final.outdated(found)
+    stale = seed_selection.outdated(found)
     if stale and args.trial is None and args.top is None and not args.pareto:
         logging.getLogger("search.export").warning(stale)
     several = args.top is not None or args.pareto

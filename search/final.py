@@ -1,5 +1,5 @@
 """`python -m search.final --study NAME --top 3 --seeds 3`: retrain a study's top trials with
-several seeds each and rank them by their mean validation accuracy (search/tuning/final.py);
+several seeds each and rank them by their mean validation accuracy (search/tuning/seed_selection.py);
 search.export then exports the winner."""
 
 from collections.abc import Sequence
@@ -25,26 +25,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     cli.check_positive(args, "top", "seeds")
     from search.training import data, device
-    from search.tuning import final, final_runs, progress, storage, study
+    from search.tuning import progress, seed_runs, seed_selection, storage, study
 
     with storage.kept_open(args.storage, create=False) as opened:
         found = study.load(opened, args.study)
         settings = study.settings(found)  # a study search.run did not make, or cannot run
-        final.top_trials(found, args.top)  # no complete trial, or several objectives: fail now
+        seed_selection.top_trials(
+            found, args.top
+        )  # no complete trial, or several objectives: fail now
         on_device = device.resolve(args.device)
         dataset = data.load(settings.dataset, args.data_dir, classes=settings.classes)
 
-        def show(run: final_runs.Run) -> None:
+        def show(run: seed_runs.Run) -> None:
             print(
                 f"trial {run.trial} seed {run.seed}: val_accuracy {run.val_accuracy:.4f}  "
                 f"test_accuracy {run.test_accuracy:.4f}",
                 flush=True,
             )
 
-        runs = final_runs.retrain_top(found, dataset, on_device, args.top, args.seeds, show)
-        rows = final.rank(found, runs)
-        final.record(found, rows)
-        print(final.format_table(rows))
+        runs = seed_runs.retrain_top(found, dataset, on_device, args.top, args.seeds, show)
+        rows = seed_selection.rank(found, runs)
+        seed_selection.record(found, rows)
+        print(seed_selection.format_table(rows))
         export = progress.export_command(args.study, args.storage, ["-o", "best.yaml"])
         print(f"winner: trial {rows[0]['trial']}; export it with {export}")
         return 0

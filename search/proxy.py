@@ -3,7 +3,7 @@ workers through Optuna's gRPC storage proxy; workers take `--storage grpc://HOST
 
 Hundreds of workers then share the proxy's few database connections instead of holding two
 each. The proxy also keeps them alive as direct PostgreSQL does: it fails and re-runs the
-trial of a worker that died behind it (search/tuning/proxy.py). Needs the proxy extra:
+trial of a worker that died behind it (search/tuning/grpc_proxy.py). Needs the proxy extra:
 pip install -e '.[proxy]'. Like the dashboard it has no authentication: serve it on a
 network that only the workers reach.
 """
@@ -37,9 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import optuna
 
-    from search.tuning import proxy, storage
+    from search.tuning import grpc_proxy, storage
 
-    if proxy.is_proxy_url(args.storage):
+    if grpc_proxy.is_proxy_url(args.storage):
         raise UsageError("--storage: the proxy serves a database, not another proxy")
     try:
         from optuna.storages._grpc.server import make_server
@@ -56,7 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError(f"cannot serve on {args.host}:{args.port}: {error}") from None
     stop = threading.Event()
     watch = threading.Thread(
-        target=proxy.StaleTrialWatch(served).run, args=(stop,), name="stale-trials", daemon=True
+        target=grpc_proxy.StaleTrialWatch(served).run,
+        args=(stop,),
+        name="stale-trials",
+        daemon=True,
     )
     watch.start()
     print(

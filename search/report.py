@@ -1,5 +1,5 @@
 """`python -m search.report --study NAME -o report.html`: one self-contained HTML page of a
-study (search/tuning/report.py)."""
+study (search/tuning/study_report.py)."""
 
 import warnings
 from collections.abc import Sequence
@@ -22,13 +22,13 @@ def get_args_parser() -> cli.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     from registry import files
-    from search.tuning import report, storage, study
+    from search.tuning import storage, study, study_report
 
     files.check_output(args.output)  # never over the study storage it reads, say
     found = study.load(storage.open_storage(args.storage, read_only=True), args.study)
     with warnings.catch_warnings():  # Optuna's plots warn of what a small study lacks
         warnings.simplefilter("ignore")
-        page = report.render(found)
+        page = study_report.render(found)
     files.write_text(args.output, page)
     print(f"wrote {args.output}")
     return 0

@@ -86,10 +86,10 @@ def test_a_failed_section_is_reported_and_the_others_kept(tmp_path, run_here):
 
 def test_the_command_names_every_section_the_bench_runs_in_its_order():
     """search.bench lists the sections itself (its --help loads no torch): the same names, in
-    the order tuning/benchmark.py runs them, then the stand-in workers."""
-    from search.tuning import benchmark
+    the order search/bench/sections.py runs them, then the stand-in workers."""
+    from search.bench import sections
 
-    assert bench.SECTIONS == (*benchmark.SECTIONS, "workers")
+    assert bench.SECTIONS == (*sections.SECTIONS, "workers")
 
 
 def test_bookkeeping_runs_a_worker_s_trials_without_training_and_times_each_part(tmp_path):
@@ -97,7 +97,7 @@ def test_bookkeeping_runs_a_worker_s_trials_without_training_and_times_each_part
     one window per `every` trials; the collection after each trial runs as in a worker."""
     import optuna
 
-    from search.tuning import bookkeeping
+    from search.bench import bookkeeping
 
     storage = f"sqlite:///{tmp_path / 'bk.db'}"
     windows = bookkeeping.measure("fast", storage, trials=5, epochs=3, every=2)

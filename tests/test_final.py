@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from search import final as final_command
-from search.tuning import final
+from search.tuning import seed_selection
 from tests.conftest import run_tiny_study
 
 
@@ -22,7 +22,7 @@ def selected(tmp_path_factory):
 
 def test_it_retrains_exactly_top_times_seeds_runs_with_distinct_seeds(selected):
     _, _, study = selected
-    rows = final.recorded(study)
+    rows = seed_selection.recorded(study)
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     top_two = sorted(complete, key=lambda t: t.value, reverse=True)[:2]
     assert {row["trial"] for row in rows} == {t.number for t in top_two}
@@ -35,17 +35,17 @@ def test_it_retrains_exactly_top_times_seeds_runs_with_distinct_seeds(selected):
 
 def test_it_ranks_by_the_mean_over_seeds_not_by_the_search_value(selected):
     _, _, study = selected
-    rows = final.recorded(study)
+    rows = seed_selection.recorded(study)
     assert [row["val_mean"] for row in rows] == sorted(
         (row["val_mean"] for row in rows), reverse=True
     )
-    table = final.format_table(rows)
-    assert table.startswith(final.NOTE_HEADING) and f"| 1 | {rows[0]['trial']} |" in table
+    table = seed_selection.format_table(rows)
+    assert table.startswith(seed_selection.NOTE_HEADING) and f"| 1 | {rows[0]['trial']} |" in table
 
 
 def test_export_status_and_the_note_show_the_winner(selected, run_here):
     folder, storage, study = selected
-    rows = final.recorded(study)
+    rows = seed_selection.recorded(study)
     exported = run_here("search.export", "--study", "f", "--storage", storage, "-o",
                         "w.yaml", cwd=folder)  # fmt: skip
     assert exported.returncode == 0, exported.stderr
@@ -53,10 +53,10 @@ def test_export_status_and_the_note_show_the_winner(selected, run_here):
     assert provenance["trial"] == rows[0]["trial"]
     assert provenance["final_selection"]["val_mean"] == rows[0]["val_mean"]
     status = run_here("search.status", "--study", "f", "--storage", storage, cwd=folder)
-    assert final.format_table(rows) in status.stdout
+    assert seed_selection.format_table(rows) in status.stdout
     import optuna_dashboard
 
-    assert final.NOTE_HEADING in optuna_dashboard.get_note(study)
+    assert seed_selection.NOTE_HEADING in optuna_dashboard.get_note(study)
 
 
 def test_a_trial_completed_since_outdates_the_selection(selected, run_here):
@@ -66,22 +66,27 @@ def test_a_trial_completed_since_outdates_the_selection(selected, run_here):
     later = f"sqlite:///{folder / 'later.db'}"
     optuna.copy_study(from_study_name="f", from_storage=storage, to_storage=later)
     copied = optuna.load_study(study_name="f", storage=later)
-    assert final.recorded(copied) == final.recorded(study) and not final.outdated(copied)
+    assert seed_selection.recorded(copied) == seed_selection.recorded(
+        study
+    ) and not seed_selection.outdated(copied)
     best = copied.best_trial
     copied.add_trial(optuna.trial.create_trial(
         params=best.params, distributions=best.distributions, value=best.value + 0.1,
         user_attrs=best.user_attrs))  # fmt: skip
-    assert final.recorded(copied) is None
+    assert seed_selection.recorded(copied) is None
     status = run_here("search.status", "--study", "f", "--storage", later, cwd=folder)
-    assert final.outdated(copied) in status.stdout and final.NOTE_HEADING not in status.stdout
-    before = final.complete_count(study)
+    assert (
+        seed_selection.outdated(copied) in status.stdout
+        and seed_selection.NOTE_HEADING not in status.stdout
+    )
+    before = seed_selection.complete_count(study)
     assert (
         f"chose among {before} complete trials and the study now has {before + 1}" in status.stdout
     )
     exported = run_here("search.export", "--study", "f", "--storage", later, "-o",
                         "later.yaml", cwd=folder)  # fmt: skip
     assert exported.returncode == 0, exported.stderr
-    assert exported.stderr.strip() == f"search.export: {final.outdated(copied)}"
+    assert exported.stderr.strip() == f"search.export: {seed_selection.outdated(copied)}"
     provenance = yaml.safe_load((folder / "later.yaml").read_text())["provenance"]
     assert provenance["trial"] == len(copied.trials) - 1 and "final_selection" not in provenance
 

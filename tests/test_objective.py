@@ -6,13 +6,35 @@ import torch
 from optuna.trial import TrialState
 
 import spaces
-from search.tuning import objective, storage, trial_config
+from search.training.config import TrialConfig
+from search.tuning import config_attrs, objective, storage
 from search.tuning.objective import Objective
 from search.tuning.trial_loop import TrialFailed
 from tests.spaces_for_tests import tiny_mlp
 
 CONTEXT = spaces.SpaceContext("sample", 2, 0)
 CPU = torch.device("cpu")
+
+
+@spaces.register_space("test_objective_tiny")
+def tiny(trial, context):
+    return tiny_mlp(trial, context)
+
+
+@spaces.register_space("test_objective_diverging")
+def diverging(trial, context):
+    return tiny_mlp(trial, context, lr=1e12)
+
+
+@spaces.register_space("test_objective_broken")
+def broken(trial, context):
+    return tiny_mlp(trial, context, model_args={"width": 16, "activation": "nope"})
+
+
+@spaces.register_space("test_objective_invalid")
+def invalid(trial, context):
+    """A user's space that builds its config by hand with a value no network takes."""
+    return TrialConfig(model="mlp", model_args={"width": 0, "depth": 1}, dataset="sample")
 
 
 def study_in(tmp_path, directions=("maximize",)) -> optuna.Study:
@@ -22,12 +44,12 @@ def study_in(tmp_path, directions=("maximize",)) -> optuna.Study:
 
 def test_a_trial_reports_every_epoch_and_records_what_it_trained(tmp_path, sample):
     found = study_in(tmp_path)
-    found.optimize(Objective(tiny_mlp, CONTEXT, sample, CPU), n_trials=1)
+    found.optimize(Objective("test_objective_tiny", CONTEXT, sample, CPU), n_trials=1)
     trial = found.trials[0]
     assert trial.state == TrialState.COMPLETE
     assert sorted(trial.intermediate_values) == [1, 2]
     assert trial.value == trial.intermediate_values[2]  # the last epoch's val accuracy
-    assert trial_config.stored(trial) == tiny_mlp(trial, CONTEXT).to_dict()
+    assert config_attrs.stored(trial) == tiny_mlp(trial, CONTEXT).to_dict()
     assert trial.user_attrs["epochs_run"] == 2 and trial.user_attrs["device"].startswith("cpu")
     assert trial.user_attrs["param_count"] == (3 * 32 * 32 + 1) * 16 + (16 + 1) * 10
     assert trial.user_attrs["worker"].split(":")[1].isdigit()  # host:pid, for search.status
@@ -35,11 +57,7 @@ def test_a_trial_reports_every_epoch_and_records_what_it_trained(tmp_path, sampl
 
 def test_a_diverging_trial_is_pruned_with_the_reason(tmp_path, sample):
     found = study_in(tmp_path)
-
-    def diverging(trial, context):
-        return tiny_mlp(trial, context, lr=1e12)
-
-    found.optimize(Objective(diverging, CONTEXT, sample, CPU), n_trials=1)
+    found.optimize(Objective("test_objective_diverging", CONTEXT, sample, CPU), n_trials=1)
     trial = found.trials[0]
     assert trial.state == TrialState.PRUNED
     assert "the training loss became nan in epoch 1" in trial.user_attrs["prune_reason"]
@@ -47,20 +65,36 @@ def test_a_diverging_trial_is_pruned_with_the_reason(tmp_path, sample):
 
 def test_a_broken_config_fails_its_trial_with_reason_and_traceback(tmp_path, sample):
     found = study_in(tmp_path)
-
-    def broken(trial, context):
-        return tiny_mlp(trial, context, model_args={"width": 16, "activation": "nope"})
-
-    found.optimize(Objective(broken, CONTEXT, sample, CPU), n_trials=1, catch=(TrialFailed,))
+    found.optimize(
+        Objective("test_objective_broken", CONTEXT, sample, CPU), n_trials=1, catch=(TrialFailed,)
+    )
     trial = found.trials[0]
     assert trial.state == TrialState.FAIL
     assert trial.user_attrs["fail_reason"].startswith("UsageError: unknown activation 'nope'")
     assert "Traceback" in trial.user_attrs["traceback"]
 
 
+def test_a_config_a_space_got_wrong_fails_its_trial_at_birth_and_the_worker_goes_on(
+    tmp_path, sample
+):
+    """Checked before anything is recorded or trained: one line that names the trial, the
+    space and the field's whole path, as the trial's fail reason; the next trial runs."""
+    found = study_in(tmp_path)
+    found.optimize(
+        Objective("test_objective_invalid", CONTEXT, sample, CPU), n_trials=2,
+        catch=(TrialFailed,),
+    )  # fmt: skip
+    assert [trial.state for trial in found.trials] == [TrialState.FAIL] * 2
+    reason = found.trials[1].user_attrs["fail_reason"]
+    assert reason.startswith("trial 1: space 'test_objective_invalid': 'model_args.width'")
+    assert "\n" not in reason and "config" not in found.trials[1].user_attrs  # nothing recorded
+
+
 def test_several_objectives_are_measured_and_nothing_is_reported(tmp_path, sample):
     found = study_in(tmp_path, ("maximize", "minimize", "minimize"))
-    measured = Objective(tiny_mlp, CONTEXT, sample, CPU, ("accuracy", "params", "latency"))
+    measured = Objective(
+        "test_objective_tiny", CONTEXT, sample, CPU, ("accuracy", "params", "latency")
+    )
     found.optimize(measured, n_trials=1)
     trial = found.trials[0]
     accuracy, params, latency = trial.values

@@ -4,7 +4,8 @@ optimizers that cut it: the same arithmetic as torch's per-parameter loops."""
 import pytest
 import torch
 
-from search.training import op_count, optim, trainer
+from search.bench import op_count
+from search.training import optim, trainer
 from search.training.config import TrialConfig
 from search.training.data import LabeledImages
 

@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
-from search.tuning import final, report
+from search.tuning import seed_selection, study_report
 from tests.conftest import run_command, run_tiny_study
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; .ci/run installs it
@@ -59,13 +59,13 @@ def fabricated(directions: list[str]) -> optuna.Study:
         rows = [{"trial": t.number, "seeds": [0, 1, 2], "search_val_accuracy": t.value,
                  "val_mean": t.value - 0.01 * i, "val_std": 0.005, "test_mean": t.value - 0.02,
                  "test_std": 0.01} for i, t in enumerate(best[:3])]  # fmt: skip
-        study.set_user_attr(final.RECORD, rows)
-        study.set_user_attr(final.CHOSEN_AMONG, final.complete_count(study))
+        study.set_user_attr(seed_selection.RECORD, rows)
+        study.set_user_attr(seed_selection.CHOSEN_AMONG, seed_selection.complete_count(study))
     return study
 
 
-KINDS = {"single": (["maximize"], report.FIGURES),
-         "multi": (["maximize", "minimize"], report.MULTI_OBJECTIVE_FIGURES)}  # fmt: skip
+KINDS = {"single": (["maximize"], study_report.FIGURES),
+         "multi": (["maximize", "minimize"], study_report.MULTI_OBJECTIVE_FIGURES)}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -83,11 +83,11 @@ def report_file(tmp_path_factory):
 def test_a_real_studys_report_has_every_section_and_the_top_trials(report_file):
     path, study = report_file
     page = path.read_text()
-    for title in report.FIGURES:
+    for title in study_report.FIGURES:
         assert f"<h2>{html.escape(title)}</h2>" in page
     drawn = page.count('class="plotly-graph-div"')
     # test_tiny searches one parameter: no contour or rank of two, no final selection yet
-    assert drawn == len(report.FIGURES) - page.count('class="unavailable"') >= 9
+    assert drawn == len(study_report.FIGURES) - page.count('class="unavailable"') >= 9
     assert "no final selection yet" in page and "mostly noise" in page  # 8 trials: a caveat
     assert "<script src=" not in page  # plotly.js is inline: no network needed
     assert f"<td>{study.best_trial.number}</td><td>{study.best_value:.4f}</td>" in page
@@ -97,7 +97,7 @@ def test_a_real_studys_report_has_every_section_and_the_top_trials(report_file):
 def test_every_figure_is_drawn_in_headless_chromium(kind, tmp_path):
     directions, figures = KINDS[kind]
     path = tmp_path / f"{kind}.html"
-    path.write_text(report.render(fabricated(directions)))
+    path.write_text(study_report.render(fabricated(directions)))
     assert 'class="unavailable"' not in path.read_text()
     errors = []
     with sync_playwright() as playwright:
@@ -124,7 +124,7 @@ def test_every_figure_is_drawn_in_headless_chromium(kind, tmp_path):
 
 def test_a_multi_objective_table_lists_the_front_first():
     study = fabricated(["maximize", "minimize"])
-    page = report.render(study)
+    page = study_report.render(study)
     table = page[page.index("Top 10 trials, the Pareto front first") :]
     front = {trial.number for trial in study.best_trials}
     listed = [int(cell) for cell in re.findall(r"<tr><td>(\d+)</td>", table)]
@@ -140,13 +140,13 @@ def test_with_many_parameters_the_charts_show_the_ten_most_important():
         trial = study.ask()
         values = [trial.suggest_float(f"p{i:02d}", 0.0, 1.0) for i in range(30)]
         study.tell(trial, values[0] + 0.5 * values[1] + 0.01 * sum(values))
-    ranked = report.ranked_parameters(study)
+    ranked = study_report.ranked_parameters(study)
     assert ranked[:2] == ["p00", "p01"]
-    figures = {title: build(study, ranked) for title, build in report.FIGURES.items()
+    figures = {title: build(study, ranked) for title, build in study_report.FIGURES.items()
                if title.startswith(("Parameter imp", "Parallel"))}  # fmt: skip
     importance = next(f for title, f in figures.items() if title.startswith("Parameter imp"))
-    assert sorted(importance.data[0].y) == sorted(ranked[: report.SHOWN_PARAMETERS])
+    assert sorted(importance.data[0].y) == sorted(ranked[: study_report.SHOWN_PARAMETERS])
     parallel = next(f for title, f in figures.items() if title.startswith("Parallel"))
     labels = parallel.layout.xaxis.ticktext  # Optuna draws the axes as ticks of scatter lines
     assert labels[0] == "Objective Value"
-    assert sorted(labels[1:]) == sorted(ranked[: report.SHOWN_PARAMETERS])
+    assert sorted(labels[1:]) == sorted(ranked[: study_report.SHOWN_PARAMETERS])

@@ -35,12 +35,12 @@ def test_a_retrain_writes_its_history_its_page_and_a_fresh_folder_each_time(tmp_
     assert page.count('class="plotly-graph-div"') == 3 and "<script src=" not in page
     saved = checkpoint.read(folder / "checkpoint.pt")
     weights = load_file(str(folder / "model.safetensors"))
-    assert weights.keys() == saved["state_dict"].keys()
-    assert all(torch.equal(weights[name], saved["state_dict"][name]) for name in weights)
+    assert weights.keys() == saved.weights.keys()
+    assert all(torch.equal(weights[name], saved.weights[name]) for name in weights)
     described = json.loads((folder / "config.json").read_text())
     assert described["input_size"] == [3, 32, 32] and described["num_classes"] == 10
     assert described["label_names"][0] == "airplane" and len(described["mean"]) == 3
-    assert described["mean"] == saved["normalization"]["mean"]
+    assert described["mean"] == saved.normalization["mean"]
 
     refused = run_here("search.train", "--config", "tiny.yaml", "--output-dir", "runs/tiny",
                        cwd=tmp_path)  # fmt: skip

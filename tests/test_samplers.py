@@ -7,7 +7,7 @@ from optuna.trial import TrialState
 
 from registry import UsageError
 from search import run
-from search.tuning import samplers, trial_config
+from search.tuning import config_attrs, samplers
 
 # The trace each model-based sampler leaves on the trials it proposed from its model (after
 # Optuna's 10 start-up trials): proof that the workers used it, not a fallback.
@@ -44,7 +44,7 @@ def test_each_sampler_runs_a_real_search(sampler, tmp_path):
     assert study.user_attrs["sampler"] == sampler and len(complete) == 12
     for trial in complete:
         assert 1e-3 <= trial.params["sgd_lr"] <= 0.3
-        assert trial_config.stored(trial)["lr"] == trial.params["sgd_lr"]
+        assert config_attrs.stored(trial)["lr"] == trial.params["sgd_lr"]
     traces = {key for trial in study.trials for key in trial.system_attrs}
     if sampler in MODEL_TRACE:
         assert any(key.startswith(MODEL_TRACE[sampler]) for key in traces), traces

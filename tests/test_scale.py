@@ -6,7 +6,7 @@ connections leave room under a stock max_connections of 100 for what the rest of
 holds (with 40 workers and 22 connections held elsewhere, the workers that could not connect
 left killed trials failed and never re-run, and this waited out its timeout)."""
 
-from search.tuning import scale
+from search.bench import scale
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 

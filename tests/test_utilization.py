@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from search.training.utilization import UtilizationSampler, busy_fraction
+from search.bench.utilization import UtilizationSampler, busy_fraction
 
 
 def test_busy_fraction_counts_overlapping_gpu_work_once():

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from registry import RunFailure, UsageError, files
-from search.training import checkpoint, config, device, evaluation, run_report, tta
+from search.training import checkpoint, config, device, evaluation, retrain_report, tta
 from search.training.config import TrialConfig
 from search.training.data import Dataset
 from search.training.trainer import EpochResult, TrainingDiverged, train
@@ -91,8 +91,8 @@ def retrain(
         probabilities.argmax(1), test_set.labels, dataset.num_classes
     )
     metrics = {
-        "test_accuracy": result.final.eval_accuracy,
-        "test_loss": result.final.eval_loss,
+        "test_accuracy": result.final.test_accuracy,
+        "test_loss": result.final.test_loss,
         "train_loss": result.final.train_loss,
         "epochs": len(result.history),
         "param_count": result.param_count,
@@ -105,26 +105,19 @@ def retrain(
     }
     # The checkpoint first: it is what hours of training made. Each file is written atomically.
     output_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint.save(
-        output_dir / "checkpoint.pt",
-        model=result.model,
-        normalization=result.normalization,
-        trial_config=trial_config,
-        classes=dataset.classes,
-        image_shape=dataset.image_shape,
-        metrics=metrics,
-    )
+    saved = checkpoint.SavedNetwork.of(
+        result.model, result.normalization, trial_config, dataset.classes, dataset.image_shape,
+        metrics,
+    )  # fmt: skip
+    checkpoint.write(output_dir / "checkpoint.pt", saved)
     files.write_text(output_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     config.write_file(output_dir / "config.yaml", trial_config, provenance)
-    run_report.write_history(output_dir / "history.csv", result.history)
-    run_report.write_page(
+    retrain_report.write_history(output_dir / "history.csv", result.history)
+    retrain_report.write_page(
         output_dir / "report.html", f"{trial_config.model} retrained on {dataset.name}",
         result.history, metrics, (output_dir / "config.yaml").read_text(),
     )  # fmt: skip
     if safetensors:
-        checkpoint.write_safetensors(
-            output_dir, model=result.model, normalization=result.normalization,
-            trial_config=trial_config, classes=dataset.classes, image_shape=dataset.image_shape,
-        )  # fmt: skip
+        checkpoint.write_safetensors(output_dir, saved)
     report = evaluation.format_report(confusion, dataset.classes)
     return Retrained(metrics, report, output_dir, result.model.eval(), result.history)

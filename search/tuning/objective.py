@@ -1,20 +1,21 @@
 """The Optuna objective: space -> TrialConfig -> trainer, reporting val accuracy per epoch,
 checkpointing every epoch and resuming re-runs of failed trials."""
 
-import contextlib
 import os
 import socket
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import optuna
 import torch
 
-from search.training import device, evaluation
+import spaces
+from registry import UsageError
+from search.training import config, device, evaluation
+from search.training.config import TrialConfig
 from search.training.data import Dataset
 from search.training.trainer import EpochResult, TrainingDiverged, TrainResult, train
-from search.tuning import trial_config as trial_config_attrs
-from search.tuning import trial_loop
+from search.tuning import config_attrs, trial_loop
 from search.tuning.trial_checkpoints import TrialCheckpoints
 from search.tuning.trial_loop import TrialFailed
 from spaces import SpaceContext
@@ -40,9 +41,9 @@ def failure_reason(error: Exception, device_name: str) -> str:
 def measure(
     objectives: Sequence[str], result: TrainResult, val_images: torch.Tensor
 ) -> tuple[float, ...]:
-    """The trial's value for each of the study's objectives (study.py's OBJECTIVES)."""
+    """The trial's value for each of the study's objectives (settings.OBJECTIVES)."""
     measures = {
-        "accuracy": lambda: result.final.eval_accuracy,
+        "accuracy": lambda: result.final.val_accuracy,
         "params": lambda: float(result.param_count),
         "latency": lambda: evaluation.latency_ms(result.model, val_images, result.preprocess),
     }
@@ -56,24 +57,21 @@ class Objective:
     through torch.compile in that mode (search.run --compile MODE; "": not compiled). With
     `checkpoints`, a trial checkpoints every epoch and a re-run of a failed one resumes from
     its predecessors' last checkpoint, reporting their epochs to the pruner first, as the
-    first run did. `heartbeat(trial)` beats while the trial runs, where the storage's own
-    heartbeats do not (proxy.py). `in_hand` is the number of the trial being run, for the
-    worker to re-run it when it is cut off."""
+    first run did. `in_hand` is the number of the trial being run, for the worker to re-run
+    it when it is cut off. Liveness is the storage's (its heartbeats, the proxy's too)."""
 
     def __init__(
         self,
-        space: Callable[[optuna.Trial, SpaceContext], object],
+        space_name: str,
         context: SpaceContext,
         dataset: Dataset,
         on_device: torch.device,
         objectives: Sequence[str] = ("accuracy",),
         compile_model: str = "",
         checkpoints: TrialCheckpoints | None = None,
-        heartbeat: Callable[[optuna.Trial], contextlib.AbstractContextManager] = (
-            lambda trial: contextlib.nullcontext()
-        ),
     ):
-        self.space, self.context, self.objectives = space, context, tuple(objectives)
+        self.space_name, self.space = space_name, spaces.get(space_name)
+        self.context, self.objectives = context, tuple(objectives)
         self.train_set, self.val_set = dataset.train.to(on_device), dataset.val.to(on_device)
         self.num_classes, self.on_device = dataset.num_classes, on_device
         self.compile_model, self.checkpoints = compile_model, checkpoints
@@ -82,25 +80,31 @@ class Objective:
         gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "")
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}" + (f" gpu {gpu}" if gpu else "")
         self.in_hand: int | None = None
-        self.heartbeat = heartbeat
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
-        def run():
-            with self.heartbeat(trial):
-                return self.run(trial)
+        return trial_loop.in_hand(self, trial, lambda: self.run(trial))
 
-        return trial_loop.in_hand(self, trial, run)
+    def born(self, trial: optuna.Trial) -> TrialConfig:
+        """The space's config for this trial, checked as it is born: before anything is
+        recorded or trained, a value the space got wrong (a user's --space-module, say) fails
+        the trial with one line that names the space, the trial and the field."""
+        source = f"trial {trial.number}: space '{self.space_name}'"
+        try:
+            return config.validate(self.space(trial, self.context), source=source)
+        except UsageError as error:
+            trial.set_user_attr("fail_reason", str(error))
+            raise TrialFailed(str(error)) from None
 
     def run(self, trial: optuna.Trial) -> float | tuple[float, ...]:
-        trial_config = self.space(trial, self.context)
-        trial_config_attrs.record(trial, trial_config)
+        trial_config = self.born(trial)
+        config_attrs.record(trial, trial_config)
         trial.set_user_attr("device", self.device_name)
         trial.set_user_attr("worker", self.worker_name)
         single = len(self.objectives) == 1
         resume_from = self.resume(trial, trial_config, report_epochs=single)
 
         def report(epoch: EpochResult) -> bool:
-            trial.report(epoch.eval_accuracy, epoch.epoch)
+            trial.report(epoch.val_accuracy, epoch.epoch)
             return trial.should_prune()
 
         def save(state: dict) -> None:
@@ -139,7 +143,7 @@ class Objective:
         if result.stopped_early:
             reason = (
                 f"pruned after epoch {result.final.epoch} at "
-                f"val_accuracy {result.final.eval_accuracy:.4f}"
+                f"val_accuracy {result.final.val_accuracy:.4f}"
             )
             trial.set_user_attr("prune_reason", reason)
             raise optuna.TrialPruned(reason)
@@ -154,7 +158,7 @@ class Objective:
             return None
         trial.set_user_attr("resumed_after_epoch", state["epoch"])
         for epoch in state["history"] if report_epochs else ():
-            trial.report(epoch["eval_accuracy"], epoch["epoch"])
+            trial.report(epoch["val_accuracy"], epoch["epoch"])
         return state
 
 

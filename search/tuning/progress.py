@@ -8,7 +8,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
-from search.tuning import DEFAULT_STORAGE, final, proxy, storage
+from search.tuning import DEFAULT_STORAGE, grpc_proxy, seed_selection, storage
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 DONE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -150,10 +150,10 @@ def summary(study: optuna.Study, storage_url: str) -> str:
     else:
         lines.append(describe_best(study))
         lines += [f"  {name} = {value}" for name, value in best.params.items()]
-    lines += final.shown(study)
+    lines += seed_selection.shown(study)
     output = ["-o", "front.yaml", "--pareto"] if len(study.directions) > 1 else ["-o", "best.yaml"]
     # optuna-dashboard reads the database itself, not the proxy in front of it
-    database = "DATABASE_URL" if proxy.is_proxy_url(storage_url) else shlex.quote(storage_url)
+    database = "DATABASE_URL" if grpc_proxy.is_proxy_url(storage_url) else shlex.quote(storage_url)
     lines += [
         f"browse:  optuna-dashboard {database}",
         f"export:  {export_command(study.study_name, storage_url, output)}",
@@ -186,5 +186,5 @@ def describe_status(found: optuna.Study, now: datetime.datetime, target: int) ->
             f"  running trial {trial.number} on {trial.user_attrs.get('worker', '?')} "
             f"({trial.user_attrs.get('device', '?')}): {age:.0f} s, {epochs} epoch(s) reported"
         )
-    lines += final.shown(found)
+    lines += seed_selection.shown(found)
     return "\n".join(lines)

@@ -10,7 +10,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from registry import UsageError
 from search.training import config
-from search.tuning import final, progress, study, trial_config
+from search.tuning import config_attrs, progress, seed_selection, study
 
 
 def choose_trials(
@@ -37,7 +37,7 @@ def choose_trials(
         return sorted(found.best_trials, key=lambda t: t.number)
     if top is not None and top < 1:
         raise UsageError("--top must be at least 1")
-    selected = final.recorded(found)
+    selected = seed_selection.recorded(found)
     if selected and top is None:  # the winner over several seeds, not the luckiest run
         return [found.trials[selected[0]["trial"]]]
     return sorted(complete, key=lambda t: t.value, reverse=True)[: top or 1]
@@ -53,7 +53,7 @@ def output_paths(output: Path, count: int, ranked: bool) -> list[Path]:
 
 def exported_config(found: optuna.Study, trial: FrozenTrial) -> tuple[config.TrialConfig, dict]:
     """(the trial's TrialConfig, its provenance: study, trial, values, space, params)."""
-    fields = trial_config.stored(trial)
+    fields = config_attrs.stored(trial)
     if fields is None:
         raise UsageError(f"trial {trial.number} has no stored config (not run by search.run)")
     source = f"study {found.study_name} trial {trial.number}"
@@ -66,7 +66,9 @@ def exported_config(found: optuna.Study, trial: FrozenTrial) -> tuple[config.Tri
         "space": study.settings(found).space,
         "params": trial.params,
     }
-    row = next((r for r in final.recorded(found) or [] if r["trial"] == trial.number), None)
+    row = next(
+        (r for r in seed_selection.recorded(found) or [] if r["trial"] == trial.number), None
+    )
     if row is not None:
         provenance["final_selection"] = {
             key: row[key] for key in ("seeds", "val_mean", "val_std", "test_mean", "test_std")

@@ -17,7 +17,7 @@ from optuna.storages import RDBStorage
 from sqlalchemy.engine import URL, make_url
 
 from registry import RunFailure, UsageError, files
-from search.tuning import proxy, retries
+from search.tuning import grpc_proxy, retries
 
 log = logging.getLogger("search.storage")
 
@@ -78,8 +78,8 @@ def first_line(error: BaseException) -> str:
 
 def check_url(url: str) -> None:
     """A malformed storage URL fails here, before anything is loaded."""
-    if proxy.is_proxy_url(url):
-        proxy.host_and_port(url)
+    if grpc_proxy.is_proxy_url(url):
+        grpc_proxy.host_and_port(url)
     else:
         parse_url(url)
 
@@ -135,7 +135,7 @@ def describe_fault(error: BaseException, url: str | None = None) -> UsageError |
     """The storage fault behind `error` as one line (for `url`, by default the storage this
     process opened last), or None if it is not one."""
     lost = outage(error) or _behind(error, (sqlalchemy.exc.DBAPIError, sqlite3.DatabaseError))
-    if lost is None or not (url or OPENED) or proxy.is_proxy_url(url or OPENED[-1]):
+    if lost is None or not (url or OPENED) or grpc_proxy.is_proxy_url(url or OPENED[-1]):
         return None
     parsed = parse_url(url or OPENED[-1])
     shown = parsed.render_as_string(hide_password=True)
@@ -226,10 +226,10 @@ def open_storage(
     (retries.py).
     Only search.run `create`s a storage; `read_only` ones (search.status, export, report)
     cannot write to it at all (SQLite's mode=ro, PostgreSQL's read-only transactions).
-    grpc://HOST:PORT is the storage that `python -m search.proxy` serves (proxy.py): its
+    grpc://HOST:PORT is the storage that `python -m search.proxy` serves (grpc_proxy.py): its
     heartbeats, and whether it may be written, are the proxy's."""
-    if proxy.is_proxy_url(url):
-        opened = proxy.open_proxy(url)
+    if grpc_proxy.is_proxy_url(url):
+        opened = grpc_proxy.open_proxy(url, heartbeat_interval)
         OPENED.append(url)
         return opened
     parsed = parse_url(url)
@@ -323,7 +323,10 @@ def check_connections(url: str, workers: int) -> None:
     """Refuse to start `workers` worker processes (and their parent) on a PostgreSQL that has
     too few free connections for them: past max_connections, the ones that come late die with
     "too many clients already". Other storages (the proxy too) have no such limit."""
-    if proxy.is_proxy_url(url) or (parsed := parse_url(url)).get_backend_name() != "postgresql":
+    if (
+        grpc_proxy.is_proxy_url(url)
+        or (parsed := parse_url(url)).get_backend_name() != "postgresql"
+    ):
         return
     engine = sqlalchemy.create_engine(
         parsed, poolclass=sqlalchemy.pool.NullPool, connect_args={"connect_timeout": 10}

@@ -20,7 +20,7 @@ from optuna.storages import fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
 from registry import RunFailure
-from search.tuning import progress, proxy, retries, storage, study
+from search.tuning import progress, retries, storage, study
 from search.tuning.settings import StudySettings
 
 log = logging.getLogger("search.worker")
@@ -143,30 +143,24 @@ def interrupt_on_sigterm() -> None:
 
 @dataclasses.dataclass(frozen=True)
 class Joined:
-    """A worker's hold on its study: the recorded settings, the study with its sampler and
-    pruner, and what a running trial holds to stay alive (proxy.heartbeat_for)."""
+    """A worker's hold on its study: the recorded settings and the study with its sampler and
+    pruner, in a storage that keeps its running trials alive (heartbeats)."""
 
     settings: StudySettings
     study: optuna.Study
-    heartbeat: Callable[[optuna.Trial], contextlib.AbstractContextManager]
 
 
 @contextlib.contextmanager
-def join(storage_url: str, name: str, slot: int) -> Iterator[Joined]:
-    """Join study `name` as worker `slot` for as long as the block runs: SIGTERM interrupts
-    like Ctrl-C from now on, and the storage is opened with the study's own heartbeat
-    settings (and closed at the end: storage.kept_open)."""
+def join(storage_url: str, name: str, settings: StudySettings, slot: int) -> Iterator[Joined]:
+    """Join study `name` (its recorded `settings`) as worker `slot` for as long as the block
+    runs: SIGTERM interrupts like Ctrl-C from now on, and the storage is opened with the
+    study's own heartbeat settings (and closed at the end: storage.kept_open)."""
     interrupt_on_sigterm()
-    settings = read_settings(storage_url, name)
     log.debug("study %s: %s", name, settings)
     with storage.kept_open(
         storage_url, settings.heartbeat_interval, settings.grace_period, create=False
     ) as opened:
-        yield Joined(
-            settings,
-            study.open_for_worker(opened, name, settings, slot),
-            proxy.heartbeat_for(storage_url, opened, settings.heartbeat_interval),
-        )
+        yield Joined(settings, study.open_for_worker(opened, name, settings, slot))
 
 
 def read_settings(storage_url: str, name: str) -> StudySettings:

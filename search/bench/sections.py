@@ -1,6 +1,6 @@
 """search.bench's measurements, side by side in one run on one machine:
 
-1. ResNet-18 (CIFAR stem) through the plain pipeline (search/training/baseline.py), seconds per
+1. ResNet-18 (CIFAR stem) through the plain pipeline (baseline.py), seconds per
    epoch;
 2. the same network through our trainer at each --batch-sizes, seconds per epoch;
 3. the `fast` space's default config (its airbench94 warm start): training seconds for its
@@ -36,11 +36,12 @@ import torchvision
 
 import spaces
 from registry import UsageError
-from search.training import baseline, data, device, op_count, trainer, utilization
-from search.training.config import TrialConfig
+from search.bench import baseline, bookkeeping, op_count, utilization
+from search.training import data, device, trainer
+from search.training.config import TrialConfig, validate
 from search.training.data import LabeledImages
 from search.training.trainer import TrainResult, train
-from search.tuning import bookkeeping, environment, progress
+from search.tuning import environment, progress
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,13 +111,13 @@ def over_plain(bench: Bench, seconds: float) -> float | None:
 
 
 def resnet18_config(bench: Bench, batch_size: int) -> TrialConfig:
-    return TrialConfig(
+    return validate(TrialConfig(
         model="resnet", model_args=bench.resnet18_args, optimizer="sgd",
         optimizer_args={"momentum": 0.9, "nesterov": True}, lr=0.05, weight_decay=5e-4,
         schedule="cosine", batch_size=batch_size, epochs=bench.args.epochs,
         augment={"flip": {}, "crop": {"padding": bench.train_set.images.shape[-1] // 8}},
         dataset=bench.dataset.name,
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 def trainer_rows(bench: Bench) -> Iterator[Row]:
@@ -167,10 +168,10 @@ def fast_config(bench: Bench) -> TrialConfig:
     """The fast space's default: its airbench94 warm start, for --fast-epochs epochs."""
     context = spaces.SpaceContext(bench.dataset.name, bench.args.fast_epochs, seed=0)
     params = spaces.warm_starts("fast")[0].params
-    config = spaces.get("fast")(optuna.trial.FixedTrial(params), context)
+    chosen = validate(spaces.get("fast")(optuna.trial.FixedTrial(params), context))
     if bench.args.fast_width:
-        config = config.replace(model_args={**config.model_args, "width": bench.args.fast_width})
-    return config
+        chosen = chosen.replace(model_args={**chosen.model_args, "width": bench.args.fast_width})
+    return chosen
 
 
 def fast_rows(bench: Bench) -> list[Row]:
@@ -181,7 +182,7 @@ def fast_rows(bench: Bench) -> list[Row]:
         bench.train(config.replace(seed=bench.args.seeds, epochs=1))
     results = [bench.train(config.replace(seed=seed)) for seed in range(bench.args.seeds)]
     seconds = [sum(epoch.train_seconds for epoch in result.history) for result in results]
-    accuracies = [result.final.eval_accuracy for result in results]
+    accuracies = [result.final.test_accuracy for result in results]
     spread = f" ({min(accuracies):.2%} to {max(accuracies):.2%})" if len(results) > 1 else ""
     mean_seconds = bench.measured["fast_seconds"] = statistics.mean(seconds)
     row = Row(
@@ -232,13 +233,13 @@ def ablation_rows(bench: Bench) -> Iterator[Row]:
     """The fast config at seed 0, then with each of ABLATIONS applied (one seed each): what
     each of airbench's ingredients is worth here, in test accuracy."""
     config = fast_config(bench)
-    full = bench.train(config).final.eval_accuracy
+    full = bench.train(config).final.test_accuracy
     yield Row(
         "fast space, default config, seed 0", "all of airbench94's ingredients",
         f"test accuracy {full:.2%}", None, {"test_accuracy": full},
     )  # fmt: skip
     for ingredient, (instead, change) in ABLATIONS.items():
-        accuracy = bench.train(change(config)).final.eval_accuracy
+        accuracy = bench.train(change(config)).final.test_accuracy
         yield Row(
             f"fast, without {ingredient}", instead,
             f"test accuracy {accuracy:.2%} ({100 * (accuracy - full):+.2f} points)", None,
@@ -317,7 +318,7 @@ def sampled_config(bench: Bench, space: str) -> TrialConfig:
     """The first config Optuna's RandomSampler (seed 0) draws from `space`."""
     context = spaces.SpaceContext(bench.dataset.name, bench.args.search_epochs, seed=0)
     trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
-    return spaces.get(space)(trial, context)
+    return validate(spaces.get(space)(trial, context))
 
 
 OPS_STEPS = 5  # counted steps per config: lookahead averages every 5
@@ -422,7 +423,7 @@ def describe_machine(on_device: torch.device) -> str:
 
 
 # search.bench's sections in the order they run: each gives its rows, those of several
-# measurements one by one as each ends (tuning/scale.py runs the `workers` section apart, with
+# measurements one by one as each ends (scale.py runs the `workers` section apart, with
 # no data or device); `profile` needs CUDA.
 SECTIONS: dict[str, Callable[[Bench], Iterable[Row]]] = {
     "plain": plain_rows,

@@ -1,4 +1,4 @@
-"""The retraining behind the final selection (final.py): each top trial's config with seeds
+"""The retraining behind the final selection (seed_selection.py): each top trial's config with seeds
 0..S-1, trained on the training split, scored on the validation split, and on the test set for
 information."""
 
@@ -12,7 +12,7 @@ from registry import UsageError
 from search.training import evaluation, tta
 from search.training.data import Dataset
 from search.training.trainer import train
-from search.tuning import final, selection
+from search.tuning import seed_selection, selection
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +37,7 @@ def retrain_top(
         raise UsageError(f"--top and --seeds must be at least 1, not {top} and {seeds}")
     runs = []
     test_set = dataset.test.to(on_device)
-    for trial in final.top_trials(found, top):
+    for trial in seed_selection.top_trials(found, top):
         trial_config, _ = selection.exported_config(found, trial)
         views_of = tta.build(trial_config.tta, trial_config.tta_args)
         for seed in range(seeds):
@@ -48,6 +48,6 @@ def retrain_top(
             test_accuracy, _ = evaluation.accuracy_and_loss(
                 result.model, test_set, result.preprocess, views_of
             )
-            runs.append(Run(trial.number, seed, result.final.eval_accuracy, test_accuracy))
+            runs.append(Run(trial.number, seed, result.final.val_accuracy, test_accuracy))
             on_run(runs[-1])
     return runs

@@ -1,5 +1,10 @@
-"""`python -m search.bench`: how fast trials train, side by side in one run on one machine
-(search/tuning/benchmark.py says what each section measures)."""
+"""`python -m search.bench`: how fast trials train, side by side in one run on one machine.
+
+The benchmark's room: sections.py says what each section measures and runs them on the
+trainer and the search side; scale.py runs many stand-in workers on one study; bookkeeping.py
+times what a trial costs beside its training; baseline.py is the plain DataLoader pipeline,
+op_count.py counts a training step's operators, utilization.py samples how busy the GPU is.
+Nothing of the product imports this package (pyproject's import-linter contracts)."""
 
 import dataclasses
 import json
@@ -12,8 +17,8 @@ from pathlib import Path
 from registry import UsageError
 from search import cli
 
-# In the order they run: tuning/benchmark.py's SECTIONS (named here too, so that --help needs
-# no torch), then tuning/scale.py's many stand-in workers
+# In the order they run: sections.py's SECTIONS (named here too, so that --help needs no
+# torch), then scale.py's many stand-in workers
 SECTIONS = ("plain", "trainer", "profile", "fast", "ablation", "ops", "bookkeeping", "search",
             "workers")  # fmt: skip
 DEFAULT_SECTIONS = ("plain", "trainer", "fast", "search")
@@ -132,7 +137,7 @@ def parse_sections(text: str, profile: bool) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
-    sections = parse_sections(args.sections, args.profile)
+    chosen = parse_sections(args.sections, args.profile)
     if args.epochs < 2:
         raise UsageError("--epochs must be at least 2: the first epoch is not timed")
     cli.check_positive(args, "width", "seeds", "fast_epochs", "search_trials", "search_epochs",
@@ -147,12 +152,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from search.tuning import storage
 
         storage.check_url(args.search_storage)
-    if sections == ["workers"]:
+    if chosen == ["workers"]:
         return scale_section(args, argv)
-    from search.tuning import benchmark, trial_loop
+    from search.bench import sections
+    from search.tuning import trial_loop
 
-    bench = benchmark.prepare(args, sections, batch_sizes, workers_per_gpu)
-    machine = benchmark.describe_machine(bench.on_device)
+    bench = sections.prepare(args, chosen, batch_sizes, workers_per_gpu)
+    machine = sections.describe_machine(bench.on_device)
     print(
         f"search.bench on {machine}; {bench.dataset.name}, {len(bench.train_set)} training "
         f"images, ResNet-18 width {args.width}",
@@ -170,15 +176,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     # is recorded as interrupted, with the rows it had measured
     trial_loop.interrupt_on_sigterm()
     rows, failed = [], []
-    for name in sections:
-        found: list[benchmark.Row] = []
+    for name in chosen:
+        found: list[sections.Row] = []
         started = time.perf_counter()
         record(name, outcome("running", started, found))
         try:
-            for row in benchmark.SECTIONS[name](bench):
+            for row in sections.SECTIONS[name](bench):
                 if not found:
-                    print(benchmark.TABLE_HEADER, flush=True)
-                print(benchmark.format_row(row), flush=True)
+                    print(sections.TABLE_HEADER, flush=True)
+                print(sections.format_row(row), flush=True)
                 found.append(row)
                 record(name, outcome("running", started, found))
         except KeyboardInterrupt:
@@ -193,8 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         rows += found
         record(name, outcome("done", started, found))
-    print("\n" + benchmark.format_table(rows))
-    print(benchmark.FOOTNOTE)
+    print("\n" + sections.format_table(rows))
+    print(sections.FOOTNOTE)
     for row in rows:
         if row.detail:
             print(row.detail)
@@ -211,14 +217,15 @@ def outcome(status: str, started: float, found: list, **more) -> dict:
 
 
 def scale_section(args, argv) -> int:
-    """Many stand-in workers on one study (search/tuning/scale.py), printed as one line."""
+    """Many stand-in workers on one study (search/bench/scale.py), printed as one line."""
     from registry import files
-    from search.tuning import proxy, scale
+    from search.bench import scale
+    from search.tuning import grpc_proxy
 
     if not args.scale_storage:
         raise UsageError("--sections workers needs --scale-storage postgresql://... or grpc://...")
     database = args.scale_database or args.scale_storage
-    if proxy.is_proxy_url(database):
+    if grpc_proxy.is_proxy_url(database):
         raise UsageError("--scale-database: the PostgreSQL behind the proxy, to count connections")
     cli.check_positive(args, "scale_workers", "scale_trials")
     result = scale.measure(
@@ -231,7 +238,3 @@ def scale_section(args, argv) -> int:
                     "workers": dataclasses.asdict(result)}  # fmt: skip
         files.write_text(args.json, json.dumps(document, indent=2) + "\n")
     return 0
-
-
-if __name__ == "__main__":
-    cli.run_main(main, "search.bench")

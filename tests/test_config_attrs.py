@@ -8,7 +8,7 @@ import pytest
 
 import spaces
 from search.training.config import TrialConfig
-from search.tuning import trial_config
+from search.tuning import config_attrs
 from tests.test_spaces import context_for
 
 DASHBOARD_LIMIT = 1024  # characters of one user attribute that optuna-dashboard shows
@@ -32,10 +32,10 @@ def test_every_attribute_of_every_config_of_every_space_is_shown_whole(name):
     for made in configs_of(name):
         study = optuna.create_study()
         trial = study.ask()
-        trial_config.record(trial, made)
+        config_attrs.record(trial, made)
         attrs = study.trials[0].user_attrs
         longest = max(longest, *(len(json.dumps(value)) for value in attrs.values()))
-        assert trial_config.stored(study.trials[0]) == made.to_dict()  # read back the same
+        assert config_attrs.stored(study.trials[0]) == made.to_dict()  # read back the same
     assert longest <= DASHBOARD_LIMIT
     whole = max(len(json.dumps(made.to_dict())) for made in configs_of(name))
     assert whole > longest  # the split is what keeps each attribute short
@@ -52,14 +52,14 @@ def test_a_study_written_before_the_split_reads_the_same():
     study = optuna.create_study()
     trial = study.ask()
     trial.set_user_attr("config", made.to_dict())  # how older versions stored it
-    assert trial_config.stored(study.trials[0]) == made.to_dict()
+    assert config_attrs.stored(study.trials[0]) == made.to_dict()
 
 
 def test_the_config_fields_are_columns_of_the_trials_dataframe():
     made = configs_of("resnet")[0]
     study = optuna.create_study()
     trial = study.ask()
-    trial_config.record(trial, made)
+    config_attrs.record(trial, made)
     study.tell(trial, 0.5)
     frame = study.trials_dataframe()
     assert frame.loc[0, "user_attrs_config.model_args"] == made.model_args

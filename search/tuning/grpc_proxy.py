@@ -3,23 +3,25 @@ liveness that the proxy lacks as shipped. Very many workers (hundreds) reach one
 through one proxy process, which holds a handful of connections.
 
 Optuna's heartbeats live in RDBStorage only: behind the proxy a killed worker's trial would
-stay RUNNING for ever. So here a worker behind the proxy beats by bumping a system attribute
-of its running trial (HEARTBEAT) every heartbeat interval, and the proxy process, which holds
+stay RUNNING for ever. So here the proxy's storage is a heartbeat storage too (BeatingProxy):
+Optuna's own heartbeat thread bumps a system attribute of the running trial (HEARTBEAT) every
+heartbeat interval, and the proxy process, which holds
 the real storage, watches them: a RUNNING trial whose beat has not changed for the study's
 grace period, by the proxy's own clock (so no two hosts' clocks are compared), is failed and
 re-run (retries.retry) exactly as fail_stale_trials does with direct PostgreSQL. A write per
 worker per interval is the cost: 200 workers at 60 s are 3.3 small writes a second."""
 
 import contextlib
+import functools
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
+from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import TrialState
 
 from registry import RunFailure, UsageError
@@ -48,8 +50,9 @@ def host_and_port(url: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
-def open_proxy(url: str, timeout: float = 10) -> BaseStorage:
-    """The storage that `python -m search.proxy` serves at grpc://HOST:PORT."""
+def open_proxy(url: str, heartbeat_interval: int | None = None, timeout: float = 10) -> BaseStorage:
+    """The storage that `python -m search.proxy` serves at grpc://HOST:PORT; with a
+    `heartbeat_interval`, one whose running trials beat (beating_proxy)."""
     host, port = host_and_port(url)
     try:
         from optuna.storages import GrpcStorageProxy
@@ -57,7 +60,8 @@ def open_proxy(url: str, timeout: float = 10) -> BaseStorage:
         raise UsageError(
             f"--storage {url} needs grpcio and protobuf ({error.name}): pip install -e '.[proxy]'"
         ) from None
-    proxy = GrpcStorageProxy(host=host, port=port)
+    proxy = beating_proxy(GrpcStorageProxy)(host=host, port=port)
+    proxy.heartbeat_interval = heartbeat_interval
     try:
         proxy.wait_server_ready(timeout=timeout)
     except ConnectionError:
@@ -68,33 +72,33 @@ def open_proxy(url: str, timeout: float = 10) -> BaseStorage:
     return proxy
 
 
-@contextlib.contextmanager
-def beating(storage: BaseStorage, trial: optuna.Trial, interval: float) -> Iterator[None]:
-    """While the block runs, the trial's HEARTBEAT counts up every `interval` seconds."""
-    stop = threading.Event()
+@functools.cache
+def beating_proxy(grpc_storage_proxy: type) -> type:
+    """Optuna's GrpcStorageProxy with liveness as a capability of the storage, as RDBStorage
+    has it (Optuna's BaseHeartbeat): study.optimize then runs its own heartbeat thread for
+    every trial, which here bumps the trial's HEARTBEAT system attribute. Stale trials are the
+    proxy process's business (StaleTrialWatch, on its own clock): a worker finds none. Built
+    on first use: grpcio is an extra."""
 
-    def beat() -> None:
-        count = 0
-        while not stop.wait(0 if count == 0 else interval):
-            count += 1
+    class BeatingProxy(grpc_storage_proxy, BaseHeartbeat):
+        heartbeat_interval: int | None = None
+
+        def record_heartbeat(self, trial_id: int) -> None:
+            beats = self.__dict__.setdefault("beats", {})
+            beats[trial_id] = beats.get(trial_id, 0) + 1
             with contextlib.suppress(Exception):  # a lost beat is the watcher's business
-                storage.set_trial_system_attr(trial._trial_id, HEARTBEAT, count)
+                self.set_trial_system_attr(trial_id, HEARTBEAT, beats[trial_id])
 
-    thread = threading.Thread(target=beat, name="proxy-heartbeat", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+            return []
 
+        def get_heartbeat_interval(self) -> int | None:
+            return self.heartbeat_interval
 
-def heartbeat_for(storage_url: str, opened: BaseStorage, interval: float):
-    """(trial) -> what a worker holds while the trial runs: beating behind the proxy,
-    nothing on a database (RDBStorage's own heartbeats run inside study.optimize)."""
-    if is_proxy_url(storage_url):
-        return lambda trial: beating(opened, trial, interval)
-    return lambda trial: contextlib.nullcontext()
+        def get_heartbeat_stale_trial_callback(self):
+            return None
+
+    return BeatingProxy
 
 
 class StaleTrialWatch:

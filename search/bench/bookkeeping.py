@@ -18,7 +18,7 @@ import time
 import optuna
 
 import spaces
-from search.tuning import samplers, storage, trial_config, trial_loop
+from search.tuning import config_attrs, samplers, storage, trial_loop
 
 PHASES = ("ask", "suggest", "report", "tell", "collect")
 
@@ -56,7 +56,7 @@ def one_trial(
     marks = [time.perf_counter()]
     trial = study.ask()
     marks.append(time.perf_counter())
-    trial_config.record(trial, space_function(trial, context))
+    config_attrs.record(trial, space_function(trial, context))
     trial.set_user_attr("device", "bookkeeping")
     trial.set_user_attr("worker", "bookkeeping")
     marks.append(time.perf_counter())

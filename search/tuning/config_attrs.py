@@ -1,7 +1,7 @@
 """A trial's TrialConfig as user attributes that optuna-dashboard shows whole: it cuts an
 attribute at 1,024 characters, and a whole config runs to 1,500. `config` holds the plain
 fields; each nested field that is not empty (model_args, augment, second_phase, ...) is an
-attribute of its own, `config.augment`, each far below the limit (tests/test_trial_config.py
+attribute of its own, `config.augment`, each far below the limit (tests/test_config_attrs.py
 checks every space's configs). The same attributes are columns of study.trials_dataframe()."""
 
 from typing import Any

@@ -32,17 +32,13 @@ class StandIn:
     """A trial of `epochs` epochs of `epoch_seconds` each, its value a sampled x times the
     share of epochs done; a re-run continues after its predecessor's last reported epoch."""
 
-    def __init__(self, epochs: int, epoch_seconds: float, heartbeat):
-        self.epochs, self.epoch_seconds, self.heartbeat = epochs, epoch_seconds, heartbeat
+    def __init__(self, epochs: int, epoch_seconds: float):
+        self.epochs, self.epoch_seconds = epochs, epoch_seconds
         self.in_hand: int | None = None
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def __call__(self, trial: optuna.Trial) -> float:
-        def run():
-            with self.heartbeat(trial):
-                return self.run(trial)
-
-        return trial_loop.in_hand(self, trial, run)
+        return trial_loop.in_hand(self, trial, lambda: self.run(trial))
 
     def run(self, trial: optuna.Trial) -> float:
         trial.set_user_attr("worker", self.worker)
@@ -67,9 +63,10 @@ class StandIn:
 
 def work(storage_url: str, name: str, slot: int, epoch_seconds: float) -> None:
     """One stand-in worker: the product's storage and trial loop around StandIn."""
-    with trial_loop.join(storage_url, name, slot) as joined:
-        objective = StandIn(joined.settings.epochs, epoch_seconds, joined.heartbeat)
-        trial_loop.run_trials(joined.study, objective, joined.settings, output="quiet")
+    settings = trial_loop.read_settings(storage_url, name)
+    with trial_loop.join(storage_url, name, settings, slot) as joined:
+        objective = StandIn(settings.epochs, epoch_seconds)
+        trial_loop.run_trials(joined.study, objective, settings, output="quiet")
 
 
 @dataclasses.dataclass
@@ -148,7 +145,7 @@ def measure(
             [
                 sys.executable,
                 "-m",
-                "search.tuning.scale",
+                "search.bench.scale",
                 storage_url,
                 name,
                 str(slot),

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from search.tuning import final, progress, trial_config
+from search.tuning import config_attrs, progress, seed_selection
 
 TOP_TRIALS = 10
 # A space has up to 50 parameters; bars and axes beyond about ten are unreadable, so the
@@ -115,7 +115,7 @@ def timeline(found: optuna.Study, ranked: list[str] | None) -> go.Figure:
 def final_selection(found: optuna.Study, ranked: list[str] | None) -> go.Figure:
     """search.final's table as error bars: each retrained trial's mean validation accuracy
     over its seeds, ± one standard deviation."""
-    rows = final.recorded(found)
+    rows = seed_selection.recorded(found)
     if not rows:
         raise ValueError("no final selection yet (python -m search.final picks one)")
     return go.Figure(go.Scatter(
@@ -255,7 +255,7 @@ def top_trials_table(found: optuna.Study) -> str:
             ", ".join(f"{v:.4f}" for v in trial.values),
             html.escape(str(trial.user_attrs.get("param_count", ""))),
             html.escape(
-                yaml.safe_dump(trial_config.stored(trial) or trial.params, sort_keys=False)
+                yaml.safe_dump(config_attrs.stored(trial) or trial.params, sort_keys=False)
             ),
         )
         for trial in ranked[:TOP_TRIALS]
@@ -279,7 +279,7 @@ def render(found: optuna.Study) -> str:
         f"{found.user_attrs.get('dataset', '?')}; written {datetime.datetime.now():%Y-%m-%d %H:%M}"
     )
     sections = figure_sections(found) + [top_trials_table(found)]
-    selected = "\n".join(final.shown(found))
+    selected = "\n".join(seed_selection.shown(found))
     if selected:
         sections.append(f"<pre>{html.escape(selected)}</pre>")
     return PAGE.format(

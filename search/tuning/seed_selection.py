@@ -30,7 +30,7 @@ def top_trials(found: optuna.Study, top: int) -> list[optuna.trial.FrozenTrial]:
 
 
 def rank(found: optuna.Study, runs: list) -> list[dict]:
-    """One row per trial from final_runs.Run's, best mean validation accuracy first."""
+    """One row per trial from seed_runs.Run's, best mean validation accuracy first."""
     rows = []
     for number in dict.fromkeys(run.trial for run in runs):
         mine = [run for run in runs if run.trial == number]

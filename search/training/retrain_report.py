@@ -24,7 +24,7 @@ def write_history(path: Path, history: list[EpochResult]) -> None:
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(HISTORY_COLUMNS)
     for epoch in history:
-        writer.writerow([epoch.epoch, epoch.train_loss, epoch.eval_accuracy, epoch.eval_loss,
+        writer.writerow([epoch.epoch, epoch.train_loss, epoch.test_accuracy, epoch.test_loss,
                          epoch.lr, round(epoch.train_seconds, 3)])  # fmt: skip
     files.write_text(path, text.getvalue())
 
@@ -35,9 +35,9 @@ def figures(history: list[EpochResult], metrics: dict[str, Any]) -> dict[str, go
     curves = make_subplots(rows=1, cols=2, subplot_titles=("loss", "test accuracy"))
     curves.add_trace(go.Scatter(x=epochs, y=[e.train_loss for e in history], name="train loss"),
                      row=1, col=1)  # fmt: skip
-    curves.add_trace(go.Scatter(x=epochs, y=[e.eval_loss for e in history], name="test loss"),
+    curves.add_trace(go.Scatter(x=epochs, y=[e.test_loss for e in history], name="test loss"),
                      row=1, col=1)  # fmt: skip
-    curves.add_trace(go.Scatter(x=epochs, y=[e.eval_accuracy for e in history],
+    curves.add_trace(go.Scatter(x=epochs, y=[e.test_accuracy for e in history],
                                 name="test accuracy"), row=1, col=2)  # fmt: skip
     curves.update_xaxes(title_text="epoch")
     classes = list(metrics["per_class_accuracy"])
