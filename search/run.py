@@ -191,9 +191,14 @@ class RunOptions:
     command: str = ""  # how it was asked for, for the study's note
 
 
+# Flags that ask something of this process, not of the study or its run.
+PROCESS_FLAGS = ("verbose", "list_spaces")
+
+
 def defaults() -> dict[str, Any]:
     """search.run's flags' defaults, by their names (--workers-per-gpu: workers_per_gpu)."""
-    return vars(get_args_parser().parse_args([]))
+    given = vars(get_args_parser().parse_args([]))
+    return {name: value for name, value in given.items() if name not in PROCESS_FLAGS}
 
 
 def request(**values: Any) -> tuple[StudySettings, RunOptions]:
@@ -324,12 +329,11 @@ def start(wanted: StudySettings, options: RunOptions) -> tuple[int, optuna.Study
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = vars(get_args_parser().parse_args(argv))
-    del args["verbose"]  # the process's, not the study's (cli.run_main reads it)
     spaces.import_user_module(args["space_module"])
-    if args.pop("list_spaces"):
+    if args["list_spaces"]:
         print(spaces.describe.describe_all(spaces.list_spaces(), args["epochs"]))
         return 0
-    wanted, options = request(**args)
+    wanted, options = request(**{key: args[key] for key in defaults()})
     command = shlex.join(["python", "-m", "search.run", *(sys.argv[1:] if argv is None else argv)])
     code, _ = start(wanted, dataclasses.replace(options, command=command))
     return code

@@ -39,3 +39,20 @@ def test_a_mistake_raises_the_line_the_command_would_print(tmp_path, monkeypatch
     with pytest.raises(UsageError, match="'model_args.width' must be greater than 0"):
         api.train({"model": "mlp", "model_args": {"width": 0}, "dataset": "sample"})
     assert list(tmp_path.iterdir()) == []  # nothing was written
+    with pytest.raises(UsageError, match="unknown option workers; the options are search.run's"):
+        api.search("mlp", dataset="sample", workers=2)
+
+
+def test_search_takes_python_values_where_the_command_takes_text(tmp_path, monkeypatch):
+    """Lists, mappings and tuples as they are (no flags are built from them), recorded on the
+    study as search.run records its flags' values; create_only starts no worker."""
+    monkeypatch.chdir(tmp_path)
+    created = api.search(
+        "mlp", dataset="sample", epochs=1, trials=1, storage="sqlite:///api.db",
+        create_only=True, objectives=("accuracy", "params"), classes=["cat", "dog"],
+        fix={"image_size": 0}, pruner="none",
+    )  # fmt: skip
+    attrs = created.user_attrs
+    assert attrs["objectives"] == ["accuracy", "params"] and attrs["classes"] == ["cat", "dog"]
+    assert attrs["fixed_params"] == {"image_size": 0} and created.trials == []
+    assert len(created.directions) == 2
