@@ -18,6 +18,7 @@ from spaces import (  # noqa: F401  (importing registers the spaces)
     resnet,
 )
 from spaces.registry import (
+    CONTINUES,
     FINE_TUNING,
     RETRY_HISTORY,
     SPACES,
@@ -25,14 +26,15 @@ from spaces.registry import (
     Pretrained,
     SpaceContext,
     WarmStart,
+    lineage,
     register_fine_tuning,
     register_space,
     register_warm_starts,
 )
 
 __all__ = [
-    "FINE_TUNING", "RETRY_HISTORY", "SPACES", "WARM_STARTS", "Pretrained", "SpaceContext", "WarmStart", "get",
-    "import_user_module", "list_spaces", "register_fine_tuning", "register_space",
+    "CONTINUES", "FINE_TUNING", "RETRY_HISTORY", "SPACES", "WARM_STARTS", "Pretrained",
+    "SpaceContext", "WarmStart", "get", "import_user_module", "lineage", "list_spaces", "register_fine_tuning", "register_space",
     "register_warm_starts", "warm_starts",
 ]  # fmt: skip
 

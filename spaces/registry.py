@@ -9,6 +9,15 @@ from registry import Registry, seed_plus
 # The user attribute a re-run of a failed trial carries: the numbers of the trials it re-runs,
 # the first one first (search/tuning/retries.py writes it).
 RETRY_HISTORY = "retry_history"
+# The user attribute of a trial that continues a paused one (search/tuning/continuation.py):
+# the numbers of the trials it carries on, the first one first.
+CONTINUES = "continues"
+
+
+def lineage(trial) -> list[int]:
+    """The earlier trials this one carries on, oldest first: the paused trials it continues,
+    then the failed runs it re-runs. The first is the run's origin, whose seed it keeps."""
+    return [*trial.user_attrs.get(CONTINUES, []), *trial.user_attrs.get(RETRY_HISTORY, [])]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,10 +45,11 @@ class SpaceContext:
     pretrained: Pretrained | None = None  # --init-from, for the spaces that fine-tune
 
     def trial_seed(self, trial) -> int:
-        """seed + the trial's number; a re-run of a failed trial keeps the first one's seed,
-        so that it is the same training and can resume from its checkpoint."""
-        retried = trial.user_attrs.get(RETRY_HISTORY)
-        return seed_plus(self.seed, retried[0] if retried else trial.number)
+        """seed + the trial's number; a re-run of a failed trial, or a continuation of a paused
+        one, keeps its origin's seed, so that it is the same training and can resume from its
+        checkpoint."""
+        earlier = lineage(trial)
+        return seed_plus(self.seed, earlier[0] if earlier else trial.number)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -138,3 +138,37 @@ def test_a_section_cut_off_by_sigterm_keeps_the_rows_it_had_measured(tmp_path):
     assert len(section["rows"]) < 8  # cut off: 8 configs in all
     assert "| operators per step: ResNet-18, batch 64 |" in out
     assert "Traceback" not in err
+
+
+STRATEGIES_TINY = [
+    "--dataset", "sample", "--device", "cpu", "--sections", "strategies",
+    "--strategies", "random,tpe-hyperband-pause", "--strategy-fix", "image_size=0,width=128,depth=1",
+    "--strategy-epochs", "2", "--strategy-budget", "6", "--strategy-repeats", "2",
+    "--strategy-workers", "1",
+]  # fmt: skip
+
+
+def test_the_strategies_are_compared_at_an_equal_budget_in_epochs(tmp_path, run_here):
+    """Two strategies, two seeds each, real search.run processes: every search trains its
+    budget (and at most a trial's epochs more, the trial in flight), its best found only
+    improves as the budget is spent, random's final best is the mean of its seeds', and each
+    winner was retrained and scored on the test set."""
+    result = run_here("search.bench", *STRATEGIES_TINY, "--json", "s.json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads((tmp_path / "s.json").read_text())["sections"]["strategies"]["rows"]
+    assert [row["what"] for row in rows] == [
+        "strategy: random", "strategy: tpe-hyperband-pause"
+    ]  # fmt: skip
+    random_finals = [s["best_val"]["1.0"] for s in rows[0]["figures"]["searches"]]
+    for row in rows:
+        figures = row["figures"]
+        assert figures["reference_random_final"] == pytest.approx(sum(random_finals) / 2)
+        assert [s["seed"] for s in figures["searches"]] == [0, 1]
+        for search in figures["searches"]:
+            assert 6 <= search["epochs"] <= 6 + 2
+            best = [search["best_val"][f] for f in ("0.25", "0.5", "1.0")]
+            assert all(b is not None for b in best) and best == sorted(best)
+            assert 0 < search["test_accuracy"] < 1
+            reached = search["epochs_to_random_final"]
+            assert reached is None or reached <= search["epochs"]
+    assert "| strategy: random | --sampler random --pruner none;" in result.stdout

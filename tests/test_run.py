@@ -158,6 +158,21 @@ def test_with_no_pruner_every_trial_trains_all_its_epochs(tmp_path):
     assert all(len(t.intermediate_values) == 2 for t in complete)
 
 
+def test_an_epoch_budget_stops_the_study_once_its_trials_have_trained_it(tmp_path):
+    """--epoch-budget 5 with 2 epochs a trial and no pruning: the third trial starts with 4
+    trained, the study stops at 6, well before its 100 trials; the budget is recorded."""
+    storage = f"sqlite:///{tmp_path / 'budget.db'}"
+    argv = [
+        "--space", "test_tiny", "--trials", "100", "--epoch-budget", "5", "--dataset", "sample",
+        "--epochs", "2", "--pruner", "none", "--storage", storage,
+        "--space-module", "tests.spaces_for_tests",
+    ]  # fmt: skip
+    assert run.main(argv) == 0
+    study = optuna.load_study(study_name="test_tiny-sample", storage=storage)
+    assert len(study.trials) == 3 and study.user_attrs["epoch_budget"] == 5
+    assert sum(len(t.intermediate_values) for t in study.trials) == 6
+
+
 def test_warm_start_runs_the_spaces_known_good_configs_first_and_once(tmp_path, run_here):
     space = "test_two_knobs"  # its warm starts train in a fraction of a second
     args = ["search.run", "--space", space, "--space-module", "tests.spaces_for_tests",

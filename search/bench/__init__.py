@@ -20,7 +20,7 @@ from search import cli
 # In the order they run: sections.py's SECTIONS (named here too, so that --help needs no
 # torch), then scale.py's many stand-in workers
 SECTIONS = ("plain", "trainer", "profile", "fast", "ablation", "ops", "bookkeeping", "search",
-            "workers")  # fmt: skip
+            "strategies", "workers")  # fmt: skip
 DEFAULT_SECTIONS = ("plain", "trainer", "fast", "search")
 
 
@@ -89,6 +89,38 @@ def get_args_parser() -> cli.ArgumentParser:
         help="each search stops starting trials after this many seconds (search.run --timeout)",
     )  # fmt: skip
     parser.add_argument(
+        "--strategies", default="random,optuna-defaults,asha,tpe-hyperband,tpe-hyperband-pause",
+        help="strategies section: which search strategies to compare at an equal budget, of "
+        "random, optuna-defaults, asha, tpe-hyperband, tpe-hyperband-pause, asha-pause "
+        "(default: all but asha-pause)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--strategy-space", default="mlp", help="strategies section: the space searched (mlp)"
+    )
+    parser.add_argument(
+        "--strategy-fix", default="image_size=0",
+        help="strategies section: search.run --fix for every search (image_size=0)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--strategy-classes", default="", help="strategies section: search.run --classes"
+    )
+    parser.add_argument(
+        "--strategy-epochs", type=int, default=9,
+        help="strategies section: --epochs of each search, a trial's most (9)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--strategy-budget", type=int, default=90,
+        help="strategies section: epochs each search trains in all (--epoch-budget; 90)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--strategy-repeats", type=int, default=5,
+        help="strategies section: seeds per strategy (5)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--strategy-workers", type=int, default=2,
+        help="strategies section: worker processes per search (2)",
+    )  # fmt: skip
+    parser.add_argument(
         "--bookkeeping-trials", type=int, default=1000,
         help="trials per space in the bookkeeping section (1000)",
     )  # fmt: skip
@@ -141,7 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.epochs < 2:
         raise UsageError("--epochs must be at least 2: the first epoch is not timed")
     cli.check_positive(args, "width", "seeds", "fast_epochs", "search_trials", "search_epochs",
-                       "search_timeout", "bookkeeping_trials")  # fmt: skip
+                       "search_timeout", "bookkeeping_trials", "strategy_epochs",
+                       "strategy_budget", "strategy_repeats", "strategy_workers")  # fmt: skip
     batch_sizes = parse_counts(args.batch_sizes, "--batch-sizes")
     workers_per_gpu = parse_counts(args.workers_per_gpu, "--workers-per-gpu")
     from registry import files
@@ -155,7 +188,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if chosen == ["workers"]:
         return scale_section(args, argv)
     from search.bench import sections
-    from search.tuning import trial_loop
 
     bench = sections.prepare(args, chosen, batch_sizes, workers_per_gpu)
     machine = sections.describe_machine(bench.on_device)
@@ -172,9 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.json:
             files.write_text(args.json, json.dumps(document, indent=2) + "\n")
 
-    # `timeout` (GPU.md's script) ends a section with SIGTERM: as Ctrl-C, so that the section
-    # is recorded as interrupted, with the rows it had measured
-    trial_loop.interrupt_on_sigterm()
+    # `timeout` (GPU.md's script) ends a section with SIGTERM, which cli.run_main turns into
+    # Ctrl-C: the section is recorded as interrupted, with the rows it had measured
     rows, failed = [], []
     for name in chosen:
         found: list[sections.Row] = []

@@ -36,22 +36,13 @@ import torchvision
 
 import spaces
 from registry import UsageError
-from search.bench import baseline, bookkeeping, op_count, utilization
+from search.bench import baseline, bookkeeping, op_count, strategies, utilization
+from search.bench.rows import Row
 from search.training import data, device, trainer
 from search.training.config import TrialConfig, validate
 from search.training.data import LabeledImages
 from search.training.trainer import TrainResult, train
 from search.tuning import environment, progress
-
-
-@dataclasses.dataclass(frozen=True)
-class Row:
-    what: str
-    setting: str
-    result: str
-    speedup: float | None  # over the plain pipeline, as the table's footnote defines per row
-    figures: dict  # the raw measurements, for --json
-    detail: str = ""  # printed below the table (the profiler's top operations)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -434,6 +425,7 @@ SECTIONS: dict[str, Callable[[Bench], Iterable[Row]]] = {
     "ops": ops_rows,
     "bookkeeping": bookkeeping_rows,
     "search": search_rows,
+    "strategies": strategies.strategy_rows,
 }
 
 

@@ -15,7 +15,7 @@ from search.training import config, device, evaluation
 from search.training.config import TrialConfig
 from search.training.data import Dataset
 from search.training.trainer import EpochResult, TrainingDiverged, TrainResult, train
-from search.tuning import config_attrs, trial_loop
+from search.tuning import config_attrs, continuation, trial_loop
 from search.tuning.trial_checkpoints import TrialCheckpoints
 from search.tuning.trial_loop import TrialFailed
 from spaces import SpaceContext
@@ -57,7 +57,8 @@ class Objective:
     through torch.compile in that mode (search.run --compile MODE; "": not compiled). With
     `checkpoints`, a trial checkpoints every epoch and a re-run of a failed one resumes from
     its predecessors' last checkpoint, reporting their epochs to the pruner first, as the
-    first run did. `in_hand` is the number of the trial being run, for the worker to re-run
+    first run did; with `pause_pruned`, a trial its pruner stops is paused, its checkpoint
+    kept for a continuation (continuation.py). `in_hand` is the number of the trial being run, for the worker to re-run
     it when it is cut off. Liveness is the storage's (its heartbeats, the proxy's too)."""
 
     def __init__(
@@ -69,12 +70,14 @@ class Objective:
         objectives: Sequence[str] = ("accuracy",),
         compile_model: str = "",
         checkpoints: TrialCheckpoints | None = None,
+        pause_pruned: bool = False,
     ):
         self.space_name, self.space = space_name, spaces.get(space_name)
         self.context, self.objectives = context, tuple(objectives)
         self.train_set, self.val_set = dataset.train.to(on_device), dataset.val.to(on_device)
         self.num_classes, self.on_device = dataset.num_classes, on_device
         self.compile_model, self.checkpoints = compile_model, checkpoints
+        self.pause_pruned = pause_pruned
         self.device_name = device.describe(on_device)
         # Which process runs a trial, for search.status; the GPU as CUDA_VISIBLE_DEVICES pinned.
         gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "")
@@ -97,6 +100,12 @@ class Objective:
 
     def run(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         trial_config = self.born(trial)
+        if spaces.CONTINUES in trial.user_attrs:  # it continues a paused trial
+            surplus = continuation.take_over(trial)
+            if surplus:
+                trial.set_user_attr("fail_reason", surplus)
+                trial.set_user_attr("not_needed", True)
+                raise TrialFailed(surplus)
         config_attrs.record(trial, trial_config)
         trial.set_user_attr("device", self.device_name)
         trial.set_user_attr("worker", self.worker_name)
@@ -125,6 +134,8 @@ class Objective:
             raise
         except trial_loop.CUT_OFF:  # the storage, not the trial, failed: the worker re-runs it
             raise  # when it is back
+        except trial_loop.TAKEN_AWAY:  # someone else ended the trial: nothing more is written
+            raise  # to it, and its checkpoint stays for the re-run they queue
         except Exception as error:  # noqa: BLE001  one trial's failure must not end the worker
             reason = failure_reason(error, self.device_name)
             trial.set_user_attr("fail_reason", reason)
@@ -141,11 +152,14 @@ class Objective:
         if self.compile_model:
             trial.set_user_attr("compile_seconds", round(result.compile_seconds, 2))
         if result.stopped_early:
+            stopped = "paused" if self.pause_pruned else "pruned"
             reason = (
-                f"pruned after epoch {result.final.epoch} at "
+                f"{stopped} after epoch {result.final.epoch} at "
                 f"val_accuracy {result.final.val_accuracy:.4f}"
             )
             trial.set_user_attr("prune_reason", reason)
+            if self.pause_pruned:  # its checkpoint stays, for a continuation (continuation.py)
+                trial.set_user_attr(continuation.PAUSED, result.final.epoch)
             raise optuna.TrialPruned(reason)
         return values[0] if len(values) == 1 else values
 

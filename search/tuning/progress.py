@@ -3,21 +3,28 @@
 import datetime
 import shlex
 import sys
+from pathlib import Path
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
-from search.tuning import DEFAULT_STORAGE, grpc_proxy, seed_selection, storage
+from search.tuning import DEFAULT_STORAGE, continuation, grpc_proxy, seed_selection, storage
+from search.tuning.trial_checkpoints import TrialCheckpoints
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 DONE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
 def count_by_state(study: optuna.Study) -> dict[TrialState, int]:
+    """Trials by state, each run once: a paused trial that a continuation has taken over is
+    counted as that continuation (continuation.py)."""
+    trials = study.get_trials(deepcopy=False)
+    taken = continuation.continued(trials)
     counts = dict.fromkeys(TrialState, 0)
-    for trial in study.get_trials(deepcopy=False):
-        counts[trial.state] += 1
+    for trial in trials:
+        if trial.number not in taken:
+            counts[trial.state] += 1
     return counts
 
 
@@ -87,8 +94,10 @@ class TrialPrinter:
         best_text = describe_best(study)
         reason = trial.user_attrs.get("fail_reason", "")
         plural = "s" if epochs != 1 else ""
+        state = "PAUSED" if continuation.PAUSED in trial.user_attrs else trial.state.name
         line = (
-            f"[{finished}/{self.target}] trial {trial.number} {trial.state.name:<8} {shown}  "
+            f"[{finished}/{self.target}] trial {trial.number}{continuation.described(trial)} "
+            f"{state:<8} {shown}  "
             f"{epochs} epoch{plural}  {seconds:.1f} s  | {best_text}  {reason}"
         ).rstrip()
         if self.bar is None:
@@ -150,6 +159,7 @@ def summary(study: optuna.Study, storage_url: str) -> str:
     else:
         lines.append(describe_best(study))
         lines += [f"  {name} = {value}" for name, value in best.params.items()]
+    lines += paused_lines(study)
     lines += seed_selection.shown(study)
     output = ["-o", "front.yaml", "--pareto"] if len(study.directions) > 1 else ["-o", "best.yaml"]
     # optuna-dashboard reads the database itself, not the proxy in front of it
@@ -159,6 +169,21 @@ def summary(study: optuna.Study, storage_url: str) -> str:
         f"export:  {export_command(study.study_name, storage_url, output)}",
     ]
     return "\n".join(lines)
+
+
+def paused_lines(study: optuna.Study) -> list[str]:
+    """With --pause-pruned: how many trials paused, how many were continued, and what the
+    checkpoints of those still paused take on disk."""
+    trials = study.get_trials(deepcopy=False)
+    taken, waiting = continuation.continued(trials), continuation.paused(trials)
+    if not taken and not waiting:
+        return []
+    root = study.user_attrs.get("checkpoint_dir", "")
+    kept = TrialCheckpoints(Path(root), study.study_name).paused_bytes(trials) if root else 0
+    return [
+        f"paused: {len(taken) + len(waiting)} trial(s); {len(taken)} continued from their "
+        f"checkpoints, {len(waiting)} still paused ({kept / 2**20:.1f} MiB of checkpoints)"
+    ]
 
 
 def export_command(study_name: str, storage_url: str, output: list[str]) -> str:

@@ -3,6 +3,7 @@
 import optuna
 
 from registry import Registry, UsageError
+from search.tuning import continuation
 
 SAMPLERS: Registry = Registry("sampler", supplied=("seed",))
 PRUNERS: Registry = Registry("pruner", supplied=("max_epochs",))
@@ -40,10 +41,18 @@ def qmc(seed: int | None) -> optuna.samplers.BaseSampler:
     )
 
 
+@SAMPLERS.register("optuna-tpe")
+def optuna_tpe(seed: int | None) -> optuna.samplers.BaseSampler:
+    """Optuna's TPESampler as it comes (a user's default): not grouped by the conditional
+    branches."""
+    return optuna.samplers.TPESampler(seed=seed)
+
+
 @PRUNERS.register("hyperband")
 def hyperband(max_epochs: int) -> optuna.pruners.BasePruner:
-    """The default: pairs well with TPE (Optuna's benchmarks); the resource is the epoch."""
-    return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs)
+    """The default: pairs well with TPE (Optuna's benchmarks); the resource is the epoch.
+    Optuna's HyperbandPruner, able to pause and continue (continuation.py)."""
+    return continuation.PausingHyperband(min_resource=1, max_resource=max_epochs)
 
 
 @PRUNERS.register("median")
@@ -51,9 +60,17 @@ def median(max_epochs: int) -> optuna.pruners.BasePruner:
     return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
 
 
+@PRUNERS.register("optuna-median")
+def optuna_median(max_epochs: int) -> optuna.pruners.BasePruner:
+    """Optuna's MedianPruner as it comes (a user's default with TPE)."""
+    return optuna.pruners.MedianPruner()
+
+
 @PRUNERS.register("sha")
 def sha(max_epochs: int) -> optuna.pruners.BasePruner:
-    return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
+    """Asynchronous successive halving as Ray Tune's ASHAScheduler runs it by default (grace
+    period 1 epoch, reduction factor 4); able to pause and continue (continuation.py)."""
+    return continuation.PausingSuccessiveHalving(min_resource=1)
 
 
 @PRUNERS.register("none")
@@ -63,6 +80,7 @@ def none(max_epochs: int) -> optuna.pruners.BasePruner:
 
 SINGLE_OBJECTIVE_SAMPLERS = {"cmaes"}
 DEFAULT_PRUNER = "hyperband"
+PAUSING_PRUNERS = ("hyperband", "sha")  # --pause-pruned: successive halving's rungs promote
 
 
 def check_choice(sampler: str, pruner: str | None, objectives: int) -> str:

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from search.tuning import config_attrs, progress, seed_selection
+from search.tuning import config_attrs, continuation, progress, seed_selection
 
 TOP_TRIALS = 10
 # A space has up to 50 parameters; bars and axes beyond about ten are unreadable, so the
@@ -49,10 +49,13 @@ def complete_trials(found: optuna.Study) -> list[FrozenTrial]:
 
 
 def learning_curves(found: optuna.Study, ranked: list[str] | None) -> go.Figure:
-    """Every trial's validation accuracy per epoch in grey, the top ones in colour."""
+    """Every trial's validation accuracy per epoch in grey, the top ones in colour; a paused
+    trial that was continued is drawn once, as its continuation (its whole curve)."""
     top = {trial.number for trial in ranked_trials(found)[:HIGHLIGHTED]}
     figure = go.Figure()
-    trials = [t for t in found.get_trials(deepcopy=False) if t.intermediate_values]
+    everything = found.get_trials(deepcopy=False)
+    taken = continuation.continued(everything)
+    trials = [t for t in everything if t.intermediate_values and t.number not in taken]
     if not trials:
         raise ValueError("no trial has reported an epoch yet")
     for trial in sorted(trials, key=lambda t: t.number in top):  # the top ones drawn last
@@ -60,7 +63,8 @@ def learning_curves(found: optuna.Study, ranked: list[str] | None) -> go.Figure:
         highlighted = trial.number in top
         figure.add_trace(go.Scatter(
             x=epochs, y=[trial.intermediate_values[e] for e in epochs], mode="lines",
-            name=f"trial {trial.number} ({trial.state.name.lower()})", showlegend=highlighted,
+            name=f"trial {trial.number} ({trial.state.name.lower()}){continuation.described(trial)}",
+            showlegend=highlighted,
             line={"width": 3 if highlighted else 1,
                   **({} if highlighted else {"color": "rgba(120, 120, 120, 0.35)"})},
         ))  # fmt: skip
@@ -250,7 +254,7 @@ def top_trials_table(found: optuna.Study) -> str:
     front = {trial.number for trial in found.best_trials} if several else set()
     rows = [
         "<tr><td>{}</td>{}<td>{}</td><td>{}</td><td><pre>{}</pre></td></tr>".format(
-            trial.number,
+            f"{trial.number}{html.escape(continuation.described(trial))}",
             f"<td>{'yes' if trial.number in front else ''}</td>" if several else "",
             ", ".join(f"{v:.4f}" for v in trial.values),
             html.escape(str(trial.user_attrs.get("param_count", ""))),

@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import torch
 from optuna.trial import FrozenTrial, TrialState
 
 import spaces
 from registry import UsageError, files
 from search.training import config, legacy
 from search.training.config import TrialConfig
-from search.tuning import retries
+from search.tuning import continuation, retries
 
 log = logging.getLogger("search.worker")
 
@@ -31,21 +30,26 @@ def folder_name(study_name: str) -> str:
 
 
 class TrialCheckpoints:
-    def __init__(self, root: Path, study_name: str, keep: int = 0):
+    def __init__(self, root: Path, study_name: str, keep: int = 0, keep_paused: int = 0):
         self.folder = Path(root) / folder_name(study_name)
-        self.keep = keep
+        self.keep, self.keep_paused = keep, keep_paused
 
     def path(self, number: int) -> Path:
         return self.folder / f"trial-{number}.pt"
 
     def save(self, number: int, state: dict[str, Any]) -> None:
+        import torch  # here: search.status reads checkpoint sizes without loading it
+
         self.folder.mkdir(parents=True, exist_ok=True)
         with files.atomic_path(self.path(number)) as partial:
             torch.save(state, partial)
 
     def latest(self, trial: optuna.Trial, trial_config: TrialConfig) -> dict[str, Any] | None:
-        """The newest state that the trials this one re-runs left, if any fits its config."""
-        for number in reversed(trial.user_attrs.get(spaces.RETRY_HISTORY, [])):
+        """The newest state that the trials this one carries on (those it re-runs or continues)
+        left, if any fits its config."""
+        import torch
+
+        for number in reversed(spaces.lineage(trial)):
             path = self.path(number)
             if not path.exists():
                 continue  # that run died before it finished an epoch
@@ -80,19 +84,27 @@ class TrialCheckpoints:
                 path.unlink(missing_ok=True)
 
     def _needed(self, running: optuna.Study, trials: list[FrozenTrial]) -> set[int]:
-        """Trials whose checkpoints stay: running or waiting ones, the failed ones a re-run
-        may still resume (one is queued or running, or may yet be), and the top complete."""
+        """Trials whose checkpoints stay: running or waiting ones and those they carry on, the
+        failed ones a re-run may still resume (one is queued or running, or may yet be), the
+        top complete, and the most promising paused ones (keep_paused), which a continuation
+        may yet resume."""
         needed = {t.number for t in trials if t.state == TrialState.RUNNING}
         for trial in trials:
-            history = trial.user_attrs.get(spaces.RETRY_HISTORY, [])
             if trial.state in (TrialState.RUNNING, TrialState.WAITING):
-                needed.update(history)
+                needed.update(spaces.lineage(trial))
             elif trial.state == TrialState.FAIL and not final(trial):
                 needed.add(trial.number)  # until a re-run of it finishes
         resumed = {n for t in trials if t.state.is_finished() and final(t)
-                   for n in t.user_attrs.get(spaces.RETRY_HISTORY, [])}  # fmt: skip
+                   for n in spaces.lineage(t)}  # fmt: skip
         needed -= resumed
-        return needed | {t.number for t in top_complete(running, trials, self.keep)}
+        paused = continuation.ranked(continuation.paused(trials), running.direction)
+        kept = {t.number for t in paused[: self.keep_paused]}
+        return needed | kept | {t.number for t in top_complete(running, trials, self.keep)}
+
+    def paused_bytes(self, trials: list[FrozenTrial]) -> int:
+        """What the paused trials' checkpoints take on disk."""
+        paths = [self.path(t.number) for t in continuation.paused(trials)]
+        return sum(path.stat().st_size for path in paths if path.exists())
 
 
 def fits(state: dict[str, Any], trial_config: TrialConfig, source: str) -> bool:

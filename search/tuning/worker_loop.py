@@ -10,13 +10,13 @@ import optuna
 import torch
 
 import spaces
+from registry.signals import interrupt_on_sigterm
 from search.training import checkpoint, data
 from search.training.data import Dataset
 from search.tuning import launch, progress, storage, study, trial_loop
 from search.tuning.objective import Objective, free_memory
 from search.tuning.settings import StudySettings
 from search.tuning.trial_checkpoints import TrialCheckpoints
-from search.tuning.trial_loop import interrupt_on_sigterm
 
 
 def space_context(settings: StudySettings) -> spaces.SpaceContext:
@@ -55,13 +55,21 @@ def work(
         checkpoints = None
         if settings.checkpoint_dir:
             checkpoints = TrialCheckpoints(
-                Path(settings.checkpoint_dir), name, settings.keep_checkpoints
-            )
+                Path(settings.checkpoint_dir), name, settings.keep_checkpoints,
+                settings.keep_paused if settings.pause_pruned else 0,
+            )  # fmt: skip
         objective = Objective(
             settings.space, space_context(settings), dataset, on_device,
-            settings.objectives, settings.compile, checkpoints,
+            settings.objectives, settings.compile, checkpoints, settings.pause_pruned,
         )  # fmt: skip
         callbacks = [*([checkpoints.remove_finished] if checkpoints else []), free_memory]
+        if settings.pause_pruned:  # settings.checked makes sure there are checkpoints
+            promoter = trial_loop.Promoter(
+                lambda number: checkpoints.path(number).exists(), settings.trials,
+                settings.epoch_budget,
+            )  # fmt: skip
+            promoter(joined.study)  # paused trials an earlier run left
+            callbacks.append(promoter)
         # Every torch optimizer imports torch._dynamo when first built (its methods are wrapped
         # in torch._disable_dynamo): imported now, its objects are among those the trial loop
         # freezes out of the collection after each trial, not walked by every one of them.

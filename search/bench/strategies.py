@@ -1,0 +1,219 @@
+"""The strategies section: search strategies side by side at an equal budget, the way an HPO
+researcher compares optimizers (Optuna's benchmarks/, Syne Tune's benchmarking): every
+strategy searches the same space on the same data with the same workers for the same number
+of epochs trained (what a GPU-hour buys, immune to the machine's noise), repeated over seeds,
+and the spread is shown.
+
+Each search is a real `search.run` in its own processes, as a user starts it, stopped by
+--epoch-budget. From its study: the best validation accuracy found (among trials that trained
+all their epochs) once 25%, 50% and 100% of the budget had been trained, the epochs it needed
+to reach random search's final best, and the test accuracy of its winner retrained on
+train+validation (the test set is read there only). Where in the budget a trial's epochs fell
+is read from its start and end times, its epochs spread evenly between them: with several
+workers, trials overlap."""
+
+import dataclasses
+import math
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from registry import UsageError
+from search.bench.rows import Row
+from search.training import config, data, trainer
+from search.tuning import config_attrs, continuation
+
+# name -> (sampler, pruner, pause pruned trials): what users would pick instead, and ours
+STRATEGIES = {
+    "random": ("random", "none", False),  # random search, every trial to the end
+    "optuna-defaults": ("optuna-tpe", "optuna-median", False),  # TPESampler(), MedianPruner()
+    "asha": ("random", "sha", False),  # Ray Tune's usual: random search + ASHA, eta 4
+    "tpe-hyperband": ("tpe", "hyperband", False),  # our default until this was measured
+    "tpe-hyperband-pause": ("tpe", "hyperband", True),  # the same, pruned trials paused
+    "asha-pause": ("random", "sha", True),
+}
+FRACTIONS = (0.25, 0.5, 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Search:
+    """One strategy's search at one seed, read from its study."""
+
+    strategy: str
+    seed: int
+    seconds: float
+    trials: int  # trials that trained (a continuation is a trial of its own)
+    epochs: int  # epochs trained in all (a little over the budget: trials in flight finish)
+    best: dict[float, float | None]  # budget fraction -> best validation accuracy by then
+    curve: list[tuple[int, float]]  # (epochs trained, best so far) at each improvement
+    winner: FrozenTrial | None  # the best trial within the budget
+    test_accuracy: float | None = None  # its config retrained on train+val, on the test set
+
+    def epochs_to_reach(self, value: float) -> int | None:
+        return next((epochs for epochs, best in self.curve if best >= value), None)
+
+
+def epoch_events(trials: list[FrozenTrial]) -> list[float]:
+    """When each trained epoch ended (seconds since the study's first trial started): each
+    trial's own epochs spread evenly over its run."""
+    started = min(t.datetime_start for t in trials if t.datetime_start)
+    events = []
+    for trial in trials:
+        trained = len(trial.intermediate_values) - trial.user_attrs.get("resumed_after_epoch", 0)
+        if not trained or trial.datetime_start is None or trial.datetime_complete is None:
+            continue
+        begin = (trial.datetime_start - started).total_seconds()
+        length = (trial.datetime_complete - trial.datetime_start).total_seconds()
+        events += [begin + length * (k + 1) / trained for k in range(trained)]
+    return sorted(events)
+
+
+def read_search(strategy: str, seed: int, seconds: float, found: optuna.Study, budget: int):
+    trials = found.get_trials(deepcopy=False)
+    events = epoch_events(trials)
+    started = min(t.datetime_start for t in trials if t.datetime_start)
+    complete = sorted(
+        (t for t in trials if t.state == TrialState.COMPLETE),
+        key=lambda t: t.datetime_complete,
+    )
+
+    def finished_at(trial: FrozenTrial) -> float:
+        return (trial.datetime_complete - started).total_seconds()
+
+    def trained_by(moment: float) -> int:
+        return sum(event <= moment for event in events)
+
+    curve, best = [], None
+    for trial in complete:
+        if best is None or trial.value > best.value:
+            best = trial
+            curve.append((trained_by(finished_at(trial)), trial.value))
+
+    def best_at(fraction: float) -> FrozenTrial | None:
+        needed = math.ceil(fraction * budget)
+        moment = events[needed - 1] if len(events) >= needed else math.inf
+        done = [t for t in complete if finished_at(t) <= moment + 1e-6]
+        return max(done, key=lambda t: t.value, default=None)
+
+    bests = {fraction: best_at(fraction) for fraction in FRACTIONS}
+    return Search(
+        strategy, seed, seconds,
+        trials=sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials),
+        epochs=continuation.epochs_trained(trials),
+        best={f: (t.value if t else None) for f, t in bests.items()},
+        curve=curve, winner=bests[1.0],
+    )  # fmt: skip
+
+
+def run_search(bench, strategy: str, seed: int, folder: Path) -> Search:
+    """One search.run, as a user types it, with the strategy's sampler and pruner."""
+    args = bench.args
+    sampler, pruner, pause = STRATEGIES[strategy]
+    name = f"{strategy}-{seed}"
+    storage = f"sqlite:///{folder / 'strategies.db'}"
+    command = [
+        sys.executable, "-m", "search.run", "--space", args.strategy_space,
+        "--dataset", args.dataset, "--data-dir", str(args.data_dir), "--device", args.device,
+        "--epochs", str(args.strategy_epochs), "--epoch-budget", str(args.strategy_budget),
+        "--trials", "100000", "--sampler", sampler, "--pruner", pruner, "--seed", str(seed),
+        "--workers-per-gpu", str(args.strategy_workers), "--storage", storage, "--study", name,
+        "--checkpoint-dir", str(folder / "checkpoints"), "--quiet",
+    ]  # fmt: skip
+    command += ["--pause-pruned"] if pause else []
+    command += ["--fix", args.strategy_fix] if args.strategy_fix else []
+    command += ["--classes", args.strategy_classes] if args.strategy_classes else []
+    started = time.perf_counter()
+    finished = subprocess.run(command, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if finished.returncode != 0:
+        last = (finished.stderr.strip().splitlines() or ["no output"])[-1]
+        raise UsageError(
+            f"the {strategy} search (seed {seed}) failed: {last}\n{shlex.join(command)}"
+        )
+    found = optuna.load_study(study_name=name, storage=storage)
+    return read_search(strategy, seed, seconds, found, args.strategy_budget)
+
+
+def retrained(bench, dataset: data.Dataset, winner: FrozenTrial) -> float:
+    """The winner's config trained on train+validation, its accuracy on the test set."""
+    chosen = config.from_dict(config_attrs.stored(winner), source=f"trial {winner.number}")
+    result = trainer.train(
+        chosen, dataset.train + dataset.val, dataset.test, dataset.num_classes,
+        bench.on_device, eval_is_test=True,
+    )  # fmt: skip
+    return result.final.test_accuracy
+
+
+def spread(values: list[float]) -> str:
+    if not values:
+        return "-"
+    deviation = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{100 * statistics.mean(values):.2f}% ± {100 * deviation:.2f}"
+
+
+def strategy_rows(bench) -> Iterator[Row]:
+    """One row per strategy, at --strategy-repeats seeds each."""
+    args = bench.args
+    chosen = [name.strip() for name in args.strategies.split(",")]
+    unknown = [name for name in chosen if name not in STRATEGIES]
+    if unknown:
+        raise UsageError(
+            f"unknown strategy {', '.join(unknown)}; choose of {', '.join(STRATEGIES)}"
+        )
+    classes = [c for c in args.strategy_classes.split(",") if c] if args.strategy_classes else []
+    dataset = data.load(args.dataset, args.data_dir, classes=classes)
+    reference = None  # random search's final best, mean over its seeds
+    with tempfile.TemporaryDirectory() as folder:
+        for strategy in chosen:
+            searches = []
+            for seed in range(args.strategy_repeats):
+                search = run_search(bench, strategy, seed, Path(folder))
+                accuracy = retrained(bench, dataset, search.winner) if search.winner else None
+                searches.append(dataclasses.replace(search, test_accuracy=accuracy))
+            finals = [s.best[1.0] for s in searches if s.best[1.0] is not None]
+            if strategy == "random" and finals:
+                reference = statistics.mean(finals)
+            yield row_of(strategy, searches, reference, args)
+
+
+def row_of(strategy: str, searches: list[Search], reference: float | None, args):
+    sampler, pruner, pause = STRATEGIES[strategy]
+    at = {f: [s.best[f] for s in searches if s.best[f] is not None] for f in FRACTIONS}
+    reached = [s.epochs_to_reach(reference) for s in searches] if reference else []
+    hit = [epochs for epochs in reached if epochs is not None]
+    reach = (f"{statistics.mean(hit):.0f} epochs ({len(hit)}/{len(searches)} reached)"
+             if reference else "-")  # fmt: skip
+    tests = [s.test_accuracy for s in searches if s.test_accuracy is not None]
+    result = (
+        f"best val at 25% {spread(at[0.25])}, 50% {spread(at[0.5])}, 100% {spread(at[1.0])}; "
+        f"random's final best reached in {reach}; winner retrained: test {spread(tests)}; "
+        f"{statistics.mean(s.trials for s in searches):.0f} trials, "
+        f"{statistics.mean(s.seconds for s in searches):.0f} s a search"
+    )
+    setting = (
+        f"--sampler {sampler} --pruner {pruner}{' --pause-pruned' if pause else ''}; "
+        f"{args.strategy_space}, --epochs {args.strategy_epochs}, budget "
+        f"{args.strategy_budget} epochs, {args.strategy_workers} worker(s), "
+        f"{len(searches)} seed(s)"
+    )
+    figures = {
+        "strategy": strategy, "budget_epochs": args.strategy_budget,
+        "reference_random_final": reference,
+        "searches": [
+            {"seed": s.seed, "seconds": s.seconds, "trials": s.trials, "epochs": s.epochs,
+             "best_val": {str(f): v for f, v in s.best.items()},
+             "epochs_to_random_final": s.epochs_to_reach(reference) if reference else None,
+             "winner": s.winner.number if s.winner else None, "test_accuracy": s.test_accuracy,
+             "curve": s.curve}
+            for s in searches
+        ],
+    }  # fmt: skip
+    return Row(f"strategy: {strategy}", setting, result, None, figures)

@@ -1,0 +1,221 @@
+"""Pause, don't kill (search.run --pause-pruned): a trial that successive halving stops at a
+rung keeps its checkpoint, and when later results put it in its rung's top 1/eta it is
+continued from there, not retrained. Optuna's pruners stop for good (it keeps no checkpoints:
+optuna#3351); the ASHA paper's algorithm and Syne Tune's promotion-type scheduler promote
+paused trials, and this follows them on Optuna's pruners.
+
+A PRUNED trial is final in Optuna, so a continuation is a new trial: the paused one's
+parameters, its seed and its lineage (spaces.CONTINUES), queued (WAITING) so that the next
+free worker takes it first. It resumes from the paused trial's checkpoint as a re-run of a
+failed trial does, re-reporting the earlier epochs (its curve is the whole run), and carries
+the paused trial's rung values, so that the pruner judges it at the next rung. It takes the
+paused trial's place: that one no longer counts among the study's finished trials (`--trials
+N` counts runs, a paused and continued one once), nor competes at its rungs, nor costs epochs
+twice (a continuation's budget is the epochs it trains itself)."""
+
+import types
+from collections.abc import Callable, Iterable
+
+import optuna
+from optuna.pruners import HyperbandPruner, SuccessiveHalvingPruner
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+import spaces
+
+PAUSED = "paused_after_epoch"  # the user attribute of a trial paused rather than pruned
+CONTINUED_FROM = "continued_from"  # a continuation's: the paused trial it carries on
+RUNG = "completed_rung_"  # Optuna's SuccessiveHalvingPruner's system attributes, one a rung
+
+
+def continued(trials: Iterable[FrozenTrial]) -> set[int]:
+    """The paused trials that a continuation has taken over (one that was not needed aside)."""
+    return {
+        trial.user_attrs[spaces.CONTINUES][-1]
+        for trial in trials
+        if spaces.CONTINUES in trial.user_attrs and not trial.user_attrs.get("not_needed")
+    }
+
+
+def epochs_trained(trials: Iterable[FrozenTrial]) -> int:
+    """The epochs the study's trials trained, each once: a re-run or a continuation reports
+    the epochs it resumed after again, but trains only those after them."""
+    return sum(
+        len(trial.intermediate_values) - trial.user_attrs.get("resumed_after_epoch", 0)
+        for trial in trials
+    )
+
+
+def described(trial: FrozenTrial) -> str:
+    """' (continues trial P, paused after epoch E)' for a continuation, else ''."""
+    if CONTINUED_FROM not in trial.user_attrs:
+        return ""
+    after = trial.user_attrs.get("resumed_after_epoch")
+    paused_at = f", paused after epoch {after}" if after is not None else ""
+    return f" (continues trial {trial.user_attrs[CONTINUED_FROM]}{paused_at})"
+
+
+def rung_of(trial: FrozenTrial) -> int:
+    """The last rung the trial reached (-1: none)."""
+    rung = -1
+    while f"{RUNG}{rung + 1}" in trial.system_attrs:
+        rung += 1
+    return rung
+
+
+def paused(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """Paused trials that no continuation has taken over yet."""
+    taken = continued(trials)
+    return [t for t in trials if PAUSED in t.user_attrs and t.number not in taken]
+
+
+def ranked(trials: list[FrozenTrial], direction: StudyDirection) -> list[FrozenTrial]:
+    """Paused trials, the most promising first: the highest rung, then the best value there."""
+    sign = 1 if direction == StudyDirection.MAXIMIZE else -1
+
+    def key(trial: FrozenTrial) -> tuple[int, float]:
+        rung = rung_of(trial)
+        return rung, sign * trial.system_attrs.get(f"{RUNG}{rung}", float("-inf"))
+
+    return sorted(trials, key=key, reverse=True)
+
+
+class _WithoutTakenOver:
+    """A study as a pruner compares its trials: without the paused trials that continuations
+    have taken over (each continuation carries its parent's rung values)."""
+
+    def __init__(self, study: optuna.Study, taken: set[int]):
+        self._study, self._taken = study, taken
+
+    def get_trials(self, deepcopy: bool = True, states=None) -> list[FrozenTrial]:
+        trials = self._study.get_trials(deepcopy=deepcopy, states=states)
+        return [trial for trial in trials if trial.number not in self._taken]
+
+    def __getattr__(self, name: str):
+        return getattr(self._study, name)
+
+
+class Promoting:
+    """What a successive-halving pruner of ours adds to Optuna's: its view of the study leaves
+    out the trials that continuations took over, a trial is judged where its lineage began
+    (Hyperband's bracket), and `promotable` lists the paused trials that now rank in their
+    rung's top 1/eta."""
+
+    _reduction_factor: int
+
+    def bracket(self, study: optuna.Study, trial: FrozenTrial) -> int:
+        return 0
+
+    def promotable(self, study: optuna.Study, trials: list[FrozenTrial]) -> list[FrozenTrial]:
+        """Paused trials whose value at the rung they paused at is now within the top
+        len(rung) // eta of the trials that reached that rung in their bracket (at least eta
+        of them: the first few are judged as Optuna's pruner judged them), best first."""
+        taken = continued(trials)
+        direction = study.direction
+        found = []
+        for trial in paused(trials):
+            rung = rung_of(trial)
+            if rung < 0:
+                continue
+            key = f"{RUNG}{rung}"
+            bracket = self.bracket(study, trial)
+            values = [
+                other.system_attrs[key]
+                for other in trials
+                if key in other.system_attrs
+                and other.number not in taken
+                and self.bracket(study, other) == bracket
+            ]
+            top = len(values) // self._reduction_factor
+            if top < 1:
+                continue
+            values.sort(reverse=direction == StudyDirection.MAXIMIZE)
+            value = trial.system_attrs[key]
+            threshold = values[top - 1]
+            if value >= threshold if direction == StudyDirection.MAXIMIZE else value <= threshold:
+                found.append(trial)
+        return ranked(found, direction)
+
+
+class PausingSuccessiveHalving(Promoting, SuccessiveHalvingPruner):
+    """Optuna's SuccessiveHalvingPruner (Ray Tune's ASHA, stopping type), comparing the trials
+    that carry a run on, and listing the paused ones to promote."""
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        taken = continued(study.get_trials(deepcopy=False))
+        return super().prune(_WithoutTakenOver(study, taken), trial)
+
+
+class PausingHyperband(Promoting, HyperbandPruner):
+    """Optuna's HyperbandPruner, its bracket chosen by where a trial's lineage began (a
+    continuation or a re-run competes where its origin did), leaving out the trials that
+    continuations took over, and listing the paused ones to promote."""
+
+    _taken: set[int] = frozenset()
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        self._taken = continued(study.get_trials(deepcopy=False))
+        return super().prune(study, trial)
+
+    def _get_bracket_id(self, study: optuna.Study, trial: FrozenTrial) -> int:
+        if trial.number in self._taken:
+            return -1  # in no bracket: its continuation competes for it
+        origin = (spaces.lineage(trial) or [trial.number])[0]
+        return super()._get_bracket_id(study, types.SimpleNamespace(number=origin))
+
+    def bracket(self, study: optuna.Study, trial: FrozenTrial) -> int:
+        if not self._pruners:
+            self._try_initialization(study)
+        return self._get_bracket_id(study, trial)
+
+    def promotable(self, study: optuna.Study, trials: list[FrozenTrial]) -> list[FrozenTrial]:
+        self._taken = continued(trials)
+        return super().promotable(study, trials)
+
+
+def promote(
+    study: optuna.Study, resumable: Callable[[int], bool], room: Callable[[], bool]
+) -> list[int]:
+    """Queue a continuation of every paused trial that its rung now promotes and that can
+    resume (`resumable(number)`: its checkpoint is kept), the most promising first, while the
+    study has `room()` for another trial; the numbers of the trials continued."""
+    pruner = study.pruner
+    if not isinstance(pruner, Promoting):
+        return []
+    trials = study.get_trials(deepcopy=False)
+    queued = []
+    for trial in pruner.promotable(study, trials):
+        if not resumable(trial.number) or not room():
+            continue
+        study.enqueue_trial(
+            trial.params,
+            user_attrs={spaces.CONTINUES: [*spaces.lineage(trial), trial.number]},
+            skip_if_exists=False,
+        )
+        queued.append(trial.number)
+    return queued
+
+
+def take_over(trial: optuna.Trial) -> str | None:
+    """At a continuation's start: carry the paused trial's rung values (its pruner's record of
+    the rungs it passed) and say what it continues. A reason if another trial numbered before
+    it already continues the same one (two workers promoted it at once): this one is not
+    needed."""
+    parent_number = trial.user_attrs[spaces.CONTINUES][-1]
+    trials = trial.study.get_trials(deepcopy=False)
+    rivals = [
+        other.number
+        for other in trials
+        if other.number < trial.number
+        and other.user_attrs.get(spaces.CONTINUES, [None])[-1] == parent_number
+        and not other.user_attrs.get("not_needed")
+        and other.state != TrialState.FAIL
+    ]
+    if rivals:
+        return f"not needed: trial {rivals[0]} already continues trial {parent_number}"
+    parent = trials[parent_number]
+    for key, value in parent.system_attrs.items():
+        if key.startswith(RUNG):
+            trial.study._storage.set_trial_system_attr(trial._trial_id, key, value)
+    trial.set_user_attr(CONTINUED_FROM, parent_number)
+    return None

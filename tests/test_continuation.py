@@ -1,0 +1,120 @@
+"""Pause, don't kill: a trial successive halving stops is paused with its checkpoint, its rung
+later promotes it, and its continuation resumes from the checkpoint and ends exactly as the
+uninterrupted run of the same config; real SQLite, the real trainer and Optuna's pruner."""
+
+import optuna
+import pytest
+import torch
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
+
+import spaces
+from search.training import trainer
+from search.tuning import continuation, progress, storage, trial_loop
+from search.tuning.objective import Objective
+from search.tuning.trial_checkpoints import TrialCheckpoints
+from search.tuning.trial_loop import TrialFailed
+from tests import spaces_for_tests  # noqa: F401  registers test_tiny
+
+CONTEXT = spaces.SpaceContext("sample", 3, 0)
+CPU = torch.device("cpu")
+LR = FloatDistribution(1e-3, 0.1, log=True)
+
+
+def rival(found: optuna.Study, rung_value: float) -> None:
+    """A trial that reached rung 0 with `rung_value` (made with Optuna's add_trial): what the
+    rung's ranking is made of."""
+    found.add_trial(optuna.trial.create_trial(
+        state=TrialState.PRUNED, params={"sgd_lr": 0.01}, distributions={"sgd_lr": LR},
+        intermediate_values={1: rung_value}, system_attrs={"completed_rung_0": rung_value},
+    ))  # fmt: skip
+
+
+@pytest.fixture
+def paused_study(tmp_path, sample):
+    """Trial 1 (test_tiny, 3 epochs) paused after epoch 1: successive halving at eta 2 met it
+    beside one far better rival, so it was not the best of the rung. Returns the study, the
+    objective and the checkpoints."""
+    opened = storage.open_storage(f"sqlite:///{tmp_path / 'c.db'}")
+    pruner = continuation.PausingSuccessiveHalving(min_resource=1, reduction_factor=2)
+    found = optuna.create_study(storage=opened, direction="maximize", pruner=pruner,
+                                sampler=optuna.samplers.RandomSampler(seed=1))  # fmt: skip
+    rival(found, 0.99)
+    checkpoints = TrialCheckpoints(tmp_path / "checkpoints", "c", keep_paused=5)
+    objective = Objective("test_tiny", CONTEXT, sample, CPU, checkpoints=checkpoints,
+                          pause_pruned=True)  # fmt: skip
+    found.optimize(objective, n_trials=1)
+    return found, objective, checkpoints
+
+
+def test_a_paused_trial_is_continued_when_its_rung_promotes_it_and_ends_as_if_uninterrupted(
+    paused_study, sample
+):
+    found, objective, checkpoints = paused_study
+    paused = found.trials[1]
+    assert paused.state == TrialState.PRUNED and paused.user_attrs[continuation.PAUSED] == 1
+    assert checkpoints.path(1).exists()  # kept for a continuation
+    promote = trial_loop.Promoter(lambda n: checkpoints.path(n).exists(), 100, 0)
+    promote(found)
+    assert [t.state for t in found.trials] == [TrialState.PRUNED] * 2  # not yet: 2 at the rung
+    for value in (0.01, 0.02):  # later, weaker trials: now it ranks second of four, top half
+        rival(found, value)
+    promote(found)
+    queued = found.trials[-1]
+    assert queued.state == TrialState.WAITING
+    assert queued.system_attrs["fixed_params"] == paused.params  # enqueued with its parameters
+    assert queued.user_attrs[spaces.CONTINUES] == [1]
+    promote(found)  # promoted once only
+    assert len(found.get_trials(states=(TrialState.WAITING,))) == 1
+
+    found.optimize(objective, n_trials=1)
+    continued = found.trials[-1]
+    assert continued.state == TrialState.COMPLETE, continued.user_attrs
+    assert continued.user_attrs["resumed_after_epoch"] == 1
+    assert continued.user_attrs[continuation.CONTINUED_FROM] == 1
+    assert continuation.described(continued) == " (continues trial 1, paused after epoch 1)"
+    # the same config and seed, trained straight through
+    uninterrupted = trainer.train(
+        objective.born(optuna.trial.FixedTrial(paused.params, number=1)),
+        sample.train, sample.val, sample.num_classes, CPU,
+    ).history  # fmt: skip
+    expected = {e.epoch: e.val_accuracy for e in uninterrupted}
+    assert continued.intermediate_values == expected and continued.value == expected[3]
+    # one run: the paused trial no longer counts, and its epoch is not counted twice
+    counts = progress.count_by_state(found)
+    assert (counts[TrialState.COMPLETE], counts[TrialState.PRUNED]) == (1, 3)
+    trials = found.get_trials()
+    assert continuation.epochs_trained(trials) == 3 + 3  # its 1 + 2, and the rivals' 3
+    assert continuation.continued(trials) == {1} and not continuation.paused(trials)
+
+
+def test_a_second_continuation_of_the_same_trial_is_not_needed(paused_study):
+    """Two workers that promote the same trial at once queue it twice; the later one fails at
+    its start, untrained, as not needed."""
+    found, objective, checkpoints = paused_study
+    for value in (0.01, 0.02):
+        rival(found, value)
+    for _ in range(2):
+        found.enqueue_trial(found.trials[1].params, user_attrs={spaces.CONTINUES: [1]})
+    found.optimize(objective, n_trials=2, catch=(TrialFailed,))
+    first, second = found.trials[-2:]
+    assert first.state == TrialState.COMPLETE and second.state == TrialState.FAIL
+    assert second.user_attrs["fail_reason"] == (
+        f"not needed: trial {first.number} already continues trial 1"
+    )
+    assert not second.intermediate_values
+
+
+def test_hyperband_judges_a_continuation_in_its_origins_bracket(tmp_path):
+    opened = storage.open_storage(f"sqlite:///{tmp_path / 'h.db'}")
+    pruner = continuation.PausingHyperband(min_resource=1, max_resource=27)
+    found = optuna.create_study(storage=opened, direction="maximize", pruner=pruner)
+    for _ in range(40):
+        rival(found, 0.5)
+    trials = found.get_trials()
+    brackets = {pruner.bracket(found, t) for t in trials}
+    assert len(brackets) > 1  # the origins spread over Hyperband's brackets
+    origin = next(t for t in trials if pruner.bracket(found, t) != pruner.bracket(found, trials[0]))
+    found.enqueue_trial({"sgd_lr": 0.01}, user_attrs={spaces.CONTINUES: [origin.number]})
+    queued = found.get_trials()[-1]
+    assert pruner.bracket(found, queued) == pruner.bracket(found, origin)

@@ -1,0 +1,52 @@
+"""The strategy instrument's accounting (search/bench/strategies.py), on a study made with
+Optuna's add_trial: where in the budget each trial's epochs fell, and the best found by then."""
+
+import datetime
+
+import optuna
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
+
+from search.bench import strategies
+
+START = datetime.datetime(2026, 12, 4, 12, 0, 0)
+
+
+def trial(state, epochs, begin, end, value=None, resumed=0):
+    """A trial that ran from `begin` to `end` seconds, reporting `epochs` epochs."""
+    return optuna.trial.create_trial(
+        state=state, value=value, params={"x": 0.5}, distributions={"x": FloatDistribution(0, 1)},
+        intermediate_values={e: 0.1 * e for e in range(1, epochs + 1)},
+        user_attrs={"resumed_after_epoch": resumed} if resumed else {},
+    )  # fmt: skip
+
+
+def study_of(rows) -> optuna.Study:
+    found = optuna.create_study(direction="maximize")
+    for state, epochs, begin, end, value, resumed in rows:
+        made = trial(state, epochs, begin, end, value, resumed)
+        made.datetime_start = START + datetime.timedelta(seconds=begin)
+        made.datetime_complete = START + datetime.timedelta(seconds=end)
+        found.add_trial(made)
+    return found
+
+
+def test_the_best_at_each_share_of_the_budget_counts_the_epochs_trained_by_then():
+    """Two workers: trial 0 trains 4 epochs over 0-40 s and completes at 0.5; trial 1, 2
+    epochs over 0-10 s, is pruned; trial 2 trains 4 over 10-50 s and completes at 0.7; trial
+    3 continues a paused run after its epoch 2 and trains 2 more over 40-60 s, completing at
+    0.9. Budget 8 epochs: 25% (2 epochs) is reached at 10 s, before anything completed; 50%
+    (4) at 20 s; 100% (8) at 40 s, when trial 0 completes."""
+    found = study_of([
+        (TrialState.COMPLETE, 4, 0, 40, 0.5, 0),
+        (TrialState.PRUNED, 2, 0, 10, None, 0),
+        (TrialState.COMPLETE, 4, 10, 50, 0.7, 0),
+        (TrialState.COMPLETE, 4, 40, 60, 0.9, 2),
+    ])  # fmt: skip
+    events = strategies.epoch_events(found.get_trials())
+    assert events == [5, 10, 10, 20, 20, 30, 30, 40, 40, 50, 50, 60]
+    search = strategies.read_search("x", 0, 60.0, found, budget=8)
+    assert search.best == {0.25: None, 0.5: None, 1.0: 0.5}
+    assert search.winner.number == 0 and search.epochs == 12 and search.trials == 4
+    assert search.curve == [(9, 0.5), (11, 0.7), (12, 0.9)]
+    assert search.epochs_to_reach(0.6) == 11 and search.epochs_to_reach(0.95) is None
