@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from registry import UsageError
+from registry.signals import interrupt_on_sigterm
 from search.training import COMPILE_MODES
 from search.tuning import DEFAULT_STORAGE
 
@@ -187,13 +188,21 @@ def configure_logging(verbose: int) -> None:
     logging.getLogger("sqlalchemy").setLevel(logging.ERROR)
 
 
-def run_main(main: Callable[[Sequence[str] | None], int], prog: str) -> None:
-    """Run a command's main() and turn user errors and Ctrl-C into one line and an exit code."""
+# What an interrupted command says, unless it says otherwise (its module's INTERRUPTED).
+RESUMES = "interrupted; run the same command again to resume"
+
+
+def run_main(
+    main: Callable[[Sequence[str] | None], int], prog: str, interrupted: str = RESUMES
+) -> None:
+    """Run a command's main() and turn user errors, Ctrl-C and SIGTERM into one line and an
+    exit code (`interrupted`: what an interrupt means for this command)."""
     # At exit, the interpreter's last garbage collection walks every object torch has loaded
     # (its optimizers import torch._dynamo): about a second per process on 2 cores, paid by
     # each of a search's workers. Freezing them first skips that walk. Exit handlers
     # registered later run earlier: storage.close_at_exit's still close the databases.
     atexit.register(gc.freeze)
+    interrupt_on_sigterm()
     configure_logging(verbosity(sys.argv[1:]))
     try:
         code = main(None)
@@ -201,7 +210,7 @@ def run_main(main: Callable[[Sequence[str] | None], int], prog: str) -> None:
         print(f"{prog}: error: {error}", file=sys.stderr)
         code = error.exit_code
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted; run the same command again to resume", file=sys.stderr)
+        print(f"{prog}: {interrupted}", file=sys.stderr)
         code = EXIT_INTERRUPTED
     except Exception as error:  # a storage that failed under Optuna: one line; bugs: traceback
         fault = storage_fault(error)

@@ -55,4 +55,4 @@ def main(argv: Sequence[str] | None = None) -> None:
     cli.PROG_PREFIX = f"{PROG} "
     sys.argv = [f"{PROG} {name}", *flags]
     command = importlib.import_module(f"search.{name}")
-    cli.run_main(command.main, f"{PROG} {name}")
+    cli.run_main(command.main, f"{PROG} {name}", getattr(command, "INTERRUPTED", cli.RESUMES))

@@ -99,6 +99,32 @@ def get_args_parser() -> cli.ArgumentParser:
         "--timeout", type=float, help="stop starting new trials after this many seconds"
     )
     parser.add_argument(
+        "--epoch-budget",
+        type=int,
+        default=0,
+        metavar="E",
+        help="stop starting trials once the study's trials have trained E epochs in all (each "
+        "epoch once: a resumed or continued trial's earlier epochs are not counted again), "
+        "whichever of this and --trials comes first (default 0: no limit)",
+    )
+    parser.add_argument(
+        "--pause-pruned",
+        action="store_true",
+        help="successive halving (--pruner hyperband or sha) pauses the trials it stops, "
+        "keeping their checkpoints, and continues one from there when later results put it "
+        "in its rung's top share (as ASHA promotes); a continuation takes the paused trial's "
+        "place in --trials",
+    )
+    parser.add_argument(
+        "--keep-paused",
+        type=int,
+        default=20,
+        metavar="K",
+        help="with --pause-pruned, keep the checkpoints of the K most promising paused trials "
+        "(the highest rung, then the best value); the others' are removed and they cannot be "
+        "continued (default 20)",
+    )
+    parser.add_argument(
         "--seed", type=int, default=0, help="sampler seed; trial N trains with seed+N (default 0)"
     )
     cli.add_worker_arguments(parser)
@@ -134,6 +160,16 @@ def get_args_parser() -> cli.ArgumentParser:
         help="seconds without a heartbeat after which a trial counts as dead: it is marked "
         "FAIL and re-run with the same parameters, from its last checkpoint "
         f"(default {storage.GRACE_PERIOD_SECONDS})",
+    )
+    parser.add_argument(
+        "--storage-patience",
+        type=int,
+        default=1800,
+        metavar="S",
+        help="seconds a worker waits for a lost storage (a database restart, a maintenance "
+        "window, the proxy down) before it gives up; it says when it starts waiting and when "
+        "the storage is back, and re-runs the trial the outage cut off from its checkpoint "
+        "(default 1800; 0 waits for ever)",
     )
     parser.add_argument(
         "--checkpoint-dir",
@@ -256,9 +292,13 @@ def request(**values: Any) -> tuple[StudySettings, RunOptions]:
             "space_module": given["space_module"],
             "heartbeat_interval": given["heartbeat_interval"],
             "grace_period": given["grace_period"],
+            "storage_patience": given["storage_patience"],
             "compile": given["compile"],
             "checkpoint_dir": str(Path(checkpoint_dir).resolve()) if checkpoint_dir else "",
             "keep_checkpoints": given["keep_checkpoints"],
+            "epoch_budget": given["epoch_budget"],
+            "pause_pruned": bool(given["pause_pruned"]),
+            "keep_paused": given["keep_paused"],
         }
     )
     options = RunOptions(
@@ -324,7 +364,21 @@ def start(wanted: StudySettings, options: RunOptions) -> tuple[int, optuna.Study
         )  # fmt: skip
         running = study.load(study_storage, name)  # as the workers left it
         print(progress.summary(running, options.storage))
+        if code and study_reached(running, wanted):
+            print("search.run: the study reached its target although some of its workers "
+                  "failed (above): exit code 0", file=sys.stderr)  # fmt: skip
+            code = 0
         return code, running
+
+
+def study_reached(running: optuna.Study, wanted: StudySettings) -> bool:
+    """Whether the study holds what it was run for: its finished trials, or its epochs."""
+    from search.tuning import continuation, progress
+
+    counts = progress.count_by_state(running)
+    finished = sum(counts[state] for state in progress.FINISHED)
+    trained = continuation.epochs_trained(running.get_trials(deepcopy=False))
+    return finished >= wanted.trials or bool(wanted.epoch_budget and trained >= wanted.epoch_budget)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

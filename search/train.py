@@ -8,6 +8,10 @@ from pathlib import Path
 from registry import RunFailure, UsageError, files
 from search import cli
 
+# A retrain keeps no state between epochs: an interrupted one has written nothing (every file is
+# written as it ends) and starts over.
+INTERRUPTED = "interrupted; nothing was written: run the same command again to start it over"
+
 
 def get_args_parser() -> cli.ArgumentParser:
     parser = cli.ArgumentParser(
@@ -112,4 +116,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    cli.run_main(main, "search.train")
+    cli.run_main(main, "search.train", INTERRUPTED)

@@ -165,3 +165,14 @@ def schedules(trial, context):
         trial, context, **optimizer, **suggest_schedule(trial, context.epochs),
         second_phase=suggest_second_phase(trial, optimizer["optimizer"]),
     )  # fmt: skip
+
+
+@spaces.register_space("test_failed_from_outside")
+def failed_from_outside(trial, context):
+    """test_tiny, except that trial 0 is marked FAIL by someone else as it starts (as the
+    proxy's stale watch, an operator or a clock hiccup can): a false verdict on a live trial."""
+    if trial.number == 0:
+        storage = trial.study._storage
+        storage.set_trial_user_attr(trial._trial_id, "fail_reason", "an operator failed it")
+        storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+    return tiny(trial, context)

@@ -154,6 +154,15 @@ CASES = {  # name: (command and arguments, exit code, a fragment of the stderr l
     "zero heartbeat": (RUN + ["--heartbeat-interval", "0"], 2, "--heartbeat-interval must be"),
     "negative grace period": (RUN + ["--grace-period", "-1"], 2, "--grace-period must be"),
     "negative run timeout": (RUN + ["--timeout", "-5"], 2, "--timeout must be positive"),
+    "negative epoch budget": (RUN + ["--epoch-budget", "-1"], 2,
+                              "--epoch-budget must be greater than or equal to 0"),
+    "pausing with a pruner that has no rungs": (
+        RUN + ["--pause-pruned", "--pruner", "median"], 2,
+        "--pause-pruned needs a pruner whose rungs can promote a paused trial (hyperband, sha), "
+        "not --pruner median"),
+    "pausing without checkpoints": (
+        RUN + ["--pause-pruned", "--checkpoint-dir", ""], 2,
+        "--pause-pruned needs --checkpoint-dir: a paused trial goes on from its checkpoint"),
     "negative worker timeout": (["search.worker", "--study", "s", "--timeout", "-5"], 2,
                                 "--timeout must be positive, not -5.0"),
     "zero worker timeout": (["search.worker", "--study", "s", "--timeout", "0"], 2,

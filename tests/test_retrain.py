@@ -3,12 +3,17 @@ a fresh folder per run, and on request safetensors weights with a timm-style con
 
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
 
 import torch
 import yaml
 from safetensors.torch import load_file
 
 from search.training import checkpoint
+from tests.conftest import REPO
 
 CONFIG = {"model": "mlp", "model_args": {"width": 16, "depth": 1}, "epochs": 2,
           "dataset": "sample", "schedule": "cosine", "lr": 0.05}  # fmt: skip
@@ -46,3 +51,28 @@ def test_a_retrain_writes_its_history_its_page_and_a_fresh_folder_each_time(tmp_
                        cwd=tmp_path)  # fmt: skip
     assert refused.returncode == 2 and "pass --overwrite" in refused.stderr
     assert json.loads((folder / "metrics.json").read_text()) == metrics  # untouched
+
+
+def test_sigterm_ends_a_retrain_with_its_line_and_code_130_having_written_nothing(tmp_path):
+    """What Slurm or Kubernetes send before they kill, as Ctrl-C: one line that says the
+    retrain starts over (it keeps no state between epochs), 130, and no output files. Sent
+    once the first epoch is under way (its line is printed), not after a guessed delay."""
+    (tmp_path / "long.yaml").write_text(yaml.safe_dump({**CONFIG, "epochs": 500}))
+    retrain = subprocess.Popen(
+        [sys.executable, "-m", "search.train", "--config", "long.yaml", "--output-dir", "out"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        while not retrain.stdout.readline().startswith("epoch   1/500"):
+            pass
+        retrain.send_signal(signal.SIGTERM)
+        _, err = retrain.communicate(timeout=600)
+    finally:
+        retrain.kill()
+    assert retrain.returncode == 130, err
+    assert err.strip().splitlines()[-1] == (
+        "search.train: interrupted; nothing was written: run the same command again to start "
+        "it over"
+    )
+    assert not (tmp_path / "out" / "checkpoint.pt").exists()

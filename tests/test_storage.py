@@ -171,3 +171,21 @@ def test_a_retrain_holds_no_connection_to_the_study_it_attaches_to_while_it_trai
     finally:
         with storage.kept_open(POSTGRES, create=False) as opened:
             optuna.delete_study(study_name=label, storage=opened)
+
+
+def test_a_lost_proxy_is_said_with_its_grpc_status_and_details():
+    """A real gRPC error from a proxy that is not there: its first line would say only
+    '<_InactiveRpcError of RPC that terminated with:'; the status and the details are what an
+    operator needs."""
+    import warnings
+
+    from optuna.storages import GrpcStorageProxy
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # GrpcStorageProxy is "experimental"
+        unreachable = GrpcStorageProxy(host="127.0.0.1", port=1)
+    with pytest.raises(Exception) as raised:
+        unreachable.get_all_studies()
+    lost = storage.outage(raised.value)
+    assert lost is not None
+    assert storage.first_line(lost).startswith("gRPC UNAVAILABLE: failed to connect")

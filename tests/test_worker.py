@@ -111,12 +111,15 @@ def test_a_killed_worker_s_trial_fails_and_is_retried(tmp_path):
     os.kill(int(victim.user_attrs["worker"].split(":")[1]), signal.SIGKILL)
     out, err = parent.communicate(timeout=HANG_GUARD_SECONDS)
 
-    assert parent.returncode == 1  # a worker died, and the parent says so
+    # a worker died, and the parent says so, but the study has every trial it was run for
+    assert parent.returncode == 0
     assert "1 of 2 workers failed" in err and "Traceback" not in err
+    assert "the study reached its target although some of its workers failed" in err
     study = optuna.load_study(study_name="test_hopeless_lr-sample", storage=storage)
     check_all_accounted_for(study, 6)
     killed = study.trials[victim.number]
     assert killed.state == TrialState.FAIL
+    assert killed.user_attrs["fail_reason"].startswith("killed or cut off: no heartbeat for")
     retries = [
         t for t in study.trials
         if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == victim.number
@@ -150,6 +153,25 @@ def test_faults_end_one_trial_each_and_the_worker_goes_on(tmp_path):
         assert "unknown activation 'no_such_activation'" in trial.user_attrs["fail_reason"]
         assert "Traceback" in trial.user_attrs["traceback"]
     assert all(t.state == TrialState.COMPLETE for t in by_fault["none"])
+
+
+def test_a_live_trial_failed_from_outside_is_dropped_and_the_worker_goes_on(tmp_path, run_here):
+    """A false verdict (the proxy's watch under load, an operator): trial 0 is marked FAIL by
+    someone else as it starts. Its worker no longer dies of Optuna's "Cannot tell a FAIL
+    trial": it says in one line which trial, and who failed it, and runs the next two."""
+    storage = f"sqlite:///{tmp_path / 'outside.db'}"
+    result = run_here(
+        "search.run", "--space", "test_failed_from_outside", *TEST_SPACES, "--epochs", "1",
+        "--trials", "2", "--storage", storage, "--checkpoint-dir", "", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    said = [line for line in result.stderr.splitlines() if "trial 0" in line]
+    assert said == [
+        "search.worker: trial 0 was marked FAIL by another process while this worker ran it "
+        "(an operator failed it); dropped it, and going on"
+    ]
+    study = optuna.load_study(study_name="test_failed_from_outside-sample", storage=storage)
+    assert [t.state for t in study.trials] == [TrialState.FAIL] + [TrialState.COMPLETE] * 2
 
 
 def test_the_collection_after_each_trial_skips_the_heap_the_worker_started_with(tmp_path):
@@ -271,10 +293,47 @@ def test_workers_survive_a_postgresql_restart(tmp_path):
             reader.join()
         err = "".join(outputs["err"])
         assert parent.returncode == 0, err[-3000:]  # the workers noticed, and went on
+        assert "waiting up to 1800 s for it (--storage-patience)" in err
+        assert "the storage is back after" in err  # each worker says when it waited, and until
         study = optuna.load_study(study_name=name, storage=POSTGRES)
         check_all_accounted_for(study, 24)
     finally:
         parent.kill()
+        optuna.delete_study(study_name=name, storage=POSTGRES)
+
+
+def test_a_worker_gives_up_on_a_lost_storage_after_its_patience_with_one_line(tmp_path):
+    """--storage-patience 3 and a PostgreSQL down for longer: the worker waits its 3 s, then
+    ends with one line that says so, exit code 1, no traceback."""
+    name = f"patience-{uuid.uuid4().hex[:8]}"
+    command = [
+        sys.executable, "-m", "search.run", "--space", "test_tiny", *TEST_SPACES, "--epochs", "1",
+        "--trials", "1000", "--storage-patience", "3", "--storage", POSTGRES, "--study", name,
+        "--checkpoint-dir", "", "--quiet",
+    ]  # fmt: skip
+    parent = start(command, tmp_path)
+    cluster = ["pg_ctlcluster", "--skip-systemctl-redirect", postgres_version(), "main"]
+    try:
+
+        def some_finished():
+            try:
+                study = optuna.load_study(study_name=name, storage=POSTGRES)
+            except KeyError:
+                return False
+            return len(study.get_trials(states=FINISHED)) >= 2
+
+        wait_for(some_finished)
+        subprocess.run([*cluster, "stop"], check=True, capture_output=True)
+        try:
+            out, err = parent.communicate(timeout=HANG_GUARD_SECONDS)
+        finally:
+            subprocess.run([*cluster, "start"], check=True, capture_output=True)
+        assert parent.returncode == 1 and "Traceback" not in err
+        assert "lost the storage for good: nothing for" in err
+        assert "(--storage-patience 3)" in err
+    finally:
+        parent.kill()
+        wait_for(lambda: subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1"]).returncode == 0)
         optuna.delete_study(study_name=name, storage=POSTGRES)
 
 

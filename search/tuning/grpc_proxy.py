@@ -127,11 +127,13 @@ class StaleTrialWatch:
                 if last is None or last[0] != beat:
                     self.seen[trial._trial_id] = (beat, now)
                 elif now - last[1] > settings.grace_period:
-                    self.fail(found, trial)
+                    self.fail(found, trial, settings.grace_period)
         return wait
 
-    def fail(self, study: optuna.Study, trial) -> None:
+    def fail(self, study: optuna.Study, trial, grace_period: float) -> None:
+        reason = f"no beat for {grace_period:g} s by the proxy's clock (its worker died or lost the proxy)"
         try:
+            self.storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
             self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         except UpdateFinishedTrialError:
             return  # it ended meanwhile

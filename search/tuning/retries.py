@@ -20,12 +20,15 @@ MAX_RETRIES = 3
 def retry(running: optuna.Study, trial: FrozenTrial) -> bool:
     """Queue a re-run of `trial` (WAITING, the same parameters), as Optuna's own retry callback
     does, so that its retried_trial_number and retry_history work. The re-run carries none of
-    the failed trial's user attributes (its worker, its failure) but RETRY_HISTORY, which the
-    space reads for the seed and the objective for the checkpoint to resume. False when it
+    the failed trial's user attributes (its worker, its failure) but RETRY_HISTORY (and the
+    paused trials it continues, if any), which the space reads for the seed and the objective
+    for the checkpoint to resume. False when it
     has been re-run MAX_RETRIES times already."""
     history = [*RetryHeartbeatStaleTrialCallback.retry_history(trial), trial.number]
     attributes = copy.copy(trial)
     attributes.user_attrs = {spaces.RETRY_HISTORY: history}
+    if spaces.CONTINUES in trial.user_attrs:  # a continuation of a paused trial goes on as one
+        attributes.user_attrs[spaces.CONTINUES] = trial.user_attrs[spaces.CONTINUES]
     RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)(running, attributes)
     return len(history) <= MAX_RETRIES
 
@@ -34,7 +37,10 @@ def retry_cut_off(running: optuna.Study, number: int) -> bool:
     """The trial this worker was running when a signal or a storage outage stopped it: once
     Optuna has recorded it as failed, re-run it (whether it was re-queued: one still RUNNING,
     its end not recorded, is left to the heartbeats, which fail and re-run it)."""
-    trial = running.get_trials(deepcopy=False)[number]
+    trials = running.get_trials(deepcopy=False)
+    trial = trials[number]
     if trial.state != TrialState.FAIL:  # nothing else re-runs a trial that Optuna failed
         return False
+    if any(spaces.lineage(other)[-1:] == [number] for other in trials[number + 1 :]):
+        return False  # the heartbeats failed it first, and queued its re-run with it
     return retry(running, trial)

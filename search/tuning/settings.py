@@ -37,9 +37,13 @@ class StudySettings:
     space_module: str | None = None
     heartbeat_interval: PositiveInt = 60
     grace_period: PositiveInt = 180
+    storage_patience: NonNegativeInt = 1800  # seconds a worker waits for a lost storage (0: ever)
     compile: Literal[("", *COMPILE_MODES)] = ""  # torch.compile's mode ("": not compiled)
     checkpoint_dir: str = ""  # where trials checkpoint every epoch ("": they do not)
     keep_checkpoints: NonNegativeInt = 0  # the top K complete trials' checkpoints stay
+    epoch_budget: NonNegativeInt = 0  # stop once trials have trained this many epochs (0: no limit)
+    pause_pruned: bool = False  # pruned trials pause, and continue when their rung promotes them
+    keep_paused: NonNegativeInt = 20  # paused trials whose checkpoints stay, the most promising
 
     def to_attrs(self) -> dict[str, Any]:
         """The settings as the study's (JSON) user attributes hold them: tuples as lists."""
@@ -64,7 +68,8 @@ FIXED = ("space", "dataset", "classes", "init_from", "epochs", "objectives", "fi
 FIELDS = tuple(field.name for field in dataclasses.fields(StudySettings))
 # Settings added since the first studies were made, with what those studies mean by them.
 LATER = {"compile": "", "classes": [], "init_from": "", "fixed_params": {},
-         "checkpoint_dir": "", "keep_checkpoints": 0}  # fmt: skip
+         "checkpoint_dir": "", "keep_checkpoints": 0, "epoch_budget": 0, "pause_pruned": False,
+         "keep_paused": 20, "storage_patience": 1800}  # fmt: skip
 
 
 def upgraded(recorded: dict[str, Any]) -> dict[str, Any]:
@@ -122,6 +127,14 @@ def checked(values: dict[str, Any], source: str = "") -> StudySettings:
         check_objectives(settings.objectives)
         if len(settings.classes) == 1:
             raise UsageError("'classes' names one class; a classifier needs two or more")
+        if settings.pause_pruned and settings.pruner not in samplers.PAUSING_PRUNERS:
+            raise UsageError(
+                f"--pause-pruned needs a pruner whose rungs can promote a paused trial "
+                f"({', '.join(samplers.PAUSING_PRUNERS)}), not --pruner {settings.pruner}"
+            )
+        if settings.pause_pruned and not settings.checkpoint_dir:
+            raise UsageError("--pause-pruned needs --checkpoint-dir: a paused trial goes on "
+                             "from its checkpoint")  # fmt: skip
     except pydantic.ValidationError as error:
         shown_as = (lambda field: f"setting '{field}'") if source else flag_name
         raise UsageError(f"{source}{describe_problem(error, '', shown_as)}") from None

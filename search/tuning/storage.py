@@ -13,6 +13,7 @@ from pathlib import Path
 
 import optuna
 import sqlalchemy
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage
 from sqlalchemy.engine import URL, make_url
 
@@ -71,7 +72,10 @@ def _behind(error: BaseException | None, kinds) -> BaseException | None:
 
 
 def first_line(error: BaseException) -> str:
-    """The driver's own message where SQLAlchemy wraps one: it says what went wrong."""
+    """The driver's own message where SQLAlchemy wraps one: it says what went wrong. A gRPC
+    error (the proxy's) by its status and details, which its first line leaves out."""
+    if PROXY_ERRORS and isinstance(error, PROXY_ERRORS) and callable(getattr(error, "code", None)):
+        return f"gRPC {error.code().name}: {error.details()}"
     text = str(getattr(error, "orig", None) or error).strip()
     return text.splitlines()[0] if text else type(error).__name__
 
@@ -198,11 +202,24 @@ def sync_at_checkpoints(connection, _record) -> None:
     connection.execute("PRAGMA synchronous=NORMAL")
 
 
+def stale_reason(grace_period: float) -> str:
+    return f"killed or cut off: no heartbeat for {grace_period:g} s (its worker died or lost the storage)"
+
+
 class HeartbeatingStorage(RDBStorage):
     """Optuna's heartbeat thread ends at the first error it meets (with a traceback on
     stderr), and the trial then looks dead once the grace period passes: a database restart
     during a trial would fail a live trial. Here a beat lost to an outage is skipped; the
     next, heartbeat_interval later, tries again (the worker's loop reports the outage)."""
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        """The trials Optuna is about to fail for want of a heartbeat, each given its reason
+        first (a FAIL trial's attributes can no longer be written)."""
+        stale = super()._get_stale_trial_ids(study_id)
+        for trial_id in stale:
+            with contextlib.suppress(UpdateFinishedTrialError):  # another worker was first
+                self.set_trial_user_attr(trial_id, "fail_reason", stale_reason(self.grace_period))
+        return stale
 
     def record_heartbeat(self, trial_id: int) -> None:
         try:

@@ -9,25 +9,27 @@ import dataclasses
 import datetime
 import gc
 import logging
-import signal
+import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 import optuna
 import sqlalchemy
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
 from registry import RunFailure
-from search.tuning import progress, retries, storage, study
+from registry.signals import interrupt_on_sigterm
+from search.tuning import continuation, progress, retries, storage, study
 from search.tuning.settings import StudySettings
 
 log = logging.getLogger("search.worker")
 
 MAX_CONSECUTIVE_FAILURES = 5
-MAX_OUTAGES = 24  # storage errors in a row (2 minutes of polling) before a worker gives up
 POLL_SECONDS = 5  # how often an idle worker looks whether the study needs it again
+MAX_BACKOFF_SECONDS = 60  # the longest a worker waits between two looks for a lost storage
 # What a claim counts ahead of it: queued trials too, since one is always run (run_some_trials)
 # and a fresh trial created beside a queued re-run must not take its place as well.
 IN_FLIGHT_OR_FINISHED = (
@@ -37,6 +39,9 @@ IN_FLIGHT_OR_FINISHED = (
 
 # Not the trial's fault: Ctrl-C or SIGTERM (interrupt_on_sigterm), or the storage failed.
 CUT_OFF = (KeyboardInterrupt, sqlalchemy.exc.SQLAlchemyError, *storage.PROXY_ERRORS)
+# Nor this: someone else recorded the trial's end while it ran (the proxy's stale watch, an
+# operator, a clock hiccup), and the storage refuses what the worker then writes.
+TAKEN_AWAY = (UpdateFinishedTrialError,)
 
 
 class TrialFailed(Exception):
@@ -55,11 +60,12 @@ class Objective(Protocol):
 
 def in_hand(objective: Objective, trial: optuna.Trial, run: Callable[[], object]):
     """run() with the trial in objective.in_hand; it stays there when a signal or an outage
-    cuts the trial off (run_trials re-queues it), and is cleared otherwise."""
+    cuts the trial off (run_trials re-queues it) or someone else ended it (run_trials drops
+    it), and is cleared otherwise."""
     objective.in_hand = trial.number
     try:
         values = run()
-    except CUT_OFF:
+    except (*CUT_OFF, *TAKEN_AWAY):
         raise
     except BaseException:
         objective.in_hand = None
@@ -96,18 +102,48 @@ def out_of_time(deadline: float | None) -> bool:
     return deadline is not None and time.monotonic() >= deadline
 
 
-class StopWhenEnoughInFlight:
-    """Study callback: stop starting trials once finished plus running ones reach the target.
-    Optuna's MaxTrialsCallback counts only finished trials, so N parallel workers overshoot
-    by up to N-1 (optuna#3518)."""
+def out_of_epochs(running: optuna.Study, budget: int) -> bool:
+    """Whether the study's trials have trained its epoch budget (0: none) in all."""
+    return (
+        bool(budget) and continuation.epochs_trained(running.get_trials(deepcopy=False)) >= budget
+    )
 
-    def __init__(self, target: int):
-        self.target = target
+
+class StopWhenEnoughInFlight:
+    """Study callback: stop starting trials once finished plus running ones reach the target,
+    or the trials have trained the epoch budget. Optuna's MaxTrialsCallback counts only
+    finished trials, so N parallel workers overshoot by up to N-1 (optuna#3518)."""
+
+    def __init__(self, target: int, epoch_budget: int = 0):
+        self.target, self.epoch_budget = target, epoch_budget
 
     def __call__(self, running: optuna.Study, trial: FrozenTrial) -> None:
-        counts = progress.count_by_state(running)
-        if finished(counts) + counts[TrialState.RUNNING] >= self.target:
+        if not has_room(running, self.target, self.epoch_budget):
             running.stop()
+
+
+def has_room(running: optuna.Study, target: int, epoch_budget: int) -> bool:
+    """Whether the study could use another trial: fewer than `target` finished or running,
+    and epochs left in its budget."""
+    counts = progress.count_by_state(running)
+    in_flight = finished(counts) + counts[TrialState.RUNNING]
+    return in_flight < target and not out_of_epochs(running, epoch_budget)
+
+
+class Promoter:
+    """Study callback in a study whose pruned trials pause (--pause-pruned): after each trial,
+    queue a continuation of each paused trial that its rung now promotes and whose checkpoint
+    is kept (`resumable`), while the study has room for it (continuation.promote)."""
+
+    def __init__(self, resumable: Callable[[int], bool], target: int, epoch_budget: int):
+        self.resumable, self.target, self.epoch_budget = resumable, target, epoch_budget
+
+    def __call__(self, running: optuna.Study, trial: FrozenTrial | None = None) -> None:
+        promoted = continuation.promote(
+            running, self.resumable, lambda: has_room(running, self.target, self.epoch_budget)
+        )
+        for number in promoted:
+            log.info("trial %d: its rung promotes it; queued to continue", number)
 
 
 def claim_or_give_up(objective, target: int):
@@ -117,7 +153,9 @@ def claim_or_give_up(objective, target: int):
     trials."""
 
     def claimed(trial: optuna.Trial) -> float:
-        ahead = trial.study.get_trials(deepcopy=False, states=IN_FLIGHT_OR_FINISHED)
+        trials = trial.study.get_trials(deepcopy=False)
+        taken = continuation.continued(trials)  # each counted as its continuation
+        ahead = [t for t in trials if t.state in IN_FLIGHT_OR_FINISHED and t.number not in taken]
         if sum(other.number < trial.number for other in ahead) >= target:
             reason = f"not needed: {target} earlier trials had finished or were under way"
             trial.set_user_attr("fail_reason", reason)
@@ -127,18 +165,6 @@ def claim_or_give_up(objective, target: int):
         return objective(trial)
 
     return claimed
-
-
-def interrupt_on_sigterm() -> None:
-    """Optuna fails the running trial cleanly on KeyboardInterrupt but leaves it RUNNING on
-    SIGTERM (then only heartbeats catch it): treat SIGTERM like Ctrl-C. What Slurm and
-    Kubernetes send before they kill: the trial's last epoch is checkpointed, and it is
-    failed and re-queued at once (run_trials), not a grace period later."""
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,12 +210,12 @@ def fail_orphans(running: optuna.Study, grace_seconds: float) -> None:
 
 
 def run_some_trials(
-    running, objective, target, callbacks, poll_seconds, deadline, grace_seconds
+    running, objective, target, callbacks, poll_seconds, deadline, grace_seconds, epoch_budget=0
 ) -> bool:
     """Run trials until the study needs none from this worker for now; False once the study
-    has its target finished trials."""
+    has its target finished trials, or has trained its epoch budget."""
     counts = progress.count_by_state(running)
-    if finished(counts) >= target:
+    if finished(counts) >= target or out_of_epochs(running, epoch_budget):
         return False
     if finished(counts) + counts[TrialState.RUNNING] >= target and not counts[TrialState.WAITING]:
         # Enough trials are running elsewhere; wait in case one dies or fails and the study
@@ -205,7 +231,7 @@ def run_some_trials(
         claim_or_give_up(objective, target),
         timeout=None if deadline is None else max(0.0, deadline - time.monotonic()),
         catch=(TrialFailed,),
-        callbacks=[StopWhenEnoughInFlight(target), *callbacks],
+        callbacks=[StopWhenEnoughInFlight(target, epoch_budget), *callbacks],
         gc_after_trial=True,
     )
     return True
@@ -228,17 +254,25 @@ def run_trials(
     printer = progress.TrialPrinter(target, finished_before, output)
     callbacks = [printer, guard, *callbacks, SurvivorsFrozen()]  # last: after the others' work
     poll_seconds = min(POLL_SECONDS, settings.heartbeat_interval)
+    outage = Outage(settings.storage_patience)
     with startup_heap_frozen():
-        outages = 0
         while not guard.tripped and not out_of_time(deadline):
             try:
-                requeue(running, objective, "lost the storage")  # a trial the outage cut off
+                if outage.began is not None:
+                    progress.count_by_state(running)  # one look: is the storage back?
+                    outage.over()
+                # a trial the outage cut off, at once: not a grace period later
+                requeue(running, objective, "cut off: its worker lost the storage")
                 if not run_some_trials(
                     running, objective, target, callbacks, poll_seconds, deadline,
-                    settings.grace_period,
+                    settings.grace_period, settings.epoch_budget,
                 ):  # fmt: skip
                     break
-                outages = 0
+            except ValueError as error:  # Optuna's "Cannot tell a FAIL trial."
+                dropped = taken_away(running, objective, error)
+                if dropped is None:
+                    raise
+                log.warning("%s", dropped)
             except KeyboardInterrupt:
                 try:
                     requeue(running, objective, "was interrupted")
@@ -246,22 +280,13 @@ def run_trials(
                     log.warning("could not re-queue trial %s: %s", objective.in_hand, error)
                 raise
             except Exception as error:
-                # The database went away (a restart, a network blip). Pooled connections are
-                # pre-pinged, so waiting and going on reconnects; the trial it cut off is re-run.
+                # The database went away (a restart, a maintenance window, a network blip).
+                # Pooled connections are pre-pinged, so waiting and going on reconnects; the
+                # trial it cut off keeps its checkpoint and is re-run when it is back.
                 lost = storage.outage(error)
                 if lost is None:
                     raise
-                outages += 1
-                if outages > MAX_OUTAGES:
-                    raise RunFailure(
-                        f"lost the storage for good: {storage.first_line(lost)}"
-                    ) from None
-                log.warning(
-                    "lost the storage (%s); retrying in %d s",
-                    storage.first_line(lost),
-                    POLL_SECONDS,
-                )
-                time.sleep(POLL_SECONDS)
+                outage.wait(lost)
     printer.close()
     if guard.tripped:
         raise RunFailure(
@@ -308,10 +333,73 @@ class SurvivorsFrozen:
         gc.freeze()
 
 
+class Outage:
+    """A worker's wait for a lost storage: one line when it begins, one when it is over; looks
+    that back off from POLL_SECONDS to MAX_BACKOFF_SECONDS with jitter (hundreds of workers
+    do not all knock at the same instant when it returns); and after `patience` seconds
+    (--storage-patience; 0: never) a RunFailure."""
+
+    def __init__(self, patience: int):
+        self.patience = patience
+        self.began: float | None = None
+        self.looks = 0
+
+    def wait(self, lost: BaseException) -> None:
+        now = time.monotonic()
+        if self.began is None:
+            self.began, self.looks = now, 0
+            limit = f"up to {self.patience} s" if self.patience else "for as long as it takes"
+            log.warning("lost the storage (%s); waiting %s for it (--storage-patience)",
+                        storage.first_line(lost), limit)  # fmt: skip
+        elif self.patience and now - self.began >= self.patience:
+            raise RunFailure(
+                f"lost the storage for good: nothing for {now - self.began:.0f} s "
+                f"(--storage-patience {self.patience}): {storage.first_line(lost)}"
+            ) from None
+        else:
+            log.debug("still no storage: %s", storage.first_line(lost))
+        self.looks += 1
+        pause = min(MAX_BACKOFF_SECONDS, POLL_SECONDS * 2 ** min(self.looks - 1, 8))
+        if self.patience:
+            pause = min(pause, max(0.0, self.began + self.patience - now))
+        time.sleep(pause * random.uniform(0.5, 1.0))
+
+    def over(self) -> None:
+        log.warning("the storage is back after %.0f s", time.monotonic() - self.began)
+        self.began = None
+
+
+def taken_away(running: optuna.Study, objective: Objective, error: ValueError) -> str | None:
+    """If Optuna refused to record the end of the trial in hand because someone else already
+    had (a false stale verdict on a live trial): what to say, having dropped it. Whoever
+    ended it re-queues it as they would a dead worker's (the checkpoint it left stays), and
+    this worker goes on to the next."""
+    number = objective.in_hand
+    if number is None or not str(error).startswith("Cannot tell a"):
+        return None
+    trial = running.get_trials(deepcopy=False)[number]
+    if not trial.state.is_finished():
+        return None
+    objective.in_hand = None
+    why = trial.user_attrs.get("fail_reason", "no reason recorded")
+    return (
+        f"trial {number} was marked {trial.state.name} by another process while this worker "
+        f"ran it ({why}); dropped it, and going on"
+    )
+
+
 def requeue(running: optuna.Study, objective: Objective, reason: str) -> None:
-    """Re-run the trial in hand, if any, from its last checkpoint (retries.retry_cut_off)."""
-    if objective.in_hand is None:
+    """Re-run the trial in hand, if any, from its last checkpoint (retries.retry_cut_off). One
+    whose end the outage kept Optuna from recording is still RUNNING: this worker ran it, so
+    it fails it now, with `reason`, rather than leave it to the heartbeats' grace period."""
+    number = objective.in_hand
+    if number is None:
         return
-    if retries.retry_cut_off(running, objective.in_hand):
-        log.info("trial %d %s; re-queued to resume", objective.in_hand, reason)
+    trial = running.get_trials(deepcopy=False)[number]
+    if trial.state == TrialState.RUNNING:
+        with contextlib.suppress(UpdateFinishedTrialError):  # the heartbeats were first
+            running._storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
+            running._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    if retries.retry_cut_off(running, number):
+        log.info("trial %d: %s; re-queued to resume", number, reason)
     objective.in_hand = None
