@@ -4,6 +4,7 @@ leaves the old file or none, never half of one."""
 
 import contextlib
 import os
+import socket
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -85,3 +86,44 @@ def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+@contextlib.contextmanager
+def owned(folder: Path, command: str) -> Iterator[None]:
+    """`folder` written by this process alone while the block runs: a lock file in it, made
+    with O_EXCL, names the process. Another command that would write the same folder at once
+    fails with one line instead of replacing this one's files unseen; a lock whose process
+    is gone (killed) is taken over."""
+    folder = Path(folder)
+    check_folder(folder)
+    lock = folder / ".lock"
+    holder = f"{os.getpid()} {socket.gethostname()} {command}"
+    for _ in range(2):  # the second time after a dead holder's lock is removed
+        try:
+            descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            pid, host, *what = (lock.read_text().split() or ["0", ""]) + [""]
+            if host == socket.gethostname() and not _alive(int(pid or 0)):
+                lock.unlink(missing_ok=True)
+                continue
+            raise UsageError(
+                f"{folder} is being written by another {' '.join(what).strip() or 'command'} "
+                f"(pid {pid} on {host}); wait for it to end, or choose another folder"
+            ) from None
+        with os.fdopen(descriptor, "w") as written:
+            written.write(holder)
+        break
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return pid > 0

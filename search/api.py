@@ -73,6 +73,7 @@ def train(
     wrote) on train+val as `search.train` does, writing the same files; returns
     retrain.Retrained: metrics (test accuracy, per-class accuracy, ...), the trained model,
     the history and the folder."""
+    from registry import files
     from search.training import config as configs
     from search.training import data, retrain
     from search.training import device as devices
@@ -88,9 +89,10 @@ def train(
     config = config.replace(**overrides)
     chosen = Path(output_dir) if output_dir else None
     folder = retrain.output_folder(chosen, Path("runs") / config.model, overwrite)
-    retrain.check_outputs(folder, [config.init_from] if config.init_from else [], overwrite)
-    dataset = data.load(config.dataset, Path(data_dir), classes=config.classes)
-    return retrain.retrain(config, dataset, devices.resolve(device), folder, provenance)
+    with files.owned(folder, "search.api.train"):
+        retrain.check_outputs(folder, [config.init_from] if config.init_from else [], overwrite)
+        dataset = data.load(config.dataset, Path(data_dir), classes=config.classes)
+        return retrain.retrain(config, dataset, devices.resolve(device), folder, provenance)
 
 
 def load_checkpoint(path: str | Path, device: str = "cpu"):

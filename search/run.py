@@ -338,6 +338,7 @@ def start(wanted: StudySettings, options: RunOptions) -> tuple[int, optuna.Study
     name = options.study
     with storage.kept_open(options.storage) as study_storage:
         running = study.create_or_resume(study_storage, name, wanted)
+        wanted = study.settings(running)  # as recorded: with the study's checkpoint key
         if options.warm_start:
             queued = study.enqueue_warm_starts(running, wanted.space)
             print(f"warm start: queued {queued} known-good config(s) of space {wanted.space}")

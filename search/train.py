@@ -58,8 +58,7 @@ def get_args_parser() -> cli.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
-    from search.training import config, data, device, retrain
-    from search.training.trainer import EpochResult
+    from search.training import config, retrain
 
     trial_config, provenance = config.read_file(args.config)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None}
@@ -73,6 +72,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             files.check_folder(args.artifact_dir)
     output_dir = retrain.output_folder(args.output_dir, Path("runs") / args.config.stem,
                                        args.overwrite)  # fmt: skip
+    with files.owned(output_dir, "search.train"):  # another retrain there now fails at once
+        return retrain_into(args, trial_config, provenance, output_dir)
+
+
+def retrain_into(args, trial_config, provenance: dict, output_dir: Path) -> int:
+    from search.training import data, device, retrain
+    from search.training.trainer import EpochResult
+
     # before training: hours of it must not end in an output that cannot be written
     reads = [p for p in (args.config, trial_config.init_from) if p]
     retrain.check_outputs(output_dir, reads, args.overwrite)
@@ -106,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     print(f"wrote {output_dir}/: {', '.join(written)}")
     if args.attach:
+        from search.tuning import artifacts
+
         paths = [output_dir / name for name in retrain.OUTPUTS if name != "config.yaml"]
         try:
             with artifacts.source_trial(provenance, args.storage) as destination:

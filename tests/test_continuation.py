@@ -40,7 +40,7 @@ def paused_study(tmp_path, sample):
     found = optuna.create_study(storage=opened, direction="maximize", pruner=pruner,
                                 sampler=optuna.samplers.RandomSampler(seed=1))  # fmt: skip
     rival(found, 0.99)
-    checkpoints = TrialCheckpoints(tmp_path / "checkpoints", "c", keep_paused=5)
+    checkpoints = TrialCheckpoints(tmp_path / "checkpoints", "c", "k", keep_paused=5)
     objective = Objective("test_tiny", CONTEXT, sample, CPU, checkpoints=checkpoints,
                           pause_pruned=True)  # fmt: skip
     found.optimize(objective, n_trials=1)

@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -76,3 +77,28 @@ def test_sigterm_ends_a_retrain_with_its_line_and_code_130_having_written_nothin
         "it over"
     )
     assert not (tmp_path / "out" / "checkpoint.pt").exists()
+
+
+def test_two_retrains_into_one_folder_at_once_cannot_both_succeed(tmp_path, run_here):
+    """While one retrain writes runs/tiny (its lock held here, as that process holds it), a
+    second into the same folder fails at once with one line; a lock whose process is gone
+    (killed) does not stop the next one."""
+    from registry import files
+
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({**CONFIG, "epochs": 1}))
+    folder = tmp_path / "runs" / "tiny"
+    with files.owned(folder, "search.train"):
+        second = run_here("search.train", "--config", "tiny.yaml", "--output-dir", "runs/tiny",
+                          cwd=tmp_path)  # fmt: skip
+    assert second.returncode == 2
+    assert second.stderr.strip() == (
+        f"search.train: error: runs/tiny is being written by another search.train (pid "
+        f"{os.getpid()} on {socket.gethostname()}); wait for it to end, or choose "
+        "another folder"
+    )
+    assert not (folder / "checkpoint.pt").exists()
+    (folder / ".lock").write_text(f"999999999 {socket.gethostname()} search.train")
+    after_a_kill = run_here("search.train", "--config", "tiny.yaml", "--output-dir", "runs/tiny",
+                            cwd=tmp_path)  # fmt: skip
+    assert after_a_kill.returncode == 0, after_a_kill.stderr
+    assert (folder / "checkpoint.pt").exists() and not (folder / ".lock").exists()

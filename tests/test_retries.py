@@ -51,8 +51,11 @@ def test_re_runs_stop_after_max_retries(tmp_path):
 
 def test_checkpoints_of_finished_trials_go_and_those_still_needed_stay(tmp_path):
     study = new_study(tmp_path)
-    checkpoints = TrialCheckpoints(tmp_path / "checkpoints", "a study/with odd:name", keep=1)
-    assert checkpoints.folder.name == "a_study_with_odd_name"
+    checkpoints = TrialCheckpoints(tmp_path / "checkpoints", "a study/with odd:name", "c0ffee01",
+                                   keep=1)  # fmt: skip
+    assert checkpoints.folder.name == "a_study_with_odd_name-c0ffee01"
+    older = TrialCheckpoints(tmp_path / "checkpoints", "a study/with odd:name")
+    assert older.folder.name == "a_study_with_odd_name"  # a study made before keys
 
     def trial_with_checkpoint(state, value=None):
         trial = study.ask()

@@ -41,12 +41,15 @@ def test_run_writes_a_study_with_the_requested_finished_trials(mlp_study):
     folder, result = mlp_study
     study = load(folder / "studies.db")  # the default storage, in the working directory
     assert len(study.get_trials(states=FINISHED)) == 3
+    key = study.user_attrs["checkpoint_key"]
+    assert len(key) == 8 and int(key, 16) >= 0  # drawn when the study was created
     assert study.user_attrs == {
         "space": "mlp", "dataset": "sample", "classes": [], "init_from": "", "epochs": 2,
         "objectives": ["accuracy"], "fixed_params": {"image_size": 0},
         "trials": 3, "sampler": "tpe", "pruner": "hyperband", "seed": 0, "space_module": None,
-        "heartbeat_interval": 60, "grace_period": 180, "compile": "",
-        "checkpoint_dir": str(folder / "checkpoints"), "keep_checkpoints": 0,
+        "heartbeat_interval": 60, "grace_period": 180, "storage_patience": 1800, "compile": "",
+        "checkpoint_dir": str(folder / "checkpoints"), "checkpoint_key": key,
+        "keep_checkpoints": 0, "epoch_budget": 0, "pause_pruned": False, "keep_paused": 20,
     }  # fmt: skip
     # Every trial checkpointed its epochs there; finished, they were removed.
     assert (folder / "checkpoints").is_dir() and not list((folder / "checkpoints").rglob("*.pt"))

@@ -1,10 +1,12 @@
 """Studies that record how they are run, so any worker runs them the same way: real SQLite."""
 
+import dataclasses
+
 import optuna
 import pytest
 
 import spaces
-from registry import UsageError
+from registry import RunFailure, UsageError
 from search.tuning import settings, storage, study
 
 FIXED = {
@@ -28,12 +30,17 @@ def opened(tmp_path):
 
 def test_a_created_study_records_its_settings_and_a_resumed_one_keeps_them(opened):
     created = study.create_or_resume(opened, "s", SETTINGS)
-    assert study.settings(created) == SETTINGS
-    assert (
-        created.user_attrs
-        == SETTINGS.to_attrs()
-        == {**FIXED, **OPTIONS, "objectives": ["accuracy"]}
-    )
+    recorded = dataclasses.replace(SETTINGS, checkpoint_key=created.user_attrs["checkpoint_key"])
+    assert study.settings(created) == recorded
+    assert created.user_attrs == recorded.to_attrs()
+    later = {
+        "storage_patience": 1800,
+        "checkpoint_key": "",
+        "epoch_budget": 0,
+        "pause_pruned": False,
+        "keep_paused": 20,
+    }  # defaults of settings added since
+    assert SETTINGS.to_attrs() == {**FIXED, **OPTIONS, "objectives": ["accuracy"], **later}
     assert created.metric_names == ["val_accuracy"]
     more = settings.checked({**FIXED, **OPTIONS, "trials": 9})
     resumed = study.create_or_resume(opened, "s", more)
@@ -141,3 +148,24 @@ def test_a_recorded_setting_reads_as_the_flag_that_gave_it():
     )
     assert settings.as_flag("classes", ["car", "deer"]) == "--classes car,deer"
     assert settings.as_flag("init_from", "/c.pt") == "--init-from /c.pt"
+
+
+def test_of_two_commands_creating_one_study_at_once_the_second_fails_with_one_line(
+    opened, monkeypatch
+):
+    """Both looked and found no study 'race'; the first created it. The second must not go
+    on to record its own settings over the first's (another space, say)."""
+    study.create_or_resume(opened, "race", SETTINGS)
+    monkeypatch.setattr(study, "names", lambda storage: [])  # what the second saw, earlier
+    other = settings.checked({**FIXED, **OPTIONS, "space": "resnet"})
+    with pytest.raises(RunFailure, match="study 'race' was created by another command just now"):
+        study.create_or_resume(opened, "race", other)
+    monkeypatch.undo()
+    assert study.settings(study.load(opened, "race")).space == "mlp"
+
+
+def test_a_study_draws_its_own_checkpoint_key_and_keeps_it_when_resumed(opened):
+    first = study.settings(study.create_or_resume(opened, "keyed", SETTINGS)).checkpoint_key
+    again = study.settings(study.create_or_resume(opened, "keyed", SETTINGS)).checkpoint_key
+    other = study.settings(study.create_or_resume(opened, "other", SETTINGS)).checkpoint_key
+    assert len(first) == 8 and first == again != other

@@ -179,7 +179,8 @@ def paused_lines(study: optuna.Study) -> list[str]:
     if not taken and not waiting:
         return []
     root = study.user_attrs.get("checkpoint_dir", "")
-    kept = TrialCheckpoints(Path(root), study.study_name).paused_bytes(trials) if root else 0
+    key = study.user_attrs.get("checkpoint_key", "")
+    kept = TrialCheckpoints(Path(root), study.study_name, key).paused_bytes(trials) if root else 0
     return [
         f"paused: {len(taken) + len(waiting)} trial(s); {len(taken)} continued from their "
         f"checkpoints, {len(waiting)} still paused ({kept / 2**20:.1f} MiB of checkpoints)"

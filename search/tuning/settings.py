@@ -40,6 +40,10 @@ class StudySettings:
     storage_patience: NonNegativeInt = 1800  # seconds a worker waits for a lost storage (0: ever)
     compile: Literal[("", *COMPILE_MODES)] = ""  # torch.compile's mode ("": not compiled)
     checkpoint_dir: str = ""  # where trials checkpoint every epoch ("": they do not)
+    # Whose checkpoints: drawn when the study is created, so that its folder under
+    # checkpoint_dir is its own, not another study's of the same name (in another storage) or
+    # of a name that reads the same as a path ("a/b", "a_b"). "": a study made before it.
+    checkpoint_key: str = ""
     keep_checkpoints: NonNegativeInt = 0  # the top K complete trials' checkpoints stay
     epoch_budget: NonNegativeInt = 0  # stop once trials have trained this many epochs (0: no limit)
     pause_pruned: bool = False  # pruned trials pause, and continue when their rung promotes them
@@ -69,7 +73,7 @@ FIELDS = tuple(field.name for field in dataclasses.fields(StudySettings))
 # Settings added since the first studies were made, with what those studies mean by them.
 LATER = {"compile": "", "classes": [], "init_from": "", "fixed_params": {},
          "checkpoint_dir": "", "keep_checkpoints": 0, "epoch_budget": 0, "pause_pruned": False,
-         "keep_paused": 20, "storage_patience": 1800}  # fmt: skip
+         "keep_paused": 20, "storage_patience": 1800, "checkpoint_key": ""}  # fmt: skip
 
 
 def upgraded(recorded: dict[str, Any]) -> dict[str, Any]:

@@ -2,11 +2,14 @@
 budget, target, sampler, pruner, seed) in its user attributes, so that any worker on any host
 runs it the same way from its name and storage URL alone."""
 
+import dataclasses
+import uuid
+
 import optuna
 from optuna.storages import RDBStorage
 from optuna.study import StudyDirection
 
-from registry import UsageError, seed_plus
+from registry import RunFailure, UsageError, seed_plus
 from search.tuning import samplers
 from search.tuning.settings import FIELDS, FIXED, LATER, StudySettings, as_flag, checked, upgraded
 
@@ -43,8 +46,11 @@ def settings(found: optuna.Study) -> StudySettings:
 
 def create_or_resume(storage: RDBStorage, name: str, wanted: StudySettings) -> optuna.Study:
     """Create the study, or resume it if search.run created it with the same fixed settings;
-    either way record the settings (already checked) for the workers."""
+    either way record the settings (already checked) for the workers, with the study's own
+    checkpoint key (drawn when it is created). Of two commands that create the same study at
+    once, the second fails with one line: it would have replaced the first's settings."""
     directions = wanted.directions
+    key = uuid.uuid4().hex[:8]
     if name in names(storage):
         existing = optuna.load_study(study_name=name, storage=storage)
         lacking = [key for key in FIELDS
@@ -68,11 +74,19 @@ def create_or_resume(storage: RDBStorage, name: str, wanted: StudySettings) -> o
                 f"study '{name}' was created with {flags}; resume it with the same flags "
                 "or start another with --study NAME"
             )
-    created = optuna.create_study(
-        storage=storage, study_name=name, directions=directions, load_if_exists=True
-    )
-    for key, value in wanted.to_attrs().items():
-        created.set_user_attr(key, value)
+        created = existing
+        key = existing.user_attrs.get("checkpoint_key", LATER["checkpoint_key"])
+    else:
+        try:
+            created = optuna.create_study(storage=storage, study_name=name, directions=directions)
+        except optuna.exceptions.DuplicatedStudyError:
+            raise RunFailure(
+                f"study '{name}' was created by another command just now; run this one again "
+                "to resume it (its settings are checked against that one's then)"
+            ) from None
+    recorded = dataclasses.replace(wanted, checkpoint_key=key)
+    for setting, value in recorded.to_attrs().items():
+        created.set_user_attr(setting, value)
     created.set_metric_names(wanted.metric_names)
     return created
 

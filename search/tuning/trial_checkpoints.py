@@ -30,8 +30,12 @@ def folder_name(study_name: str) -> str:
 
 
 class TrialCheckpoints:
-    def __init__(self, root: Path, study_name: str, keep: int = 0, keep_paused: int = 0):
-        self.folder = Path(root) / folder_name(study_name)
+    def __init__(
+        self, root: Path, study_name: str, key: str = "", keep: int = 0, keep_paused: int = 0
+    ):
+        """The study's own folder under `root`: its name made a path, then its checkpoint key
+        (settings.checkpoint_key; none for a study made before keys)."""
+        self.folder = Path(root) / (folder_name(study_name) + (f"-{key}" if key else ""))
         self.keep, self.keep_paused = keep, keep_paused
 
     def path(self, number: int) -> Path:
@@ -97,7 +101,7 @@ class TrialCheckpoints:
         resumed = {n for t in trials if t.state.is_finished() and final(t)
                    for n in spaces.lineage(t)}  # fmt: skip
         needed -= resumed
-        paused = continuation.ranked(continuation.paused(trials), running.direction)
+        paused = continuation.ranked(continuation.paused(trials), running.directions[0])
         kept = {t.number for t in paused[: self.keep_paused]}
         return needed | kept | {t.number for t in top_complete(running, trials, self.keep)}
 

@@ -55,7 +55,8 @@ def work(
         checkpoints = None
         if settings.checkpoint_dir:
             checkpoints = TrialCheckpoints(
-                Path(settings.checkpoint_dir), name, settings.keep_checkpoints,
+                Path(settings.checkpoint_dir), name, settings.checkpoint_key,
+                settings.keep_checkpoints,
                 settings.keep_paused if settings.pause_pruned else 0,
             )  # fmt: skip
         objective = Objective(
