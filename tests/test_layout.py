@@ -1,4 +1,4 @@
-"""The rooms of DESIGN.md, kept: the import contracts in pyproject.toml hold (lint-imports),
+"""The rooms of README's Layout, kept: the import contracts in pyproject.toml hold (lint-imports),
 the training room loads without Optuna, and the commands answer --help (and search.status its
 whole job) without loading torch."""
 

@@ -2,8 +2,9 @@
 top few are usually within that noise. Here each of the top K trials is retrained with S seeds
 (the same S for each, so they are compared on equal draws) and ranked by its mean validation
 accuracy. Each retrain also reads the test set, as information only: the ranking, like the
-search, never sees it (DESIGN.md). The table is recorded on the study, where search.export
-takes the winner from, and search.status, search.report and the dashboard show it."""
+search, never sees it (README, "Choose the winner over several seeds"). The table is recorded
+on the study, where search.export takes the winner from, and search.status, search.report and
+the dashboard show it."""
 
 import statistics
 
