@@ -72,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             files.check_folder(args.artifact_dir)
     output_dir = retrain.output_folder(args.output_dir, Path("runs") / args.config.stem,
                                        args.overwrite)  # fmt: skip
+    reads = [p for p in (args.config, trial_config.init_from) if p]
+    retrain.check_outputs(output_dir, reads, args.overwrite)  # its own line for each mistake
     with files.owned(output_dir, "search.train"):  # another retrain there now fails at once
         return retrain_into(args, trial_config, provenance, output_dir)
 
@@ -80,7 +82,7 @@ def retrain_into(args, trial_config, provenance: dict, output_dir: Path) -> int:
     from search.training import data, device, retrain
     from search.training.trainer import EpochResult
 
-    # before training: hours of it must not end in an output that cannot be written
+    # again, now that the folder is this command's: a retrain that ended meanwhile is there
     reads = [p for p in (args.config, trial_config.init_from) if p]
     retrain.check_outputs(output_dir, reads, args.overwrite)
     on_device = device.resolve(args.device)

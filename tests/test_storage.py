@@ -12,7 +12,7 @@ import sqlalchemy
 from registry import RunFailure, UsageError
 from search import run
 from search.tuning import artifacts, storage
-from tests.conftest import run_tiny_study
+from tests.conftest import run_command, run_tiny_study
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -189,3 +189,23 @@ def test_a_lost_proxy_is_said_with_its_grpc_status_and_details():
     lost = storage.outage(raised.value)
     assert lost is not None
     assert storage.first_line(lost).startswith("gRPC UNAVAILABLE: failed to connect")
+
+
+def test_a_read_only_command_writes_nothing_and_leaves_no_log_files(tmp_path):
+    """search.status, in a process of its own as a user runs it, reads the study and ends: the
+    file alone holds it, no -wal or -shm beside it; and its storage refuses a write (here, a
+    study created)."""
+    run_tiny_study(tmp_path, "quiet", epochs=1, trials=1)
+    alone = tmp_path / "alone"  # the file alone, as a user copies a finished study
+    alone.mkdir()
+    shutil.copy(tmp_path / "quiet.db", alone / "quiet.db")
+    url = f"sqlite:///{alone / 'quiet.db'}"
+    status = run_command("search.status", "--study", "quiet", "--storage", url, cwd=alone)
+    assert status.returncode == 0, status.stderr
+    assert sorted(p.name for p in alone.iterdir()) == ["quiet.db"]
+    reader = storage.open_storage(url, read_only=True)
+    with pytest.raises(optuna.exceptions.StorageInternalError) as refused:
+        optuna.create_study(storage=reader, study_name="not-here")
+    assert "attempt to write a readonly database" in str(refused.value.__cause__)
+    storage.close(reader)
+    assert optuna.get_all_study_names(storage=url) == ["quiet"]

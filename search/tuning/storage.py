@@ -202,6 +202,20 @@ def sync_at_checkpoints(connection, _record) -> None:
     connection.execute("PRAGMA synchronous=NORMAL")
 
 
+def query_only(path: Path, timeout: float):
+    """SQLite connections for a read-only command: query_only refuses every write (Optuna's
+    attempt to create its tables in a file that has none too), as SQLite's mode=ro did; but
+    a mode=ro connection cannot fold the write-ahead log back into the file as it closes, and
+    search.status left -wal and -shm files beside the study. These do, when they are the last."""
+
+    def connect() -> sqlite3.Connection:
+        connection = sqlite3.connect(str(path), timeout=timeout, check_same_thread=False)
+        connection.execute("PRAGMA query_only=ON")
+        return connection
+
+    return connect
+
+
 def stale_reason(grace_period: float) -> str:
     return f"killed or cut off: no heartbeat for {grace_period:g} s (its worker died or lost the storage)"
 
@@ -242,7 +256,7 @@ def open_storage(
     grace_period seconds) is failed when a worker next asks for a trial, and re-run
     (retries.py).
     Only search.run `create`s a storage; `read_only` ones (search.status, export, report)
-    cannot write to it at all (SQLite's mode=ro, PostgreSQL's read-only transactions).
+    cannot write to it at all (SQLite's query_only, PostgreSQL's read-only transactions).
     grpc://HOST:PORT is the storage that `python -m search.proxy` serves (grpc_proxy.py): its
     heartbeats, and whether it may be written, are the proxy's."""
     if grpc_proxy.is_proxy_url(url):
@@ -259,14 +273,14 @@ def open_storage(
             check_sqlite_file(path, parsed, create and not read_only)
             CHECKED.add(resolved)
         engine_kwargs["connect_args"] = {"timeout": _timeout(parsed)}
-        query = {"mode": "ro", "uri": "true"} if read_only else {}
-        database = f"file:{path}" if read_only else str(path)
-        parsed = parsed.set(database=database, query=query)
+        parsed = parsed.set(database=str(path), query={})
     elif read_only:
         engine_kwargs["connect_args"] = {
             **engine_kwargs["connect_args"],
             "options": "-c default_transaction_read_only=on",
         }
+    if backend == "sqlite" and read_only:
+        engine_kwargs = {"creator": query_only(path, _timeout(parsed))}
     try:
         with warnings.catch_warnings():  # "experimental" since Optuna 2.8: nothing to act on
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
