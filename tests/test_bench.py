@@ -168,7 +168,7 @@ def test_the_strategies_are_compared_at_an_equal_budget_in_epochs(tmp_path, run_
             assert 6 <= search["epochs"] <= 6 + 2
             best = [search["best_val"][f] for f in ("0.25", "0.5", "1.0")]
             assert all(b is not None for b in best) and best == sorted(best)
-            assert 0 < search["test_accuracy"] < 1
+            assert 0 < search["test_accuracy"] < 1 and search["continued"] >= 0
             reached = search["epochs_to_random_final"]
             assert reached is None or reached <= search["epochs"]
     assert "| strategy: random | --sampler random --pruner none;" in result.stdout

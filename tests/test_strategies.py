@@ -48,5 +48,6 @@ def test_the_best_at_each_share_of_the_budget_counts_the_epochs_trained_by_then(
     search = strategies.read_search("x", 0, 60.0, found, budget=8)
     assert search.best == {0.25: None, 0.5: None, 1.0: 0.5}
     assert search.winner.number == 0 and search.epochs == 12 and search.trials == 4
+    assert search.continued == 0
     assert search.curve == [(9, 0.5), (11, 0.7), (12, 0.9)]
     assert search.epochs_to_reach(0.6) == 11 and search.epochs_to_reach(0.95) is None

@@ -51,6 +51,7 @@ class Search:
     seed: int
     seconds: float
     trials: int  # trials that trained (a continuation is a trial of its own)
+    continued: int  # paused trials that a continuation took over
     epochs: int  # epochs trained in all (a little over the budget: trials in flight finish)
     best: dict[float, float | None]  # budget fraction -> best validation accuracy by then
     curve: list[tuple[int, float]]  # (epochs trained, best so far) at each improvement
@@ -107,6 +108,7 @@ def read_search(strategy: str, seed: int, seconds: float, found: optuna.Study, b
     return Search(
         strategy, seed, seconds,
         trials=sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials),
+        continued=len(continuation.continued(trials)),
         epochs=continuation.epochs_trained(trials),
         best={f: (t.value if t else None) for f, t in bests.items()},
         curve=curve, winner=bests[1.0],
@@ -195,7 +197,9 @@ def row_of(strategy: str, searches: list[Search], reference: float | None, args)
     result = (
         f"best val at 25% {spread(at[0.25])}, 50% {spread(at[0.5])}, 100% {spread(at[1.0])}; "
         f"random's final best reached in {reach}; winner retrained: test {spread(tests)}; "
-        f"{statistics.mean(s.trials for s in searches):.0f} trials, "
+        f"{statistics.mean(s.trials for s in searches):.0f} trials"
+        + (f" ({sum(s.continued for s in searches)} continued in all)" if pause else "")
+        + ", "
         f"{statistics.mean(s.seconds for s in searches):.0f} s a search"
     )
     setting = (
@@ -209,6 +213,7 @@ def row_of(strategy: str, searches: list[Search], reference: float | None, args)
         "reference_random_final": reference,
         "searches": [
             {"seed": s.seed, "seconds": s.seconds, "trials": s.trials, "epochs": s.epochs,
+             "continued": s.continued,
              "best_val": {str(f): v for f, v in s.best.items()},
              "epochs_to_random_final": s.epochs_to_reach(reference) if reference else None,
              "winner": s.winner.number if s.winner else None, "test_accuracy": s.test_accuracy,
