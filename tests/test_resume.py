@@ -80,9 +80,8 @@ def stalled_run(tmp_path, storage: str, study: str = "resume") -> subprocess.Pop
     marker = tmp_path / "stalled"
     process = start(search_command(storage, study), tmp_path, stall_marker=marker)
     wait_for_file(marker, process)
-    key = load(storage, study).user_attrs["checkpoint_key"]  # the study's own folder
-    saved = torch.load(tmp_path / "checkpoints" / f"{study}-{key}" / "trial-0.pt",
-                       weights_only=True)  # fmt: skip
+    (folder,) = (tmp_path / "checkpoints").glob(f"{study}-*")  # the study's own, by its key
+    saved = torch.load(folder / "trial-0.pt", weights_only=True)
     assert saved["epoch"] == 2
     return process
 

@@ -11,15 +11,17 @@ from search.tuning import config_attrs, samplers
 
 # The trace each model-based sampler leaves on the trials it proposed from its model (after
 # Optuna's 10 start-up trials): proof that the workers used it, not a fallback.
-MODEL_TRACE = {"tpe": "tpe:relative_params", "gp": "gp:relative_params", "cmaes": "cma:"}
+MODEL_TRACE = {"tpe": "tpe:relative_params", "optuna-tpe": "tpe:relative_params",
+               "gp": "gp:relative_params", "cmaes": "cma:"}  # fmt: skip
 SAMPLER_CLASSES = {
     "tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
     "cmaes": optuna.samplers.CmaEsSampler, "gp": optuna.samplers.GPSampler,
-    "qmc": optuna.samplers.QMCSampler,
+    "qmc": optuna.samplers.QMCSampler, "optuna-tpe": optuna.samplers.TPESampler,
 }  # fmt: skip
 PRUNER_CLASSES = {
     "hyperband": optuna.pruners.HyperbandPruner, "median": optuna.pruners.MedianPruner,
     "sha": optuna.pruners.SuccessiveHalvingPruner, "none": optuna.pruners.NopPruner,
+    "optuna-median": optuna.pruners.MedianPruner,
 }  # fmt: skip
 
 
