@@ -253,6 +253,15 @@ def drain(stream, into: list[str]) -> None:
         into.append(line)
 
 
+def finished_in_postgres(name: str) -> int:
+    """The finished trials of study `name` on the test PostgreSQL (0 before it exists)."""
+    try:
+        study = optuna.load_study(study_name=name, storage=POSTGRES)
+    except KeyError:
+        return 0
+    return len(study.get_trials(states=FINISHED))
+
+
 def postgres_version() -> str:
     return sorted(os.listdir("/etc/postgresql"))[-1]
 
@@ -267,15 +276,7 @@ def test_workers_survive_a_postgresql_restart(tmp_path):
     ]  # fmt: skip
     parent = start(command, tmp_path)
     try:
-
-        def some_finished():
-            try:
-                study = optuna.load_study(study_name=name, storage=POSTGRES)
-            except KeyError:
-                return False
-            return len(study.get_trials(states=FINISHED)) >= 5
-
-        wait_for(some_finished)
+        wait_for(lambda: finished_in_postgres(name) >= 5)
         outputs = {"out": [], "err": []}
         readers = [threading.Thread(target=drain, args=(stream, outputs[key]), daemon=True)
                    for key, stream in (("out", parent.stdout), ("err", parent.stderr))]  # fmt: skip
@@ -314,15 +315,7 @@ def test_a_worker_gives_up_on_a_lost_storage_after_its_patience_with_one_line(tm
     parent = start(command, tmp_path)
     cluster = ["pg_ctlcluster", "--skip-systemctl-redirect", postgres_version(), "main"]
     try:
-
-        def some_finished():
-            try:
-                study = optuna.load_study(study_name=name, storage=POSTGRES)
-            except KeyError:
-                return False
-            return len(study.get_trials(states=FINISHED)) >= 2
-
-        wait_for(some_finished)
+        wait_for(lambda: finished_in_postgres(name) >= 2)
         subprocess.run([*cluster, "stop"], check=True, capture_output=True)
         try:
             out, err = parent.communicate(timeout=HANG_GUARD_SECONDS)
