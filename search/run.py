@@ -7,6 +7,7 @@ The parser needs only the spaces and samplers registries; the rest is imported i
 that --help and a mistyped flag answer without loading torch.
 """
 
+import argparse
 import dataclasses
 import shlex
 import sys
@@ -242,23 +243,24 @@ def request(**values: Any) -> tuple[StudySettings, RunOptions]:
     part checked before anything is opened or recorded: the study's settings and this run's
     options. Values come as the flags give them or as Python values (a list of classes, a
     mapping for fix, a tuple of objectives)."""
-    unknown = sorted(set(values) - set(defaults()))
+    known = defaults()
+    unknown = sorted(set(values) - set(known))
     if unknown:
         raise UsageError(
             f"unknown option {', '.join(unknown)}; the options are search.run's flags: "
-            f"{', '.join(sorted(defaults()))}"
+            f"{', '.join(sorted(known))}"
         )
-    given = {**defaults(), **values}
-    for flag in ("trials", "epochs", "timeout", "heartbeat_interval", "grace_period"):
-        if given[flag] is not None and given[flag] <= 0:
-            raise UsageError(f"--{flag.replace('_', '-')} must be positive, not {given[flag]}")
+    given = {**known, **values}
+    cli.check_positive(
+        argparse.Namespace(**given), "trials", "epochs", "timeout", "heartbeat_interval",
+        "grace_period",
+    )  # fmt: skip
     space = given["space"]
     if space is None:
         raise UsageError("--space is required (see --list-spaces)")
     spaces.get(space)
-    init_from = (
-        str(Path(given["init_from"]).resolve()) if given["init_from"] else ""
-    )  # every host's
+    # resolved here, so that workers on every host read the same path
+    init_from = str(Path(given["init_from"]).resolve()) if given["init_from"] else ""
     if (space in spaces.FINE_TUNING) != bool(init_from):
         raise UsageError(
             f"--space {space} needs --init-from CHECKPOINT"
@@ -388,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args["list_spaces"]:
         print(spaces.describe.describe_all(spaces.list_spaces(), args["epochs"]))
         return 0
-    wanted, options = request(**{key: args[key] for key in defaults()})
+    wanted, options = request(**{key: args[key] for key in args if key not in PROCESS_FLAGS})
     command = shlex.join(["python", "-m", "search.run", *(sys.argv[1:] if argv is None else argv)])
     code, _ = start(wanted, dataclasses.replace(options, command=command))
     return code

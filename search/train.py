@@ -75,15 +75,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     reads = [p for p in (args.config, trial_config.init_from) if p]
     retrain.check_outputs(output_dir, reads, args.overwrite)  # its own line for each mistake
     with files.owned(output_dir, "search.train"):  # another retrain there now fails at once
-        return retrain_into(args, trial_config, provenance, output_dir)
+        return retrain_into(args, trial_config, provenance, output_dir, reads)
 
 
-def retrain_into(args, trial_config, provenance: dict, output_dir: Path) -> int:
+def retrain_into(args, trial_config, provenance: dict, output_dir: Path, reads: list) -> int:
     from search.training import data, device, retrain
     from search.training.trainer import EpochResult
 
     # again, now that the folder is this command's: a retrain that ended meanwhile is there
-    reads = [p for p in (args.config, trial_config.init_from) if p]
     retrain.check_outputs(output_dir, reads, args.overwrite)
     on_device = device.resolve(args.device)
     dataset = data.load(trial_config.dataset, args.data_dir, classes=trial_config.classes)

@@ -131,7 +131,10 @@ class StaleTrialWatch:
         return wait
 
     def fail(self, study: optuna.Study, trial, grace_period: float) -> None:
-        reason = f"no beat for {grace_period:g} s by the proxy's clock (its worker died or lost the proxy)"
+        reason = (
+            f"no beat for {grace_period:g} s by the proxy's clock (its worker died or lost "
+            "the proxy)"
+        )
         try:
             self.storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
             self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)

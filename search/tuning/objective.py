@@ -58,8 +58,9 @@ class Objective:
     `checkpoints`, a trial checkpoints every epoch and a re-run of a failed one resumes from
     its predecessors' last checkpoint, reporting their epochs to the pruner first, as the
     first run did; with `pause_pruned`, a trial its pruner stops is paused, its checkpoint
-    kept for a continuation (continuation.py). `in_hand` is the number of the trial being run, for the worker to re-run
-    it when it is cut off. Liveness is the storage's (its heartbeats, the proxy's too)."""
+    kept for a continuation (continuation.py). `in_hand` is the number of the trial being
+    run, for the worker to re-run it when it is cut off. Liveness is the storage's (its
+    heartbeats, the proxy's too)."""
 
     def __init__(
         self,

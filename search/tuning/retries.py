@@ -22,8 +22,7 @@ def retry(running: optuna.Study, trial: FrozenTrial) -> bool:
     does, so that its retried_trial_number and retry_history work. The re-run carries none of
     the failed trial's user attributes (its worker, its failure) but RETRY_HISTORY (and the
     paused trials it continues, if any), which the space reads for the seed and the objective
-    for the checkpoint to resume. False when it
-    has been re-run MAX_RETRIES times already."""
+    for the checkpoint to resume. False when it has been re-run MAX_RETRIES times already."""
     history = [*RetryHeartbeatStaleTrialCallback.retry_history(trial), trial.number]
     attributes = copy.copy(trial)
     attributes.user_attrs = {spaces.RETRY_HISTORY: history}

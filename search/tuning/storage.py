@@ -217,7 +217,10 @@ def query_only(path: Path, timeout: float):
 
 
 def stale_reason(grace_period: float) -> str:
-    return f"killed or cut off: no heartbeat for {grace_period:g} s (its worker died or lost the storage)"
+    return (
+        f"killed or cut off: no heartbeat for {grace_period:g} s (its worker died or lost the "
+        "storage)"
+    )
 
 
 class HeartbeatingStorage(RDBStorage):
@@ -272,15 +275,16 @@ def open_storage(
         if (resolved := path.resolve()) not in CHECKED:
             check_sqlite_file(path, parsed, create and not read_only)
             CHECKED.add(resolved)
-        engine_kwargs["connect_args"] = {"timeout": _timeout(parsed)}
+        if read_only:
+            engine_kwargs = {"creator": query_only(path, _timeout(parsed))}
+        else:
+            engine_kwargs["connect_args"] = {"timeout": _timeout(parsed)}
         parsed = parsed.set(database=str(path), query={})
     elif read_only:
         engine_kwargs["connect_args"] = {
             **engine_kwargs["connect_args"],
             "options": "-c default_transaction_read_only=on",
         }
-    if backend == "sqlite" and read_only:
-        engine_kwargs = {"creator": query_only(path, _timeout(parsed))}
     try:
         with warnings.catch_warnings():  # "experimental" since Optuna 2.8: nothing to act on
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
