@@ -211,6 +211,63 @@ def test_a_read_only_command_writes_nothing_and_leaves_no_log_files(tmp_path):
     assert optuna.get_all_study_names(storage=url) == ["quiet"]
 
 
+@contextlib.contextmanager
+def connections(names: list[str]):
+    """Real connections to the test database, one per name (its application_name), held
+    open for the block: other hosts' search processes, or an operator's other clients, as the
+    server sees them."""
+    engines = [sqlalchemy.create_engine(storage.parse_url(POSTGRES),
+                                        poolclass=sqlalchemy.pool.NullPool,
+                                        connect_args={"application_name": name})
+               for name in names]  # fmt: skip
+    with contextlib.ExitStack() as held:
+        for engine in engines:
+            held.enter_context(engine.connect())
+        try:
+            yield
+        finally:
+            held.close()
+            for engine in engines:
+                engine.dispose()
+
+
+def test_a_worker_that_finds_no_room_behind_the_workers_connected_before_it_ends_with_the_remedy(
+    tmp_path,
+):
+    """Three search processes on other hosts connected first (an sbatch array's tasks, each
+    of which passed its own plan's count): a worker that starts now counts them on the server
+    (2 connections each may be theirs, and 3 kept free for a dashboard), finds no room behind
+    them, and ends with one line naming the proxy, before it takes a trial."""
+    name = f"room-{uuid.uuid4().hex[:8]}"
+    argv = ["--space", "test_tiny", "--space-module", "tests.spaces_for_tests", "--dataset",
+            "sample", "--epochs", "1", "--trials", "2", "--storage", POSTGRES, "--study", name,
+            "--create-only"]  # fmt: skip
+    assert run.main(argv) == 0
+    peers = [f"cifar-search {pid}@peer-{pid}" for pid in (101, 102, 103)]
+    try:
+        with connections(peers), storage.kept_open(POSTGRES, create=False) as opened:
+            storage.check_room(opened, 0)  # this process, behind them: room enough
+            with opened.engine.connect() as connection:
+                room = storage.Room.read(connection)
+            # Others take all but what the peers, the new worker and the dashboard need,
+            # less one; the peers' and the new worker's count do not depend on this process
+            # (its own connections, ahead of the worker, only leave less room).
+            available = room.limit - room.reserved - room.others
+            hogs = available - (3 * 2 + 2 + storage.CONNECTIONS_KEPT_FREE) + 1
+        with connections(peers), connections([f"someone else {i}" for i in range(hogs)]):
+            result = run_command("search.worker", "--study", name, "--storage", POSTGRES,
+                                 "--quiet", cwd=tmp_path)  # fmt: skip
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+        assert "worker 0: this and the 3 search processes connected before it" in lines[0]
+        assert "python -m search.proxy" in lines[0]
+        study = optuna.load_study(study_name=name, storage=POSTGRES)
+        assert study.trials == []  # refused before it took a trial
+    finally:
+        optuna.delete_study(study_name=name, storage=POSTGRES)
+
+
 def test_transient_proxy_errors_are_retried_and_a_call_succeeds(tmp_path):
     """A real gRPC server in front of a real SQLite study answers UNAVAILABLE to the first
     attempt of every call, as a proxy under load or restarting does (seen: 33 of 200 workers

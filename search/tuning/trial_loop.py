@@ -186,7 +186,9 @@ def join(storage_url: str, name: str, settings: StudySettings, slot: int) -> Ite
     with storage.kept_open(
         storage_url, settings.heartbeat_interval, settings.grace_period, create=False
     ) as opened:
-        yield Joined(settings, study.open_for_worker(opened, name, settings, slot))
+        joined = Joined(settings, study.open_for_worker(opened, name, settings, slot))
+        storage.check_room(opened, slot)
+        yield joined
 
 
 def read_settings(storage_url: str, name: str) -> StudySettings:
