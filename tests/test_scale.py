@@ -11,8 +11,10 @@ from search.bench import scale
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
 
-def test_thirty_workers_and_four_kills_lose_nothing():
-    result = scale.measure(POSTGRES, POSTGRES, workers=30, trials=60, kills=4, timeout=600)
+def test_thirty_workers_and_four_kills_lose_nothing(tmp_path):
+    result = scale.measure(
+        POSTGRES, POSTGRES, workers=30, trials=60, kills=4, timeout=600, log_dir=str(tmp_path)
+    )
     counts = ("finished", "left_running", "left_waiting", "killed", "killed_requeued",
               "other_workers_failed")  # fmt: skip
     # exactly the target, none lost or left running, every killed trial re-queued, no other
@@ -24,4 +26,10 @@ def test_thirty_workers_and_four_kills_lose_nothing():
     # Each re-run continued after its predecessor's epochs, unless trials numbered before it
     # had met the target by then (trial_loop.claim_or_give_up: exactly 60, never more).
     assert result.killed_resumed + result.killed_not_needed == 4, result
-    assert result.peak_connections <= 2 * 30 + 2  # CONNECTIONS_PER_WORKER, and the parent's
+    # Killed mid-trial: after an epoch and before the last of 4; a re-run that resumed went on
+    # after the very epoch its predecessor was killed in.
+    assert all(1 <= epoch < 4 for epoch in result.killed_at_epoch), result
+    for killed, resumed in zip(result.killed_at_epoch, result.resumed_after_epoch, strict=True):
+        assert resumed in (0, killed), result  # 0: not needed
+    assert 30 <= result.peak_connections <= 2 * 30  # CONNECTIONS_PER_WORKER each
+    assert open(result.worker_log).read().count("Traceback") == 0  # the log is kept

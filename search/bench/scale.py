@@ -2,9 +2,10 @@
 processes on one study, each running the product's own trial loop (trial_loop.py), storage,
 heartbeats (or the proxy's), retries and exact stopping, with a stand-in objective that sleeps
 through its epochs and reports each to the pruner, because a real worker loads torch (780 MB
-resident each here: 200 do not fit in 24 GB). Then kill -9 of some workers mid-trial: their
-trials must be failed and re-queued within the grace period, and resumed (the stand-in resumes
-after the epochs its predecessor reported). It imports no torch either."""
+resident each here: 200 do not fit in 24 GB). Then kill -9 of some workers mid-trial (after
+an epoch reported, before the last): their trials must be failed and re-queued within the
+grace period, and resumed (the stand-in resumes after the epochs its predecessor reported).
+The workers' stderr goes to a file the result names. It imports no torch either."""
 
 import dataclasses
 import os
@@ -21,6 +22,7 @@ import optuna
 from optuna.trial import TrialState
 
 import spaces
+from search import cli
 from search.tuning import storage, study, trial_loop
 from search.tuning.settings import StudySettings
 
@@ -79,36 +81,43 @@ class ScaleResult:
     left_waiting: int  # queued trials nobody ran: re-runs that would be lost
     seconds: float
     trials_per_second: float
-    peak_connections: int | None  # above those the database had before the workers
+    peak_connections: int | None  # the search's (workers', the proxy's), this process's not
     killed: int
+    killed_at_epoch: list[int]  # the last epoch each killed trial had reported
     killed_requeued: int
+    # where each killed trial's re-run went on from (0: not needed; None: never re-run)
+    resumed_after_epoch: list[int | None]
     killed_resumed: int  # re-runs that continued after their predecessor's epochs and ended
     killed_not_needed: int  # re-runs that found the study's target met by trials before them
     slowest_requeue_seconds: float | None
     grace_period: int
     other_workers_failed: int
+    worker_log: str  # the workers' stderr
 
 
 def count_connections(
     database_url: str, stop: threading.Event, ready: threading.Event, peak: list[int]
 ) -> None:
-    """The database's client connections, every SAMPLE_SECONDS, less those it had before
-    (`ready` is set once that baseline is read: this count's own, and whatever else holds
-    connections to the database, another test's pool say)."""
+    """The search's connections to the database, every SAMPLE_SECONDS: every process of this
+    product names itself on the server (storage.APPLICATION), the workers and the proxy in
+    front of them alike; this process's own (the study it created, its counts) are left out.
+    `ready` is set once the count is running."""
     import sqlalchemy
 
     engine = sqlalchemy.create_engine(
-        storage.parse_url(database_url), poolclass=sqlalchemy.pool.NullPool
-    )
+        storage.parse_url(database_url), poolclass=sqlalchemy.pool.NullPool,
+        connect_args={"application_name": "scale benchmark's count"},
+    )  # fmt: skip
+    mine = storage.process_name(engine.url)["application_name"]
     query = ("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
-             "AND datname = current_database()")  # fmt: skip
+             "AND datname = current_database() AND application_name LIKE %(ours)s "
+             "AND application_name <> %(mine)s")  # fmt: skip
+    names = {"ours": storage.APPLICATION + " %", "mine": mine}
     with engine.connect() as connection:
-        baseline = int(connection.exec_driver_sql(query).scalar())
-        connection.rollback()  # statistics views hold still within a transaction
         ready.set()
         while not stop.wait(SAMPLE_SECONDS):
-            peak.append(int(connection.exec_driver_sql(query).scalar()) - baseline)
-            connection.rollback()
+            peak.append(int(connection.exec_driver_sql(query, names).scalar()))
+            connection.rollback()  # statistics views hold still within a transaction
     engine.dispose()
 
 
@@ -123,11 +132,14 @@ def measure(
     heartbeat_interval: int = 1,
     grace_period: int = 10,
     timeout: float = 1800,
+    log_dir: str = ".",
 ) -> ScaleResult:
     """One study of `trials` stand-in trials run by `workers` processes on `storage_url`
     (the connections counted on `database_url`, the PostgreSQL behind it), `kills` of them
-    killed mid-trial once as many trials have finished."""
+    killed mid-trial once as many trials have finished; the workers' stderr in
+    `log_dir`/<study>-workers.log."""
     name = f"scale-{uuid.uuid4().hex[:8]}"
+    worker_log = os.path.join(log_dir, f"{name}-workers.log")
     opened = storage.open_storage(storage_url, heartbeat_interval, grace_period)
     settings = StudySettings(
         space="standin", dataset="none", epochs=epochs, trials=trials, sampler="random",
@@ -140,23 +152,24 @@ def measure(
     ready.wait(60)  # a database that cannot be reached fails the count, not the wait
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     started = time.monotonic()
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "search.bench.scale",
-                storage_url,
-                name,
-                str(slot),
-                str(epoch_seconds),
-            ],
-            env=env,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        for slot in range(workers)
-    ]
-    victims, requeued_after = kill_some(found, processes, kills, started + timeout)
+    with open(worker_log, "ab") as log:
+        processes = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "search.bench.scale",
+                    storage_url,
+                    name,
+                    str(slot),
+                    str(epoch_seconds),
+                ],
+                env=env,
+                stderr=log,
+            )  # fmt: skip
+            for slot in range(workers)
+        ]
+    victims, requeued_after = kill_some(found, processes, kills, epochs, started + timeout)
     codes = []
     for process in processes:
         try:
@@ -183,7 +196,12 @@ def measure(
         trials_per_second=round(len(finished) / seconds, 2),
         peak_connections=max(peak),
         killed=len(victims),
+        killed_at_epoch=[max(trials_now[number].intermediate_values) for number, _ in victims],
         killed_requeued=len(requeued_after),
+        resumed_after_epoch=[
+            reruns[number].user_attrs.get("resumed_after_epoch", 0) if number in reruns else None
+            for number, _ in victims
+        ],
         killed_resumed=sum(
             reruns[number].state in FINISHED
             and reruns[number].user_attrs.get("resumed_after_epoch", 0) > 0
@@ -199,6 +217,7 @@ def measure(
             code != 0 for process, code in zip(processes, codes, strict=True)
             if process.pid not in killed_pids
         ),
+        worker_log=worker_log,
     )  # fmt: skip
     optuna.delete_study(study_name=name, storage=opened)  # the figures are all it was for
     storage.close(opened)
@@ -206,10 +225,15 @@ def measure(
 
 
 def kill_some(
-    found: optuna.Study, processes: list[subprocess.Popen], kills: int, deadline: float
+    found: optuna.Study,
+    processes: list[subprocess.Popen],
+    kills: int,
+    epochs: int,
+    deadline: float,
 ) -> tuple[list[tuple[int, int]], list[float]]:
-    """kill -9 the workers of `kills` running trials that have reported an epoch, once
-    `kills` trials have finished; then wait until each of their trials is failed and re-queued.
+    """kill -9 the workers of `kills` running trials mid-trial (an epoch reported, and not
+    the last: a trial that has reported every epoch has nothing left to resume), once `kills`
+    trials have finished; then wait until each of their trials is failed and re-queued.
     Returns the (trial, pid) pairs killed and the seconds each took to be re-queued."""
     if not kills:
         return [], []
@@ -219,7 +243,9 @@ def kill_some(
         running = [
             t
             for t in trials
-            if t.state == TrialState.RUNNING and t.intermediate_values and worker_pid(t) in alive
+            if t.state == TrialState.RUNNING
+            and 0 < max(t.intermediate_values, default=0) < epochs
+            and worker_pid(t) in alive
         ]
         if sum(t.state in FINISHED for t in trials) >= kills and len(running) >= kills:
             break
@@ -232,7 +258,8 @@ def kill_some(
     for pid in pids:
         os.kill(pid, signal.SIGSTOP)
     now = found.get_trials(deepcopy=False)
-    still = [t for t in running if now[t.number].state == TrialState.RUNNING]
+    still = [t for t in running if now[t.number].state == TrialState.RUNNING
+             and max(now[t.number].intermediate_values) < epochs]  # fmt: skip
     chosen = random.Random(0).sample(still, min(kills, len(still)))
     victims = [(t.number, worker_pid(t)) for t in chosen]
     killed_at = time.monotonic()
@@ -258,5 +285,11 @@ def worker_pid(trial) -> int | None:
     return int(worker.rsplit(":", 1)[1]) if worker else None
 
 
-if __name__ == "__main__":
-    work(sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
+def main(argv: list[str] | None = None) -> int:
+    url, name, slot, epoch_seconds = sys.argv[1:] if argv is None else argv
+    work(url, name, int(slot), float(epoch_seconds))
+    return 0
+
+
+if __name__ == "__main__":  # a refusal (no room on the database, say) is one line
+    cli.run_main(main, "search.bench.scale")
