@@ -26,7 +26,7 @@ from search.tuning import grpc_proxy, retries
 log = logging.getLogger("search.storage")
 
 try:  # a lost proxy (grpc://) is an outage like a lost database
-    from grpc import RpcError
+    from grpc import RpcError, StatusCode
 
     PROXY_ERRORS: tuple[type[BaseException], ...] = (RpcError,)
 except ImportError:  # the proxy extra is not installed
@@ -71,6 +71,18 @@ def outage(error: BaseException | None) -> BaseException | None:
     gRPC error). Optuna can replace it: when it cannot record a trial's end it fails an
     assertion, with the database error as its context."""
     return _behind(error, (sqlalchemy.exc.OperationalError, *PROXY_ERRORS))
+
+
+def finished_elsewhere(error: BaseException) -> bool:
+    """Whether `error` says a trial this process wrote to had been ended by another: Optuna's
+    tell ("Cannot tell a FAIL trial."), its storage's UpdateFinishedTrialError, or that error
+    through the proxy (gRPC FAILED_PRECONDITION). A race or a verdict, never an outage."""
+    if isinstance(error, ValueError) and str(error).startswith("Cannot tell a"):
+        return True
+    proxied = _behind(error, PROXY_ERRORS) if PROXY_ERRORS else None
+    if proxied is not None and callable(getattr(proxied, "code", None)):
+        return proxied.code() == StatusCode.FAILED_PRECONDITION
+    return _behind(error, (UpdateFinishedTrialError,)) is not None
 
 
 def _behind(error: BaseException | None, kinds) -> BaseException | None:

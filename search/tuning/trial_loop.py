@@ -270,11 +270,6 @@ def run_trials(
                     settings.grace_period, settings.epoch_budget,
                 ):  # fmt: skip
                     break
-            except ValueError as error:  # Optuna's "Cannot tell a FAIL trial."
-                dropped = taken_away(running, objective, error)
-                if dropped is None:
-                    raise
-                log.warning("%s", dropped)
             except KeyboardInterrupt:
                 try:
                     requeue(running, objective, "was interrupted")
@@ -282,6 +277,13 @@ def run_trials(
                     log.warning("could not re-queue trial %s: %s", objective.in_hand, error)
                 raise
             except Exception as error:
+                if storage.finished_elsewhere(error):
+                    # the trial in hand was ended by another process (a false stale verdict)
+                    # or the queued trial this worker reached for was taken (a race)
+                    dropped = taken_away(running, objective)
+                    log.log(logging.WARNING if dropped else logging.DEBUG, "%s",
+                            dropped or f"taken first: {storage.first_line(error)}")  # fmt: skip
+                    continue
                 # The database went away (a restart, a maintenance window, a network blip).
                 # Pooled connections are pre-pinged, so waiting and going on reconnects; the
                 # trial it cut off keeps its checkpoint and is re-run when it is back.
@@ -371,13 +373,12 @@ class Outage:
         self.began = None
 
 
-def taken_away(running: optuna.Study, objective: Objective, error: ValueError) -> str | None:
-    """If Optuna refused to record the end of the trial in hand because someone else already
-    had (a false stale verdict on a live trial): what to say, having dropped it. Whoever
-    ended it re-queues it as they would a dead worker's (the checkpoint it left stays), and
-    this worker goes on to the next."""
+def taken_away(running: optuna.Study, objective: Objective) -> str | None:
+    """If the trial in hand was ended by someone else (a false stale verdict on a live trial):
+    what to say, having dropped it. Whoever ended it re-queues it as they would a dead
+    worker's (the checkpoint it left stays), and this worker goes on to the next."""
     number = objective.in_hand
-    if number is None or not str(error).startswith("Cannot tell a"):
+    if number is None:
         return None
     trial = running.get_trials(deepcopy=False)[number]
     if not trial.state.is_finished():
