@@ -374,6 +374,8 @@ def test_workers_ride_out_a_proxy_outage_and_a_database_restart_mid_trial(tmp_pa
         for reader in readers:
             reader.join()
         err = "".join(outputs["err"])
+        print(f"down {OUTAGE_SECONDS:g} s; what the workers said:", *(
+            line.rstrip() for line in outputs["err"] if "storage" in line), sep="\n")  # fmt: skip
         assert parent.returncode == 0, err[-3000:]
         assert err.count("waiting up to 1800 s for it (--storage-patience)") == 2, err[-3000:]
         assert err.count("the storage is back after") == 2, err[-3000:]

@@ -125,15 +125,15 @@ class StudyWatcher:
 
     def __call__(self) -> None:
         try:
-            done = self.study.get_trials(deepcopy=False, states=DONE)
+            for trial in self.study.get_trials(deepcopy=False, states=DONE):
+                if trial.number not in self.seen:
+                    self.printer(self.study, trial)  # it reads the study too
+                    self.seen.add(trial.number)
         except Exception as error:
             if storage.outage(error) is None:
                 raise
-            return  # the database is restarting; the workers ride it out, the next look catches up
-        for trial in done:
-            if trial.number not in self.seen:
-                self.seen.add(trial.number)
-                self.printer(self.study, trial)
+            # the storage is away (the database restarting, the proxy down: seen at 150 s);
+            # the workers ride it out, and the next look catches up
 
 
 def summary(study: optuna.Study, storage_url: str) -> str:
