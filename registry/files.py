@@ -3,11 +3,14 @@ a temporary name in the same folder and renamed into place), so that an interrup
 leaves the old file or none, never half of one."""
 
 import contextlib
+import errno
+import io
 import os
 import socket
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from registry import RunFailure, UsageError
 
@@ -54,6 +57,18 @@ def check_folder(folder: Path) -> None:
         raise UsageError(f"cannot write in {folder}: {error.strerror}") from None
 
 
+class OutOfSpace(RunFailure):
+    """A disk (or a quota) is full: not the fault of what was being written."""
+
+
+def cannot_write(path: Path, error: OSError) -> RunFailure:
+    """One line for a write that failed; a full disk says what to do."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return OutOfSpace(f"cannot write {path}: {error.strerror}; free some space there (or "
+                          "write elsewhere) and run the same command again")  # fmt: skip
+    return RunFailure(f"cannot write {path}: {error.strerror}")
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path beside `path` to write to; renamed to `path` when the block ends
@@ -63,7 +78,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
         handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.close(handle)
     except OSError as error:
-        raise RunFailure(f"cannot write {path}: {error.strerror}") from None
+        raise cannot_write(path, error) from None
     partial = Path(name)
     try:
         yield partial
@@ -71,10 +86,20 @@ def atomic_path(path: Path) -> Iterator[Path]:
         os.replace(partial, path)
     except OSError as error:
         partial.unlink(missing_ok=True)
-        raise RunFailure(f"cannot write {path}: {error.strerror}") from None
+        raise cannot_write(path, error) from None
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
+
+
+def write_through(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """`write(file)` into `path`, atomically: serialized in memory, then written by Python, so
+    that a full disk is OSError's "No space left on device" (one line), where torch's zip
+    writer fails with an internal message ("unexpected pos 2688 vs 2582")."""
+    serialized = io.BytesIO()
+    write(serialized)
+    with atomic_path(path) as partial:
+        partial.write_bytes(serialized.getbuffer())
 
 
 def write_text(path: Path, text: str) -> None:
@@ -110,8 +135,12 @@ def owned(folder: Path, command: str) -> Iterator[None]:
                 f"{folder} is being written by another {' '.join(what).strip() or 'command'} "
                 f"(pid {pid} on {host}); wait for it to end, or choose another folder"
             ) from None
-        with os.fdopen(descriptor, "w") as written:
-            written.write(holder)
+        try:
+            with os.fdopen(descriptor, "w") as written:
+                written.write(holder)
+        except OSError as error:  # a full disk, say: the command cannot write its outputs
+            lock.unlink(missing_ok=True)
+            raise cannot_write(lock, error) from None
         break
     try:
         yield

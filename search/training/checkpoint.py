@@ -67,20 +67,18 @@ class SavedNetwork:
 
 def write(path: Path, saved: SavedNetwork) -> None:
     """Written atomically: an interrupted save leaves the old checkpoint or none."""
-    with files.atomic_path(path) as partial:
-        torch.save(saved.to_dict(), partial)
+    files.write_through(path, lambda out: torch.save(saved.to_dict(), out))
 
 
 def write_safetensors(folder: Path, saved: SavedNetwork) -> None:
     """model.safetensors and config.json beside them, for loading the weights elsewhere: the
     fields of timm's pretrained_cfg (input_size, mean and std in [0, 1] units, the class
     names, bilinear resizing, no crop) and how to build the network (models.build)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     tensors = {name: value.detach().cpu().contiguous().clone()
                for name, value in saved.weights.items()}  # fmt: skip
-    with files.atomic_path(folder / "model.safetensors") as partial:
-        save_file(tensors, str(partial))
+    files.write_through(folder / "model.safetensors", lambda out: out.write(save(tensors)))
     described = {
         "architecture": saved.config.model,
         "model_args": saved.config.model_args,

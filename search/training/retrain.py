@@ -4,12 +4,14 @@ config.yaml."""
 
 import dataclasses
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
+import models
 from registry import RunFailure, UsageError, files
 from search.training import checkpoint, config, device, evaluation, retrain_report, tta
 from search.training.config import TrialConfig
@@ -63,6 +65,27 @@ class Retrained:
     history: list[EpochResult]
 
 
+PAGES_BYTES = 2**20  # metrics, config, history and the report page, generously
+
+
+def check_room(output_dir: Path, trial_config: TrialConfig, dataset: Dataset, copies: int = 1):
+    """Before training, not after: a disk without room for the checkpoint (the network's
+    weights, `copies` times) and the pages beside it is one line, and no training is lost
+    to the write that would have failed."""
+    model = models.build(
+        trial_config.model, num_classes=dataset.num_classes, image_shape=dataset.image_shape,
+        **trial_config.model_args,
+    )  # fmt: skip
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    needed = copies * weights + PAGES_BYTES
+    free = shutil.disk_usage(output_dir).free
+    if free < needed:
+        raise files.OutOfSpace(
+            f"{output_dir} has {free / 2**20:.2f} MiB free; the checkpoint and its pages need "
+            f"about {needed / 2**20:.1f} MiB: free some space or choose another --output-dir"
+        )
+
+
 def retrain(
     trial_config: TrialConfig,
     dataset: Dataset,
@@ -75,6 +98,7 @@ def retrain(
 ) -> Retrained:
     """Train trial_config on the dataset's train+val, evaluate it on the test set and write
     output_dir/checkpoint.pt, metrics.json and config.yaml (with `provenance`)."""
+    check_room(output_dir, trial_config, dataset, copies=2 if safetensors else 1)
     try:
         result = train(
             trial_config, dataset.train + dataset.val, dataset.test, dataset.num_classes,

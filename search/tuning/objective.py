@@ -10,7 +10,7 @@ import optuna
 import torch
 
 import spaces
-from registry import UsageError
+from registry import UsageError, files
 from search.training import config, device, evaluation
 from search.training.config import TrialConfig
 from search.training.data import Dataset
@@ -132,6 +132,9 @@ class Objective:
             raise optuna.TrialPruned(str(error)) from None
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM (worker_loop.py): Optuna fails it, the
             trial.set_user_attr("fail_reason", INTERRUPTED)  # worker re-runs it (retries.py)
+            raise
+        except files.OutOfSpace as error:  # the disk, not the trial: it is re-queued, and the
+            trial.set_user_attr("fail_reason", f"cut off: {error}")  # worker stops (trial_loop)
             raise
         except trial_loop.CUT_OFF:  # the storage, not the trial, failed: the worker re-runs it
             raise  # when it is back

@@ -144,6 +144,12 @@ SQLITE_FAULTS = {
     "malformed": (UsageError, "is damaged (SQLite: database disk image is malformed); restore "
                   "it from a copy"),
     "not a database": (UsageError, "is not an SQLite database"),
+    "disk I/O error": (RunFailure, "cannot be read or written (SQLite: disk I/O error): its "
+                       "disk is full (SQLite needs room beside it for its -wal and -shm files) "
+                       "or failing"),
+    "database or disk is full": (files.OutOfSpace, "is on a full disk (SQLite: database or "
+                                 "disk is full); free some space there and run the same "
+                                 "command again"),
     "unable to open database file": (UsageError, "cannot be opened: its folder does not exist "
                                      "or cannot be written"),
 }  # fmt: skip
@@ -293,8 +299,10 @@ def open_storage(
     backend = parsed.get_backend_name()
     shown = parsed.render_as_string(hide_password=True)
     engine_kwargs = {**ENGINE_OPTIONS[backend][1]}
+    made: Path | None = None  # the SQLite file this call makes, removed if it fails
     if backend == "sqlite":
         path = Path(parsed.database).expanduser()
+        made = None if path.exists() else path
         if (resolved := path.resolve()) not in CHECKED:
             check_sqlite_file(path, parsed, create and not read_only)
             CHECKED.add(resolved)
@@ -332,6 +340,9 @@ def open_storage(
             f"storage {shown} was written by another version of Optuna's schema: {error}"
         ) from None
     except sqlalchemy.exc.SQLAlchemyError as error:
+        if made is not None:  # a full disk, say: no empty storage left where none was
+            for left in (made, *(Path(f"{made}{end}") for end in ("-wal", "-shm", "-journal"))):
+                left.unlink(missing_ok=True)
         if read_only and ("readonly" in first_line(error) or "read-only" in first_line(error)):
             # Optuna found none of its tables and tried to create them
             raise UsageError(f"storage {shown} holds no Optuna studies") from None

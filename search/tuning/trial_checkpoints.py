@@ -45,8 +45,7 @@ class TrialCheckpoints:
         import torch  # here: search.status reads checkpoint sizes without loading it
 
         self.folder.mkdir(parents=True, exist_ok=True)
-        with files.atomic_path(self.path(number)) as partial:
-            torch.save(state, partial)
+        files.write_through(self.path(number), lambda out: torch.save(state, out))
 
     def latest(self, trial: optuna.Trial, trial_config: TrialConfig) -> dict[str, Any] | None:
         """The newest state that the trials this one carries on (those it re-runs or continues)

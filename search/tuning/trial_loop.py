@@ -20,7 +20,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
-from registry import RunFailure
+from registry import RunFailure, files
 from registry.signals import interrupt_on_sigterm
 from search.tuning import continuation, progress, retries, storage, study
 from search.tuning.settings import StudySettings
@@ -40,8 +40,11 @@ IN_FLIGHT_OR_FINISHED = (
 )  # fmt: skip
 
 
-# Not the trial's fault: Ctrl-C or SIGTERM (interrupt_on_sigterm), or the storage failed.
-CUT_OFF = (KeyboardInterrupt, sqlalchemy.exc.SQLAlchemyError, *storage.PROXY_ERRORS)
+# Not the trial's fault: Ctrl-C or SIGTERM (interrupt_on_sigterm), the storage failed, or the
+# disk its checkpoints go to is full.
+CUT_OFF = (
+    KeyboardInterrupt, sqlalchemy.exc.SQLAlchemyError, *storage.PROXY_ERRORS, files.OutOfSpace,
+)  # fmt: skip
 # Nor this: someone else recorded the trial's end while it ran (the proxy's stale watch, an
 # operator, a clock hiccup), and the storage refuses what the worker then writes.
 TAKEN_AWAY = (UpdateFinishedTrialError,)
@@ -273,6 +276,12 @@ def run_trials(
                     settings.grace_period, settings.epoch_budget,
                 ):  # fmt: skip
                     break
+            except files.OutOfSpace as error:  # no checkpoint can be written: stop, resumable
+                number = objective.in_hand
+                if requeue(running, objective, "cut off: no space left for its checkpoint",
+                           tell=False):  # fmt: skip
+                    error = files.OutOfSpace(f"{error} (trial {number} resumes then)")
+                raise error from None
             except KeyboardInterrupt:
                 try:
                     requeue(running, objective, "was interrupted")
@@ -394,18 +403,22 @@ def taken_away(running: optuna.Study, objective: Objective) -> str | None:
     )
 
 
-def requeue(running: optuna.Study, objective: Objective, reason: str) -> None:
-    """Re-run the trial in hand, if any, from its last checkpoint (retries.retry_cut_off). One
-    whose end the outage kept Optuna from recording is still RUNNING: this worker ran it, so
-    it fails it now, with `reason`, rather than leave it to the heartbeats' grace period."""
+def requeue(running: optuna.Study, objective: Objective, reason: str, tell: bool = True) -> bool:
+    """Re-run the trial in hand, if any, from its last checkpoint (retries.retry_cut_off);
+    whether it was re-queued (said in a line if `tell`). One whose end the outage kept Optuna
+    from recording is still RUNNING: this worker ran it, so it fails it now, with `reason`,
+    rather than leave it to the heartbeats' grace period."""
     number = objective.in_hand
     if number is None:
-        return
+        return False
     trial = running.get_trials(deepcopy=False)[number]
     if trial.state == TrialState.RUNNING:
         with contextlib.suppress(UpdateFinishedTrialError):  # the heartbeats were first
             running._storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
             running._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-    if retries.retry_cut_off(running, number):
-        log.info("trial %d: %s; re-queued to resume", number, reason)
+    requeued = retries.retry_cut_off(running, number)
+    if requeued:
+        log.log(logging.INFO if tell else logging.DEBUG, "trial %d: %s; re-queued to resume",
+                number, reason)  # fmt: skip
     objective.in_hand = None
+    return requeued
