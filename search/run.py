@@ -238,6 +238,25 @@ def defaults() -> dict[str, Any]:
     return {name: value for name, value in given.items() if name not in PROCESS_FLAGS}
 
 
+# A study names its checkpoint folder (trial_checkpoints.folder_name, then -KEY): room for both
+# in a file system's 255-byte name
+LONGEST_STUDY_NAME = 200
+
+
+def study_name(given: str | None, default: str) -> str:
+    """--study as given (any characters: the folder's name is made safe), or the default."""
+    if given is None:
+        return default
+    if not given.strip():
+        raise UsageError(f"--study must name the study, not '{given}' (default {default})")
+    if len(given.encode()) > LONGEST_STUDY_NAME:
+        raise UsageError(
+            f"--study is {len(given.encode())} bytes long; at most {LONGEST_STUDY_NAME}, "
+            "since it names the study's checkpoint folder"
+        )
+    return given
+
+
 def request(**values: Any) -> tuple[StudySettings, RunOptions]:
     """What search.run (and search.api.search, with the same names as keywords) asks for, every
     part checked before anything is opened or recorded: the study's settings and this run's
@@ -304,7 +323,7 @@ def request(**values: Any) -> tuple[StudySettings, RunOptions]:
         }
     )
     options = RunOptions(
-        study=given["study"] or f"{space}-{given['dataset']}",
+        study=study_name(given["study"], f"{space}-{given['dataset']}"),
         storage=given["storage"],
         data_dir=Path(given["data_dir"]),
         device=given["device"],

@@ -8,6 +8,8 @@ import os
 import socket
 import sqlite3
 import subprocess
+import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.conftest import run_in_this_process
+from tests.conftest import REPO, run_in_this_process
 
 RUN = ["search.run", "--space", "test_tiny", "--space-module", "tests.spaces_for_tests",
        "--dataset", "sample", "--epochs", "1", "--trials", "4"]  # fmt: skip
@@ -78,6 +80,28 @@ CONFIGS = {
     "no-provenance.yaml": GOOD,
     "init-inside.yaml": config(init_from="runs/good/checkpoint.pt"),
     "one-class-folder.yaml": config(dataset="imagefolder"),
+    # Config files written for other tools.
+    "timm-args.yaml": {
+        "model": "resnet18",
+        "lr": 0.1,
+        "epochs": 300,
+        "sched": "cosine",
+        "opt": "sgd",
+        "weight_decay": 2e-5,
+        "batch_size": 128,
+    },
+    "hydra.yaml": {
+        "model": {"_target_": "torchvision.models.resnet18"},
+        "trainer": {"max_epochs": 10},
+    },
+    "optuna-params.yaml": {"sgd_lr": 0.05, "depth": 2, "width": 64},
+    "lightning.yaml": {"trainer": {"max_epochs": 5}, "model": "mlp"},
+    # Numerical blow-ups.
+    "lr-inf.yaml": config(lr=float("inf")),
+    "lr-nan.yaml": config(lr=float("nan")),
+    "wd-nan.yaml": config(weight_decay=float("nan")),
+    "momentum-nan.yaml": config(optimizer_args={"momentum": float("nan")}),
+    "lr-huge.yaml": config(lr=1e12, optimizer="sgd", epochs=2),
 }
 TEXT_FILES = {
     "latin1.yaml": "model: mlp\ndataset: sample\n# caf\xe9\n".encode("latin-1"),
@@ -92,6 +116,12 @@ TEXT_FILES = {
     "dupe.py": b"import spaces\n\n\n@spaces.register_space('mlp')\ndef mine(trial, context):\n"
     b"    return None\n",
     "syntax.py": b"def broken(:\n",
+    "params.json": b'{"model": "mlp", "lr": 0.1 "epochs": 1}',  # a comma left out
+    "table.csv": b"number,value,params_lr\n0,0.5,0.1\n",
+    "model.pth": b"",  # filled in by the fixture: a torchvision-style state dict
+    "scripted.pt": b"",  # a TorchScript module
+    "weights.safetensors": b"",  # a safetensors file of another model
+    "half.pt": b"",  # the first half of a real checkpoint
 }
 
 CASES = {  # name: (command and arguments, exit code, a fragment of the stderr line)
@@ -262,7 +292,7 @@ CASES = {  # name: (command and arguments, exit code, a fragment of the stderr l
     "second phase cutout size -1": (TRAIN + ["second-cutout.yaml"], 2,
                                     "'second_phase.augment.cutout.size' must be greater than"),
     "second phase lr as text": (TRAIN + ["second-lr.yaml"], 2,
-                                "'second_phase.lr' must be a float"),
+                                "'second_phase.lr' must be a finite number"),
     "negative lr scale": (TRAIN + ["group-negative.yaml"], 2,
                           "param_groups.norm.lr_scale must be a number >= 0"),
     "freeze epochs as text": (TRAIN + ["freeze-text.yaml"], 2,
@@ -270,7 +300,7 @@ CASES = {  # name: (command and arguments, exit code, a fragment of the stderr l
     "negative seed in a config": (TRAIN + ["seed-negative.yaml"], 2, "'seed' must be at least 0"),
     "huge seed in a config": (TRAIN + ["seed-huge.yaml"], 2, "'seed' must be at most 4294967295"),
     "batch size 0": (TRAIN + ["batch0.yaml"], 2, "'batch_size' must be at least 1"),
-    "epochs as text": (TRAIN + ["epochs-text.yaml"], 2, "'epochs' must be a int"),
+    "epochs as text": (TRAIN + ["epochs-text.yaml"], 2, "'epochs' must be a whole number"),
     "negative lr": (TRAIN + ["lr-negative.yaml"], 2, "'lr' must not be negative"),
     "provenance that is not a mapping": (TRAIN + ["provenance-list.yaml"], 2,
                                          "'provenance' must be a mapping"),
@@ -380,6 +410,99 @@ CASES = {  # name: (command and arguments, exit code, a fragment of the stderr l
     "a negative port": (["search.dashboard", "--port", "-1"], 2, "--port must be 0 to 65535"),
     "a busy port": (["search.dashboard", "--port", "{busy_port}"], 2,
                     "cannot serve on 127.0.0.1:{busy_port}: Address already in use"),
+    # Config files written for other tools.
+    "a timm training config": (TRAIN + ["timm-args.yaml"], 2, "timm-args.yaml"),
+    "a Hydra config": (TRAIN + ["hydra.yaml"], 2, "hydra.yaml"),
+    "an Optuna trial's parameters": (TRAIN + ["optuna-params.yaml"], 2, "optuna-params.yaml"),
+    "a Lightning config": (TRAIN + ["lightning.yaml"], 2, "lightning.yaml"),
+    "a config in JSON with a comma left out": (TRAIN + ["params.json"], 2,
+                                               "params.json is not valid YAML"),
+    "a CSV as the config": (TRAIN + ["table.csv"], 2, "expected a mapping of config fields"),
+    # Numbers that blow up.
+    "an infinite lr": (TRAIN + ["lr-inf.yaml"], 2, "'lr' must be a finite number"),
+    "a NaN lr": (TRAIN + ["lr-nan.yaml"], 2, "'lr' must be a finite number"),
+    "a NaN weight decay": (TRAIN + ["wd-nan.yaml"], 2, "'weight_decay' must be a finite number"),
+    "a NaN momentum": (TRAIN + ["momentum-nan.yaml"], 2, "'optimizer_args.momentum'"),
+    "a --fix of NaN": (RUN + ["--fix", "sgd_lr=.nan"], 2, "--fix sgd_lr=nan: outside"),
+    "a diverging retrain": (TRAIN + ["lr-huge.yaml", "--output-dir", "diverged"], 1,
+                            "diverged"),
+    # Devices the machine does not have.
+    "train on a GPU that is not there": (TRAIN + ["good.yaml", "--device", "cuda"], 2,
+                                         "--device cuda"),
+    "train on the fifth GPU": (TRAIN + ["good.yaml", "--device", "cuda:5"], 2, "--device cuda:5"),
+    "train on Apple's GPU": (TRAIN + ["good.yaml", "--device", "mps"], 2, "--device mps"),
+    "search on a GPU that is not there": (RUN + ["--device", "cuda"], 2, "--device cuda"),
+    "predict on a GPU that is not there": (
+        ["search.predict", "--checkpoint", "runs/good/checkpoint.pt", "cat.png", "--device",
+         "cuda"], 2, "--device cuda"),  # fmt: skip
+    "a worker on a GPU that is not there": (["search.worker", "--study", "s", "--device", "cuda"],
+                                            2, "--device cuda"),
+    # Odd study names and storage URLs.
+    "an empty study name": (RUN + ["--study", ""], 2, "--study must name the study"),
+    "a blank study name": (RUN + ["--study", "  "], 2, "--study must name the study"),
+    # Any other name is Optuna's to keep; its checkpoint folder's name is made safe
+    # (trial_checkpoints.folder_name), so that none climbs out of --checkpoint-dir.
+    "a study name that climbs out of the checkpoint folder": (
+        RUN + ["--study", "../escape", "--storage", "sqlite:///odd-names.db", "--create-only"],
+        0, ""),
+    "a study name with a slash": (
+        RUN + ["--study", "mine/first", "--storage", "sqlite:///odd-names.db", "--create-only"],
+        0, ""),
+    "a study name too long for a folder": (RUN + ["--study", "x" * 300], 2,
+                                           "--study is 300 bytes long"),
+    "a storage without a scheme": (RUN + ["--storage", "studies.db"], 2, "sqlite:///studies.db"),
+    "a storage URL with two slashes": (RUN + ["--storage", "sqlite://studies.db"], 2,
+                                       "sqlite:///"),
+    "a postgres:// URL": (["search.status", "--study", "s", "--storage",
+                           "postgres://postgres@127.0.0.1:5432/test"], 2, "postgresql://"),
+    "a MySQL storage": (RUN + ["--storage", "mysql://root@127.0.0.1/test"], 2,
+                        "unsupported database 'mysql'"),
+    "a Redis storage": (["search.status", "--study", "s", "--storage", "redis://127.0.0.1"], 2,
+                        "unsupported database 'redis'"),
+    "a dashboard on a file path": (["search.dashboard", "--storage", "studies.db"], 2,
+                                   "sqlite:///studies.db"),
+    # Checkpoints of other kinds and origins.
+    "a torchvision state dict": (
+        ["search.predict", "--checkpoint", "model.pth", "cat.png"], 2,
+        "model.pth is not a checkpoint written by search.train"),
+    "a TorchScript module": (["search.predict", "--checkpoint", "scripted.pt", "cat.png"], 2,
+                             "scripted.pt is not a checkpoint written by search.train"),
+    "a safetensors file of another model": (
+        ["search.predict", "--checkpoint", "weights.safetensors", "cat.png"], 2,
+        "weights.safetensors"),
+    "a checkpoint cut in half": (["search.predict", "--checkpoint", "half.pt", "cat.png"], 2,
+                                 "half.pt"),
+    "a trial's checkpoint": (["search.predict", "--checkpoint", "trial.pt", "cat.png"], 2,
+                             "a search trial's checkpoint"),
+    "fine-tuning from a torchvision state dict": (
+        ["search.run", "--space", "finetune", "--dataset", "sample", "--init-from",
+         "model.pth"], 2, "model.pth is not a checkpoint written by search.train"),  # fmt: skip
+    # Unusual image files, each read as a user means it.
+    "a CMYK JPEG is read": (
+        ["search.predict", "--checkpoint", "runs/good/checkpoint.pt", "cmyk.jpg"], 0, ""),
+    "a palette PNG with transparency is read": (
+        ["search.predict", "--checkpoint", "runs/good/checkpoint.pt", "palette.png"], 0, ""),
+    "an animated GIF is read": (
+        ["search.predict", "--checkpoint", "runs/good/checkpoint.pt", "moving.gif"], 0, ""),
+    "a one-pixel image is read": (
+        ["search.predict", "--checkpoint", "runs/good/checkpoint.pt", "dot.png"], 0, ""),
+    "a WebP image is read": (
+        ["search.predict", "--checkpoint", "runs/good/checkpoint.pt", "photo.webp"], 0, ""),
+    "a floating-point TIFF is read": (
+        ["search.predict", "--checkpoint", "runs/good/checkpoint.pt", "float.tif"], 0, ""),
+    # A broken environment.
+    # search.status loads no torch, so no OpenMP to mind it
+    "a thread count that is not a number": (
+        ["search.status", "--study", "s", "{env}OMP_NUM_THREADS=many"], 0, ""),
+    "an unwritable temporary folder": (
+        ["search.export", "--study", "s", "-o", "exported.yaml", "{env}TMPDIR=locked-dir"], 0,
+        ""),
+    "a broken optuna-dashboard installed": (
+        ["search.dashboard", "{env}PYTHONPATH=broken-env"], 2, "optuna_dashboard"),
+    # libgomp's own warning, one line, then its default thread count: what torch users know
+    "a thread count that is not a number, while training": (
+        TRAIN + ["good.yaml", "--output-dir", "threads", "{env}OMP_NUM_THREADS=many"], 0,
+        "Invalid value for environment variable OMP_NUM_THREADS"),
     # What a successful command must not print: Optuna's warnings about a small study.
     "a report of a small study is quiet": (["search.report", "--study", "s", "-o", "r.html"], 0,
                                            ""),
@@ -401,6 +524,32 @@ def make_image_folders(root: Path) -> None:
                     write_image(root / name / split / label / f"{index}.png", size, number)
     (root / "broken/train/b/x.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
     (root / "empty-class/train/c").mkdir()
+
+
+def write_other_files(root: Path) -> None:
+    """Checkpoints of other kinds and origins, and images in unusual formats."""
+    import safetensors.torch
+    import torch
+
+    layer = torch.nn.Linear(4, 2)
+    torch.save(layer.state_dict(), root / "model.pth")
+    with warnings.catch_warnings():  # "torch.jit.script is deprecated": users still have them
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.script(layer).save(str(root / "scripted.pt"))
+    safetensors.torch.save_file(layer.state_dict(), root / "weights.safetensors")
+    whole = (root / "runs/good/checkpoint.pt").read_bytes()
+    (root / "half.pt").write_bytes(whole[: len(whole) // 2])
+    kept = next((root / "checkpoints").rglob("trial-*.pt"))  # --keep-checkpoints 1
+    (root / "trial.pt").write_bytes(kept.read_bytes())
+    pixels = np.random.default_rng(1).integers(0, 256, (20, 24, 3), dtype=np.uint8)
+    Image.fromarray(pixels).convert("CMYK").save(root / "cmyk.jpg")
+    palette = Image.fromarray(pixels).convert("P")
+    palette.save(root / "palette.png", transparency=0)
+    frames = [Image.fromarray(pixels).convert("P"), Image.fromarray(255 - pixels).convert("P")]
+    frames[0].save(root / "moving.gif", save_all=True, append_images=frames[1:])
+    Image.new("RGB", (1, 1), (200, 10, 10)).save(root / "dot.png")
+    Image.fromarray(pixels).save(root / "photo.webp")
+    Image.fromarray(pixels[..., 0].astype(np.float32) / 255).save(root / "float.tif")
 
 
 def damage(path: Path) -> None:
@@ -430,7 +579,8 @@ def folder(tmp_path_factory):
     storage = f"sqlite:///{root / 'studies.db'}"  # the default storage's name
     from search import export, run, train
 
-    assert run.main(RUN[1:] + ["--trials", "3", "--storage", storage, "--study", "s"]) == 0
+    kept = ["--checkpoint-dir", str(root / "checkpoints"), "--keep-checkpoints", "1"]
+    assert run.main(RUN[1:] + ["--trials", "3", "--storage", storage, "--study", "s", *kept]) == 0
     optuna.create_study(study_name="foreign", storage=storage, direction="maximize")
     poisoned = optuna.create_study(study_name="poisoned", storage=storage, direction="maximize")
     for key, value in optuna.load_study(study_name="s", storage=storage).user_attrs.items():
@@ -454,6 +604,11 @@ def folder(tmp_path_factory):
     levels = np.linspace(0, 65535, 32 * 32).reshape(32, 32).astype(np.uint16)
     Image.fromarray(levels).save(root / "deep.png")  # 16-bit greyscale
     make_image_folders(root / "folders")
+    write_other_files(root)
+    (root / "broken-env/optuna_dashboard").mkdir(parents=True)
+    (root / "broken-env/optuna_dashboard/__init__.py").write_text(
+        "raise ImportError('cannot import name _app from partially initialized module')\n"
+    )
     with sqlite3.connect(root / "people.db") as people:
         people.execute("CREATE TABLE people (name TEXT)")
     for copy in ("locked.db", "readonly.db", "damaged.db", "old-schema.db"):
@@ -470,12 +625,25 @@ def folder(tmp_path_factory):
     chattr("-i", root / "readonly.db", root / "locked-dir")
 
 
+def run_with_environment(module: str, args: list[str], environment: dict, root: Path):
+    """`python -m module args` in `root` with these environment variables (PYTHONPATH's
+    folders put before the repository's)."""
+    env = {**os.environ, **environment, "PYTHONPATH": os.pathsep.join(
+        [str(root / folder) for folder in environment.get("PYTHONPATH", "").split(",") if folder]
+        + [str(REPO)])}  # fmt: skip
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_a_mistake_is_one_line_and_its_exit_code_and_the_study_is_unchanged(
     case, folder, monkeypatch, capfd
 ):
     root, storage, immutable = folder
     (module, *args), expected_code, fragment = CASES[case]
+    environment = dict(arg.removeprefix("{env}").split("=", 1) for arg in args
+                       if arg.startswith("{env}"))  # fmt: skip
+    args = [arg for arg in args if not arg.startswith("{env}")]
     if "unwritable" in case or "read-only" in case:
         if not immutable:
             pytest.skip("chattr +i is not supported here: nothing is read-only to root")
@@ -490,14 +658,21 @@ def test_a_mistake_is_one_line_and_its_exit_code_and_the_study_is_unchanged(
         args = [arg.replace("{busy_port}", port) for arg in args]
         fragment = fragment.replace("{busy_port}", port)
         lock.execute("BEGIN EXCLUSIVE")  # another process's write in progress
-        code = run_in_this_process(module, args, monkeypatch)
-        out, err = capfd.readouterr()
+        if environment:  # a process of its own: the environment is read as it starts
+            done = run_with_environment(module, args, environment, root)
+            code, out, err = done.returncode, done.stdout, done.stderr
+        else:  # a warning would print a line on a user's stderr: here it is recorded
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("default")  # Python's own, as a user's shell has it
+                code = run_in_this_process(module, args, monkeypatch)
+            out, err = capfd.readouterr()
+            err += "".join(f"{w.category.__name__}: {w.message}\n" for w in caught)
         lock.execute("ROLLBACK")
     assert "Traceback" not in out + err, err
     assert code == expected_code, err
     lines = err.strip().splitlines()
-    if expected_code == 0:
-        assert lines == [], err  # nothing the user cannot act on
+    if expected_code == 0:  # nothing the user cannot act on, or the one line to act on
+        assert len(lines) == bool(fragment) and all(fragment in line for line in lines), err
     else:
         assert len(lines) == 1, err
         assert fragment in lines[0]

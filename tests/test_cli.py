@@ -139,7 +139,7 @@ MISTAKES = {
     ),
     "malformed storage url": (
         ["search.run", "--space", "mlp", "--dataset", "sample", "--storage", "studies.db"],
-        "malformed --storage URL 'studies.db'",
+        "--storage 'studies.db' is not a URL; did you mean sqlite:///studies.db?",
     ),
     "unsupported database": (
         ["search.run", "--space", "mlp", "--dataset", "sample", "--storage", "oracle://x/y"],

@@ -81,7 +81,7 @@ def test_hand_written_numbers_in_yaml_1_1_notation_are_read(tmp_path):
     "text, message",
     [
         ("model: mlp\nlearning_rate: 0.1\n", "unknown field 'learning_rate'"),
-        ("model: mlp\nepochs: ten\n", "'epochs' must be a int"),
+        ("model: mlp\nepochs: ten\n", "'epochs' must be a whole number"),
         ("model: mlp\nbatch_size: 0\n", "'batch_size' must be at least 1"),
         ("model: resnet99\n", "unknown model 'resnet99'"),
         ("model: mlp\nmodel_args: {widht: 3}\n", "model 'mlp' has no argument widht"),

@@ -26,7 +26,8 @@ def test_a_plain_postgresql_url_gets_psycopg_3_and_sqlite_keeps_its_driver():
 @pytest.mark.parametrize(
     "url, message",
     [
-        ("studies.db", "malformed --storage URL 'studies.db'"),
+        ("studies.db", "--storage 'studies.db' is not a URL; did you mean sqlite:///studies.db?"),
+        ("sqlite:/studies.db", "malformed --storage URL 'sqlite:/studies.db'"),
         ("mysql://u@h/db", "unsupported database 'mysql'"),
         ("sqlite://", "SQLite needs a file"),
         ("sqlite:///:memory:", "SQLite needs a file"),

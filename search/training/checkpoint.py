@@ -4,6 +4,7 @@ import dataclasses
 import functools
 import json
 import pickle
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,10 @@ class Checkpoint:
         ]
 
 
+# What Trainer.state_dict holds and a trained network's checkpoint does not
+TRAINING_STATE = {"epoch", "model", "optimizer", "schedule"}
+
+
 def read(path: Path | str) -> SavedNetwork:
     """The checkpoint at `path`, its weights on the CPU, read from the file once for as long
     as the file stays as it is (a fine-tuning search's trials all start from it), or one
@@ -141,14 +146,24 @@ def read(path: Path | str) -> SavedNetwork:
 @functools.lru_cache(maxsize=4)
 def _read(path: str, mtime_ns: int, size: int) -> SavedNetwork:
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # "looks like a TorchScript archive": said below
+            warnings.simplefilter("ignore", UserWarning)
+            saved = torch.load(path, map_location="cpu", weights_only=True)
     except OSError as error:  # a folder, or a file that cannot be read
         raise UsageError(f"cannot read checkpoint {path}: {error.strerror}") from None
     except pickle.UnpicklingError:  # not torch's format, or objects no checkpoint of ours holds
         raise UsageError(f"{path} is not a checkpoint written by search.train") from None
     except Exception as error:  # torch's weights-only reader fails on garbage in many ways
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if "TorchScript" in reason:  # torch's advice (weights_only=False) is not ours to give
+            reason = "it is a TorchScript module, saved by torch.jit.save"
         raise UsageError(f"{path} is not a checkpoint written by search.train ({reason})") from None
+    if isinstance(saved, dict) and TRAINING_STATE <= set(saved):
+        raise UsageError(
+            f"{path} is the state of a training in progress (a search trial's checkpoint, or "
+            "search.train's own), not a trained network: use the checkpoint.pt search.train "
+            "writes when it ends (python -m search.export, then search.train, for a trial)"
+        )
     if not isinstance(saved, dict) or not {"state_dict", "config", "classes"} <= set(saved):
         raise UsageError(f"{path} is not a checkpoint written by search.train")
     try:

@@ -151,6 +151,9 @@ def _coerce_value(kind: type, value: Any) -> Any:
 
 
 _WRONG = object()
+# What each plain type is called in a refusal ("a float" would admit inf and nan)
+KIND_NAMES = {float: "a finite number", int: "a whole number", str: "text",
+              list: "a list of names", dict: "a mapping"}  # fmt: skip
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
@@ -160,7 +163,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         return second_phase_from(value, source)
     coerced = _coerce_value(kind, value)
     if coerced is _WRONG:
-        raise UsageError(f"{source}: '{name}' must be a {kind.__name__}, not {value!r}")
+        raise UsageError(f"{source}: '{name}' must be {KIND_NAMES[kind]}, not {value!r}")
     return coerced
 
 
@@ -185,7 +188,7 @@ def second_phase_from(value: Any, source: str = "config") -> SecondPhase | None:
         coerced = None if item is None else _coerce_value(SECOND_PHASE_TYPES[key], item)
         if coerced is _WRONG or (coerced is None and key not in SECOND_PHASE_OPTIONAL):
             raise UsageError(
-                f"{source}: 'second_phase.{key}' must be a {SECOND_PHASE_TYPES[key].__name__}"
+                f"{source}: 'second_phase.{key}' must be {KIND_NAMES[SECOND_PHASE_TYPES[key]]}"
             )
         fields[key] = coerced
     return SecondPhase(**fields)

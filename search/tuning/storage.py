@@ -111,16 +111,28 @@ def check_url(url: str) -> None:
         parse_url(url)
 
 
+# Other programs' names for our databases (Heroku's and libpq's postgres://, Python's sqlite3)
+BACKEND_ALIASES = {"postgres": "postgresql", "sqlite3": "sqlite"}
+
+
 def parse_url(url: str) -> URL:
     """Check a database URL and pick our driver (psycopg 3 for a plain postgresql:// URL)."""
     try:
         parsed = make_url(url)
     except sqlalchemy.exc.ArgumentError:
+        if ":" not in url:  # a file's path, as optuna-dashboard takes it
+            raise UsageError(
+                f"--storage '{url}' is not a URL; did you mean sqlite:///{url}?"
+            ) from None
         raise UsageError(
             f"malformed --storage URL '{url}'; use sqlite:///FILE.db, "
             "postgresql://USER@HOST:PORT/DATABASE or grpc://HOST:PORT"
         ) from None
     backend = parsed.get_backend_name()
+    if backend in BACKEND_ALIASES:
+        meant = BACKEND_ALIASES[backend]
+        raise UsageError(f"--storage '{url}': SQLAlchemy spells it {meant}://; "
+                         f"did you mean {meant}{url[len(parsed.drivername):]}?")  # fmt: skip
     if backend not in ENGINE_OPTIONS:
         raise UsageError(
             f"--storage '{url}': unsupported database '{backend}'; use sqlite or postgresql "
