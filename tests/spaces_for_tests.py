@@ -167,6 +167,15 @@ def schedules(trial, context):
     )  # fmt: skip
 
 
+@spaces.register_space("test_deleted_from_outside")
+def deleted_from_outside(trial, context):
+    """test_tiny, except that an operator deletes the study as trial 1 starts (optuna
+    delete-study while workers run). In a study of search.run's only."""
+    if trial.number == 1 and trial.study.user_attrs.get("space") == "test_deleted_from_outside":
+        optuna.delete_study(study_name=trial.study.study_name, storage=trial.study._storage)
+    return tiny(trial, context)
+
+
 @spaces.register_space("test_failed_from_outside")
 def failed_from_outside(trial, context):
     """test_tiny, except that trial 0 is marked FAIL by someone else as it starts (as the

@@ -191,6 +191,24 @@ def test_a_live_trial_failed_from_outside_is_dropped_and_the_worker_goes_on(
             optuna.delete_study(study_name=name, storage=POSTGRES)
 
 
+def test_a_study_deleted_while_its_worker_runs_ends_the_worker_with_one_line(tmp_path, run_here):
+    """optuna delete-study while a worker runs trial 1: no traceback from deep in Optuna (a
+    KeyError, then an UnboundLocalError in its tell, seen on Slurm), one line and exit 1."""
+    storage = f"sqlite:///{tmp_path / 'deleted.db'}"
+    result = run_here(
+        "search.run", "--space", "test_deleted_from_outside", *TEST_SPACES, "--epochs", "1",
+        "--trials", "3", "--storage", storage, "--study", "doomed", "--checkpoint-dir", "",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if "error" in line]
+    assert lines == [
+        "search.run: error: study 'doomed' was deleted while this worker ran it; stopped"
+    ], result.stderr
+    assert optuna.get_all_study_names(storage) == []
+
+
 def test_the_collection_after_each_trial_skips_the_heap_the_worker_started_with(tmp_path):
     """Optuna collects garbage after every trial (gc_after_trial); the objects the worker
     had before its first trial, torch and torch._dynamo loaded, are frozen out of it during

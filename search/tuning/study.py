@@ -18,6 +18,15 @@ def names(storage: RDBStorage) -> list[str]:
     return [summary.study_name for summary in optuna.get_all_study_summaries(storage)]
 
 
+def deleted(found: optuna.Study) -> bool:
+    """Whether `found` is no longer in its storage (optuna delete-study while workers ran)."""
+    try:
+        found._storage.get_study_id_from_name(found.study_name)
+    except KeyError:
+        return True
+    return False
+
+
 def load(storage: RDBStorage, name: str) -> optuna.Study:
     """An existing study, or a UsageError that lists the ones there are."""
     existing = names(storage)

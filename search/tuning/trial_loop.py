@@ -301,6 +301,11 @@ def run_trials(
                 # trial it cut off keeps its checkpoint and is re-run when it is back.
                 lost = storage.outage(error)
                 if lost is None:
+                    if study.deleted(running):  # Optuna fails on it in odd ways (KeyError, or
+                        raise RunFailure(  # UnboundLocalError in its tell): say what happened
+                            f"study '{running.study_name}' was deleted while this worker ran "
+                            "it; stopped"
+                        ) from None
                     raise
                 outage.wait(lost)
     printer.close()
