@@ -271,7 +271,7 @@ def test_worker_joins_a_study_and_reads_how_to_run_it(tmp_path, run_here):
         ("sqlite:///{tmp}/none.db", 2, "no study storage at"),  # and none is created
         ("postgresql://postgres@127.0.0.1:1/test", 1, "cannot reach storage postgresql"),
         ("postgresql://postgres@127.0.0.1:5432/test", 2, "no study named 'ghost'"),
-        ("not-a-url", 2, "malformed --storage URL"),
+        ("not-a-url", 2, "--storage 'not-a-url' is not a URL"),
     ],
 )
 def test_worker_refuses_what_it_cannot_join(tmp_path, storage, code, message, run_here):
