@@ -74,7 +74,8 @@ def get_args_parser() -> cli.ArgumentParser:
     parser.add_argument(
         "--pruner",
         help=f"{', '.join(samplers.PRUNERS.names())} (default hyperband; decides per epoch; "
-        "a study with several --objectives is not pruned)",
+        "with several --objectives: moasha, successive halving by Pareto front, or none, "
+        "the default)",
     )
     parser.add_argument(
         "--objectives",

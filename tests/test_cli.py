@@ -184,7 +184,7 @@ MISTAKES = {
     ),
     "pruning a multi-objective study": (
         ["search.run", "--space", "mlp", "--objectives", "accuracy,params", "--pruner", "median"],
-        "--pruner median: pruning does not apply to a study with several --objectives",
+        "--pruner median compares one objective; with several --objectives use moasha or none",
     ),
     "cma-es on two objectives": (
         ["search.run", "--space", "mlp", "--objectives", "accuracy,latency", "--sampler", "cmaes"],

@@ -22,6 +22,7 @@ PRUNER_CLASSES = {
     "hyperband": optuna.pruners.HyperbandPruner, "median": optuna.pruners.MedianPruner,
     "sha": optuna.pruners.SuccessiveHalvingPruner, "none": optuna.pruners.NopPruner,
     "optuna-median": optuna.pruners.MedianPruner,
+    "moasha": optuna.pruners.NopPruner,  # to Optuna; the objective stops its trials itself
 }  # fmt: skip
 
 
@@ -61,7 +62,10 @@ def test_refused_combinations():
         samplers.check_choice("tpe", "asha", 1)
     with pytest.raises(UsageError, match="handles one objective only"):
         samplers.check_choice("cmaes", None, 2)
-    with pytest.raises(UsageError, match="pruning does not apply"):
+    with pytest.raises(UsageError, match="--pruner median compares one objective"):
         samplers.check_choice("tpe", "median", 2)
+    with pytest.raises(UsageError, match="--pruner moasha is for several --objectives"):
+        samplers.check_choice("tpe", "moasha", 1)
     assert samplers.check_choice("qmc", None, 2) == "none"
+    assert samplers.check_choice("tpe", "moasha", 2) == "moasha"
     assert samplers.check_choice("random", "sha", 1) == "sha"

@@ -483,6 +483,7 @@ def train(
     compile_model: str = "",
     resume_from: dict[str, Any] | None = None,
     on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
+    on_start: Callable[[TrainingState], None] | None = None,
 ) -> TrainResult:
     """Train for trial_config.epochs, evaluating on eval_set after every epoch. on_epoch gets
     each epoch's result and returns True to stop early (a pruned trial). Reduce-on-plateau
@@ -492,12 +493,15 @@ def train(
     time measured apart (TrainResult.compile_seconds).
     `on_checkpoint` gets TrainingState.state_dict() after every epoch, before on_epoch;
     `resume_from` (one of those) continues after its epoch, ending as the run that saved it
-    would have."""
+    would have. `on_start` gets the state before the first epoch (to measure the network as
+    built)."""
     state = start_training(
         trial_config, train_set, eval_set, num_classes, on_device, eval_is_test, compile_model
     )
     if resume_from is not None:
         state.load_state_dict(resume_from)
+    if on_start is not None:
+        on_start(state)
     while not state.done:
         result = advance(state)
         if on_checkpoint is not None:

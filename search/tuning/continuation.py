@@ -22,6 +22,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 import spaces
+from search.tuning.pareto_halving import CURVE
 
 PAUSED = "paused_after_epoch"  # the user attribute of a trial paused rather than pruned
 CONTINUED_FROM = "continued_from"  # a continuation's: the paused trial it carries on
@@ -37,12 +38,17 @@ def continued(trials: Iterable[FrozenTrial]) -> set[int]:
     }
 
 
+def epochs_reported(trial: FrozenTrial) -> int:
+    """The epochs a trial reported: to Optuna, or, with several objectives (whose report
+    Optuna refuses), in its curve (pareto_halving.CURVE)."""
+    return len(trial.intermediate_values) or len(trial.user_attrs.get(CURVE, ()))
+
+
 def epochs_trained(trials: Iterable[FrozenTrial]) -> int:
     """The epochs the study's trials trained, each once: a re-run or a continuation reports
     the epochs it resumed after again, but trains only those after them."""
     return sum(
-        len(trial.intermediate_values) - trial.user_attrs.get("resumed_after_epoch", 0)
-        for trial in trials
+        epochs_reported(trial) - trial.user_attrs.get("resumed_after_epoch", 0) for trial in trials
     )
 
 

@@ -10,12 +10,20 @@ import optuna
 import torch
 
 import spaces
+from models.layers import count_parameters
 from registry import UsageError, files
 from search.training import config, device, evaluation
 from search.training.config import TrialConfig
 from search.training.data import Dataset
-from search.training.trainer import EpochResult, TrainingDiverged, TrainResult, train
-from search.tuning import config_attrs, continuation, trial_loop
+from search.training.trainer import (
+    EpochResult,
+    TrainingDiverged,
+    TrainingState,
+    TrainResult,
+    train,
+)
+from search.tuning import config_attrs, continuation, pareto_halving, trial_loop
+from search.tuning.pareto_halving import ParetoHalving
 from search.tuning.trial_checkpoints import TrialCheckpoints
 from search.tuning.trial_loop import TrialFailed
 from spaces import SpaceContext
@@ -38,16 +46,23 @@ def failure_reason(error: Exception, device_name: str) -> str:
     return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:500]
 
 
+# The objectives other than accuracy: properties of the network, measured by these
+COSTS = {
+    "params": lambda model, images, preprocess: float(count_parameters(model)),
+    "latency": evaluation.latency_ms,
+}
+
+
 def measure(
     objectives: Sequence[str], result: TrainResult, val_images: torch.Tensor
 ) -> tuple[float, ...]:
     """The trial's value for each of the study's objectives (settings.OBJECTIVES)."""
-    measures = {
-        "accuracy": lambda: result.final.val_accuracy,
-        "params": lambda: float(result.param_count),
-        "latency": lambda: evaluation.latency_ms(result.model, val_images, result.preprocess),
-    }
-    return tuple(measures[objective]() for objective in objectives)
+    return tuple(
+        result.final.val_accuracy
+        if objective == "accuracy"
+        else COSTS[objective](result.model, val_images, result.preprocess)
+        for objective in objectives
+    )
 
 
 class Objective:
@@ -72,13 +87,14 @@ class Objective:
         compile_model: str = "",
         checkpoints: TrialCheckpoints | None = None,
         pause_pruned: bool = False,
+        halving: ParetoHalving | None = None,
     ):
         self.space_name, self.space = space_name, spaces.get(space_name)
         self.context, self.objectives = context, tuple(objectives)
         self.train_set, self.val_set = dataset.train.to(on_device), dataset.val.to(on_device)
         self.num_classes, self.on_device = dataset.num_classes, on_device
         self.compile_model, self.checkpoints = compile_model, checkpoints
-        self.pause_pruned = pause_pruned
+        self.pause_pruned, self.halving = pause_pruned, halving
         self.device_name = device.describe(on_device)
         # Which process runs a trial, for search.status; the GPU as CUDA_VISIBLE_DEVICES pinned.
         gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "")
@@ -112,10 +128,25 @@ class Objective:
         trial.set_user_attr("worker", self.worker_name)
         single = len(self.objectives) == 1
         resume_from = self.resume(trial, trial_config, report_epochs=single)
+        curve = [epoch["val_accuracy"] for epoch in resume_from["history"]] if resume_from else []
 
         def report(epoch: EpochResult) -> bool:
             trial.report(epoch.val_accuracy, epoch.epoch)
             return trial.should_prune()
+
+        def record(epoch: EpochResult) -> bool:  # several objectives: Optuna's report
+            curve.append(epoch.val_accuracy)  # refuses them (pareto_halving.py)
+            trial.set_user_attr(pareto_halving.CURVE, curve)
+            return bool(self.halving) and self.halving.should_stop(
+                trial.study, trial.number, len(curve)
+            )
+
+        def measure_costs(state: TrainingState) -> None:  # what the halving ranks them by
+            for name in self.objectives[1:]:
+                trial.set_user_attr(
+                    pareto_halving.COST_ATTRS[name],
+                    COSTS[name](state.model, self.val_set.images, state.preprocess),
+                )
 
         def save(state: dict) -> None:
             self.checkpoints.save(trial.number, state)
@@ -123,8 +154,10 @@ class Objective:
         try:
             result = train(
                 trial_config, self.train_set, self.val_set, self.num_classes, self.on_device,
-                report if single else None, compile_model=self.compile_model,
-                resume_from=resume_from, on_checkpoint=save if self.checkpoints else None,
+                report if single else record,
+                compile_model=self.compile_model, resume_from=resume_from,
+                on_checkpoint=save if self.checkpoints else None,
+                on_start=measure_costs if self.halving else None,
             )  # fmt: skip
             values = measure(self.objectives, result, self.val_set.images)
         except TrainingDiverged as error:

@@ -73,30 +73,45 @@ def sha(max_epochs: int) -> optuna.pruners.BasePruner:
     return continuation.PausingSuccessiveHalving(min_resource=1)
 
 
+@PRUNERS.register("moasha")
+def moasha(max_epochs: int) -> optuna.pruners.BasePruner:
+    """Successive halving by Pareto front, for several --objectives: the objective stops
+    trials itself (pareto_halving.py), since Optuna's pruners take one value; to Optuna,
+    nothing."""
+    return optuna.pruners.NopPruner()
+
+
 @PRUNERS.register("none")
 def none(max_epochs: int) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
 SINGLE_OBJECTIVE_SAMPLERS = {"cmaes"}
+MULTI_OBJECTIVE_PRUNERS = ("moasha", "none")
 DEFAULT_PRUNER = "hyperband"
+DEFAULT_MULTI_OBJECTIVE_PRUNER = "none"  # until moasha is measured against it
 PAUSING_PRUNERS = ("hyperband", "sha")  # --pause-pruned: successive halving's rungs promote
 
 
 def check_choice(sampler: str, pruner: str | None, objectives: int) -> str:
-    """Refuse unknown names and combinations Optuna cannot run; the pruner to use (none for a
-    multi-objective study, whose trials Optuna cannot prune)."""
+    """Refuse unknown names and combinations that cannot run; the pruner to use (moasha or
+    none for a multi-objective study: Optuna's own pruners take one value)."""
     SAMPLERS[sampler]
     if objectives == 1:
         chosen = pruner or DEFAULT_PRUNER
         PRUNERS[chosen]
+        if chosen == "moasha":
+            raise UsageError("--pruner moasha is for several --objectives; use hyperband or sha")
         return chosen
     if sampler in SINGLE_OBJECTIVE_SAMPLERS:
         raise UsageError(
             f"--sampler {sampler} handles one objective only; use tpe, gp, random or qmc"
         )
-    if pruner not in (None, "none"):
+    chosen = pruner or DEFAULT_MULTI_OBJECTIVE_PRUNER
+    if chosen not in MULTI_OBJECTIVE_PRUNERS:
+        PRUNERS[chosen]  # an unknown name is refused as such first
         raise UsageError(
-            f"--pruner {pruner}: pruning does not apply to a study with several --objectives"
+            f"--pruner {chosen} compares one objective; with several --objectives use "
+            f"{' or '.join(MULTI_OBJECTIVE_PRUNERS)}"
         )
-    return "none"
+    return chosen

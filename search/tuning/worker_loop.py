@@ -15,6 +15,7 @@ from search.training import checkpoint, data
 from search.training.data import Dataset
 from search.tuning import launch, progress, storage, study, trial_loop
 from search.tuning.objective import Objective, free_memory
+from search.tuning.pareto_halving import ParetoHalving
 from search.tuning.settings import StudySettings
 from search.tuning.trial_checkpoints import TrialCheckpoints
 
@@ -59,9 +60,11 @@ def work(
                 settings.keep_checkpoints,
                 settings.keep_paused if settings.pause_pruned else 0,
             )  # fmt: skip
+        halving = (ParetoHalving(settings.objectives, settings.epochs)
+                   if settings.pruner == "moasha" else None)  # fmt: skip
         objective = Objective(
             settings.space, space_context(settings), dataset, on_device,
-            settings.objectives, settings.compile, checkpoints, settings.pause_pruned,
+            settings.objectives, settings.compile, checkpoints, settings.pause_pruned, halving,
         )  # fmt: skip
         callbacks = [*([checkpoints.remove_finished] if checkpoints else []), free_memory]
         if settings.pause_pruned:  # settings.checked makes sure there are checkpoints

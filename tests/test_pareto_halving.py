@@ -1,0 +1,116 @@
+"""Pruning with several objectives (search/tuning/pareto_halving.py): its sort and crowding
+against Optuna's own NSGA-II, its rule on a real study, and a real search that prunes by it."""
+
+import numpy as np
+import optuna
+import pytest
+from optuna.samplers.nsgaii._elite_population_selection_strategy import _calc_crowding_distance
+from optuna.study._multi_objective import _fast_non_domination_rank
+from optuna.trial import FrozenTrial, TrialState
+
+from search import run
+from search.tuning import pareto_halving
+from search.tuning.pareto_halving import CURVE, ParetoHalving
+
+PARAMS = pareto_halving.COST_ATTRS["params"]
+
+
+@pytest.mark.parametrize("count, axes", [(1, 2), (7, 2), (40, 2), (40, 3)])
+def test_fronts_are_optunas_non_dominated_sort(count, axes):
+    generator = np.random.default_rng(count * axes)
+    for losses in (generator.random((count, axes)),
+                   generator.integers(0, 4, (count, axes)).astype(float)):  # fmt: skip
+        assert pareto_halving.fronts(losses.tolist()) == _fast_non_domination_rank(losses).tolist()
+
+
+def test_crowding_is_optunas_nsga2_crowding_distance():
+    losses = np.random.default_rng(3).random((12, 3))
+    population = [
+        FrozenTrial(number=i, state=TrialState.COMPLETE, value=None, values=list(row),
+                    datetime_start=None, datetime_complete=None, params={}, distributions={},
+                    user_attrs={}, system_attrs={}, intermediate_values={}, trial_id=i)
+        for i, row in enumerate(losses)
+    ]  # fmt: skip
+    optunas = _calc_crowding_distance(population)
+    assert pareto_halving.crowding(losses.tolist()) == pytest.approx(
+        [optunas[i] for i in range(len(losses))]
+    )
+
+
+def test_rungs_are_successive_halvings():
+    assert pareto_halving.rungs(27) == [1, 3, 9]
+    assert pareto_halving.rungs(28) == [1, 3, 9, 27]
+    assert pareto_halving.rungs(1) == []
+
+
+def at_rung(study: optuna.Study, accuracy: float, params: float, epochs: int = 1) -> int:
+    """A running trial that has recorded `epochs` epochs at `accuracy`, with `params`."""
+    trial = study.ask()
+    study._storage.set_trial_user_attr(trial._trial_id, CURVE, [accuracy] * epochs)
+    study._storage.set_trial_user_attr(trial._trial_id, PARAMS, params)
+    return trial.number
+
+
+def test_a_dominated_trial_is_stopped_at_a_rung_and_a_non_dominated_one_goes_on(tmp_path):
+    """Six trials at the first rung, (accuracy, parameters): the best third, 2, go on. Of the
+    front (A: most accurate, C: smallest), both; B, dominated by A, and the rest stop."""
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'mo.db'}",
+                                directions=["maximize", "minimize"])  # fmt: skip
+    a = at_rung(study, 0.50, 100)
+    b = at_rung(study, 0.45, 200)
+    c = at_rung(study, 0.30, 50)
+    others = [at_rung(study, accuracy, 400) for accuracy in (0.20, 0.25, 0.10)]
+    halving = ParetoHalving(("accuracy", "params"), max_epochs=10)
+    assert not halving.should_stop(study, a, 1)
+    assert not halving.should_stop(study, c, 1)
+    assert halving.should_stop(study, b, 1)
+    assert all(halving.should_stop(study, number, 1) for number in others)
+    assert not halving.should_stop(study, b, 2)  # not a rung: nothing is decided there
+
+
+def test_the_first_trial_at_a_rung_goes_on(tmp_path):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'first.db'}",
+                                directions=["maximize", "minimize"])  # fmt: skip
+    first = at_rung(study, 0.01, 10**6, epochs=3)
+    assert not ParetoHalving(("accuracy", "params"), max_epochs=10).should_stop(study, first, 3)
+
+
+def test_a_search_with_two_objectives_prunes_by_pareto_front_at_each_rung(tmp_path, run_here):
+    """A real search, one worker, accuracy and parameter count, 4 epochs (rungs 1 and 3): each
+    trial that stopped was outside the best third of the trials at its rung when it got
+    there (those numbered before it: one worker runs them in turn), each that went on was in
+    it; the front, the summary and the export read as before."""
+    storage = f"sqlite:///{tmp_path / 'mo.db'}"
+    argv = ["--space", "test_tiny_widths", "--space-module", "tests.spaces_for_tests",
+            "--dataset", "sample", "--epochs", "4", "--trials", "12", "--sampler", "random",
+            "--objectives", "accuracy,params", "--pruner", "moasha", "--storage", storage,
+            "--study", "mo", "--checkpoint-dir", ""]  # fmt: skip
+    assert run.main(argv) == 0
+    study = optuna.load_study(study_name="mo", storage=storage)
+    trials = study.trials
+    halving = ParetoHalving(("accuracy", "params"), max_epochs=4)
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert pruned and len(pruned) < len(trials)
+    for trial in trials:
+        assert trial.user_attrs[PARAMS] == trial.user_attrs["param_count"]
+        reached = len(trial.user_attrs[CURVE])
+        for epoch in pareto_halving.rungs(4):
+            if epoch > reached:
+                continue
+            peers = [t for t in trials[: trial.number + 1] if len(t.user_attrs[CURVE]) >= epoch]
+            order = pareto_halving.ranked([halving.losses(t, epoch) for t in peers])
+            kept = {peers[i].number for i in order[: max(1, len(peers) // 3)]}
+            stopped_here = trial.state == TrialState.PRUNED and reached == epoch
+            assert (trial.number not in kept) == stopped_here, (trial.number, epoch)
+    assert all(t.state == TrialState.COMPLETE for t in study.best_trials)
+    exported = run_here("search.export", "--study", "mo", "--storage", storage, "--pareto",
+                        "-o", str(tmp_path / "front.yaml"), cwd=tmp_path)  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+
+
+def test_every_cost_objective_has_its_attribute_named_after_its_metric():
+    from search.tuning.settings import OBJECTIVES
+
+    assert set(pareto_halving.COST_ATTRS) == set(OBJECTIVES) - {"accuracy"}
+    for name, attr in pareto_halving.COST_ATTRS.items():
+        assert attr == f"before_training_{OBJECTIVES[name][1]}"
