@@ -172,3 +172,25 @@ def test_the_strategies_are_compared_at_an_equal_budget_in_epochs(tmp_path, run_
             reached = search["epochs_to_random_final"]
             assert reached is None or reached <= search["epochs"]
     assert "| strategy: random | --sampler random --pruner none;" in result.stdout
+
+
+def test_the_pareto_section_compares_moasha_with_no_pruning_at_an_equal_budget(tmp_path, run_here):
+    """One seed each, real search.run processes with two objectives: each search trains its
+    budget, its hypervolume only grows as the budget is spent, and both rows measure from one
+    reference point."""
+    args = [*STRATEGIES_TINY[:5], "pareto", "--strategy-fix", "image_size=0,depth=1",
+            "--strategy-epochs", "3", "--strategy-budget", "9", "--strategy-repeats", "1",
+            "--strategy-workers", "1"]  # fmt: skip
+    result = run_here("search.bench", *args, "--json", "p.json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads((tmp_path / "p.json").read_text())["sections"]["pareto"]["rows"]
+    assert [row["what"] for row in rows] == ["pareto: none", "pareto: moasha"]
+    assert rows[0]["figures"]["reference"] == rows[1]["figures"]["reference"]
+    for row in rows:
+        volumes = [row["figures"]["hypervolume"][f][0] for f in ("0.25", "0.5", "1.0")]
+        assert volumes == sorted(volumes) and volumes[-1] > 0
+        assert row["figures"]["searches"][0]["trials"] >= 3
+    assert rows[0]["figures"]["searches"][0]["pruned"] == 0  # none prunes nothing
+    assert "| pareto: moasha | --objectives accuracy,params --sampler tpe --pruner moasha;" in (
+        result.stdout
+    )

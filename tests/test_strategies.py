@@ -4,6 +4,7 @@ Optuna's add_trial: where in the budget each trial's epochs fell, and the best f
 import datetime
 
 import optuna
+import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
@@ -51,3 +52,35 @@ def test_the_best_at_each_share_of_the_budget_counts_the_epochs_trained_by_then(
     assert search.continued == 0
     assert search.curve == [(9, 0.5), (11, 0.7), (12, 0.9)]
     assert search.epochs_to_reach(0.6) == 11 and search.epochs_to_reach(0.95) is None
+
+
+def test_the_pareto_section_counts_each_front_by_the_epochs_trained_when_its_trials_ended():
+    """Two objectives (accuracy, parameters), epochs read from the trials' curves: trial 0
+    (4 epochs over 0-40 s, 0.6 with 1,000 parameters), trial 1 (pruned after 1 epoch, 0-10 s),
+    trial 2 (4 epochs over 10-50 s, 0.8 with 100,000). By 5 epochs trained (at 30 s) nothing
+    had ended; by 9 (at 50 s) both had. The hypervolume from (error 1, log10 size 6) is the
+    union of the two rectangles each point dominates, computed here by hand."""
+    from search.bench import pareto
+    from search.tuning.pareto_halving import CURVE
+
+    found = optuna.create_study(directions=["maximize", "minimize"])
+    for state, epochs, begin, end, values in [
+        (TrialState.COMPLETE, 4, 0, 40, [0.6, 1000.0]),
+        (TrialState.PRUNED, 1, 0, 10, None),
+        (TrialState.COMPLETE, 4, 10, 50, [0.8, 100000.0]),
+    ]:  # fmt: skip
+        made = optuna.trial.create_trial(
+            state=state, values=values, params={"x": 0.5},
+            distributions={"x": FloatDistribution(0, 1)}, user_attrs={CURVE: [0.5] * epochs},
+        )  # fmt: skip
+        made.datetime_start = START + datetime.timedelta(seconds=begin)
+        made.datetime_complete = START + datetime.timedelta(seconds=end)
+        found.add_trial(made)
+    search = pareto.read_pareto_search("moasha", 0, 50.0, found)
+    assert search.trials == 3 and search.pruned == 1
+    assert search.front_at(5) == []
+    assert [value for point in search.front_at(9) for value in point] == pytest.approx(
+        [0.4, 3.0, 0.2, 5.0]
+    )
+    by_hand = (1 - 0.4) * (6 - 3) + (1 - 0.2) * (6 - 5) - (1 - 0.4) * (6 - 5)
+    assert pareto.hypervolume(search.front_at(9), (1.0, 6.0)) == pytest.approx(by_hand)

@@ -20,7 +20,7 @@ from search import cli
 # In the order they run: sections.py's SECTIONS (named here too, so that --help needs no
 # torch), then scale.py's many stand-in workers
 SECTIONS = ("plain", "trainer", "profile", "fast", "ablation", "ops", "bookkeeping", "search",
-            "strategies", "workers")  # fmt: skip
+            "strategies", "pareto", "workers")  # fmt: skip
 DEFAULT_SECTIONS = ("plain", "trainer", "fast", "search")
 
 
@@ -38,7 +38,8 @@ def get_args_parser() -> cli.ArgumentParser:
         f"{','.join(DEFAULT_SECTIONS)}); they run in that order, and one that fails is "
         "reported and the others run; speed-ups need plain; ablation trains the fast config "
         "once per airbench94 ingredient left out; ops counts the operators of a training step; "
-        "bookkeeping times what a trial costs beside its training",
+        "bookkeeping times what a trial costs beside its training; pareto compares "
+        "--pruner moasha with none on accuracy and parameters (with the --strategy-* flags)",
     )  # fmt: skip
     parser.add_argument(
         "--images", type=int, default=0,

@@ -36,7 +36,7 @@ import torchvision
 
 import spaces
 from registry import UsageError
-from search.bench import baseline, bookkeeping, op_count, strategies, utilization
+from search.bench import baseline, bookkeeping, op_count, pareto, strategies, utilization
 from search.bench.rows import Row
 from search.training import data, device, trainer
 from search.training.config import TrialConfig, validate
@@ -426,6 +426,7 @@ SECTIONS: dict[str, Callable[[Bench], Iterable[Row]]] = {
     "bookkeeping": bookkeeping_rows,
     "search": search_rows,
     "strategies": strategies.strategy_rows,
+    "pareto": pareto.pareto_rows,
 }
 
 

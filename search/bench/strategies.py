@@ -68,7 +68,9 @@ def epoch_events(trials: list[FrozenTrial]) -> list[float]:
     started = min(t.datetime_start for t in trials if t.datetime_start)
     events = []
     for trial in trials:
-        trained = len(trial.intermediate_values) - trial.user_attrs.get("resumed_after_epoch", 0)
+        trained = continuation.epochs_reported(trial) - trial.user_attrs.get(
+            "resumed_after_epoch", 0
+        )
         if not trained or trial.datetime_start is None or trial.datetime_complete is None:
             continue
         begin = (trial.datetime_start - started).total_seconds()
@@ -115,21 +117,22 @@ def read_search(strategy: str, seed: int, seconds: float, found: optuna.Study, b
     )  # fmt: skip
 
 
-def run_search(bench, strategy: str, seed: int, folder: Path) -> Search:
-    """One search.run, as a user types it, with the strategy's sampler and pruner."""
+def run_study(
+    bench, strategy: str, seed: int, folder: Path, flags: list[str]
+) -> tuple[float, optuna.Study]:
+    """One search.run of the section's space and budget, as a user types it, with the
+    strategy's `flags` (its sampler, pruner, ...): its seconds and its study."""
     args = bench.args
-    sampler, pruner, pause = STRATEGIES[strategy]
     name = f"{strategy}-{seed}"
     storage = f"sqlite:///{folder / 'strategies.db'}"
     command = [
         sys.executable, "-m", "search.run", "--space", args.strategy_space,
         "--dataset", args.dataset, "--data-dir", str(args.data_dir), "--device", args.device,
         "--epochs", str(args.strategy_epochs), "--epoch-budget", str(args.strategy_budget),
-        "--trials", "100000", "--sampler", sampler, "--pruner", pruner, "--seed", str(seed),
+        "--trials", "100000", "--seed", str(seed), *flags,
         "--workers-per-gpu", str(args.strategy_workers), "--storage", storage, "--study", name,
         "--checkpoint-dir", str(folder / "checkpoints"), "--quiet",
     ]  # fmt: skip
-    command += ["--pause-pruned"] if pause else []
     command += ["--fix", args.strategy_fix] if args.strategy_fix else []
     command += ["--classes", args.strategy_classes] if args.strategy_classes else []
     started = time.perf_counter()
@@ -140,8 +143,15 @@ def run_search(bench, strategy: str, seed: int, folder: Path) -> Search:
         raise UsageError(
             f"the {strategy} search (seed {seed}) failed: {last}\n{shlex.join(command)}"
         )
-    found = optuna.load_study(study_name=name, storage=storage)
-    return read_search(strategy, seed, seconds, found, args.strategy_budget)
+    return seconds, optuna.load_study(study_name=name, storage=storage)
+
+
+def run_search(bench, strategy: str, seed: int, folder: Path) -> Search:
+    """One search.run with the strategy's sampler and pruner."""
+    sampler, pruner, pause = STRATEGIES[strategy]
+    flags = ["--sampler", sampler, "--pruner", pruner] + (["--pause-pruned"] if pause else [])
+    seconds, found = run_study(bench, strategy, seed, folder, flags)
+    return read_search(strategy, seed, seconds, found, bench.args.strategy_budget)
 
 
 def retrained(bench, dataset: data.Dataset, winner: FrozenTrial) -> float:
