@@ -33,15 +33,6 @@ def tiny(trial, context):
     return tiny_mlp(trial, context, lr=trial.suggest_float("sgd_lr", 1e-3, 0.1, log=True))
 
 
-@spaces.register_space("test_tiny_widths")
-def tiny_widths(trial, context):
-    """test_tiny with a choice of width: trials that differ in parameter count, for pruning
-    with several objectives."""
-    width = trial.suggest_categorical("width", [8, 16, 32, 64])
-    return tiny_mlp(trial, context, lr=trial.suggest_float("sgd_lr", 1e-3, 0.1, log=True),
-                    model_args={"width": width, "depth": 1})  # fmt: skip
-
-
 @spaces.register_space("test_hopeless_lr")
 def hopeless_lr(trial, context):
     """Learning rates from hopeless (1e-7: nothing moves) to fine, for the pruners."""

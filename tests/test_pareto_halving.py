@@ -81,7 +81,7 @@ def test_a_search_with_two_objectives_prunes_by_pareto_front_at_each_rung(tmp_pa
     there (those numbered before it: one worker runs them in turn), each that went on was in
     it; the front, the summary and the export read as before."""
     storage = f"sqlite:///{tmp_path / 'mo.db'}"
-    argv = ["--space", "test_tiny_widths", "--space-module", "tests.spaces_for_tests",
+    argv = ["--space", "test_widths", "--space-module", "tests.spaces_for_tests",
             "--dataset", "sample", "--epochs", "4", "--trials", "12", "--sampler", "random",
             "--objectives", "accuracy,params", "--pruner", "moasha", "--storage", storage,
             "--study", "mo", "--checkpoint-dir", ""]  # fmt: skip
