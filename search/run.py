@@ -74,8 +74,8 @@ def get_args_parser() -> cli.ArgumentParser:
     parser.add_argument(
         "--pruner",
         help=f"{', '.join(samplers.PRUNERS.names())} (default hyperband; decides per epoch; "
-        "with several --objectives: moasha, successive halving by Pareto front, or none, "
-        "the default)",
+        "with several --objectives: moasha, successive halving by Pareto front (the "
+        "default), or none)",
     )
     parser.add_argument(
         "--objectives",

@@ -198,7 +198,7 @@ def test_objectives_make_a_multi_objective_study_without_pruning(tmp_path, run_h
     result = run_here(
         "search.run", "--space", "test_widths", "--space-module", "tests.spaces_for_tests",
         "--dataset", "sample", "--epochs", "2", "--trials", "6", "--sampler", "random",
-        "--objectives", "accuracy,params", cwd=tmp_path,
+        "--objectives", "accuracy,params", "--pruner", "none", cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     study = load(tmp_path / "studies.db", "test_widths-sample")

@@ -89,7 +89,7 @@ def none(max_epochs: int) -> optuna.pruners.BasePruner:
 SINGLE_OBJECTIVE_SAMPLERS = {"cmaes"}
 MULTI_OBJECTIVE_PRUNERS = ("moasha", "none")
 DEFAULT_PRUNER = "hyperband"
-DEFAULT_MULTI_OBJECTIVE_PRUNER = "none"  # until moasha is measured against it
+DEFAULT_MULTI_OBJECTIVE_PRUNER = "moasha"  # measured against none (BENCHMARKS.md)
 PAUSING_PRUNERS = ("hyperband", "sha")  # --pause-pruned: successive halving's rungs promote
 
 
