@@ -338,10 +338,10 @@ def test_workers_survive_a_postgresql_restart(tmp_path):
         optuna.delete_study(study_name=name, storage=POSTGRES)
 
 
-# How long the proxy and the database stay down in the outage test. 30 s in the suite (its
+# How long the proxy and the database stay down in the outage test. 15 s in the suite (its
 # 10 minutes on 2 cores); README's figures come from OUTAGE_SECONDS=150, longer than the fixed
 # 120 s (24 retries x 5 s) after which workers used to give up.
-OUTAGE_SECONDS = float(os.environ.get("OUTAGE_SECONDS", 30))
+OUTAGE_SECONDS = float(os.environ.get("OUTAGE_SECONDS", 15))
 
 
 def serve_proxy(port: int, cwd) -> subprocess.Popen:
