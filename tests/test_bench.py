@@ -179,7 +179,7 @@ def test_the_pareto_section_compares_moasha_with_no_pruning_at_an_equal_budget(t
     budget, its hypervolume only grows as the budget is spent, and both rows measure from one
     reference point."""
     args = [*STRATEGIES_TINY[:5], "pareto", "--strategy-fix", "image_size=0,depth=1",
-            "--strategy-epochs", "3", "--strategy-budget", "9", "--strategy-repeats", "1",
+            "--strategy-epochs", "2", "--strategy-budget", "6", "--strategy-repeats", "1",
             "--strategy-workers", "1"]  # fmt: skip
     result = run_here("search.bench", *args, "--json", "p.json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -76,9 +76,9 @@ def test_every_run_flag_parses():
         "sqlite:///studies.db", "cifar10", "tpe", "accuracy"
     )  # fmt: skip
     assert not defaults.warm_start
-    # No --pruner: Hyperband for one objective, none for several (Optuna prunes only one).
+    # No --pruner: Hyperband for one objective, successive halving by Pareto front for several
     assert samplers.check_choice("tpe", defaults.pruner, 1) == "hyperband"
-    assert samplers.check_choice("tpe", defaults.pruner, 2) == "none"
+    assert samplers.check_choice("tpe", defaults.pruner, 2) == "moasha"
 
 
 def test_every_worker_and_status_flag_parses():

@@ -363,7 +363,7 @@ def test_workers_ride_out_a_proxy_outage_and_a_database_restart_mid_trial(tmp_pa
     proxy = serve_proxy(port, tmp_path)
     command = [
         sys.executable, "-m", "search.run", "--space", "test_tiny", *TEST_SPACES, "--epochs", "3",
-        "--trials", "8", "--sampler", "random", "--workers-per-gpu", "2", "--pruner", "none",
+        "--trials", "6", "--sampler", "random", "--workers-per-gpu", "2", "--pruner", "none",
         "--heartbeat-interval", "1", "--grace-period", str(GRACE_SECONDS), "--storage",
         f"grpc://localhost:{port}", "--study", name,
     ]  # fmt: skip
@@ -399,7 +399,7 @@ def test_workers_ride_out_a_proxy_outage_and_a_database_restart_mid_trial(tmp_pa
         assert err.count("the storage is back after") == 2, err[-3000:]
         assert "Traceback" not in err
         study = optuna.load_study(study_name=name, storage=POSTGRES)
-        check_all_accounted_for(study, 8)
+        check_all_accounted_for(study, 6)
         cut_off = [t for t in study.trials if t.state == TrialState.FAIL]
         assert cut_off, "the outage cut no trial off: it did not land mid-trial"
         for trial in cut_off:  # re-queued by its own worker, not a grace period later
