@@ -68,6 +68,16 @@ def test_a_dominated_trial_is_stopped_at_a_rung_and_a_non_dominated_one_goes_on(
     assert not halving.should_stop(study, b, 2)  # not a rung: nothing is decided there
 
 
+def test_a_failed_trial_is_not_compared(tmp_path):
+    """A killed trial's curve is not a rival at the rung: its re-run stands for it."""
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'failed.db'}",
+                                directions=["maximize", "minimize"])  # fmt: skip
+    killed = at_rung(study, 0.9, 10)
+    study.tell(killed, state=TrialState.FAIL)
+    second = at_rung(study, 0.1, 10**6)
+    assert not ParetoHalving(("accuracy", "params"), max_epochs=10).should_stop(study, second, 1)
+
+
 def test_the_first_trial_at_a_rung_goes_on(tmp_path):
     study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'first.db'}",
                                 directions=["maximize", "minimize"])  # fmt: skip

@@ -19,9 +19,13 @@ import math
 from collections.abc import Sequence
 
 import optuna
+from optuna.trial import TrialState
 
 CURVE = "val_accuracy_curve"  # each epoch's accuracy (Optuna records none with 2+ objectives)
 REDUCTION_FACTOR = 3
+# The trials a rung compares, as Optuna's successive halving does: a failed one is not (its
+# re-run, which resumes with its curve, stands for it; a re-run carries no user attributes)
+COMPARED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 # Each cost objective's value as measured before training (a user attribute of the trial);
 # the name after settings.OBJECTIVES' metric, which this module cannot import (settings
 # imports the pruners, which import this)
@@ -122,7 +126,7 @@ class ParetoHalving:
         if epoch not in rungs(self.max_epochs, self.reduction_factor):
             return False
         peers = {}
-        for trial in study.get_trials(deepcopy=False):
+        for trial in study.get_trials(deepcopy=False, states=COMPARED):
             point = self.losses(trial, epoch)
             if point is not None:
                 peers[trial.number] = point
