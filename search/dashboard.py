@@ -38,18 +38,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError(f"--port must be 0 to 65535, not {args.port}")
     from wsgiref.simple_server import make_server
 
-    try:
-        import optuna_dashboard
-    except ImportError as error:  # a broken or half-removed install
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise UsageError(
-            f"optuna_dashboard cannot be imported ({reason}); reinstall it: "
-            "pip install --force-reinstall optuna-dashboard"
-        ) from None
     from optuna.artifacts import FileSystemArtifactStore
 
     from registry import files
     from search.tuning import storage
+
+    try:
+        import optuna_dashboard
+    except ImportError as error:  # a broken or half-removed install
+        raise UsageError(
+            f"optuna_dashboard cannot be imported ({storage.first_line(error)}); reinstall "
+            "it: pip install --force-reinstall optuna-dashboard"
+        ) from None
 
     study_storage = storage.open_storage(args.storage, create=False)
     files.check_folder(args.artifact_dir)

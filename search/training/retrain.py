@@ -11,7 +11,6 @@ from typing import Any
 
 import torch
 
-import models
 from registry import RunFailure, UsageError, files
 from search.training import checkpoint, config, device, evaluation, retrain_report, tta
 from search.training.config import TrialConfig
@@ -68,14 +67,10 @@ class Retrained:
 PAGES_BYTES = 2**20  # metrics, config, history and the report page, generously
 
 
-def check_room(output_dir: Path, trial_config: TrialConfig, dataset: Dataset, copies: int = 1):
-    """Before training, not after: a disk without room for the checkpoint (the network's
-    weights, `copies` times) and the pages beside it is one line, and no training is lost
-    to the write that would have failed."""
-    model = models.build(
-        trial_config.model, num_classes=dataset.num_classes, image_shape=dataset.image_shape,
-        **trial_config.model_args,
-    )  # fmt: skip
+def check_room(output_dir: Path, model: torch.nn.Module, copies: int = 1) -> None:
+    """Before the first epoch, not after the last: a disk without room for the checkpoint
+    (the network's weights, `copies` times) and the pages beside it is one line, and no
+    training is lost to the write that would have failed."""
     weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     needed = copies * weights + PAGES_BYTES
     free = shutil.disk_usage(output_dir).free
@@ -98,11 +93,12 @@ def retrain(
 ) -> Retrained:
     """Train trial_config on the dataset's train+val, evaluate it on the test set and write
     output_dir/checkpoint.pt, metrics.json and config.yaml (with `provenance`)."""
-    check_room(output_dir, trial_config, dataset, copies=2 if safetensors else 1)
+    copies = 2 if safetensors else 1
     try:
         result = train(
             trial_config, dataset.train + dataset.val, dataset.test, dataset.num_classes,
             on_device, on_epoch=on_epoch, eval_is_test=True, compile_model=compile_model,
+            on_start=lambda state: check_room(output_dir, state.model, copies),
         )  # fmt: skip
     except TrainingDiverged as error:
         raise RunFailure(f"training diverged: {error}; lower the config's lr") from None
