@@ -20,7 +20,7 @@ import optuna
 import spaces
 from registry import UsageError, files
 from search import cli
-from search.tuning import samplers, storage
+from search.tuning import samplers, storage, transfer
 from search.tuning import settings as study_settings
 from search.tuning.settings import StudySettings
 
@@ -82,15 +82,35 @@ def get_args_parser() -> cli.ArgumentParser:
         default="accuracy",
         help="what to optimise: accuracy (default), or accuracy,params or accuracy,latency "
         "(also minimise the parameter count or the forward time per batch on the trial's "
-        "device) for a multi-objective study with a Pareto front. Pruning does not apply "
-        "there: every trial trains all its epochs (Optuna prunes single-objective studies "
-        "only). Fixed when the study is created",
+        "device) for a multi-objective study with a Pareto front, pruned by --pruner moasha "
+        "unless --pruner none. Fixed when the study is created",
     )
     parser.add_argument(
         "--warm-start",
         action="store_true",
         help="before sampling, queue the space's known-good configs from the reports (see "
         "--list-spaces); each runs once per study",
+    )
+    parser.add_argument(
+        "--warm-start-from",
+        default="",
+        metavar="STUDY",
+        help="when creating the study, start from an earlier study of the same space (other "
+        "data, classes or --epochs): its best configs run first, fitted to this study's "
+        "ranges, and the sampler searches the box they span (Syne Tune's BoundingBox)",
+    )
+    parser.add_argument(
+        "--warm-start-storage",
+        metavar="URL",
+        help="the storage of the --warm-start-from study, read only (default: --storage)",
+    )
+    parser.add_argument(
+        "--warm-start-top",
+        type=int,
+        default=transfer.DEFAULT_TOP,
+        metavar="K",
+        help="with --warm-start-from: how many of its best configs to queue and span the box "
+        f"with (default {transfer.DEFAULT_TOP})",
     )
     parser.add_argument(
         "--fix",
@@ -224,6 +244,8 @@ class RunOptions:
     workers_per_gpu: int = 1
     timeout: float | None = None
     warm_start: bool = False
+    warm_start_storage: str | None = None  # where --warm-start-from's study is (None: storage)
+    warm_start_top: int = transfer.DEFAULT_TOP
     create_only: bool = False
     quiet: bool = False
     command: str = ""  # how it was asked for, for the study's note
@@ -273,8 +295,16 @@ def request(**values: Any) -> tuple[StudySettings, RunOptions]:
     given = {**known, **values}
     cli.check_positive(
         argparse.Namespace(**given), "trials", "epochs", "timeout", "heartbeat_interval",
-        "grace_period",
+        "grace_period", "warm_start_top",
     )  # fmt: skip
+    if given["warm_start"] and given["warm_start_from"]:
+        raise UsageError(
+            "--warm-start and --warm-start-from both queue configs first: choose one (the "
+            "earlier study's box may leave out the reports' configs)"
+        )
+    if given["warm_start_storage"] and not given["warm_start_from"]:
+        raise UsageError("--warm-start-storage names where --warm-start-from's study is; "
+                         "give --warm-start-from STUDY too")  # fmt: skip
     space = given["space"]
     if space is None:
         raise UsageError("--space is required (see --list-spaces)")
@@ -321,6 +351,7 @@ def request(**values: Any) -> tuple[StudySettings, RunOptions]:
             "epoch_budget": given["epoch_budget"],
             "pause_pruned": bool(given["pause_pruned"]),
             "keep_paused": given["keep_paused"],
+            "warm_start_from": given["warm_start_from"] or "",
         }
     )
     options = RunOptions(
@@ -332,6 +363,8 @@ def request(**values: Any) -> tuple[StudySettings, RunOptions]:
         workers_per_gpu=given["workers_per_gpu"],
         timeout=given["timeout"],
         warm_start=bool(given["warm_start"]),
+        warm_start_storage=given["warm_start_storage"],
+        warm_start_top=given["warm_start_top"],
         create_only=bool(given["create_only"]),
         quiet=bool(given["quiet"]),
     )
@@ -359,8 +392,20 @@ def start(wanted: StudySettings, options: RunOptions) -> tuple[int, optuna.Study
         files.check_folder(Path(wanted.checkpoint_dir))
     name = options.study
     with storage.kept_open(options.storage) as study_storage:
+        transferred = None
+        if wanted.warm_start_from and name not in study.names(study_storage):
+            source_storage = options.warm_start_storage or options.storage
+            transferred = transfer.from_study(
+                wanted, wanted.warm_start_from, source_storage,
+                study_storage if source_storage == options.storage else None,
+                worker_loop.space_context(wanted), options.warm_start_top,
+            )  # fmt: skip
+            wanted = dataclasses.replace(wanted, search_box=transferred.box)
         running = study.create_or_resume(study_storage, name, wanted)
         wanted = study.settings(running)  # as recorded: with the study's checkpoint key
+        if transferred:
+            transfer.enqueue(running, transferred)
+            print(transferred.describe())
         if options.warm_start:
             queued = study.enqueue_warm_starts(running, wanted.space)
             print(f"warm start: queued {queued} known-good config(s) of space {wanted.space}")

@@ -94,6 +94,20 @@ spaces.register_warm_starts(
 )
 
 
+@spaces.register_space("test_transfer")
+def transfer(trial, context):
+    """Ranges that depend on the study's --epochs, as a report's schedule knobs may: a study
+    of 2 epochs offers learning rates up to 0.1 and widths 4 and 16, one of 3 or more up to
+    0.3 and also 64. For --warm-start-from across budgets."""
+    longer = context.epochs >= 3
+    widths = [4, 16, 64] if longer else [4, 16]
+    return tiny_mlp(
+        trial, context, lr=trial.suggest_float("sgd_lr", 1e-3, 0.3 if longer else 0.1, log=True),
+        optimizer_args={"momentum": trial.suggest_float("sgd_momentum", 0.0, 0.9, step=0.1)},
+        model_args={"width": trial.suggest_categorical("width", widths), "depth": 1},
+    )  # fmt: skip
+
+
 RENDEZVOUS = "SEARCH_TEST_RENDEZVOUS"  # how many worker processes must meet
 RENDEZVOUS_SECONDS = 600  # a guard against hanging forever, never reached when all is well
 

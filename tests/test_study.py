@@ -39,6 +39,8 @@ def test_a_created_study_records_its_settings_and_a_resumed_one_keeps_them(opene
         "epoch_budget": 0,
         "pause_pruned": False,
         "keep_paused": 20,
+        "warm_start_from": "",
+        "search_box": {},
     }  # defaults of settings added since
     assert SETTINGS.to_attrs() == {**FIXED, **OPTIONS, "objectives": ["accuracy"], **later}
     assert created.metric_names == ["val_accuracy"]

@@ -4,7 +4,7 @@ checkpointing every epoch and resuming re-runs of failed trials."""
 import os
 import socket
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import optuna
 import torch
@@ -22,7 +22,7 @@ from search.training.trainer import (
     TrainResult,
     train,
 )
-from search.tuning import config_attrs, continuation, pareto_halving, trial_loop
+from search.tuning import config_attrs, continuation, pareto_halving, transfer, trial_loop
 from search.tuning.pareto_halving import ParetoHalving
 from search.tuning.trial_checkpoints import TrialCheckpoints
 from search.tuning.trial_loop import TrialFailed
@@ -88,8 +88,11 @@ class Objective:
         checkpoints: TrialCheckpoints | None = None,
         pause_pruned: bool = False,
         halving: ParetoHalving | None = None,
+        search_box: Mapping[str, Mapping] | None = None,
     ):
-        self.space_name, self.space = space_name, spaces.get(space_name)
+        self.space_name = space_name
+        # --warm-start-from's box, where the study has one: the space suggests inside it
+        self.space = transfer.within_box(spaces.get(space_name), search_box or {})
         self.context, self.objectives = context, tuple(objectives)
         self.train_set, self.val_set = dataset.train.to(on_device), dataset.val.to(on_device)
         self.num_classes, self.on_device = dataset.num_classes, on_device

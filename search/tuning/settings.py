@@ -48,6 +48,10 @@ class StudySettings:
     epoch_budget: NonNegativeInt = 0  # stop once trials have trained this many epochs (0: no limit)
     pause_pruned: bool = False  # pruned trials pause, and continue when their rung promotes them
     keep_paused: NonNegativeInt = 20  # paused trials whose checkpoints stay, the most promising
+    # Set when the study is created from an earlier one (--warm-start-from, transfer.py): its
+    # name, and the box of its best configs that every trial suggests inside.
+    warm_start_from: str = ""
+    search_box: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def to_attrs(self) -> dict[str, Any]:
         """The settings as the study's (JSON) user attributes hold them: tuples as lists."""
@@ -70,10 +74,13 @@ class StudySettings:
 
 FIXED = ("space", "dataset", "classes", "init_from", "epochs", "objectives", "fixed_params")
 FIELDS = tuple(field.name for field in dataclasses.fields(StudySettings))
+# Drawn or derived when the study is created, and kept as they were when it is resumed.
+BORN = ("checkpoint_key", "warm_start_from", "search_box")
 # Settings added since the first studies were made, with what those studies mean by them.
 LATER = {"compile": "", "classes": [], "init_from": "", "fixed_params": {},
          "checkpoint_dir": "", "keep_checkpoints": 0, "epoch_budget": 0, "pause_pruned": False,
-         "keep_paused": 20, "storage_patience": 1800, "checkpoint_key": ""}  # fmt: skip
+         "keep_paused": 20, "storage_patience": 1800, "checkpoint_key": "",
+         "warm_start_from": "", "search_box": {}}  # fmt: skip
 
 
 def upgraded(recorded: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,16 @@ from optuna.study import StudyDirection
 
 from registry import RunFailure, UsageError, seed_plus
 from search.tuning import samplers
-from search.tuning.settings import FIELDS, FIXED, LATER, StudySettings, as_flag, checked, upgraded
+from search.tuning.settings import (
+    BORN,
+    FIELDS,
+    FIXED,
+    LATER,
+    StudySettings,
+    as_flag,
+    checked,
+    upgraded,
+)
 
 
 def names(storage: RDBStorage) -> list[str]:
@@ -55,11 +64,11 @@ def settings(found: optuna.Study) -> StudySettings:
 
 def create_or_resume(storage: RDBStorage, name: str, wanted: StudySettings) -> optuna.Study:
     """Create the study, or resume it if search.run created it with the same fixed settings;
-    either way record the settings (already checked) for the workers, with the study's own
-    checkpoint key (drawn when it is created). Of two commands that create the same study at
-    once, the second fails with one line: it would have replaced the first's settings."""
+    either way record the settings (already checked) for the workers, with those born with
+    the study (its checkpoint key, drawn when it is created; its warm start). Of two commands
+    that create the same study at once, the second fails with one line: it would have
+    replaced the first's settings."""
     directions = wanted.directions
-    key = uuid.uuid4().hex[:8]
     if name in names(storage):
         existing = optuna.load_study(study_name=name, storage=storage)
         lacking = [key for key in FIELDS
@@ -84,7 +93,14 @@ def create_or_resume(storage: RDBStorage, name: str, wanted: StudySettings) -> o
                 "or start another with --study NAME"
             )
         created = existing
-        key = existing.user_attrs.get("checkpoint_key", LATER["checkpoint_key"])
+        born = {setting: existing.user_attrs.get(setting, LATER[setting]) for setting in BORN}
+        if wanted.warm_start_from not in ("", born["warm_start_from"]):
+            earlier = born["warm_start_from"]
+            raise UsageError(
+                f"study '{name}' was created "
+                + (f"from study '{earlier}'" if earlier else "without --warm-start-from")
+                + "; a warm start applies when a study is created: start another with --study NAME"
+            )
     else:
         try:
             created = optuna.create_study(storage=storage, study_name=name, directions=directions)
@@ -93,7 +109,8 @@ def create_or_resume(storage: RDBStorage, name: str, wanted: StudySettings) -> o
                 f"study '{name}' was created by another command just now; run this one again "
                 "to resume it (its settings are checked against that one's then)"
             ) from None
-    recorded = dataclasses.replace(wanted, checkpoint_key=key)
+        born = {"checkpoint_key": uuid.uuid4().hex[:8]}
+    recorded = dataclasses.replace(wanted, **born)
     for setting, value in recorded.to_attrs().items():
         created.set_user_attr(setting, value)
     created.set_metric_names(wanted.metric_names)

@@ -65,6 +65,7 @@ def work(
         objective = Objective(
             settings.space, space_context(settings), dataset, on_device,
             settings.objectives, settings.compile, checkpoints, settings.pause_pruned, halving,
+            settings.search_box,
         )  # fmt: skip
         callbacks = [*([checkpoints.remove_finished] if checkpoints else []), free_memory]
         if settings.pause_pruned:  # settings.checked makes sure there are checkpoints

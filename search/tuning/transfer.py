@@ -1,0 +1,238 @@
+"""--warm-start-from STUDY: a study that starts from an earlier one of the same space (on
+other data, other classes, another budget), as Syne Tune's BoundingBox scheduler does
+(Perrone et al., "Learning search spaces for Bayesian optimization", NeurIPS 2019):
+
+- the earlier study's best configs are queued first, fitted to this study's ranges (a value
+  outside them clamped, a choice this space does not offer dropped for the sampler to fill);
+- the sampler searches the box those configs span: each number between their smallest and
+  largest value, each choice among the values they took. The box is recorded on the study
+  when it is created and every worker's trials suggest inside it (BoxedTrial), so that every
+  trial of the study, and Optuna's own checks of its distributions, see one search space.
+
+Parameters that --fix pins are neither boxed nor taken from the earlier study."""
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import FrozenTrial, TrialState
+
+from registry import UsageError
+from search.tuning import storage, study
+from search.tuning.settings import StudySettings
+from spaces import describe
+
+# The user attribute of a queued config: which trial of which study it comes from.
+SOURCE_ATTR = "warm_start_from"
+DEFAULT_TOP = 5  # Syne Tune's BoundingBox takes the best 1 of each of many tasks; we have one
+
+
+@dataclasses.dataclass(frozen=True)
+class Transfer:
+    """What a study takes from an earlier one: configs to queue, best first, each with the
+    trial it came from, the box to search, and what had to change to fit this space."""
+
+    source: str  # the earlier study's name
+    configs: list[tuple[int, dict[str, Any]]]  # (its trial number, the params to queue)
+    values: list[float]  # their validation accuracy there
+    box: dict[str, dict[str, Any]]  # param -> {"low", "high"} or {"choices"}
+    changes: list[str]
+
+    def describe(self) -> str:
+        """One line for the user: what was queued, the box, what was changed to fit."""
+        accuracy = f"val_accuracy {self.values[0]:.4f}" + (
+            f" to {self.values[-1]:.4f}" if len(self.values) > 1 else ""
+        )
+        changed = f"; {'; '.join(self.changes)}" if self.changes else ""
+        return (
+            f"warm start from study '{self.source}': queued its {len(self.configs)} best "
+            f"config(s) ({accuracy}), and the sampler searches the box they span "
+            f"({len(self.box)} parameter(s) narrowed){changed}"
+        )
+
+
+def best_trials(found: optuna.Study, top: int) -> list[FrozenTrial]:
+    """The study's `top` complete trials by validation accuracy (its first objective, whatever
+    others it has), best first; the earlier of equals first."""
+    complete = found.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return sorted(complete, key=lambda t: (-t.values[0], t.number))[:top]
+
+
+def fit(value: Any, distribution: BaseDistribution) -> tuple[Any, str]:
+    """The value inside this space's range of the parameter: clamped to a number range (to
+    its end, which Optuna keeps on its step's grid), or None where it is not one of the
+    choices; and what was done ('': it fitted as it was)."""
+    if isinstance(distribution, CategoricalDistribution):
+        return (value, "") if value in distribution.choices else (None, "dropped")
+    if not isinstance(distribution, FloatDistribution | IntDistribution):
+        return value, ""
+    if distribution.low <= value <= distribution.high:
+        return value, ""
+    return (distribution.low if value < distribution.low else distribution.high), "clamped"
+
+
+def fitted_configs(
+    trials: Sequence[FrozenTrial], ranges: Mapping[str, BaseDistribution], fixed: Mapping
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Each trial's params fitted to this space's ranges, with --fix's values in place of
+    theirs; and one phrase per parameter that had to change ('clamped sgd_lr 2.0 -> 1.0 in 1
+    config')."""
+    configs, seen = [], {}
+    for trial in trials:
+        params = {}
+        for name, value in trial.params.items():
+            if name in fixed:
+                continue
+            if name not in ranges:
+                seen.setdefault((name, "unknown"), []).append((value, None))
+                continue
+            fitted, done = fit(value, ranges[name])
+            if done:
+                seen.setdefault((name, done), []).append((value, fitted))
+            if fitted is not None:
+                params[name] = fitted
+        configs.append({**params, **fixed})
+    changes = []
+    for (name, done), values in seen.items():
+        count = f"{len(values)} config{'s' if len(values) > 1 else ''}"
+        if done == "clamped":
+            shown = ", ".join(f"{before:g} -> {after:g}" for before, after in values[:3])
+            changes.append(f"clamped {name} {shown} (in {count}) to its range")
+        elif done == "dropped":
+            choices = ", ".join(map(str, ranges[name].choices))
+            taken = ", ".join(sorted({str(before) for before, _ in values}))
+            changes.append(f"dropped {name}={taken} (in {count}): not one of {choices}")
+        else:
+            changes.append(f"dropped {name} (in {count}): not a parameter of this space")
+    return configs, changes
+
+
+def bounding_box(
+    configs: Sequence[Mapping[str, Any]], ranges: Mapping[str, BaseDistribution], fixed: Mapping
+) -> dict[str, dict[str, Any]]:
+    """Each parameter the configs set (not a --fix one): its numbers' smallest and largest, or
+    its choices that they took, in the space's order."""
+    box: dict[str, dict[str, Any]] = {}
+    for name, distribution in ranges.items():
+        taken = [config[name] for config in configs if name in config]
+        if not taken or name in fixed:
+            continue
+        if isinstance(distribution, CategoricalDistribution):
+            box[name] = {"choices": [c for c in distribution.choices if c in taken]}
+        else:
+            box[name] = {"low": min(taken), "high": max(taken)}
+    return box
+
+
+def plan(
+    source: optuna.Study,
+    wanted: StudySettings,
+    ranges: Mapping[str, BaseDistribution],
+    top: int = DEFAULT_TOP,
+) -> Transfer:
+    """What a new study of `wanted` settings takes from the `source` study (already checked to
+    be of the same space): its `top` best trials, fitted to `ranges` (this study's)."""
+    trials = best_trials(source, top)
+    if not trials:
+        raise UsageError(
+            f"--warm-start-from {source.study_name}: that study has no complete trial to start from"
+        )
+    fixed = dict(wanted.fixed_params)
+    configs, changes = fitted_configs(trials, ranges, fixed)
+    return Transfer(
+        source.study_name, [(t.number, c) for t, c in zip(trials, configs, strict=True)],
+        [t.values[0] for t in trials], bounding_box(configs, ranges, fixed), changes,
+    )  # fmt: skip
+
+
+def check_source(source_space: str, source_name: str, space: str) -> None:
+    if source_space != space:
+        raise UsageError(
+            f"--warm-start-from {source_name}: that study searched space {source_space}, not "
+            f"{space}; its configs do not fit this one (warm-start from a study of space "
+            f"{space})"
+        )
+
+
+def enqueue(found: optuna.Study, transfer: Transfer) -> int:
+    """Queue the transfer's configs, best first; how many were newly queued."""
+    before = len(found.get_trials(deepcopy=False))
+    for number, params in transfer.configs:
+        found.enqueue_trial(
+            params, user_attrs={SOURCE_ATTR: f"{transfer.source} trial {number}"},
+            skip_if_exists=True,
+        )  # fmt: skip
+    return len(found.get_trials(deepcopy=False)) - before
+
+
+def narrowed(low, high, box: Mapping[str, Any] | None):
+    """[low, high] within the box's [low, high] (its ends are values of this space's grid);
+    the range as it was where the two do not meet (a range that depends on another
+    parameter)."""
+    if not box:
+        return low, high
+    inner_low, inner_high = max(low, box["low"]), min(high, box["high"])
+    return (low, high) if inner_low > inner_high else (inner_low, inner_high)
+
+
+class BoxedTrial:
+    """An Optuna trial whose suggestions keep inside a box: numbers within its bounds, choices
+    among its values; everything else is the trial's. A space sees no difference."""
+
+    def __init__(self, trial: optuna.Trial, box: Mapping[str, Mapping[str, Any]]):
+        self._trial, self._box = trial, box
+
+    def __getattr__(self, name: str):
+        return getattr(self._trial, name)
+
+    def suggest_float(self, name, low, high, *, step=None, log=False):
+        low, high = narrowed(low, high, self._box.get(name))
+        return self._trial.suggest_float(name, low, high, step=step, log=log)
+
+    def suggest_int(self, name, low, high, *, step=1, log=False):
+        low, high = narrowed(low, high, self._box.get(name))
+        return self._trial.suggest_int(name, low, high, step=step, log=log)
+
+    def suggest_categorical(self, name, choices):
+        allowed = self._box.get(name, {}).get("choices")
+        kept = [choice for choice in choices if choice in allowed] if allowed else None
+        return self._trial.suggest_categorical(name, kept or choices)
+
+
+def within_box(space: Callable, box: Mapping[str, Mapping[str, Any]]) -> Callable:
+    """The space, suggesting inside the box (the space itself where there is none)."""
+    if not box:
+        return space
+    return lambda trial, context: space(BoxedTrial(trial, box), context)
+
+
+def from_study(
+    wanted: StudySettings,
+    source_name: str,
+    source_storage: str,
+    opened,
+    context,
+    top: int = DEFAULT_TOP,
+) -> Transfer:
+    """What a new study of `wanted` settings (its space's `context`) takes from the study
+    `source_name` in `source_storage`: `opened` where that is the new study's own storage,
+    else opened here, read-only. One line, before anything is created, where the source is
+    missing, was not made by search.run, searched another space or finished no trial."""
+
+    def read(found_in) -> Transfer:
+        source = study.load(found_in, source_name)
+        check_source(study.settings(source).space, source_name, wanted.space)
+        ranges, _ = describe.parameter_ranges(wanted.space, context)
+        return plan(source, wanted, ranges, top)
+
+    if opened is not None:
+        return read(opened)
+    with storage.kept_open(source_storage, create=False, read_only=True) as found_in:
+        return read(found_in)

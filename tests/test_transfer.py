@@ -1,0 +1,167 @@
+"""--warm-start-from: a study that starts from an earlier one's best configs, fitted to its own
+ranges, and searches the box they span. The earlier study is a real one in a real SQLite
+file, made by search.run; its trials are written with Optuna's own create_trial, so that the
+test knows which values the best of them hold."""
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+
+from search.tuning import transfer
+
+SPACE = ["--space", "test_transfer", "--space-module", "tests.spaces_for_tests"]
+SOURCE_RANGES = {  # test_transfer's at --epochs 3
+    "sgd_lr": FloatDistribution(1e-3, 0.3, log=True),
+    "sgd_momentum": FloatDistribution(0.0, 0.9, step=0.1),
+    "width": CategoricalDistribution([4, 16, 64]),
+}
+# (params, state, value): the best complete one has a rate and a width that a study of 2
+# epochs does not offer; a pruned one with a higher value is no config to start from
+SOURCE_TRIALS = [
+    ({"sgd_lr": 0.25, "sgd_momentum": 0.8, "width": 64}, TrialState.COMPLETE, 0.9),
+    ({"sgd_lr": 0.02, "sgd_momentum": 0.3, "width": 16}, TrialState.COMPLETE, 0.8),
+    ({"sgd_lr": 0.005, "sgd_momentum": 0.0, "width": 4}, TrialState.COMPLETE, 0.5),
+    ({"sgd_lr": 0.001, "sgd_momentum": 0.9, "width": 4}, TrialState.PRUNED, None),
+]
+
+
+def make_source(run_here, folder, storage: str, space=SPACE) -> optuna.Study:
+    made = run_here("search.run", *space, "--dataset", "sample", "--epochs", "3",
+                    "--study", "source", "--storage", storage, "--create-only", cwd=folder)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    source = optuna.load_study(study_name="source", storage=storage)
+    for params, state, value in SOURCE_TRIALS:
+        intermediate = {} if state == TrialState.COMPLETE else {1: 0.95}
+        source.add_trial(optuna.trial.create_trial(
+            params=params, distributions=SOURCE_RANGES, value=value, state=state,
+            intermediate_values=intermediate,
+        ))  # fmt: skip
+    return source
+
+
+def test_values_are_clamped_to_a_range_and_dropped_outside_the_choices():
+    rate = FloatDistribution(1e-3, 0.1, log=True)
+    assert transfer.fit(0.25, rate) == (0.1, "clamped")
+    assert transfer.fit(1e-4, rate) == (1e-3, "clamped")
+    assert transfer.fit(0.05, rate) == (0.05, "")
+    assert transfer.fit(12, IntDistribution(1, 10)) == (10, "clamped")
+    assert transfer.fit(64, CategoricalDistribution([4, 16])) == (None, "dropped")
+    assert transfer.fit(16, CategoricalDistribution([4, 16])) == (16, "")
+
+
+def test_the_box_spans_the_configs_and_a_range_it_misses_stays_whole():
+    ranges = {"lr": FloatDistribution(1e-3, 1.0, log=True), "depth": IntDistribution(1, 10),
+              "act": CategoricalDistribution(["relu", "gelu", "silu"]),
+              "pinned": IntDistribution(0, 5)}  # fmt: skip
+    configs = [{"lr": 0.1, "depth": 3, "act": "silu", "pinned": 1},
+               {"lr": 0.01, "depth": 5, "act": "relu", "pinned": 1}]  # fmt: skip
+    box = transfer.bounding_box(
+        configs, ranges, fixed={"pinned": 1}
+    )  # choices in the space's order
+    assert box == {"lr": {"low": 0.01, "high": 0.1}, "depth": {"low": 3, "high": 5},
+                   "act": {"choices": ["relu", "silu"]}}  # fmt: skip
+    assert transfer.narrowed(1e-3, 1.0, box["lr"]) == (0.01, 0.1)
+    assert transfer.narrowed(1, 2, box["depth"]) == (1, 2)  # no overlap: the range as it was
+    assert transfer.narrowed(1, 10, None) == (1, 10)
+
+
+def test_a_warm_started_study_runs_the_earlier_winners_first_inside_its_ranges(tmp_path, run_here):
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    make_source(run_here, tmp_path, storage)
+    target = [*SPACE, "--dataset", "sample", "--epochs", "2", "--sampler", "random",
+              "--pruner", "none", "--storage", storage, "--study", "target",
+              "--warm-start-from", "source", "--warm-start-top", "2"]  # fmt: skip
+    first = run_here("search.run", *target, "--trials", "6", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    line = next(ln for ln in first.stdout.splitlines() if ln.startswith("warm start from"))
+    assert "queued its 2 best config(s) (val_accuracy 0.9000 to 0.8000)" in line
+    assert "clamped sgd_lr 0.25 -> 0.1 (in 1 config) to its range" in line
+    assert "dropped width=64 (in 1 config): not one of 4, 16" in line
+    found = optuna.load_study(study_name="target", storage=storage)
+    box = {"sgd_lr": {"low": 0.02, "high": 0.1}, "sgd_momentum": {"low": 0.3, "high": 0.8},
+           "width": {"choices": [16]}}  # fmt: skip
+    assert found.user_attrs["search_box"] == box
+    assert found.user_attrs["warm_start_from"] == "source"
+    trials = found.get_trials(states=(TrialState.COMPLETE,))
+    assert len(trials) == 6
+    # the winners first, best first, fitted: the first takes a width from the box (16)
+    assert [t.user_attrs.get("warm_start_from") for t in trials[:3]] == [
+        "source trial 0", "source trial 1", None,
+    ]  # fmt: skip
+    assert trials[0].params == {"sgd_lr": 0.1, "sgd_momentum": 0.8, "width": 16}
+    assert trials[1].params == {"sgd_lr": 0.02, "sgd_momentum": 0.3, "width": 16}
+    # the ones the sampler chose, inside the box, with a resume that does not name the source
+    again = run_here("search.run", *target[:-4], "--trials", "9", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "warm start from" not in again.stdout  # queued when the study was created, once
+    trials = optuna.load_study(study_name="target", storage=storage).trials
+    assert len(trials) == 9
+    for trial in trials:
+        assert 0.02 <= trial.params["sgd_lr"] <= 0.1
+        assert 0.3 - 1e-9 <= trial.params["sgd_momentum"] <= 0.8 + 1e-9
+        assert trial.params["width"] == 16
+
+
+def test_the_earlier_study_may_be_in_another_storage(tmp_path, run_here):
+    earlier = f"sqlite:///{tmp_path / 'earlier.db'}"
+    make_source(run_here, tmp_path, earlier)
+    result = run_here("search.run", *SPACE, "--dataset", "sample", "--epochs", "3",
+                      "--trials", "1", "--warm-start-from", "source", "--warm-start-storage",
+                      earlier, "--study", "target", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    found = optuna.load_study(study_name="target", storage=f"sqlite:///{tmp_path / 'studies.db'}")
+    assert found.trials[0].params == SOURCE_TRIALS[0][0]  # in range at 3 epochs: as it was
+    assert found.trials[0].user_attrs["warm_start_from"] == "source trial 0"
+
+
+@pytest.mark.parametrize(
+    ("source_space", "flags", "message"),
+    [
+        (SPACE, ["--warm-start-from", "nowhere"], "no study named 'nowhere' in this storage"),
+        (["--space", "test_two_knobs", "--space-module", "tests.spaces_for_tests"],
+         ["--warm-start-from", "source"],
+         "--warm-start-from source: that study searched space test_two_knobs, not "
+         "test_transfer"),
+        (SPACE, ["--warm-start-from", "source", "--warm-start"], "choose one"),
+        (SPACE, ["--warm-start-storage", "sqlite:///x.db"], "give --warm-start-from STUDY too"),
+    ],
+)  # fmt: skip
+def test_a_source_that_cannot_serve_is_one_line_and_no_study(
+    tmp_path, run_here, source_space, flags, message
+):
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    make = run_here("search.run", *source_space, "--dataset", "sample", "--epochs", "3",
+                    "--study", "source", "--storage", storage, "--create-only", cwd=tmp_path)  # fmt: skip
+    assert make.returncode == 0, make.stderr
+    result = run_here("search.run", *SPACE, "--dataset", "sample", "--epochs", "2",
+                      "--storage", storage, "--study", "target", *flags, cwd=tmp_path)  # fmt: skip
+    assert result.returncode != 0
+    assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
+    assert "target" not in optuna.get_all_study_names(storage)
+
+
+def test_a_study_without_a_complete_trial_is_no_source(tmp_path, run_here):
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    made = run_here("search.run", *SPACE, "--dataset", "sample", "--epochs", "3",
+                    "--study", "source", "--storage", storage, "--create-only", cwd=tmp_path)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    result = run_here("search.run", *SPACE, "--dataset", "sample", "--epochs", "3", "--storage",
+                      storage, "--warm-start-from", "source", cwd=tmp_path)  # fmt: skip
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        "search.run: error: --warm-start-from source: that study has no complete trial to "
+        "start from"
+    )
+
+
+def test_a_study_resumed_from_another_source_is_refused(tmp_path, run_here):
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    make_source(run_here, tmp_path, storage)
+    cold = [*SPACE, "--dataset", "sample", "--epochs", "3", "--storage", storage, "--study",
+            "cold", "--trials", "1"]  # fmt: skip
+    assert run_here("search.run", *cold, cwd=tmp_path).returncode == 0
+    result = run_here("search.run", *cold, "--warm-start-from", "source", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "study 'cold' was created without --warm-start-from" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
