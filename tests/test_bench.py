@@ -162,14 +162,14 @@ def test_the_strategies_are_compared_at_an_equal_budget_in_epochs(tmp_path, run_
     random_finals = [s["best_val"]["1.0"] for s in rows[0]["figures"]["searches"]]
     for row in rows:
         figures = row["figures"]
-        assert figures["reference_random_final"] == pytest.approx(sum(random_finals) / 2)
+        assert figures["reference_final"] == pytest.approx(sum(random_finals) / 2)
         assert [s["seed"] for s in figures["searches"]] == [0, 1]
         for search in figures["searches"]:
             assert 6 <= search["epochs"] <= 6 + 2
             best = [search["best_val"][f] for f in ("0.25", "0.5", "1.0")]
             assert all(b is not None for b in best) and best == sorted(best)
             assert 0 < search["test_accuracy"] < 1 and search["continued"] >= 0
-            reached = search["epochs_to_random_final"]
+            reached = search["epochs_to_reference"]
             assert reached is None or reached <= search["epochs"]
     assert "| strategy: random | --sampler random --pruner none;" in result.stdout
 

@@ -20,7 +20,7 @@ from search import cli
 # In the order they run: sections.py's SECTIONS (named here too, so that --help needs no
 # torch), then scale.py's many stand-in workers
 SECTIONS = ("plain", "trainer", "profile", "fast", "ablation", "ops", "bookkeeping", "search",
-            "strategies", "pareto", "workers")  # fmt: skip
+            "strategies", "pareto", "transfer", "workers")  # fmt: skip
 DEFAULT_SECTIONS = ("plain", "trainer", "fast", "search")
 
 
@@ -39,7 +39,9 @@ def get_args_parser() -> cli.ArgumentParser:
         "reported and the others run; speed-ups need plain; ablation trains the fast config "
         "once per airbench94 ingredient left out; ops counts the operators of a training step; "
         "bookkeeping times what a trial costs beside its training; pareto compares "
-        "--pruner moasha with none on accuracy and parameters (with the --strategy-* flags)",
+        "--pruner moasha with none on accuracy and parameters (with the --strategy-* flags); "
+        "transfer compares a search warm-started from a study of other classes with a cold "
+        "one (with the --strategy-* and --transfer-* flags)",
     )  # fmt: skip
     parser.add_argument(
         "--images", type=int, default=0,
@@ -122,6 +124,22 @@ def get_args_parser() -> cli.ArgumentParser:
         help="strategies section: worker processes per search (2)",
     )  # fmt: skip
     parser.add_argument(
+        "--transfer-source-classes", default="airplane,automobile,bird,cat,deer",
+        help="transfer section: the earlier study's classes (airplane,automobile,bird,cat,deer)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--transfer-target-classes", default="dog,frog,horse,ship,truck",
+        help="transfer section: the classes searched cold and warm (dog,frog,horse,ship,truck)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--transfer-source-budget", type=int, default=108,
+        help="transfer section: epochs the earlier study trains (--epoch-budget; 108)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--transfer-top", type=int, default=5,
+        help="transfer section: the warm search's --warm-start-top (5)",
+    )  # fmt: skip
+    parser.add_argument(
         "--bookkeeping-trials", type=int, default=1000,
         help="trials per space in the bookkeeping section (1000)",
     )  # fmt: skip
@@ -175,7 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError("--epochs must be at least 2: the first epoch is not timed")
     cli.check_positive(args, "width", "seeds", "fast_epochs", "search_trials", "search_epochs",
                        "search_timeout", "bookkeeping_trials", "strategy_epochs",
-                       "strategy_budget", "strategy_repeats", "strategy_workers")  # fmt: skip
+                       "strategy_budget", "strategy_repeats", "strategy_workers",
+                       "transfer_source_budget", "transfer_top")  # fmt: skip
     batch_sizes = parse_counts(args.batch_sizes, "--batch-sizes")
     workers_per_gpu = parse_counts(args.workers_per_gpu, "--workers-per-gpu")
     from registry import files

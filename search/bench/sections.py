@@ -36,7 +36,15 @@ import torchvision
 
 import spaces
 from registry import UsageError
-from search.bench import baseline, bookkeeping, op_count, pareto, strategies, utilization
+from search.bench import (
+    baseline,
+    bookkeeping,
+    op_count,
+    pareto,
+    strategies,
+    utilization,
+    warm_start,
+)
 from search.bench.rows import Row
 from search.training import data, device, trainer
 from search.training.config import TrialConfig, validate
@@ -427,6 +435,7 @@ SECTIONS: dict[str, Callable[[Bench], Iterable[Row]]] = {
     "search": search_rows,
     "strategies": strategies.strategy_rows,
     "pareto": pareto.pareto_rows,
+    "transfer": warm_start.transfer_rows,
 }
 
 

@@ -118,23 +118,28 @@ def read_search(strategy: str, seed: int, seconds: float, found: optuna.Study, b
 
 
 def run_study(
-    bench, strategy: str, seed: int, folder: Path, flags: list[str]
-) -> tuple[float, optuna.Study]:
+    bench, strategy: str, seed: int, folder: Path, flags: list[str],
+    classes: str | None = None, budget: int | None = None,
+) -> tuple[float, optuna.Study]:  # fmt: skip
     """One search.run of the section's space and budget, as a user types it, with the
-    strategy's `flags` (its sampler, pruner, ...): its seconds and its study."""
+    strategy's `flags` (its sampler, pruner, ...): its seconds and its study, named
+    STRATEGY-SEED in the folder's strategies.db. `classes` and `budget` in place of the
+    section's --strategy-classes and --strategy-budget."""
     args = bench.args
+    classes = args.strategy_classes if classes is None else classes
+    budget = args.strategy_budget if budget is None else budget
     name = f"{strategy}-{seed}"
     storage = f"sqlite:///{folder / 'strategies.db'}"
     command = [
         sys.executable, "-m", "search.run", "--space", args.strategy_space,
         "--dataset", args.dataset, "--data-dir", str(args.data_dir), "--device", args.device,
-        "--epochs", str(args.strategy_epochs), "--epoch-budget", str(args.strategy_budget),
+        "--epochs", str(args.strategy_epochs), "--epoch-budget", str(budget),
         "--trials", "100000", "--seed", str(seed), *flags,
         "--workers-per-gpu", str(args.strategy_workers), "--storage", storage, "--study", name,
         "--checkpoint-dir", str(folder / "checkpoints"), "--quiet",
     ]  # fmt: skip
     command += ["--fix", args.strategy_fix] if args.strategy_fix else []
-    command += ["--classes", args.strategy_classes] if args.strategy_classes else []
+    command += ["--classes", classes] if classes else []
     started = time.perf_counter()
     finished = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - started
@@ -193,11 +198,18 @@ def strategy_rows(bench) -> Iterator[Row]:
             finals = [s.best[1.0] for s in searches if s.best[1.0] is not None]
             if strategy == "random" and finals:
                 reference = statistics.mean(finals)
-            yield row_of(strategy, searches, reference, args)
+            sampler, pruner, pause = STRATEGIES[strategy]
+            flags = f"--sampler {sampler} --pruner {pruner}{' --pause-pruned' if pause else ''}"
+            yield row_of(f"strategy: {strategy}", searches, reference, args, flags, pause)
 
 
-def row_of(strategy: str, searches: list[Search], reference: float | None, args):
-    sampler, pruner, pause = STRATEGIES[strategy]
+def row_of(
+    what: str, searches: list[Search], reference: float | None, args, flags: str,
+    pause: bool = False, reference_name: str = "random's",
+) -> Row:  # fmt: skip
+    """The row of one strategy's searches: the best found at each share of the budget, the
+    epochs to reach the reference (random search's final best, unless `reference_name` says
+    whose), the winners retrained on the test set; `flags`, the search.run flags it took."""
     at = {f: [s.best[f] for s in searches if s.best[f] is not None] for f in FRACTIONS}
     reached = [s.epochs_to_reach(reference) for s in searches] if reference else []
     hit = [epochs for epochs in reached if epochs is not None]
@@ -206,29 +218,29 @@ def row_of(strategy: str, searches: list[Search], reference: float | None, args)
     tests = [s.test_accuracy for s in searches if s.test_accuracy is not None]
     result = (
         f"best val at 25% {spread(at[0.25])}, 50% {spread(at[0.5])}, 100% {spread(at[1.0])}; "
-        f"random's final best reached in {reach}; winner retrained: test {spread(tests)}; "
+        f"{reference_name} final best reached in {reach}; winner retrained: test "
+        f"{spread(tests)}; "
         f"{statistics.mean(s.trials for s in searches):.0f} trials"
         + (f" ({sum(s.continued for s in searches)} continued in all)" if pause else "")
         + ", "
         f"{statistics.mean(s.seconds for s in searches):.0f} s a search"
     )
     setting = (
-        f"--sampler {sampler} --pruner {pruner}{' --pause-pruned' if pause else ''}; "
-        f"{args.strategy_space}, --epochs {args.strategy_epochs}, budget "
+        f"{flags}; {args.strategy_space}, --epochs {args.strategy_epochs}, budget "
         f"{args.strategy_budget} epochs, {args.strategy_workers} worker(s), "
         f"{len(searches)} seed(s)"
     )
     figures = {
-        "strategy": strategy, "budget_epochs": args.strategy_budget,
-        "reference_random_final": reference,
+        "strategy": what.partition(": ")[2], "budget_epochs": args.strategy_budget,
+        "reference_final": reference, "reference": reference_name,
         "searches": [
             {"seed": s.seed, "seconds": s.seconds, "trials": s.trials, "epochs": s.epochs,
              "continued": s.continued,
              "best_val": {str(f): v for f, v in s.best.items()},
-             "epochs_to_random_final": s.epochs_to_reach(reference) if reference else None,
+             "epochs_to_reference": s.epochs_to_reach(reference) if reference else None,
              "winner": s.winner.number if s.winner else None, "test_accuracy": s.test_accuracy,
              "curve": s.curve}
             for s in searches
         ],
     }  # fmt: skip
-    return Row(f"strategy: {strategy}", setting, result, None, figures)
+    return Row(what, setting, result, None, figures)
