@@ -194,3 +194,27 @@ def test_the_pareto_section_compares_moasha_with_no_pruning_at_an_equal_budget(t
     assert "| pareto: moasha | --objectives accuracy,params --sampler tpe --pruner moasha;" in (
         result.stdout
     )
+
+
+def test_the_transfer_section_compares_a_warm_start_with_a_cold_one(tmp_path, run_here):
+    """One earlier study of other classes, then one seed each of the target searched cold and
+    warm-started from it, real search.run processes: each search trains its budget, its best
+    only improves as the budget is spent, both rows measure against the cold search's final
+    best, and the warm row says where it started from (test_transfer.py checks what a warm
+    start queues and searches)."""
+    args = [*STRATEGIES_TINY[:5], "transfer", "--strategy-fix", "image_size=0,width=128,depth=1",
+            "--strategy-epochs", "2", "--strategy-budget", "6", "--strategy-repeats", "1",
+            "--strategy-workers", "1", "--transfer-source-budget", "6", "--transfer-top", "2"]  # fmt: skip
+    result = run_here("search.bench", *args, "--json", "t.json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads((tmp_path / "t.json").read_text())["sections"]["transfer"]["rows"]
+    assert [row["what"] for row in rows] == ["transfer: cold", "transfer: warm"]
+    cold_final = rows[0]["figures"]["searches"][0]["best_val"]["1.0"]
+    for row in rows:
+        assert row["figures"]["reference_final"] == pytest.approx(cold_final)
+        search = row["figures"]["searches"][0]
+        assert 6 <= search["epochs"] <= 6 + 2
+        best = [search["best_val"][f] for f in ("0.25", "0.5", "1.0")]
+        assert all(b is not None for b in best) and best == sorted(best)
+    source = "--warm-start-from (a study of --classes airplane,automobile,bird,cat,deer"
+    assert source in rows[1]["setting"]
