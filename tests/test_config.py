@@ -166,6 +166,38 @@ def test_bad_second_phases_are_usage_errors(second_phase, message):
         config.from_dict({**FULL.to_dict(), "second_phase": second_phase})
 
 
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"start_fraction": 0.5}, "'changes' must be a list of mappings"),
+        ([{"lr": 0.1}], "'changes\\[0\\]' must be a mapping with a start_fraction"),
+        ([{"start_fraction": 0.5, "momentum": 0.9}], "unknown: momentum"),
+        ([{"start_fraction": 0.5}, {"start_fraction": 0.3}], "each later than the last"),
+        ([{"start_fraction": 1.0}], "fractions in \\(0, 1\\)"),
+        ([{"start_fraction": 0.5, "lr": -1}], "'changes\\[0\\].lr' must not be negative"),
+        ([{"start_fraction": 0.5, "lr": "fast"}], "'changes\\[0\\].lr' must be a finite"),
+        ([{"start_fraction": 0.5, "augment": {"cutout": {"size": -2}}}], "changes\\[0\\].augment.cutout"),
+    ],
+)  # fmt: skip
+def test_bad_changes_are_usage_errors(changes, message):
+    with pytest.raises(UsageError, match=message):
+        config.from_dict({**FULL.to_dict(), "changes": changes})
+
+
+def test_changes_apply_in_their_phase_from_their_epoch_and_a_second_phase_starts_afresh():
+    """17 epochs, the second phase from epoch 11 (0.6): a change at 0.3 (after epoch 5) sets
+    the first phase's rate and augmentation from epoch 6; the second phase's are its own."""
+    changed = FULL.replace(changes=[{"start_fraction": 0.3, "lr": 0.5, "augment": {"flip": {}}}])
+    assert config.change_epoch(changed, changed.changes[0]) == 6
+    assert (config.phase_at(changed, 5).lr, config.phase_at(changed, 6).lr) == (FULL.lr, 0.5)
+    assert config.phase_at(changed, 6).augment == {"flip": {}}
+    assert config.phase_at(changed, 11) == config.phase_at(FULL, 11)
+    assert config.changes_at(changed, 6) and not config.changes_at(changed, 7)
+    assert config.as_of(changed, 5) == FULL and config.as_of(changed, 6) == changed
+    again = config.from_dict(changed.to_dict())  # as a file or a trial's record holds it
+    assert again == changed
+
+
 def test_a_hand_written_second_phase_may_write_1e_3():
     """YAML 1.1 reads 1e-3 as text; numbers in second_phase are read like the top level's."""
     loaded = config.from_dict({**FULL.to_dict(), "second_phase": {

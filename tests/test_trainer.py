@@ -237,12 +237,52 @@ def test_a_run_resumed_from_any_epoch_ends_exactly_as_the_uninterrupted_one(samp
             assert torch.equal(value, resumed.model.state_dict()[name]), name
 
 
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine", "plateau"])
+def test_a_change_part_way_replayed_from_scratch_runs_as_the_run_continued_with_it(
+    sample, schedule
+):
+    """What population-based training does (search/tuning/pbt.py): a run saved after epoch 1
+    is continued under a config that changes the rate, the decay and the augmentation from
+    epoch 2 on. Trained from scratch, that config (what search.train replays) gives the same
+    curve and weights, whether the schedule's rate is a closed form (one-cycle), chained from
+    the last step's (cosine) or cut on plateaus; and a resume after the change does too."""
+    base = dataclasses.replace(EVERY_STATE, schedule=schedule, schedule_args={})
+    changed = base.replace(changes=[{"start_fraction": 0.25, "lr": 0.02, "weight_decay": 1e-3,
+                                     "augment": {"flip": {}, "cutout": {"size": 8}}}])  # fmt: skip
+    arguments = (sample.train, sample.val, sample.num_classes, CPU)
+    parent_states, child_states = [], []  # as checkpoints are written and read
+
+    def keeper(states):
+        return lambda state: states.append(written_and_read(state))
+
+    parent = train(base, *arguments, on_checkpoint=keeper(parent_states))
+    replayed = train(changed, *arguments, on_checkpoint=keeper(child_states))
+    continued = train(changed, *arguments, resume_from=parent_states[0])
+    resumed = train(changed, *arguments, resume_from=child_states[1])  # after the change
+    for run in (continued, resumed):
+        assert [e.val_accuracy for e in run.history] == [e.val_accuracy for e in replayed.history]
+        assert [e.train_loss for e in run.history] == [e.train_loss for e in replayed.history]
+        for name, value in replayed.model.state_dict().items():
+            assert torch.equal(value, run.model.state_dict()[name]), name
+    assert replayed.history[0].val_accuracy == parent.history[0].val_accuracy  # the same
+    assert replayed.history[0].lr == parent.history[0].lr  # first epoch
+    assert replayed.history[1].train_loss != parent.history[1].train_loss  # then the change
+    with pytest.raises(ValueError, match="another config"):  # not before the state's epoch
+        train(changed, *arguments, resume_from=parent_states[1])
+
+
 def test_a_state_of_another_config_is_refused(sample):
     saved = []
     train(MLP.replace(epochs=1), sample.train, sample.val, sample.num_classes, CPU,
           on_checkpoint=saved.append)  # fmt: skip
     with pytest.raises(ValueError, match="another config"):
         train(MLP, sample.train, sample.val, sample.num_classes, CPU, resume_from=saved[0])
+
+
+def written_and_read(state: dict) -> dict:
+    written = io.BytesIO()
+    torch.save(state, written)
+    return read_state(written.getvalue())
 
 
 def read_state(written: bytes) -> dict:

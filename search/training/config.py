@@ -48,6 +48,20 @@ class SecondPhase:
 
 
 @dataclasses.dataclass(frozen=True)
+class Change:
+    """From `start_fraction` of the epochs on, training goes on with these values in place of
+    its phase's (None: as they were): the same optimizer, its state and its schedule's place
+    kept, the schedule's rates scaled to the new learning rate. What population-based training
+    changes part-way through a run (search/tuning/pbt.py), and what search.train replays. A
+    second phase starts from its own values; a change applies within the phase it falls in."""
+
+    start_fraction: float
+    lr: float | None = None
+    weight_decay: float | None = None
+    augment: dict[str, dict[str, Any]] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class TrialConfig:
     """Everything that changes training. A space chooses these values; the trainer reads them.
     A config is checked once, where it is born (validate: a file, a trial's record, what a
@@ -71,6 +85,7 @@ class TrialConfig:
     schedule_args: dict[str, Any] = dataclasses.field(default_factory=dict)
     warmup_fraction: float = 0.0  # linear warm-up over this fraction of the (first phase's) steps
     second_phase: SecondPhase | None = None
+    changes: list[Change] = dataclasses.field(default_factory=list)  # by start_fraction
     init: str = "default"  # weight initialisation scheme (models/init.py)
     # rule -> {"lr_scale": x, "weight_decay_scale": y}; airbench: norm_biases 64x lr, 1/64 decay
     param_groups: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
@@ -108,9 +123,11 @@ class TrialConfig:
         return (channels, size, size) if size else (channels, height, width)
 
 
-# Field name -> its plain type (dict, float, int or str); second_phase, SecondPhase.
+# Field name -> its plain type (dict, float, int or str); second_phase, SecondPhase; changes,
+# Change (a list of them).
+NESTED = {"second_phase": SecondPhase, "changes": Change}
 FIELD_TYPES = {
-    f.name: SecondPhase if f.name == "second_phase" else typing.get_origin(f.type) or f.type
+    f.name: NESTED.get(f.name) or typing.get_origin(f.type) or f.type
     for f in dataclasses.fields(TrialConfig)
 }
 
@@ -161,6 +178,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     kind = FIELD_TYPES[name]
     if kind is SecondPhase:
         return second_phase_from(value, source)
+    if kind is Change:
+        return changes_from(value, source)
     coerced = _coerce_value(kind, value)
     if coerced is _WRONG:
         raise UsageError(f"{source}: '{name}' must be {KIND_NAMES[kind]}, not {value!r}")
@@ -192,6 +211,41 @@ def second_phase_from(value: Any, source: str = "config") -> SecondPhase | None:
             )
         fields[key] = coerced
     return SecondPhase(**fields)
+
+
+CHANGE_TYPES = {f.name: _plain_type(f.type) for f in dataclasses.fields(Change)}
+
+
+def changes_from(value: Any, source: str = "config") -> list[Change]:
+    """Changes from their YAML form: a list of mappings, each with its start_fraction."""
+    if value is None:
+        return []
+    if isinstance(value, Mapping) or isinstance(value, str) or not isinstance(value, Sequence):
+        raise UsageError(f"{source}: 'changes' must be a list of mappings, not {value!r}")
+    changes = []
+    for number, item in enumerate(value):
+        if isinstance(item, Change):
+            changes.append(item)
+            continue
+        path = f"changes[{number}]"
+        if not isinstance(item, Mapping) or "start_fraction" not in item:
+            raise UsageError(f"{source}: '{path}' must be a mapping with a start_fraction")
+        unknown = sorted(set(item) - set(CHANGE_TYPES))
+        if unknown:
+            raise UsageError(
+                f"{source}: '{path}' may hold {', '.join(CHANGE_TYPES)}; unknown: "
+                f"{', '.join(unknown)}"
+            )
+        fields = {}
+        for key, entry in item.items():
+            coerced = None if entry is None else _coerce_value(CHANGE_TYPES[key], entry)
+            if coerced is _WRONG or (coerced is None and key == "start_fraction"):
+                raise UsageError(
+                    f"{source}: '{path}.{key}' must be {KIND_NAMES[CHANGE_TYPES[key]]}"
+                )
+            fields[key] = coerced
+        changes.append(Change(**fields))
+    return changes
 
 
 def from_dict(values: Mapping[str, Any], source: str = "config") -> TrialConfig:
@@ -252,6 +306,7 @@ def validate(config: TrialConfig, source: str = "config") -> TrialConfig:
             ),
             "augment": _checked_augment(config.augment, "augment"),
         }
+        checked["changes"] = _checked_changes(changes_from(config.changes))
         second = second_phase_from(config.second_phase)
         if second is not None:
             checked["second_phase"] = _checked_second_phase(
@@ -277,6 +332,24 @@ def _checked_augment(spec: Mapping[str, Any], path: str) -> dict[str, dict[str, 
             )
         checked[name] = augment.check_arguments(name, arguments or {}, f"{path}.{name}")
     return checked
+
+
+def _checked_changes(changes: list[Change]) -> list[Change]:
+    """Changes in the order they start, each within the run, its values as the first phase's
+    are checked."""
+    starts = [change.start_fraction for change in changes]
+    if any(not 0 < start < 1 for start in starts) or starts != sorted(set(starts)):
+        raise UsageError("'changes' must start at fractions in (0, 1), each later than the last")
+    for number, change in enumerate(changes):
+        for field in ("lr", "weight_decay"):
+            if (getattr(change, field) or 0) < 0:
+                raise UsageError(f"'changes[{number}].{field}' must not be negative")
+    return [
+        change if change.augment is None else dataclasses.replace(
+            change, augment=_checked_augment(change.augment, f"changes[{number}].augment")
+        )
+        for number, change in enumerate(changes)
+    ]  # fmt: skip
 
 
 def _checked_second_phase(second: SecondPhase) -> SecondPhase:
@@ -344,9 +417,39 @@ def phases(config: TrialConfig) -> list[Phase]:
     ]
 
 
+def change_epoch(config: TrialConfig, change: Change) -> int:
+    """The first epoch a change applies to: after start_fraction of the epochs, rounded, as a
+    second phase starts (epochs + 1, never, in a run of one epoch)."""
+    if config.epochs < 2:
+        return config.epochs + 1
+    return min(max(1, round(change.start_fraction * config.epochs)), config.epochs - 1) + 1
+
+
 def phase_at(config: TrialConfig, epoch: int) -> Phase:
-    """The phase that epoch `epoch` (from 1; 0 counts as the first) belongs to."""
-    return [phase for phase in phases(config) if phase.first_epoch <= max(1, epoch)][-1]
+    """The phase that epoch `epoch` (from 1; 0 counts as the first) belongs to, with the
+    changes made in it by then."""
+    epoch = max(1, epoch)
+    phase = [phase for phase in phases(config) if phase.first_epoch <= epoch][-1]
+    for change in config.changes:
+        if phase.first_epoch <= change_epoch(config, change) <= epoch:
+            phase = dataclasses.replace(
+                phase, **{field: getattr(change, field) for field in ("lr", "weight_decay",
+                          "augment") if getattr(change, field) is not None},
+            )  # fmt: skip
+    return phase
+
+
+def changes_at(config: TrialConfig, epoch: int) -> bool:
+    """Whether a change starts at epoch `epoch` (from 1)."""
+    return any(change_epoch(config, change) == epoch for change in config.changes)
+
+
+def as_of(config: TrialConfig, epoch: int) -> TrialConfig:
+    """What shaped a run's first `epoch` epochs: the config without the changes that start
+    after them. A state saved after that epoch continues any config that agrees with its own
+    here (a population-based trial goes on from its donor's)."""
+    kept = [change for change in config.changes if change_epoch(config, change) <= epoch]
+    return dataclasses.replace(config, changes=kept)
 
 
 # How a config file is written, by format name: YAML for people, JSON for programs.

@@ -206,6 +206,23 @@ class TrainingState:
         self.augmentation = augment.build(phase.augment)
         self.targets_of = self.targets_for(phase)
 
+    def change_course(self, phase: config.Phase) -> None:
+        """A change part-way through a phase (config.Change): the phase's optimizer, schedule
+        and augmentation built anew with its new values, the schedule at the step it had
+        reached, and what the optimizer keeps per parameter (momentum, moments) kept. A run
+        resumed after the change builds them the same way (load_state_dict)."""
+        kept = self.optimizer.state_dict()["state"]
+        plateau = self.schedule.state_dict()
+        self.start_phase(phase)
+        self.schedule.fast_forward(self.steps_in_phase(phase))
+        self.optimizer.load_state_dict(
+            {"state": kept, "param_groups": self.optimizer.state_dict()["param_groups"]}
+        )
+        self.schedule.load_state_dict(plateau)
+
+    def steps_in_phase(self, phase: config.Phase) -> int:
+        return self.steps_taken - (phase.first_epoch - 1) * self.steps_per_epoch
+
     def targets_for(self, phase: config.Phase) -> Targets:
         return make_targets(
             phase.augment, self.config.label_smoothing, self.num_classes,
@@ -231,14 +248,16 @@ class TrainingState:
         }
 
     def load_state_dict(self, saved: dict[str, Any]) -> None:
-        """Continue after saved["epoch"], as if the run that saved it had gone on."""
-        if config.from_dict(saved["config"], source="a saved training state") != self.config:
+        """Continue after saved["epoch"], as if the run that saved it had gone on: a run of
+        this config, or of one that agrees with it up to there (config.as_of)."""
+        epoch = saved["epoch"]
+        saved_config = config.from_dict(saved["config"], source="a saved training state")
+        if config.as_of(saved_config, epoch) != config.as_of(self.config, epoch):
             raise ValueError("the saved state belongs to another config")
-        phase = config.phase_at(self.config, saved["epoch"])
+        phase = config.phase_at(self.config, epoch)
         self.start_phase(phase)
-        self.schedule.fast_forward(
-            saved["steps_taken"] - (phase.first_epoch - 1) * self.steps_per_epoch
-        )
+        self.steps_taken = saved["steps_taken"]
+        self.schedule.fast_forward(self.steps_in_phase(phase))
         self.model.load_state_dict(saved["model"])
         self.optimizer.load_state_dict(saved["optimizer"])  # the rates as they were, too
         self.schedule.load_state_dict(saved["schedule"])
@@ -250,7 +269,6 @@ class TrainingState:
         self.history = [
             EpochResult(**result) for result in legacy.upgraded_history(saved["history"])
         ]
-        self.steps_taken = saved["steps_taken"]
 
     def result(self) -> TrainResult:
         return TrainResult(
@@ -452,6 +470,8 @@ def advance(state: TrainingState) -> EpochResult:
     phase = config.phase_at(state.config, epoch)
     if phase.first_epoch == epoch:
         state.start_phase(phase)
+    elif config.changes_at(state.config, epoch):
+        state.change_course(phase)
     train_loss, train_seconds = train_one_epoch(state, epoch)
     if not math.isfinite(train_loss):
         raise TrainingDiverged(f"the training loss became {train_loss} in epoch {epoch}")

@@ -1,6 +1,6 @@
 """A trial's TrialConfig as user attributes that optuna-dashboard shows whole: it cuts an
 attribute at 1,024 characters, and a whole config runs to 1,500. `config` holds the plain
-fields; each nested field that is not empty (model_args, augment, second_phase, ...) is an
+fields; each nested field that is not empty (model_args, augment, second_phase, changes, ...) is an
 attribute of its own, `config.augment`, each far below the limit (tests/test_config_attrs.py
 checks every space's configs). The same attributes are columns of study.trials_dataframe()."""
 
@@ -24,7 +24,8 @@ def record(trial: optuna.Trial, trial_config: TrialConfig) -> None:
 def split(trial_config: TrialConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the plain fields, the nested fields that are not empty)."""
     fields = trial_config.to_dict()
-    nested = {key: value for key, value in fields.items() if isinstance(value, dict)}
+    nested = {key: value for key, value in fields.items()
+              if isinstance(value, dict) or key == "changes"}  # fmt: skip
     plain = {key: value for key, value in fields.items() if key not in nested}
     return plain, {key: value for key, value in nested.items() if value}
 

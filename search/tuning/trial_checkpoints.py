@@ -111,9 +111,12 @@ class TrialCheckpoints:
 
 
 def fits(state: dict[str, Any], trial_config: TrialConfig, source: str) -> bool:
-    """Whether a saved state is of this config (as this version reads what it saved)."""
+    """Whether a saved state is of this config, up to the epoch it was saved after (as this
+    version reads what it saved): a population-based trial goes on from its parent's, whose
+    config lacks the change it makes from there."""
     try:
-        return config.from_dict(state["config"], source=source) == trial_config
+        saved = config.from_dict(state["config"], source=source)
+        return config.as_of(saved, state["epoch"]) == config.as_of(trial_config, state["epoch"])
     except (KeyError, UsageError):
         return False
 
