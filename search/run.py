@@ -92,6 +92,28 @@ def get_args_parser() -> cli.ArgumentParser:
         "--list-spaces); each runs once per study",
     )
     parser.add_argument(
+        "--scheduler",
+        default="",
+        choices=["", "pbt"],
+        help="pbt: population-based training instead of independent trials: --population "
+        "members train together and every --pbt-interval epochs the worst quarter copy the "
+        "weights and hyperparameters of the best quarter and perturb the learning rate, weight "
+        "decay and augmentation strengths (x0.8 or x1.2), as Ray Tune's synchronous PBT does; "
+        "--trials is then the population times its intervals (default: independent trials)",
+    )
+    parser.add_argument(
+        "--population",
+        type=int,
+        metavar="N",
+        help="with --scheduler pbt: members of the population (default 8)",
+    )
+    parser.add_argument(
+        "--pbt-interval",
+        type=int,
+        metavar="E",
+        help="with --scheduler pbt: epochs between exploits (default a quarter of --epochs)",
+    )
+    parser.add_argument(
         "--warm-start-from",
         default="",
         metavar="STUDY",
@@ -266,6 +288,27 @@ def defaults() -> dict[str, Any]:
 LONGEST_STUDY_NAME = 200
 
 
+DEFAULT_POPULATION = 8  # Ray Tune's PBT examples run 4 to 8; the PBT paper 10 to 80
+
+
+def population_settings(given: dict[str, Any]) -> dict[str, Any]:
+    """--scheduler, --population and --pbt-interval as the study records them, with the
+    pruner and the trials they imply: with pbt, no pruner (members stop at each interval
+    themselves) and a trial for each member's each interval."""
+    if given["scheduler"] != "pbt":
+        for flag in ("population", "pbt_interval"):
+            if given[flag] is not None:
+                raise UsageError(f"--{flag.replace('_', '-')} is for --scheduler pbt")
+        return {"scheduler": "", "population": 0, "pbt_interval": 0}
+    population = DEFAULT_POPULATION if given["population"] is None else given["population"]
+    interval = given["pbt_interval"] or max(1, given["epochs"] // 4)
+    return {
+        "scheduler": "pbt", "population": population, "pbt_interval": interval,
+        "pruner": given["pruner"] or "none",
+        "trials": population * -(-given["epochs"] // interval),  # each member's intervals
+    }  # fmt: skip
+
+
 def study_name(given: str | None, default: str) -> str:
     """--study as given (any characters: the folder's name is made safe), or the default."""
     if given is None:
@@ -322,6 +365,7 @@ def request(**values: Any) -> tuple[StudySettings, RunOptions]:
         context = spaces.SpaceContext(given["dataset"], given["epochs"], given["seed"],
                                       pretrained=spaces.describe.LISTED_CHECKPOINT)  # fmt: skip
         spaces.describe.check_fixed(space, context, fixed_params)
+    population = population_settings(given)
     objectives = given["objectives"]
     if isinstance(objectives, str):
         objectives = study_settings.parse_objectives(objectives)
@@ -340,6 +384,7 @@ def request(**values: Any) -> tuple[StudySettings, RunOptions]:
             "trials": given["trials"],
             "sampler": given["sampler"],
             "pruner": samplers.check_choice(given["sampler"], given["pruner"], len(objectives)),
+            **population,
             "seed": given["seed"],
             "space_module": given["space_module"],
             "heartbeat_interval": given["heartbeat_interval"],

@@ -41,6 +41,9 @@ def test_a_created_study_records_its_settings_and_a_resumed_one_keeps_them(opene
         "keep_paused": 20,
         "warm_start_from": "",
         "search_box": {},
+        "scheduler": "",
+        "population": 0,
+        "pbt_interval": 0,
     }  # defaults of settings added since
     assert SETTINGS.to_attrs() == {**FIXED, **OPTIONS, "objectives": ["accuracy"], **later}
     assert created.metric_names == ["val_accuracy"]

@@ -1,7 +1,7 @@
 """A trial's TrialConfig as user attributes that optuna-dashboard shows whole: it cuts an
 attribute at 1,024 characters, and a whole config runs to 1,500. `config` holds the plain
-fields; each nested field that is not empty (model_args, augment, second_phase, changes, ...) is an
-attribute of its own, `config.augment`, each far below the limit (tests/test_config_attrs.py
+fields; each nested field that is not empty (model_args, augment, second_phase, changes,
+...) is an attribute of its own, `config.augment`, each far below the limit (tests/test_config_attrs.py
 checks every space's configs). The same attributes are columns of study.trials_dataframe()."""
 
 from typing import Any
@@ -36,6 +36,7 @@ def stored(trial: FrozenTrial) -> dict[str, Any] | None:
     if "config" not in trial.user_attrs:
         return None
     empty = {field: {} for field, kind in FIELD_TYPES.items() if kind is dict}
+    empty["changes"] = []
     nested = {key.removeprefix(PREFIX): value for key, value in trial.user_attrs.items()
               if key.startswith(PREFIX)}  # fmt: skip
     return {**empty, **trial.user_attrs["config"], **nested}

@@ -25,16 +25,20 @@ import spaces
 from search.tuning.pareto_halving import CURVE
 
 PAUSED = "paused_after_epoch"  # the user attribute of a trial paused rather than pruned
-CONTINUED_FROM = "continued_from"  # a continuation's: the paused trial it carries on
+CONTINUED_FROM = "continued_from"
+PBT = "pbt"  # a population's segment (pbt.py, which imports this module)  # a continuation's: the paused trial it carries on
 RUNG = "completed_rung_"  # Optuna's SuccessiveHalvingPruner's system attributes, one a rung
 
 
 def continued(trials: Iterable[FrozenTrial]) -> set[int]:
-    """The paused trials that a continuation has taken over (one that was not needed aside)."""
+    """The paused trials that a continuation has taken over (one that was not needed aside).
+    A population's segments (pbt.py) go on from their parents too, but take no one's place:
+    every segment is a trial of its own."""
     return {
         trial.user_attrs[spaces.CONTINUES][-1]
         for trial in trials
         if spaces.CONTINUES in trial.user_attrs and not trial.user_attrs.get("not_needed")
+        and PBT not in trial.user_attrs
     }
 
 

@@ -22,7 +22,7 @@ from search.training.trainer import (
     TrainResult,
     train,
 )
-from search.tuning import config_attrs, continuation, pareto_halving, transfer, trial_loop
+from search.tuning import config_attrs, continuation, pareto_halving, pbt, transfer, trial_loop
 from search.tuning.pareto_halving import ParetoHalving
 from search.tuning.trial_checkpoints import TrialCheckpoints
 from search.tuning.trial_loop import TrialFailed
@@ -89,6 +89,7 @@ class Objective:
         pause_pruned: bool = False,
         halving: ParetoHalving | None = None,
         search_box: Mapping[str, Mapping] | None = None,
+        population: pbt.Population | None = None,
     ):
         self.space_name = space_name
         # --warm-start-from's box, where the study has one: the space suggests inside it
@@ -97,7 +98,7 @@ class Objective:
         self.train_set, self.val_set = dataset.train.to(on_device), dataset.val.to(on_device)
         self.num_classes, self.on_device = dataset.num_classes, on_device
         self.compile_model, self.checkpoints = compile_model, checkpoints
-        self.pause_pruned, self.halving = pause_pruned, halving
+        self.pause_pruned, self.halving, self.population = pause_pruned, halving, population
         self.device_name = device.describe(on_device)
         # Which process runs a trial, for search.status; the GPU as CUDA_VISIBLE_DEVICES pinned.
         gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "")
@@ -120,12 +121,16 @@ class Objective:
 
     def run(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         trial_config = self.born(trial)
-        if spaces.CONTINUES in trial.user_attrs:  # it continues a paused trial
+        stop_after = None  # the epoch a population's segment stops after
+        if self.population is not None:  # --scheduler pbt: a segment of a member's run
+            trial_config = pbt.start_segment(trial, trial_config)
+            if isinstance(trial_config, str):
+                self.not_needed(trial, trial_config)
+            stop_after = pbt.stop_after(trial, self.population)
+        elif spaces.CONTINUES in trial.user_attrs:  # it continues a paused trial
             surplus = continuation.take_over(trial)
             if surplus:
-                trial.set_user_attr("fail_reason", surplus)
-                trial.set_user_attr("not_needed", True)
-                raise TrialFailed(surplus)
+                self.not_needed(trial, surplus)
         config_attrs.record(trial, trial_config)
         trial.set_user_attr("device", self.device_name)
         trial.set_user_attr("worker", self.worker_name)
@@ -135,7 +140,7 @@ class Objective:
 
         def report(epoch: EpochResult) -> bool:
             trial.report(epoch.val_accuracy, epoch.epoch)
-            return trial.should_prune()
+            return trial.should_prune() or epoch.epoch == stop_after
 
         def record(epoch: EpochResult) -> bool:  # several objectives: Optuna's report
             curve.append(epoch.val_accuracy)  # refuses them (pareto_halving.py)
@@ -191,6 +196,10 @@ class Objective:
         trial.set_user_attr("epochs_run", len(result.history))
         if self.compile_model:
             trial.set_user_attr("compile_seconds", round(result.compile_seconds, 2))
+        if result.stopped_early and stop_after == result.final.epoch:
+            reason = f"interval over after epoch {stop_after}: the population exploits"
+            trial.set_user_attr("prune_reason", reason)
+            raise optuna.TrialPruned(reason)  # the next generation goes on from its checkpoint
         if result.stopped_early:
             stopped = "paused" if self.pause_pruned else "pruned"
             reason = (
@@ -202,6 +211,12 @@ class Objective:
                 trial.set_user_attr(continuation.PAUSED, result.final.epoch)
             raise optuna.TrialPruned(reason)
         return values[0] if len(values) == 1 else values
+
+    def not_needed(self, trial: optuna.Trial, reason: str) -> None:
+        """End a surplus trial, untrained: another already does its work."""
+        trial.set_user_attr("fail_reason", reason)
+        trial.set_user_attr("not_needed", True)
+        raise TrialFailed(reason)
 
     def resume(self, trial: optuna.Trial, trial_config, report_epochs: bool) -> dict | None:
         """The state a re-run continues from, its epochs reported as the first run had."""

@@ -15,19 +15,23 @@ import spaces
 # Re-runs of one trial at most: a preempted trial is re-run from its checkpoint, cheaply, so
 # more than once; a trial that kills its worker every time (a crash in the driver) gives up.
 MAX_RETRIES = 3
+# What a re-run carries of the failed trial's user attributes, besides its retry history: the
+# paused trials it continues, and its place in a population (search/tuning/pbt.py's "pbt").
+CARRIED = (spaces.CONTINUES, "pbt")
 
 
 def retry(running: optuna.Study, trial: FrozenTrial) -> bool:
     """Queue a re-run of `trial` (WAITING, the same parameters), as Optuna's own retry callback
     does, so that its retried_trial_number and retry_history work. The re-run carries none of
-    the failed trial's user attributes (its worker, its failure) but RETRY_HISTORY (and the
-    paused trials it continues, if any), which the space reads for the seed and the objective
-    for the checkpoint to resume. False when it has been re-run MAX_RETRIES times already."""
+    the failed trial's user attributes (its worker, its failure) but RETRY_HISTORY (and
+    CARRIED's), which the space reads for the seed and the objective for the checkpoint to
+    resume. False when it has been re-run MAX_RETRIES times already."""
     history = [*RetryHeartbeatStaleTrialCallback.retry_history(trial), trial.number]
     attributes = copy.copy(trial)
     attributes.user_attrs = {spaces.RETRY_HISTORY: history}
-    if spaces.CONTINUES in trial.user_attrs:  # a continuation of a paused trial goes on as one
-        attributes.user_attrs[spaces.CONTINUES] = trial.user_attrs[spaces.CONTINUES]
+    for carried in CARRIED:  # a continuation, or a population's segment, goes on as one
+        if carried in trial.user_attrs:
+            attributes.user_attrs[carried] = trial.user_attrs[carried]
     RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)(running, attributes)
     return len(history) <= MAX_RETRIES
 

@@ -26,6 +26,11 @@ class StudySettings:
     dataset: str
     epochs: PositiveInt
     objectives: tuple[Objective, ...] = ("accuracy",)  # accuracy first, then any others
+    # --scheduler pbt (pbt.py): a population of this many members, exploiting and exploring
+    # every pbt_interval epochs ("" and 0s: a search of independent trials)
+    scheduler: Literal["", "pbt"] = ""
+    population: NonNegativeInt = 0
+    pbt_interval: NonNegativeInt = 0
     classes: list[str] = dataclasses.field(default_factory=list)
     init_from: str = ""
     fixed_params: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -72,7 +77,8 @@ class StudySettings:
         return {key: attrs[key] for key in FIXED}
 
 
-FIXED = ("space", "dataset", "classes", "init_from", "epochs", "objectives", "fixed_params")
+FIXED = ("space", "dataset", "classes", "init_from", "epochs", "objectives", "fixed_params",
+         "scheduler", "population", "pbt_interval")  # fmt: skip
 FIELDS = tuple(field.name for field in dataclasses.fields(StudySettings))
 # Drawn or derived when the study is created, and kept as they were when it is resumed.
 BORN = ("checkpoint_key", "warm_start_from", "search_box")
@@ -80,7 +86,8 @@ BORN = ("checkpoint_key", "warm_start_from", "search_box")
 LATER = {"compile": "", "classes": [], "init_from": "", "fixed_params": {},
          "checkpoint_dir": "", "keep_checkpoints": 0, "epoch_budget": 0, "pause_pruned": False,
          "keep_paused": 20, "storage_patience": 1800, "checkpoint_key": "",
-         "warm_start_from": "", "search_box": {}}  # fmt: skip
+         "warm_start_from": "", "search_box": {}, "scheduler": "", "population": 0,
+         "pbt_interval": 0}  # fmt: skip
 
 
 def upgraded(recorded: dict[str, Any]) -> dict[str, Any]:
@@ -143,6 +150,8 @@ def checked(values: dict[str, Any], source: str = "") -> StudySettings:
                 f"--pause-pruned needs a pruner whose rungs can promote a paused trial "
                 f"({', '.join(samplers.PAUSING_PRUNERS)}), not --pruner {settings.pruner}"
             )
+        if settings.scheduler == "pbt":
+            check_population(settings)
         if settings.pause_pruned and not settings.checkpoint_dir:
             raise UsageError("--pause-pruned needs --checkpoint-dir: a paused trial goes on "
                              "from its checkpoint")  # fmt: skip
@@ -152,6 +161,26 @@ def checked(values: dict[str, Any], source: str = "") -> StudySettings:
     except UsageError as error:
         raise UsageError(f"{source}{error}") from None
     return settings
+
+
+def check_population(settings: StudySettings) -> None:
+    """What population-based training needs: one objective, members that checkpoint (an
+    exploit copies them), no pruner beside it, at least two members and an interval that
+    leaves a later one."""
+    if len(settings.objectives) > 1:
+        raise UsageError("--scheduler pbt ranks members by one objective: accuracy alone")
+    if not settings.checkpoint_dir:
+        raise UsageError("--scheduler pbt needs --checkpoint-dir: members copy each other's")
+    if settings.pause_pruned or settings.pruner != "none":
+        raise UsageError("--scheduler pbt stops and copies members itself: leave out "
+                         "--pruner and --pause-pruned")  # fmt: skip
+    if settings.population < 2:
+        raise UsageError("--population must be at least 2: members exploit each other")
+    if not 1 <= settings.pbt_interval < settings.epochs:
+        raise UsageError(
+            f"--pbt-interval must be at least 1 and below --epochs {settings.epochs}, so that "
+            "members exploit at least once"
+        )
 
 
 @functools.cache

@@ -17,7 +17,7 @@ import spaces
 from registry import UsageError, files
 from search.training import config, legacy
 from search.training.config import TrialConfig
-from search.tuning import continuation, retries
+from search.tuning import continuation, pbt, retries
 
 log = logging.getLogger("search.worker")
 
@@ -89,17 +89,18 @@ class TrialCheckpoints:
     def _needed(self, running: optuna.Study, trials: list[FrozenTrial]) -> set[int]:
         """Trials whose checkpoints stay: running or waiting ones and those they carry on, the
         failed ones a re-run may still resume (one is queued or running, or may yet be), the
-        top complete, and the most promising paused ones (keep_paused), which a continuation
-        may yet resume."""
+        top complete, the most promising paused ones (keep_paused), which a continuation may
+        yet resume, and a population's newest generation (pbt.kept)."""
         needed = {t.number for t in trials if t.state == TrialState.RUNNING}
+        carried_on = set()  # what live trials go on from (a population's donor, by several)
         for trial in trials:
             if trial.state in (TrialState.RUNNING, TrialState.WAITING):
-                needed.update(spaces.lineage(trial))
+                carried_on.update(spaces.lineage(trial))
             elif trial.state == TrialState.FAIL and not final(trial):
                 needed.add(trial.number)  # until a re-run of it finishes
         resumed = {n for t in trials if t.state.is_finished() and final(t)
                    for n in spaces.lineage(t)}  # fmt: skip
-        needed -= resumed
+        needed = (needed - resumed) | carried_on | pbt.kept(trials)
         paused = continuation.ranked(continuation.paused(trials), running.directions[0])
         kept = {t.number for t in paused[: self.keep_paused]}
         return needed | kept | {t.number for t in top_complete(running, trials, self.keep)}

@@ -22,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from registry import RunFailure, files
 from registry.signals import interrupt_on_sigterm
-from search.tuning import continuation, progress, retries, storage, study
+from search.tuning import continuation, pbt, progress, retries, storage, study
 from search.tuning.settings import StudySettings
 
 log = logging.getLogger("search.worker")
@@ -152,18 +152,23 @@ class Promoter:
             log.info("trial %d: its rung promotes it; queued to continue", number)
 
 
-def claim_or_give_up(objective, target: int):
+def claim_or_give_up(objective, target: int, population=None):
     """Workers that start trials at the same moment can still overshoot; trial numbers break
     the tie. A trial with `target` finished, running or queued trials numbered below it is not
     needed: it fails at once, untrained, with that reason, and its worker stops starting
-    trials."""
+    trials. In a population (pbt.Population), so is a fresh trial with the population's size
+    of generation 0 ahead of it."""
 
     def claimed(trial: optuna.Trial) -> float:
         trials = trial.study.get_trials(deepcopy=False)
         taken = continuation.continued(trials)  # each counted as its continuation
         ahead = [t for t in trials if t.state in IN_FLIGHT_OR_FINISHED and t.number not in taken]
-        if sum(other.number < trial.number for other in ahead) >= target:
-            reason = f"not needed: {target} earlier trials had finished or were under way"
+        limit = target
+        if population is not None and pbt.generation_of(trial) is None:  # a fresh trial:
+            ahead = [t for t in ahead if pbt.generation_of(t) in (0, None)]  # generation 0's
+            limit = population.size
+        if sum(other.number < trial.number for other in ahead) >= limit:
+            reason = f"not needed: {limit} earlier trials had finished or were under way"
             trial.set_user_attr("fail_reason", reason)
             trial.set_user_attr("not_needed", True)
             trial.study.stop()
@@ -218,14 +223,25 @@ def fail_orphans(running: optuna.Study, grace_seconds: float) -> None:
 
 
 def run_some_trials(
-    running, objective, target, callbacks, poll_seconds, deadline, grace_seconds, epoch_budget=0
-) -> bool:
+    running, objective, target, callbacks, poll_seconds, deadline, grace_seconds, epoch_budget=0,
+    population=None,
+) -> bool:  # fmt: skip
     """Run trials until the study needs none from this worker for now; False once the study
-    has its target finished trials, or has trained its epoch budget."""
+    has its target finished trials, or has trained its epoch budget. In a population
+    (pbt.Population), its next generation is queued when the last one is complete, and a
+    worker waits for it rather than sample a member beyond the population's size."""
     counts = progress.count_by_state(running)
     if finished(counts) >= target or out_of_epochs(running, epoch_budget):
         return False
-    if finished(counts) + counts[TrialState.RUNNING] >= target and not counts[TrialState.WAITING]:
+    idle = finished(counts) + counts[TrialState.RUNNING] >= target
+    if population is not None:
+        population.plan(running)
+        trials = running.get_trials(deepcopy=False)
+        if population.done(trials):
+            return False
+        counts = progress.count_by_state(running)
+        idle = not population.fresh_room(trials)
+    if idle and not counts[TrialState.WAITING]:
         # Enough trials are running elsewhere; wait in case one dies or fails and the study
         # needs another. A dead one is failed here and re-queued (WAITING). A queued trial
         # is always taken (Optuna's ask() pops it first): a re-run queued just after a fresh
@@ -235,14 +251,33 @@ def run_some_trials(
         fail_stale_trials(running)
         fail_orphans(running, grace_seconds)
         return True
+    stops = [StopWhenEnoughInFlight(target, epoch_budget)]
+    if population is not None:  # the next generation first (before checkpoints are removed)
+        stops = [PopulationSteward(population), *stops]
     running.optimize(
-        claim_or_give_up(objective, target),
+        claim_or_give_up(objective, target, population),
         timeout=None if deadline is None else max(0.0, deadline - time.monotonic()),
         catch=(TrialFailed,),
-        callbacks=[StopWhenEnoughInFlight(target, epoch_budget), *callbacks],
+        callbacks=[*stops, *callbacks],
         gc_after_trial=True,
     )
     return True
+
+
+class PopulationSteward:
+    """Study callback in a population (--scheduler pbt): after each trial, queue the next
+    generation if the last is complete, and stop starting trials when none is queued and
+    generation 0 is full (the worker then waits for the generation under way to end)."""
+
+    def __init__(self, population):
+        self.population = population
+
+    def __call__(self, running: optuna.Study, trial: FrozenTrial) -> None:
+        self.population.plan(running)
+        trials = running.get_trials(deepcopy=False)
+        waiting = any(t.state == TrialState.WAITING for t in trials)
+        if not waiting and not self.population.fresh_room(trials):
+            running.stop()
 
 
 def run_trials(
@@ -252,9 +287,11 @@ def run_trials(
     timeout: float | None = None,
     output: str = "lines",
     callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
+    population=None,
 ) -> None:
     """Run trials of `running` until it holds settings.trials finished ones (or `timeout`
-    seconds have passed, or trials keep failing)."""
+    seconds have passed, or trials keep failing); a population's (pbt.Population), until its
+    last generation is complete."""
     target = settings.trials
     guard = FailureGuard(MAX_CONSECUTIVE_FAILURES)
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -273,7 +310,7 @@ def run_trials(
                 requeue(running, objective, "cut off: its worker lost the storage")
                 if not run_some_trials(
                     running, objective, target, callbacks, poll_seconds, deadline,
-                    settings.grace_period, settings.epoch_budget,
+                    settings.grace_period, settings.epoch_budget, population,
                 ):  # fmt: skip
                     break
             except files.OutOfSpace as error:  # no checkpoint can be written: stop, resumable

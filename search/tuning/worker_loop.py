@@ -13,7 +13,7 @@ import spaces
 from registry.signals import interrupt_on_sigterm
 from search.training import checkpoint, data
 from search.training.data import Dataset
-from search.tuning import launch, progress, storage, study, trial_loop
+from search.tuning import launch, pbt, progress, storage, study, trial_loop
 from search.tuning.objective import Objective, free_memory
 from search.tuning.pareto_halving import ParetoHalving
 from search.tuning.settings import StudySettings
@@ -62,10 +62,11 @@ def work(
             )  # fmt: skip
         halving = (ParetoHalving(settings.objectives, settings.epochs)
                    if settings.pruner == "moasha" else None)  # fmt: skip
+        population = pbt.Population.of(settings) if settings.scheduler == "pbt" else None
         objective = Objective(
             settings.space, space_context(settings), dataset, on_device,
             settings.objectives, settings.compile, checkpoints, settings.pause_pruned, halving,
-            settings.search_box,
+            settings.search_box, population,
         )  # fmt: skip
         callbacks = [*([checkpoints.remove_finished] if checkpoints else []), free_memory]
         if settings.pause_pruned:  # settings.checked makes sure there are checkpoints
@@ -80,7 +81,9 @@ def work(
         # freezes out of the collection after each trial, not walked by every one of them.
         import torch._dynamo  # noqa: F401
 
-        trial_loop.run_trials(joined.study, objective, settings, timeout, output, callbacks)
+        trial_loop.run_trials(
+            joined.study, objective, settings, timeout, output, callbacks, population
+        )
 
 
 def watch_progress(found: optuna.Study, target: int, output: str) -> progress.StudyWatcher:
