@@ -468,7 +468,13 @@ def start(wanted: StudySettings, options: RunOptions) -> tuple[int, optuna.Study
             f"study {name}: {finished}/{wanted.trials} trials finished; space {wanted.space}, "
             f"{wanted.dataset} ({len(dataset.train)} train / {len(dataset.val)} val images), "
             f"up to {wanted.epochs} epochs per trial, {wanted.sampler} sampler, "
-            f"{wanted.pruner} pruner, {len(slots)} worker(s) on {where}",
+            + (
+                f"population-based training of {wanted.population} members (an exploit every "
+                f"{wanted.pbt_interval} epoch(s))"
+                if wanted.scheduler == "pbt"
+                else f"{wanted.pruner} pruner"
+            )
+            + f", {len(slots)} worker(s) on {where}",
             flush=True,
         )
         code = worker_loop.run_workers(

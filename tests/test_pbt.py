@@ -136,6 +136,13 @@ def test_the_winners_exported_config_replays_its_whole_curve(tmp_path, run_here,
     ]
     retrained = run_here("search.train", "--config", "best.yaml", "--data-dir", ".", cwd=tmp_path)
     assert retrained.returncode == 0, retrained.stderr
+    assert "population-based training of 4 members (an exploit every 1 epoch(s))" in result.stdout
+    assert "population: 4 members, 4 generation(s)" in result.stdout
+    report = run_here("search.report", "--study", "mlp-sample", "-o", "r.html", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    page = (tmp_path / "r.html").read_text()
+    section = page[page.index("Population lineage") :][:2000]
+    assert "not available" not in section and "plotly-graph-div" in section
 
 
 def test_explore_perturbs_strengths_within_their_limits():

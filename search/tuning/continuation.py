@@ -37,7 +37,8 @@ def continued(trials: Iterable[FrozenTrial]) -> set[int]:
     return {
         trial.user_attrs[spaces.CONTINUES][-1]
         for trial in trials
-        if spaces.CONTINUES in trial.user_attrs and not trial.user_attrs.get("not_needed")
+        if spaces.CONTINUES in trial.user_attrs
+        and not trial.user_attrs.get("not_needed")
         and PBT not in trial.user_attrs
     }
 

@@ -9,7 +9,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
-from search.tuning import DEFAULT_STORAGE, continuation, grpc_proxy, seed_selection, storage
+from search.tuning import DEFAULT_STORAGE, continuation, grpc_proxy, pbt, seed_selection, storage
 from search.tuning.trial_checkpoints import TrialCheckpoints
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -160,6 +160,7 @@ def summary(study: optuna.Study, storage_url: str) -> str:
         lines.append(describe_best(study))
         lines += [f"  {name} = {value}" for name, value in best.params.items()]
     lines += paused_lines(study)
+    lines += population_lines(study)
     lines += seed_selection.shown(study)
     output = ["-o", "front.yaml", "--pareto"] if len(study.directions) > 1 else ["-o", "best.yaml"]
     # optuna-dashboard reads the database itself, not the proxy in front of it
@@ -169,6 +170,21 @@ def summary(study: optuna.Study, storage_url: str) -> str:
         f"export:  {export_command(study.study_name, storage_url, output)}",
     ]
     return "\n".join(lines)
+
+
+def population_lines(study: optuna.Study) -> list[str]:
+    """With --scheduler pbt: the generations run and the exploits made (its trials that ended
+    an interval are counted among the pruned above)."""
+    rows = pbt.lineage_rows(study.get_trials(deepcopy=False))
+    if not rows:
+        return []
+    generations = 1 + max(row["generation"] for row in rows)
+    exploits = sum(row["donor"] is not None for row in rows)
+    members = len({row["member"] for row in rows})
+    return [
+        f"population: {members} members, {generations} generation(s), {exploits} exploit(s) "
+        "(a member's ended intervals count as pruned trials; search.report draws the lineage)"
+    ]
 
 
 def paused_lines(study: optuna.Study) -> list[str]:

@@ -7,11 +7,12 @@ from collections.abc import Callable
 
 import optuna
 import optuna.visualization as vis
+import plotly.colors
 import plotly.graph_objects as go
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from search.tuning import config_attrs, continuation, progress, seed_selection
+from search.tuning import config_attrs, continuation, pbt, progress, seed_selection
 
 TOP_TRIALS = 10
 # A space has up to 50 parameters; bars and axes beyond about ten are unreadable, so the
@@ -70,6 +71,43 @@ def learning_curves(found: optuna.Study, ranked: list[str] | None) -> go.Figure:
         ))  # fmt: skip
     figure.update_layout(xaxis_title="epoch", yaxis_title="validation accuracy")
     return figure
+
+
+def lineage(found: optuna.Study, ranked: list[str] | None) -> go.Figure:
+    """A population's (--scheduler pbt) members: each segment's own epochs, one colour a
+    member, and a dotted line from where an exploit copied a donor (its parent's last epoch)
+    to the exploiter's first epoch of its own; the best member's last segment wider."""
+    rows = pbt.lineage_rows(found.get_trials(deepcopy=False))
+    if not rows:
+        raise ValueError("no member has finished an interval yet")
+    by_trial = {row["trial"]: row for row in rows}
+    best = best_trial_number(found)
+    figure = go.Figure()
+    palette = plotly.colors.qualitative.Plotly
+    members = sorted({row["member"] for row in rows})
+    for row in rows:
+        colour = palette[members.index(row["member"]) % len(palette)]
+        parent = by_trial.get(row["parent"])
+        start = max(parent["curve"]) if parent else 0  # its own epochs begin after its parent's
+        own = {epoch: value for epoch, value in row["curve"].items() if epoch > start}
+        if parent and start:  # the step it took from where it went on
+            own = {start: parent["curve"][start], **own}
+        figure.add_trace(go.Scatter(
+            x=list(own), y=list(own.values()), mode="lines+markers",
+            name=f"member {row['member']}", legendgroup=str(row["member"]),
+            showlegend=row["generation"] == 0,
+            line={"color": colour, "width": 4 if row["trial"] == best else 2,
+                  "dash": "dot" if row["donor"] is not None else "solid"},
+            hovertext=f"trial {row['trial']}, generation {row['generation']}"
+            + (f", copied member {row['donor']}" if row["donor"] is not None else ""),
+        ))  # fmt: skip
+    figure.update_layout(xaxis_title="epoch", yaxis_title="validation accuracy")
+    return figure
+
+
+def best_trial_number(found: optuna.Study) -> int | None:
+    trials = complete_trials(found)
+    return max(trials, key=lambda t: t.value).number if trials else None
 
 
 def against(found: optuna.Study, attribute: str, title: str) -> go.Figure:
@@ -177,6 +215,12 @@ FIGURES: dict[str, Builder] = {
     "Timeline (one row per worker)": timeline,
     "Final selection (mean ± std over seeds)": final_selection,
 }
+# A population's (--scheduler pbt) besides, after the learning curves.
+POPULATION_FIGURES: dict[str, Builder] = {
+    "Population lineage (a dotted segment copied a donor; the best member's last is wider)": (
+        lineage
+    ),
+}
 MULTI_OBJECTIVE_FIGURES: dict[str, Builder] = {
     "Pareto front": lambda s, ranked: vis.plot_pareto_front(s),
     "Hypervolume history": hypervolume,
@@ -208,6 +252,8 @@ pre {{ margin: 0; font-size: 0.85em; }}
 def figure_sections(found: optuna.Study) -> list[str]:
     single = len(found.directions) == 1
     builders = FIGURES if single else MULTI_OBJECTIVE_FIGURES
+    if found.user_attrs.get("scheduler") == "pbt":
+        builders = {**builders, **POPULATION_FIGURES}
     ranked = ranked_parameters(found) if single else None
     sections, plotly_included = [], False
     for title, build in builders.items():
