@@ -441,7 +441,7 @@ def start(wanted: StudySettings, options: RunOptions) -> tuple[int, optuna.Study
         if wanted.warm_start_from and name not in study.names(study_storage):
             source_storage = options.warm_start_storage or options.storage
             transferred = transfer.from_study(
-                wanted, wanted.warm_start_from, source_storage,
+                wanted, source_storage,
                 study_storage if source_storage == options.storage else None,
                 worker_loop.space_context(wanted), options.warm_start_top,
             )  # fmt: skip

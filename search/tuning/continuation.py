@@ -25,8 +25,8 @@ import spaces
 from search.tuning.pareto_halving import CURVE
 
 PAUSED = "paused_after_epoch"  # the user attribute of a trial paused rather than pruned
-CONTINUED_FROM = "continued_from"
-PBT = "pbt"  # a population's segment (pbt.py, which imports this module)  # a continuation's: the paused trial it carries on
+CONTINUED_FROM = "continued_from"  # a continuation's: the paused trial it carries on
+PBT = "pbt"  # a population's segment's (pbt.py, which imports this module)
 RUNG = "completed_rung_"  # Optuna's SuccessiveHalvingPruner's system attributes, one a rung
 
 

@@ -125,12 +125,12 @@ class Objective:
         if self.population is not None:  # --scheduler pbt: a segment of a member's run
             trial_config = pbt.start_segment(trial, trial_config)
             if isinstance(trial_config, str):
-                self.not_needed(trial, trial_config)
+                trial_loop.not_needed(trial, trial_config)
             stop_after = pbt.stop_after(trial, self.population)
         elif spaces.CONTINUES in trial.user_attrs:  # it continues a paused trial
             surplus = continuation.take_over(trial)
             if surplus:
-                self.not_needed(trial, surplus)
+                trial_loop.not_needed(trial, surplus)
         config_attrs.record(trial, trial_config)
         trial.set_user_attr("device", self.device_name)
         trial.set_user_attr("worker", self.worker_name)
@@ -211,12 +211,6 @@ class Objective:
                 trial.set_user_attr(continuation.PAUSED, result.final.epoch)
             raise optuna.TrialPruned(reason)
         return values[0] if len(values) == 1 else values
-
-    def not_needed(self, trial: optuna.Trial, reason: str) -> None:
-        """End a surplus trial, untrained: another already does its work."""
-        trial.set_user_attr("fail_reason", reason)
-        trial.set_user_attr("not_needed", True)
-        raise TrialFailed(reason)
 
     def resume(self, trial: optuna.Trial, trial_config, report_epochs: bool) -> dict | None:
         """The state a re-run continues from, its epochs reported as the first run had."""

@@ -65,6 +65,11 @@ class Population:
         """Whether the last generation has a finished segment of every member."""
         return len(finished_members(trials, self.generations - 1)) >= self.size
 
+    def has_work(self, trials: list[FrozenTrial]) -> bool:
+        """Whether a worker may start a trial now: a segment is queued, or generation 0 has
+        room for another member."""
+        return any(t.state == TrialState.WAITING for t in trials) or self.fresh_room(trials)
+
     def fresh_room(self, trials: list[FrozenTrial]) -> bool:
         """Whether generation 0 needs another member sampled: fewer than the population are
         finished, running or queued."""

@@ -11,13 +11,14 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 import spaces
+from search.tuning import continuation
 
 # Re-runs of one trial at most: a preempted trial is re-run from its checkpoint, cheaply, so
 # more than once; a trial that kills its worker every time (a crash in the driver) gives up.
 MAX_RETRIES = 3
 # What a re-run carries of the failed trial's user attributes, besides its retry history: the
 # paused trials it continues, and its place in a population (search/tuning/pbt.py's "pbt").
-CARRIED = (spaces.CONTINUES, "pbt")
+CARRIED = (spaces.CONTINUES, continuation.PBT)
 
 
 def retry(running: optuna.Study, trial: FrozenTrial) -> bool:

@@ -139,10 +139,14 @@ def enqueue_warm_starts(found: optuna.Study, space: str) -> int:
     run or queued one already skips it); how many were newly queued."""
     import spaces  # here: search.status and search.export read studies without the spaces
 
+    starts = spaces.warm_starts(space)
+    return enqueue_once(found, [(s.params, {"warm_start": s.source}) for s in starts])
+
+
+def enqueue_once(found: optuna.Study, queued: list[tuple[dict, dict]]) -> int:
+    """Queue each (params, user attributes) unless the study has run or queued those params
+    already; how many were newly queued."""
     before = len(found.get_trials(deepcopy=False))
-    for start in spaces.warm_starts(space):
-        found.enqueue_trial(
-            start.params, user_attrs={"warm_start": start.source},
-            skip_if_exists=True,
-        )  # fmt: skip
+    for params, user_attrs in queued:
+        found.enqueue_trial(params, user_attrs=user_attrs, skip_if_exists=True)
     return len(found.get_trials(deepcopy=False)) - before

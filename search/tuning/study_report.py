@@ -81,7 +81,7 @@ def lineage(found: optuna.Study, ranked: list[str] | None) -> go.Figure:
     if not rows:
         raise ValueError("no member has finished an interval yet")
     by_trial = {row["trial"]: row for row in rows}
-    best = best_trial_number(found)
+    best = getattr(progress.best_trial(found), "number", None)
     figure = go.Figure()
     palette = plotly.colors.qualitative.Plotly
     members = sorted({row["member"] for row in rows})
@@ -103,11 +103,6 @@ def lineage(found: optuna.Study, ranked: list[str] | None) -> go.Figure:
         ))  # fmt: skip
     figure.update_layout(xaxis_title="epoch", yaxis_title="validation accuracy")
     return figure
-
-
-def best_trial_number(found: optuna.Study) -> int | None:
-    trials = complete_trials(found)
-    return max(trials, key=lambda t: t.value).number if trials else None
 
 
 def against(found: optuna.Study, attribute: str, title: str) -> go.Figure:

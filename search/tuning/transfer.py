@@ -163,13 +163,10 @@ def check_source(source_space: str, source_name: str, space: str) -> None:
 
 def enqueue(found: optuna.Study, transfer: Transfer) -> int:
     """Queue the transfer's configs, best first; how many were newly queued."""
-    before = len(found.get_trials(deepcopy=False))
-    for number, params in transfer.configs:
-        found.enqueue_trial(
-            params, user_attrs={SOURCE_ATTR: f"{transfer.source} trial {number}"},
-            skip_if_exists=True,
-        )  # fmt: skip
-    return len(found.get_trials(deepcopy=False)) - before
+    return study.enqueue_once(found, [
+        (params, {SOURCE_ATTR: f"{transfer.source} trial {number}"})
+        for number, params in transfer.configs
+    ])  # fmt: skip
 
 
 def narrowed(low, high, box: Mapping[str, Any] | None):
@@ -215,16 +212,17 @@ def within_box(space: Callable, box: Mapping[str, Mapping[str, Any]]) -> Callabl
 
 def from_study(
     wanted: StudySettings,
-    source_name: str,
     source_storage: str,
     opened,
     context,
     top: int = DEFAULT_TOP,
 ) -> Transfer:
-    """What a new study of `wanted` settings (its space's `context`) takes from the study
-    `source_name` in `source_storage`: `opened` where that is the new study's own storage,
-    else opened here, read-only. One line, before anything is created, where the source is
+    """What a new study of `wanted` settings (its space's `context`) takes from the study it
+    names (warm_start_from) in `source_storage`: `opened` where that is the new study's own
+    storage, else opened here, read-only. One line, before anything is created, where the source is
     missing, was not made by search.run, searched another space or finished no trial."""
+
+    source_name = wanted.warm_start_from
 
     def read(found_in) -> Transfer:
         source = study.load(found_in, source_name)

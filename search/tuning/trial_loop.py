@@ -168,14 +168,19 @@ def claim_or_give_up(objective, target: int, population=None):
             ahead = [t for t in ahead if pbt.generation_of(t) in (0, None)]  # generation 0's
             limit = population.size
         if sum(other.number < trial.number for other in ahead) >= limit:
-            reason = f"not needed: {limit} earlier trials had finished or were under way"
-            trial.set_user_attr("fail_reason", reason)
-            trial.set_user_attr("not_needed", True)
             trial.study.stop()
-            raise TrialFailed(reason)
+            not_needed(trial, f"not needed: {limit} earlier trials had finished or were under way")
         return objective(trial)
 
     return claimed
+
+
+def not_needed(trial: optuna.Trial, reason: str) -> None:
+    """End a surplus trial, untrained, with `reason`: another does its work (or the study has
+    enough). It fails, marked so that nothing counts it as a failure to train."""
+    trial.set_user_attr("fail_reason", reason)
+    trial.set_user_attr("not_needed", True)
+    raise TrialFailed(reason)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,15 +238,16 @@ def run_some_trials(
     counts = progress.count_by_state(running)
     if finished(counts) >= target or out_of_epochs(running, epoch_budget):
         return False
-    idle = finished(counts) + counts[TrialState.RUNNING] >= target
-    if population is not None:
+    if population is None:
+        idle = finished(counts) + counts[TrialState.RUNNING] >= target
+        idle = idle and not counts[TrialState.WAITING]
+    else:
         population.plan(running)
         trials = running.get_trials(deepcopy=False)
         if population.done(trials):
             return False
-        counts = progress.count_by_state(running)
-        idle = not population.fresh_room(trials)
-    if idle and not counts[TrialState.WAITING]:
+        idle = not population.has_work(trials)
+    if idle:
         # Enough trials are running elsewhere; wait in case one dies or fails and the study
         # needs another. A dead one is failed here and re-queued (WAITING). A queued trial
         # is always taken (Optuna's ask() pops it first): a re-run queued just after a fresh
@@ -274,9 +280,7 @@ class PopulationSteward:
 
     def __call__(self, running: optuna.Study, trial: FrozenTrial) -> None:
         self.population.plan(running)
-        trials = running.get_trials(deepcopy=False)
-        waiting = any(t.state == TrialState.WAITING for t in trials)
-        if not waiting and not self.population.fresh_room(trials):
+        if not self.population.has_work(running.get_trials(deepcopy=False)):
             running.stop()
 
 
