@@ -202,15 +202,23 @@ def second_phase_from(value: Any, source: str = "config") -> SecondPhase | None:
             f"{', '.join(SECOND_PHASE_TYPES)}"
             + (f"; unknown: {', '.join(unknown)}" if unknown else "")
         )
+    fields = _coerced_fields(value, SECOND_PHASE_TYPES, SECOND_PHASE_OPTIONAL, "second_phase",
+                             source)  # fmt: skip
+    return SecondPhase(**fields)
+
+
+def _coerced_fields(
+    value: Mapping[str, Any], kinds: dict[str, type], optional: set[str], path: str, source: str
+) -> dict[str, Any]:
+    """A nested field's mapping (known keys only), each value as its plain kind; None only
+    where it is `optional`."""
     fields = {}
     for key, item in value.items():
-        coerced = None if item is None else _coerce_value(SECOND_PHASE_TYPES[key], item)
-        if coerced is _WRONG or (coerced is None and key not in SECOND_PHASE_OPTIONAL):
-            raise UsageError(
-                f"{source}: 'second_phase.{key}' must be {KIND_NAMES[SECOND_PHASE_TYPES[key]]}"
-            )
+        coerced = None if item is None else _coerce_value(kinds[key], item)
+        if coerced is _WRONG or (coerced is None and key not in optional):
+            raise UsageError(f"{source}: '{path}.{key}' must be {KIND_NAMES[kinds[key]]}")
         fields[key] = coerced
-    return SecondPhase(**fields)
+    return fields
 
 
 CHANGE_TYPES = {f.name: _plain_type(f.type) for f in dataclasses.fields(Change)}
@@ -236,15 +244,8 @@ def changes_from(value: Any, source: str = "config") -> list[Change]:
                 f"{source}: '{path}' may hold {', '.join(CHANGE_TYPES)}; unknown: "
                 f"{', '.join(unknown)}"
             )
-        fields = {}
-        for key, entry in item.items():
-            coerced = None if entry is None else _coerce_value(CHANGE_TYPES[key], entry)
-            if coerced is _WRONG or (coerced is None and key == "start_fraction"):
-                raise UsageError(
-                    f"{source}: '{path}.{key}' must be {KIND_NAMES[CHANGE_TYPES[key]]}"
-                )
-            fields[key] = coerced
-        changes.append(Change(**fields))
+        optional = set(CHANGE_TYPES) - {"start_fraction"}
+        changes.append(Change(**_coerced_fields(item, CHANGE_TYPES, optional, path, source)))
     return changes
 
 
