@@ -94,8 +94,9 @@ def get_args_parser() -> cli.ArgumentParser:
     parser.add_argument(
         "--strategies", default="random,optuna-defaults,asha,tpe-hyperband,tpe-hyperband-pause",
         help="strategies section: which search strategies to compare at an equal budget, of "
-        "random, optuna-defaults, asha, tpe-hyperband, tpe-hyperband-pause, asha-pause "
-        "(default: all but asha-pause)",
+        "random, optuna-defaults, asha, tpe-hyperband, tpe-hyperband-pause, asha-pause, pbt "
+        "(its population filling the budget), tpe-hyperband-warm (warm-started from a study "
+        "of --transfer-source-classes) (default: the first five)",
     )  # fmt: skip
     parser.add_argument(
         "--strategy-space", default="mlp", help="strategies section: the space searched (mlp)"
@@ -125,7 +126,8 @@ def get_args_parser() -> cli.ArgumentParser:
     )  # fmt: skip
     parser.add_argument(
         "--transfer-source-classes", default="airplane,automobile,bird,cat,deer",
-        help="transfer section: the earlier study's classes (airplane,automobile,bird,cat,deer)",
+        help="transfer section and tpe-hyperband-warm: the earlier study's classes "
+        "(airplane,automobile,bird,cat,deer)",
     )  # fmt: skip
     parser.add_argument(
         "--transfer-target-classes", default="dog,frog,horse,ship,truck",
@@ -133,11 +135,12 @@ def get_args_parser() -> cli.ArgumentParser:
     )  # fmt: skip
     parser.add_argument(
         "--transfer-source-budget", type=int, default=108,
-        help="transfer section: epochs the earlier study trains (--epoch-budget; 108)",
+        help="transfer section and tpe-hyperband-warm: epochs the earlier study trains "
+        "(--epoch-budget; 108)",
     )  # fmt: skip
     parser.add_argument(
         "--transfer-top", type=int, default=5,
-        help="transfer section: the warm search's --warm-start-top (5)",
+        help="transfer section and tpe-hyperband-warm: the warm search's --warm-start-top (5)",
     )  # fmt: skip
     parser.add_argument(
         "--bookkeeping-trials", type=int, default=1000,

@@ -31,15 +31,25 @@ from search.bench.rows import Row
 from search.training import config, data, trainer
 from search.tuning import config_attrs, continuation
 
-# name -> (sampler, pruner, pause pruned trials): what users would pick instead, and ours
+# name -> the search.run flags of what users would pick instead, and ours; {population} and
+# {source} are filled in by flags_of
 STRATEGIES = {
-    "random": ("random", "none", False),  # random search, every trial to the end
-    "optuna-defaults": ("optuna-tpe", "optuna-median", False),  # TPESampler(), MedianPruner()
-    "asha": ("random", "sha", False),  # Ray Tune's usual: random search + ASHA, eta 4
-    "tpe-hyperband": ("tpe", "hyperband", False),  # our default until this was measured
-    "tpe-hyperband-pause": ("tpe", "hyperband", True),  # the same, pruned trials paused
-    "asha-pause": ("random", "sha", True),
-}
+    "random": ("--sampler", "random", "--pruner", "none"),  # random search, every trial to the end
+    # TPESampler(), MedianPruner()
+    "optuna-defaults": ("--sampler", "optuna-tpe", "--pruner", "optuna-median"),
+    "asha": ("--sampler", "random", "--pruner", "sha"),  # Ray Tune's usual: random + ASHA, eta 4
+    "tpe-hyperband": ("--sampler", "tpe", "--pruner", "hyperband"),  # the default
+    "tpe-hyperband-pause": ("--sampler", "tpe", "--pruner", "hyperband", "--pause-pruned"),
+    "asha-pause": ("--sampler", "random", "--pruner", "sha", "--pause-pruned"),
+    # population-based training, its members filling the budget (members x --epochs)
+    "pbt": ("--scheduler", "pbt", "--population", "{population}"),
+    # the default, warm-started from a study of other classes (--transfer-source-classes)
+    "tpe-hyperband-warm": (
+        "--sampler", "tpe", "--pruner", "hyperband", "--warm-start-from", "{source}",
+        "--warm-start-top", "{top}",
+    ),
+}  # fmt: skip
+SOURCE_SEED = 100  # the warm start's earlier study: not one of the searches' seeds
 FRACTIONS = (0.25, 0.5, 1.0)
 
 
@@ -151,12 +161,32 @@ def run_study(
     return seconds, optuna.load_study(study_name=name, storage=storage)
 
 
-def run_search(bench, strategy: str, seed: int, folder: Path) -> Search:
-    """One search.run with the strategy's sampler and pruner."""
-    sampler, pruner, pause = STRATEGIES[strategy]
-    flags = ["--sampler", sampler, "--pruner", pruner] + (["--pause-pruned"] if pause else [])
-    seconds, found = run_study(bench, strategy, seed, folder, flags)
-    return read_search(strategy, seed, seconds, found, bench.args.strategy_budget)
+def flags_of(strategy: str, args, source: str) -> list[str]:
+    """The strategy's search.run flags, its population sized to the budget and `source` as the
+    study it warm-starts from."""
+    population = args.strategy_budget // args.strategy_epochs
+    return [
+        flag.format(population=population, source=source, top=args.transfer_top)
+        for flag in STRATEGIES[strategy]
+    ]
+
+
+def run_source(bench, folder: Path) -> str:
+    """The earlier study a warm start starts from: the default strategy on
+    --transfer-source-classes for --transfer-source-budget epochs; its name."""
+    args = bench.args
+    strategy = "source"
+    run_study(
+        bench, strategy, SOURCE_SEED, folder, flags_of("tpe-hyperband", args, ""),
+        classes=args.transfer_source_classes, budget=args.transfer_source_budget,
+    )  # fmt: skip
+    return f"{strategy}-{SOURCE_SEED}"
+
+
+def source_text(args) -> str:
+    """The earlier study, as a row's flags name it."""
+    return (f"(a study of --classes {args.transfer_source_classes}, budget "
+            f"{args.transfer_source_budget} epochs)")  # fmt: skip
 
 
 def retrained(bench, dataset: data.Dataset, winner: FrozenTrial) -> float:
@@ -189,23 +219,27 @@ def strategy_rows(bench) -> Iterator[Row]:
     dataset = data.load(args.dataset, args.data_dir, classes=classes)
     reference = None  # random search's final best, mean over its seeds
     with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        warm = any("{source}" in STRATEGIES[strategy] for strategy in chosen)
+        source = run_source(bench, folder) if warm else ""
         for strategy in chosen:
+            flags = flags_of(strategy, args, source)
             searches = []
             for seed in range(args.strategy_repeats):
-                search = run_search(bench, strategy, seed, Path(folder))
+                seconds, found = run_study(bench, strategy, seed, folder, flags)
+                search = read_search(strategy, seed, seconds, found, args.strategy_budget)
                 accuracy = retrained(bench, dataset, search.winner) if search.winner else None
                 searches.append(dataclasses.replace(search, test_accuracy=accuracy))
             finals = [s.best[1.0] for s in searches if s.best[1.0] is not None]
             if strategy == "random" and finals:
                 reference = statistics.mean(finals)
-            sampler, pruner, pause = STRATEGIES[strategy]
-            flags = f"--sampler {sampler} --pruner {pruner}{' --pause-pruned' if pause else ''}"
-            yield row_of(f"strategy: {strategy}", searches, reference, args, flags, pause)
+            shown = " ".join(flags_of(strategy, args, source_text(args)))
+            yield row_of(f"strategy: {strategy}", searches, reference, args, shown)
 
 
 def row_of(
     what: str, searches: list[Search], reference: float | None, args, flags: str,
-    pause: bool = False, reference_name: str = "random's",
+    reference_name: str = "random's",
 ) -> Row:  # fmt: skip
     """The row of one strategy's searches: the best found at each share of the budget, the
     epochs to reach the reference (random search's final best, unless `reference_name` says
@@ -221,7 +255,11 @@ def row_of(
         f"{reference_name} final best reached in {reach}; winner retrained: test "
         f"{spread(tests)}; "
         f"{statistics.mean(s.trials for s in searches):.0f} trials"
-        + (f" ({sum(s.continued for s in searches)} continued in all)" if pause else "")
+        + (
+            f" ({sum(s.continued for s in searches)} continued in all)"
+            if "--pause-pruned" in flags
+            else ""
+        )
         + ", "
         f"{statistics.mean(s.seconds for s in searches):.0f} s a search"
     )

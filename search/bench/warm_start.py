@@ -18,25 +18,19 @@ from pathlib import Path
 from search.bench import strategies
 from search.bench.rows import Row
 
-SOURCE_SEED = 100  # not one of the targets' seeds: its first configs are not theirs
 KINDS = ("cold", "warm")
+STRATEGY = {"cold": "tpe-hyperband", "warm": "tpe-hyperband-warm"}  # strategies.STRATEGIES
 
 
 def transfer_rows(bench) -> Iterator[Row]:
     """The cold row, then the warm-started one, at --strategy-repeats seeds each."""
     args = bench.args
-    default = ["--sampler", "tpe", "--pruner", "hyperband"]
+    searches: dict[str, list[strategies.Search]] = {kind: [] for kind in KINDS}
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        strategies.run_study(
-            bench, "source", SOURCE_SEED, folder, default, classes=args.transfer_source_classes,
-            budget=args.transfer_source_budget,
-        )  # fmt: skip
-        source = f"source-{SOURCE_SEED}"
-        top = ["--warm-start-from", source, "--warm-start-top", str(args.transfer_top)]
-        searches: dict[str, list[strategies.Search]] = {kind: [] for kind in KINDS}
+        source = strategies.run_source(bench, folder)
         for kind in KINDS:
-            flags = default + (top if kind == "warm" else [])
+            flags = strategies.flags_of(STRATEGY[kind], args, source)
             for seed in range(args.strategy_repeats):
                 seconds, found = strategies.run_study(
                     bench, f"transfer-{kind}", seed, folder, flags,
@@ -47,16 +41,10 @@ def transfer_rows(bench) -> Iterator[Row]:
                 )
     finals = [s.best[1.0] for s in searches["cold"] if s.best[1.0] is not None]
     reference = statistics.mean(finals) if finals else None
-    where = f"--classes {args.transfer_target_classes}"
-    yield strategies.row_of(
-        "transfer: cold", searches["cold"], reference, args, f"{' '.join(default)} {where}",
-        reference_name="cold's",
-    )  # fmt: skip
-    warm = (
-        f"{' '.join(default)} {where} {' '.join(top[:1])} (a study of --classes "
-        f"{args.transfer_source_classes}, budget {args.transfer_source_budget} epochs) "
-        f"{' '.join(top[2:])}"
-    )
-    yield strategies.row_of(
-        "transfer: warm", searches["warm"], reference, args, warm, reference_name="cold's"
-    )
+    for kind in KINDS:
+        shown = strategies.flags_of(STRATEGY[kind], args, strategies.source_text(args))
+        yield strategies.row_of(
+            f"transfer: {kind}", searches[kind], reference, args,
+            f"{' '.join(shown)} --classes {args.transfer_target_classes}",
+            reference_name="cold's",
+        )  # fmt: skip
