@@ -197,13 +197,16 @@ def test_pbt_and_a_warm_start_are_rows_of_the_strategy_table(tmp_path, run_here)
     assert source in rows[1]["setting"]
 
 
-def test_the_pareto_section_compares_moasha_with_no_pruning_at_an_equal_budget(tmp_path, run_here):
-    """One seed each, real search.run processes with two objectives: each search trains its
-    budget, its hypervolume only grows as the budget is spent, and both rows measure from one
-    reference point."""
+@pytest.mark.parametrize("objectives", ["accuracy,params", "accuracy,latency"])
+def test_the_pareto_section_compares_moasha_with_no_pruning_at_an_equal_budget(
+    tmp_path, run_here, objectives
+):
+    """One seed each, real search.run processes with two objectives (a parameter count, or a
+    latency measured as each network starts): each search trains its budget, its hypervolume
+    only grows as the budget is spent, and both rows measure from one reference point."""
     args = [*STRATEGIES_TINY[:5], "pareto", "--strategy-fix", "image_size=0,depth=1",
             "--strategy-epochs", "2", "--strategy-budget", "6", "--strategy-repeats", "1",
-            "--strategy-workers", "1"]  # fmt: skip
+            "--strategy-workers", "1", "--pareto-objectives", objectives]  # fmt: skip
     result = run_here("search.bench", *args, "--json", "p.json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads((tmp_path / "p.json").read_text())["sections"]["pareto"]["rows"]
@@ -214,7 +217,7 @@ def test_the_pareto_section_compares_moasha_with_no_pruning_at_an_equal_budget(t
         assert volumes == sorted(volumes) and volumes[-1] > 0
         assert row["figures"]["searches"][0]["trials"] >= 3
     assert rows[0]["figures"]["searches"][0]["pruned"] == 0  # none prunes nothing
-    assert "| pareto: moasha | --objectives accuracy,params --sampler tpe --pruner moasha;" in (
+    assert f"| pareto: moasha | --objectives {objectives} --sampler tpe --pruner moasha;" in (
         result.stdout
     )
 

@@ -125,6 +125,12 @@ def get_args_parser() -> cli.ArgumentParser:
         help="strategies section: worker processes per search (2)",
     )  # fmt: skip
     parser.add_argument(
+        "--pareto-objectives", choices=("accuracy,params", "accuracy,latency"),
+        default="accuracy,params",
+        help="pareto section: the two objectives (accuracy,params; or accuracy,latency: ms a "
+        "batch on --device)",
+    )  # fmt: skip
+    parser.add_argument(
         "--transfer-source-classes", default="airplane,automobile,bird,cat,deer",
         help="transfer section and tpe-hyperband-warm: the earlier study's classes "
         "(airplane,automobile,bird,cat,deer)",

@@ -2,12 +2,13 @@
 equal budget, as the strategies section compares single-objective strategies: the same space,
 data, workers and epochs trained (--epoch-budget), repeated over seeds, the spread shown.
 
-Objectives accuracy and parameter count. What a search found by a moment of its budget is the
-front of its trials that had trained all their epochs by then; its quality is the hypervolume
-that front dominates, in (validation error, log10 parameters), both minimized, from one
-reference point for the whole table (error 1, and a tenth of a decade above the largest
-network any search of the table trained): a larger hypervolume is a front that is more
-accurate, smaller, or both. Optuna computes it (the private function its hypervolume plot
+Objectives accuracy and a cost (--pareto-objectives: the parameter count, or the latency in ms
+a batch on the search's device). What a search found by a moment of its budget is the front
+of its trials that had trained all their epochs by then; its quality is the hypervolume that
+front dominates, in (validation error, log10 cost), both minimized, from one reference point
+for the whole table (error 1, and a tenth of a decade above the costliest network any search
+of the table trained): a larger hypervolume is a front that is more accurate, cheaper, or
+both. Optuna computes it (the private function its hypervolume plot
 uses)."""
 
 import dataclasses
@@ -25,7 +26,6 @@ from optuna.trial import FrozenTrial, TrialState
 from search.bench import strategies
 from search.bench.rows import Row
 
-OBJECTIVES = "accuracy,params"
 PRUNERS = ("none", "moasha")  # the study with every trial trained to the end, and ours
 
 
@@ -36,7 +36,7 @@ class ParetoSearch:
     seconds: float
     trials: int  # trials that trained
     pruned: int
-    # (the moment it finished, in epochs trained by then; its error; log10 of its parameters)
+    # (the moment it finished, in epochs trained by then; its error; log10 of its cost)
     points: list[tuple[int, float, float]]
 
     def front_at(self, epochs: int) -> list[tuple[float, float]]:
@@ -74,7 +74,8 @@ def pareto_rows(bench) -> Iterator[Row]:
     with tempfile.TemporaryDirectory() as folder:
         for pruner in PRUNERS:
             for seed in range(args.strategy_repeats):
-                flags = ["--sampler", "tpe", "--objectives", OBJECTIVES, "--pruner", pruner]
+                flags = ["--sampler", "tpe", "--objectives", args.pareto_objectives,
+                         "--pruner", pruner]  # fmt: skip
                 seconds, found = strategies.run_study(
                     bench, f"pareto-{pruner}", seed, Path(folder), flags
                 )
@@ -102,11 +103,12 @@ def pareto_row(pruner: str, runs: list[ParetoSearch], reference, args) -> Row:
         f"({statistics.mean(s.pruned for s in runs):.0f} pruned), "
         f"{statistics.mean(s.seconds for s in runs):.0f} s a search"
     )
+    cost = args.pareto_objectives.partition(",")[2]
     setting = (
-        f"--objectives {OBJECTIVES} --sampler tpe --pruner {pruner}; {args.strategy_space}, "
-        f"--epochs {args.strategy_epochs}, budget {budget} epochs, {args.strategy_workers} "
-        f"worker(s), {len(runs)} seed(s); reference (error {reference[0]}, log10 params "
-        f"{reference[1]:.2f})"
+        f"--objectives {args.pareto_objectives} --sampler tpe --pruner {pruner}; "
+        f"{args.strategy_space}, --epochs {args.strategy_epochs}, budget {budget} epochs, "
+        f"{args.strategy_workers} worker(s), {len(runs)} seed(s); reference (error "
+        f"{reference[0]}, log10 {cost} {reference[1]:.2f})"
     )
     figures = {
         "pruner": pruner, "budget_epochs": budget, "reference": list(reference),
