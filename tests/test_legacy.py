@@ -56,14 +56,17 @@ def test_a_second_phase_that_kept_the_old_lengths_gets_them_against_its_own_epoc
 
 @pytest.mark.parametrize("name", sorted(HISTORIES))
 def test_old_configs_train_as_the_old_version_trained_them(name, sample):
-    """The same run at its epochs: each epoch's validation accuracy and training loss exactly,
-    its learning rate to rounding (step decay and cycles are now functions of the run's
-    progress, no longer torch's StepLR and CyclicLR)."""
+    """The same run at its epochs: each epoch's validation accuracy exactly, its training loss
+    to float32 rounding (another CPU's vector units sum the batch's losses in another order:
+    an AMD EPYC differs from the recording machine in the 7th digit) and its learning rate to
+    rounding (step decay and cycles are now functions of the run's progress, no longer torch's
+    StepLR and CyclicLR)."""
     old, _ = config.read_file(FIXTURES / f"{name}.yaml")
     history = trainer.train(old, sample.train, sample.val, sample.num_classes, CPU).history
     expected = HISTORIES[name]
     assert [e.val_accuracy for e in history] == [e["val_accuracy"] for e in expected]
-    assert [e.train_loss for e in history] == [e["train_loss"] for e in expected]
+    losses = [e["train_loss"] for e in expected]
+    assert [e.train_loss for e in history] == pytest.approx(losses, rel=1e-5)
     assert [e.lr for e in history] == pytest.approx([e["lr"] for e in expected], rel=1e-12)
 
 
