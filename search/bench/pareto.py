@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 from optuna._hypervolume import compute_hypervolume
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from search.bench import strategies
 from search.bench.rows import Row
@@ -45,13 +45,7 @@ class ParetoSearch:
 
 def read_pareto_search(pruner: str, seed: int, seconds: float, found: optuna.Study):
     trials = found.get_trials(deepcopy=False)
-    events = strategies.epoch_events(trials)
-    started = min(t.datetime_start for t in trials if t.datetime_start)
-
-    def trained_by(trial: FrozenTrial) -> int:
-        moment = (trial.datetime_complete - started).total_seconds()
-        return sum(event <= moment + 1e-6 for event in events)
-
+    trained_by = strategies.Timeline.of(trials).trained_by
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     return ParetoSearch(
         pruner, seed, seconds,

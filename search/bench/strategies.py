@@ -12,7 +12,9 @@ train+validation (the test set is read there only). Where in the budget a trial'
 is read from its start and end times, its epochs spread evenly between them: with several
 workers, trials overlap."""
 
+import bisect
 import dataclasses
+import datetime
 import math
 import shlex
 import statistics
@@ -51,6 +53,7 @@ STRATEGIES = {
 }  # fmt: skip
 SOURCE_SEED = 100  # the warm start's earlier study: not one of the searches' seeds
 FRACTIONS = (0.25, 0.5, 1.0)
+ROUNDING_SECONDS = 1e-6  # a trial's end and its last epoch's event, computed apart
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,31 +92,47 @@ def epoch_events(trials: list[FrozenTrial]) -> list[float]:
     return sorted(events)
 
 
+@dataclasses.dataclass(frozen=True)
+class Timeline:
+    """A study's trained epochs in time (epoch_events), and where its trials' ends fell."""
+
+    events: list[float]
+    started: datetime.datetime  # its first trial's start: the events' zero
+
+    @classmethod
+    def of(cls, trials: list[FrozenTrial]) -> "Timeline":
+        started = min(t.datetime_start for t in trials if t.datetime_start)
+        return cls(epoch_events(trials), started)
+
+    def finished_at(self, trial: FrozenTrial) -> float:
+        return (trial.datetime_complete - self.started).total_seconds()
+
+    def trained_by(self, trial: FrozenTrial) -> int:
+        """The epochs trained in all when the trial finished, its own last one included."""
+        return bisect.bisect_right(self.events, self.finished_at(trial) + ROUNDING_SECONDS)
+
+    def reached(self, epochs: int) -> float:
+        """When `epochs` epochs had been trained in all (never, if they were not)."""
+        return self.events[epochs - 1] if len(self.events) >= epochs else math.inf
+
+
 def read_search(strategy: str, seed: int, seconds: float, found: optuna.Study, budget: int):
     trials = found.get_trials(deepcopy=False)
-    events = epoch_events(trials)
-    started = min(t.datetime_start for t in trials if t.datetime_start)
+    timeline = Timeline.of(trials)
     complete = sorted(
         (t for t in trials if t.state == TrialState.COMPLETE),
         key=lambda t: t.datetime_complete,
     )
 
-    def finished_at(trial: FrozenTrial) -> float:
-        return (trial.datetime_complete - started).total_seconds()
-
-    def trained_by(moment: float) -> int:
-        return sum(event <= moment for event in events)
-
     curve, best = [], None
     for trial in complete:
         if best is None or trial.value > best.value:
             best = trial
-            curve.append((trained_by(finished_at(trial)), trial.value))
+            curve.append((timeline.trained_by(trial), trial.value))
 
     def best_at(fraction: float) -> FrozenTrial | None:
-        needed = math.ceil(fraction * budget)
-        moment = events[needed - 1] if len(events) >= needed else math.inf
-        done = [t for t in complete if finished_at(t) <= moment + 1e-6]
+        moment = timeline.reached(math.ceil(fraction * budget))
+        done = [t for t in complete if timeline.finished_at(t) <= moment + ROUNDING_SECONDS]
         return max(done, key=lambda t: t.value, default=None)
 
     bests = {fraction: best_at(fraction) for fraction in FRACTIONS}
