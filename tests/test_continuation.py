@@ -3,6 +3,7 @@ later promotes it, and its continuation resumes from the checkpoint and ends exa
 uninterrupted run of the same config; real SQLite, the real trainer and Optuna's pruner."""
 
 import optuna
+import optuna_dashboard
 import pytest
 import torch
 from optuna.distributions import FloatDistribution
@@ -73,6 +74,12 @@ def test_a_paused_trial_is_continued_when_its_rung_promotes_it_and_ends_as_if_un
     assert continued.user_attrs["resumed_after_epoch"] == 1
     assert continued.user_attrs[continuation.CONTINUED_FROM] == 1
     assert continuation.described(continued) == " (continues trial 1, paused after epoch 1)"
+    # and in optuna-dashboard, whose notes on both trials name the other
+    notes = [
+        optuna_dashboard.get_note(optuna.Trial(found, t._trial_id)) for t in (continued, paused)
+    ]
+    assert notes[0].startswith("## Continues trial 1\n")
+    assert notes[1].startswith(f"## Paused after epoch 1, continued as trial {continued.number}\n")
     # the same config and seed, trained straight through
     uninterrupted = trainer.train(
         objective.born(optuna.trial.FixedTrial(paused.params, number=1)),

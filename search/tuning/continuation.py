@@ -17,6 +17,7 @@ import types
 from collections.abc import Callable, Iterable
 
 import optuna
+import optuna_dashboard
 from optuna.pruners import HyperbandPruner, SuccessiveHalvingPruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
@@ -229,4 +230,27 @@ def take_over(trial: optuna.Trial) -> str | None:
         if key.startswith(RUNG):
             trial.study._storage.set_trial_system_attr(trial._trial_id, key, value)
     trial.set_user_attr(CONTINUED_FROM, parent_number)
+    note_lineage(trial, parent)
     return None
+
+
+def note_lineage(trial: optuna.Trial, parent: FrozenTrial) -> None:
+    """optuna-dashboard's notes on both trials, so that its trial list reads as one run: the
+    continuation's curve is the whole run, and the paused trial points to it."""
+    after = parent.user_attrs.get(PAUSED)
+    optuna_dashboard.save_note(trial, (
+        f"## Continues trial {parent.number}\n\nPaused there after epoch {after} and continued "
+        "here from its checkpoint: this trial's learning curve is the whole run."
+    ))  # fmt: skip
+    # save_note takes a live Trial; the paused one is finished, so it is opened on a study
+    # whose sampler (random) does nothing when a Trial is made, where a live study's sampler
+    # may write to the trial it is given
+    quiet = optuna.load_study(
+        study_name=trial.study.study_name, storage=trial.storage,
+        sampler=optuna.samplers.RandomSampler(),
+    )  # fmt: skip
+    optuna_dashboard.save_note(optuna.Trial(quiet, parent._trial_id), (
+        f"## Paused after epoch {after}, continued as trial {trial.number}\n\nTrial "
+        f"{trial.number} carries this run on from its checkpoint: its learning curve is the "
+        "whole run."
+    ))  # fmt: skip
