@@ -17,7 +17,6 @@ import types
 from collections.abc import Callable, Iterable
 
 import optuna
-import optuna_dashboard
 from optuna.pruners import HyperbandPruner, SuccessiveHalvingPruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
@@ -237,6 +236,8 @@ def take_over(trial: optuna.Trial) -> str | None:
 def note_lineage(trial: optuna.Trial, parent: FrozenTrial) -> None:
     """optuna-dashboard's notes on both trials, so that its trial list reads as one run: the
     continuation's curve is the whole run, and the paused trial points to it."""
+    import optuna_dashboard  # here: search.dashboard reports a broken install in one line
+
     after = parent.user_attrs.get(PAUSED)
     optuna_dashboard.save_note(trial, (
         f"## Continues trial {parent.number}\n\nPaused there after epoch {after} and continued "
