@@ -44,8 +44,8 @@ def test_the_best_at_each_share_of_the_budget_counts_the_epochs_trained_by_then(
         (TrialState.COMPLETE, 4, 10, 50, 0.7, 0),
         (TrialState.COMPLETE, 4, 40, 60, 0.9, 2),
     ])  # fmt: skip
-    events = strategies.epoch_events(found.get_trials())
-    assert events == [5, 10, 10, 20, 20, 30, 30, 40, 40, 50, 50, 60]
+    timeline = strategies.Timeline.of(found.get_trials())
+    assert timeline.events == [5, 10, 10, 20, 20, 30, 30, 40, 40, 50, 50, 60]
     search = strategies.read_search("x", 0, 60.0, found, budget=8)
     assert search.best == {0.25: None, 0.5: None, 1.0: 0.5}
     assert search.winner.number == 0 and search.epochs == 12 and search.trials == 4

@@ -75,10 +75,9 @@ class Search:
         return next((epochs for epochs, best in self.curve if best >= value), None)
 
 
-def epoch_events(trials: list[FrozenTrial]) -> list[float]:
-    """When each trained epoch ended (seconds since the study's first trial started): each
-    trial's own epochs spread evenly over its run."""
-    started = min(t.datetime_start for t in trials if t.datetime_start)
+def epoch_events(trials: list[FrozenTrial], started: datetime.datetime) -> list[float]:
+    """When each trained epoch ended (seconds since `started`, the study's first trial's
+    start): each trial's own epochs spread evenly over its run."""
     events = []
     for trial in trials:
         trained = continuation.epochs_reported(trial) - trial.user_attrs.get(
@@ -102,7 +101,7 @@ class Timeline:
     @classmethod
     def of(cls, trials: list[FrozenTrial]) -> "Timeline":
         started = min(t.datetime_start for t in trials if t.datetime_start)
-        return cls(epoch_events(trials), started)
+        return cls(epoch_events(trials, started), started)
 
     def finished_at(self, trial: FrozenTrial) -> float:
         return (trial.datetime_complete - self.started).total_seconds()
