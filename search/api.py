@@ -53,7 +53,7 @@ def search(
 def best_config(found: optuna.Study, trial: int | None = None):
     """The TrialConfig of the study's winner (the final selection's, or the best trial's), or
     of trial number `trial`: what `search.export` writes."""
-    from search.tuning import selection
+    from search.tuning.results import selection
 
     chosen = selection.choose_trials(found, trial, None, False)[0]
     return selection.exported_config(found, chosen)[0]

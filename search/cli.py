@@ -226,7 +226,7 @@ def storage_fault(error: Exception) -> UsageError | None:
     loaded, and only then can one be behind it)."""
     if "sqlalchemy" not in sys.modules:
         return None
-    from search.tuning import storage
+    from search.tuning.store import storage
 
     return storage.describe_fault(error)
 

@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from optuna.artifacts import FileSystemArtifactStore
 
     from registry import files
-    from search.tuning import storage
+    from search.tuning.store import storage
 
     try:
         import optuna_dashboard

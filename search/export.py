@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from search import cli
+from search.tuning.records import ledger
 
 FORMATS = ("json", "yaml")  # search.training.config.WRITERS, named without importing it
 
@@ -44,7 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     from registry import files
     from search.training import config
-    from search.tuning import progress, seed_selection, selection, storage, study
+    from search.tuning import study
+    from search.tuning.results import seed_selection, selection
+    from search.tuning.store import storage
 
     file_format = args.format or ("json" if args.output.suffix == ".json" else "yaml")
     found = study.load(storage.open_storage(args.storage, read_only=True), args.study)
@@ -59,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for trial, path in zip(trials, paths, strict=True):
         trial_config, provenance = selection.exported_config(found, trial)
         config.write_file(path, trial_config, provenance, file_format)
-        values = zip(progress.metric_names(found), trial.values, strict=True)
+        values = zip(ledger.metric_names(found), trial.values, strict=True)
         shown = ", ".join(f"{name} {value:.4f}" for name, value in values)
         print(f"wrote {path}: trial {trial.number}, {shown}")
     return 0

@@ -1,5 +1,5 @@
 """`python -m search.final --study NAME --top 3 --seeds 3`: retrain a study's top trials with
-several seeds each and rank them by their mean validation accuracy (search/tuning/seed_selection.py);
+several seeds each and rank them by their mean validation accuracy (search/tuning/results/seed_selection.py);
 search.export then exports the winner."""
 
 from collections.abc import Sequence
@@ -25,7 +25,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     cli.check_positive(args, "top", "seeds")
     from search.training import data, device
-    from search.tuning import progress, seed_runs, seed_selection, storage, study
+    from search.tuning import study
+    from search.tuning.results import progress, seed_runs, seed_selection
+    from search.tuning.store import storage
 
     with storage.kept_open(args.storage, create=False) as opened:
         found = study.load(opened, args.study)

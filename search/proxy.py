@@ -3,9 +3,9 @@ workers through Optuna's gRPC storage proxy; workers take `--storage grpc://HOST
 
 Hundreds of workers then share the proxy's few database connections instead of holding two
 each. The proxy also keeps them alive as direct PostgreSQL does: it fails and re-runs the
-trial of a worker that died behind it (search/tuning/grpc_proxy.py). Needs the proxy extra:
-pip install -e '.[proxy]'. Like the dashboard it has no authentication: serve it on a
-network that only the workers reach.
+trial of a worker that died behind it (search/tuning/execution/stale_watch.py). Needs the
+proxy extra: pip install -e '.[proxy]'. Like the dashboard it has no authentication: serve it
+on a network that only the workers reach.
 """
 
 from collections.abc import Sequence
@@ -37,9 +37,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import optuna
 
-    from search.tuning import grpc_proxy, storage
+    from search.tuning.execution import retries, stale_watch
+    from search.tuning.store import proxy_client, storage
 
-    if grpc_proxy.is_proxy_url(args.storage):
+    if proxy_client.is_proxy_url(args.storage):
         raise UsageError("--storage: the proxy serves a database, not another proxy")
     try:
         from optuna.storages._grpc.server import make_server
@@ -48,7 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"the proxy needs grpcio and protobuf ({error.name}): pip install -e '.[proxy]'"
         ) from None
     # Optuna's advice for the proxy: its in-process cache in front of the RDB (get_storage).
-    served = optuna.storages.get_storage(storage.open_storage(args.storage, create=False))
+    served = optuna.storages.get_storage(
+        storage.open_storage(args.storage, create=False, on_stale=retries.retry)
+    )
     try:  # bound before anything is printed: a busy port is an error, not "serving"
         server = make_server(served, args.host, args.port, None)
         server.start()
@@ -56,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError(f"cannot serve on {args.host}:{args.port}: {error}") from None
     stop = threading.Event()
     watch = threading.Thread(
-        target=grpc_proxy.StaleTrialWatch(served).run,
+        target=stale_watch.StaleTrialWatch(served).run,
         args=(stop,),
         name="stale-trials",
         daemon=True,

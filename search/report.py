@@ -1,5 +1,5 @@
 """`python -m search.report --study NAME -o report.html`: one self-contained HTML page of a
-study (search/tuning/study_report.py)."""
+study (search/tuning/results/study_report.py)."""
 
 import warnings
 from collections.abc import Sequence
@@ -22,7 +22,9 @@ def get_args_parser() -> cli.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     from registry import files
-    from search.tuning import storage, study, study_report
+    from search.tuning import study
+    from search.tuning.results import study_report
+    from search.tuning.store import storage
 
     files.check_output(args.output)  # never over the study storage it reads, say
     found = study.load(storage.open_storage(args.storage, read_only=True), args.study)

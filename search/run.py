@@ -20,9 +20,12 @@ import optuna
 import spaces
 from registry import UsageError, files
 from search import cli
-from search.tuning import samplers, storage, transfer
-from search.tuning import settings as study_settings
-from search.tuning.settings import StudySettings
+from search.tuning import study
+from search.tuning.records import ledger
+from search.tuning.records import settings as study_settings
+from search.tuning.records.settings import StudySettings
+from search.tuning.store import storage
+from search.tuning.strategies import pruners, samplers, strategy, transfer
 
 DEFAULT_CHECKPOINT_DIR = "checkpoints"
 
@@ -73,7 +76,7 @@ def get_args_parser() -> cli.ArgumentParser:
     )
     parser.add_argument(
         "--pruner",
-        help=f"{', '.join(samplers.PRUNERS.names())} (default hyperband; decides per epoch; "
+        help=f"{', '.join(pruners.PRUNERS.names())} (default hyperband; decides per epoch; "
         "with several --objectives: moasha, successive halving by Pareto front (the "
         "default), or none)",
     )
@@ -283,7 +286,7 @@ def defaults() -> dict[str, Any]:
     return {name: value for name, value in given.items() if name not in PROCESS_FLAGS}
 
 
-# A study names its checkpoint folder (trial_checkpoints.folder_name, then -KEY): room for both
+# A study names its checkpoint folder (checkpoints.folder_name, then -KEY): room for both
 # in a file system's 255-byte name
 LONGEST_STUDY_NAME = 200
 
@@ -372,7 +375,7 @@ def request(**values: Any) -> tuple[StudySettings, RunOptions]:
     study_settings.check_objectives(tuple(objectives))
     classes = given["classes"]
     checkpoint_dir = given["checkpoint_dir"]
-    wanted = study_settings.checked(
+    wanted = study.checked(
         {
             "space": space,
             "dataset": given["dataset"],
@@ -383,7 +386,7 @@ def request(**values: Any) -> tuple[StudySettings, RunOptions]:
             "fixed_params": fixed_params,
             "trials": given["trials"],
             "sampler": given["sampler"],
-            "pruner": samplers.check_choice(given["sampler"], given["pruner"], len(objectives)),
+            "pruner": strategy.check_choice(given["sampler"], given["pruner"], len(objectives)),
             **population,
             "seed": given["seed"],
             "space_module": given["space_module"],
@@ -424,7 +427,8 @@ def start(wanted: StudySettings, options: RunOptions) -> tuple[int, optuna.Study
     import optuna_dashboard
 
     from search.training import data
-    from search.tuning import environment, launch, progress, study, worker_loop
+    from search.tuning.execution import environment, launch, worker_loop
+    from search.tuning.results import progress
 
     slots = launch.plan_slots(options.device, options.gpus, options.workers_per_gpu)
     storage.check_url(options.storage)  # a malformed URL fails now, not after loading the data
@@ -440,7 +444,7 @@ def start(wanted: StudySettings, options: RunOptions) -> tuple[int, optuna.Study
         transferred = None
         if wanted.warm_start_from and name not in study.names(study_storage):
             source_storage = options.warm_start_storage or options.storage
-            transferred = transfer.from_study(
+            transferred = study.warm_start(
                 wanted, source_storage,
                 study_storage if source_storage == options.storage else None,
                 worker_loop.space_context(wanted), options.warm_start_top,
@@ -457,7 +461,7 @@ def start(wanted: StudySettings, options: RunOptions) -> tuple[int, optuna.Study
         optuna_dashboard.save_note(
             running, environment.study_note(options.command, dataset, len(slots))
         )
-        finished = len(running.get_trials(deepcopy=False, states=progress.FINISHED))
+        finished = len(running.get_trials(deepcopy=False, states=ledger.FINISHED))
         if options.create_only:
             print(f"study {name}: {finished}/{wanted.trials} trials finished; workers join it "
                   f"with python -m search.worker --study {shlex.quote(name)} --storage "
@@ -483,21 +487,13 @@ def start(wanted: StudySettings, options: RunOptions) -> tuple[int, optuna.Study
         )  # fmt: skip
         running = study.load(study_storage, name)  # as the workers left it
         print(progress.summary(running, options.storage))
-        if code and study_reached(running, wanted):
+        if code and ledger.reached(
+            running.get_trials(deepcopy=False), wanted.trials, wanted.epoch_budget
+        ):
             print("search.run: the study reached its target although some of its workers "
                   "failed (above): exit code 0", file=sys.stderr)  # fmt: skip
             code = 0
         return code, running
-
-
-def study_reached(running: optuna.Study, wanted: StudySettings) -> bool:
-    """Whether the study holds what it was run for: its finished trials, or its epochs."""
-    from search.tuning import continuation, progress
-
-    counts = progress.count_by_state(running)
-    finished = sum(counts[state] for state in progress.FINISHED)
-    trained = continuation.epochs_trained(running.get_trials(deepcopy=False))
-    return finished >= wanted.trials or bool(wanted.epoch_budget and trained >= wanted.epoch_budget)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,7 +16,9 @@ def get_args_parser() -> cli.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
-    from search.tuning import progress, storage, study
+    from search.tuning import study
+    from search.tuning.results import progress
+    from search.tuning.store import storage
 
     found = study.load(storage.open_storage(args.storage, read_only=True), args.study)
     target = study.settings(found).trials  # a study search.run did not make is refused

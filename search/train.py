@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["classes"] = args.classes
     trial_config = trial_config.replace(**overrides)
     if args.attach:  # before training: a config that names no study fails at once
-        from search.tuning import artifacts
+        from search.tuning.results import artifacts
 
         with artifacts.source_trial(provenance, args.storage):
             files.check_folder(args.artifact_dir)
@@ -114,7 +114,7 @@ def retrain_into(args, trial_config, provenance: dict, output_dir: Path, reads: 
     ]
     print(f"wrote {output_dir}/: {', '.join(written)}")
     if args.attach:
-        from search.tuning import artifacts
+        from search.tuning.results import artifacts
 
         paths = [output_dir / name for name in retrain.OUTPUTS if name != "config.yaml"]
         try:

@@ -1,5 +1,5 @@
 """`python -m search.worker --study NAME --storage URL`: join an existing study (started by
-search.run), from this host or another, and run its trials (search/tuning/worker_loop.py)."""
+search.run), from this host or another, and run its trials (search/tuning/execution/worker_loop.py)."""
 
 from collections.abc import Sequence
 
@@ -27,7 +27,8 @@ def get_args_parser() -> cli.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     cli.check_positive(args, "timeout")
-    from search.tuning import launch, storage, trial_loop, worker_loop
+    from search.tuning.execution import launch, trial_loop, worker_loop
+    from search.tuning.store import storage
 
     slots = launch.plan_slots(args.device, args.gpus, args.workers_per_gpu)
     settings = trial_loop.read_settings(args.storage, args.study)  # the one read of them

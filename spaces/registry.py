@@ -7,9 +7,9 @@ from typing import Any
 from registry import Registry, seed_plus
 
 # The user attribute a re-run of a failed trial carries: the numbers of the trials it re-runs,
-# the first one first (search/tuning/retries.py writes it).
+# the first one first (search/tuning/execution/retries.py writes it).
 RETRY_HISTORY = "retry_history"
-# The user attribute of a trial that continues a paused one (search/tuning/continuation.py):
+# The user attribute of a trial that continues a paused one (search/tuning/strategies/continuation.py):
 # the numbers of the trials it carries on, the first one first.
 CONTINUES = "continues"
 

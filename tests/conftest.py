@@ -97,8 +97,8 @@ def run_tiny_study(folder: Path, name: str, epochs: int, trials: int) -> str:
 def record_settings(study, **values) -> None:
     """Record search.run's settings on a study a test made by hand (mlp on the sample, 2
     epochs, unless `values` say otherwise), as search.run records them."""
-    from search.tuning import settings
+    from search.tuning.study import checked
 
-    recorded = settings.checked({"space": "mlp", "dataset": "sample", "epochs": 2, **values})
+    recorded = checked({"space": "mlp", "dataset": "sample", "epochs": 2, **values})
     for key, value in recorded.to_attrs().items():
         study.set_user_attr(key, value)

@@ -441,7 +441,7 @@ CASES = {  # name: (command and arguments, exit code, a fragment of the stderr l
     "an empty study name": (RUN + ["--study", ""], 2, "--study must name the study"),
     "a blank study name": (RUN + ["--study", "  "], 2, "--study must name the study"),
     # Any other name is Optuna's to keep; its checkpoint folder's name is made safe
-    # (trial_checkpoints.folder_name), so that none climbs out of --checkpoint-dir.
+    # (checkpoints.folder_name), so that none climbs out of --checkpoint-dir.
     "a study name that climbs out of the checkpoint folder": (
         RUN + ["--study", "../escape", "--storage", "sqlite:///odd-names.db", "--create-only"],
         0, ""),

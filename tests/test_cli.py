@@ -16,7 +16,7 @@ from search import (
     train,
     worker,
 )
-from search.tuning import samplers
+from search.tuning.strategies import strategy
 from tests.conftest import run_command
 
 PARSERS = {
@@ -77,8 +77,8 @@ def test_every_run_flag_parses():
     )  # fmt: skip
     assert not defaults.warm_start
     # No --pruner: Hyperband for one objective, successive halving by Pareto front for several
-    assert samplers.check_choice("tpe", defaults.pruner, 1) == "hyperband"
-    assert samplers.check_choice("tpe", defaults.pruner, 2) == "moasha"
+    assert strategy.check_choice("tpe", defaults.pruner, 1) == "hyperband"
+    assert strategy.check_choice("tpe", defaults.pruner, 2) == "moasha"
 
 
 def test_every_worker_and_status_flag_parses():

@@ -8,7 +8,7 @@ import pytest
 
 import spaces
 from search.training.config import TrialConfig
-from search.tuning import config_attrs
+from search.tuning.records import config_attrs
 from tests.test_spaces import context_for
 
 DASHBOARD_LIMIT = 1024  # characters of one user attribute that optuna-dashboard shows

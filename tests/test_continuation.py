@@ -11,10 +11,13 @@ from optuna.trial import TrialState
 
 import spaces
 from search.training import trainer
-from search.tuning import continuation, progress, storage, trial_loop
-from search.tuning.objective import Objective
-from search.tuning.trial_checkpoints import TrialCheckpoints
-from search.tuning.trial_loop import TrialFailed
+from search.tuning.execution import claims
+from search.tuning.execution.checkpoints import TrialCheckpoints
+from search.tuning.execution.endings import TrialFailed
+from search.tuning.execution.objective import Objective
+from search.tuning.records import keys, ledger
+from search.tuning.store import storage
+from search.tuning.strategies import continuation
 from tests import spaces_for_tests  # noqa: F401  registers test_tiny
 
 CONTEXT = spaces.SpaceContext("sample", 3, 0)
@@ -53,9 +56,9 @@ def test_a_paused_trial_is_continued_when_its_rung_promotes_it_and_ends_as_if_un
 ):
     found, objective, checkpoints = paused_study
     paused = found.trials[1]
-    assert paused.state == TrialState.PRUNED and paused.user_attrs[continuation.PAUSED] == 1
+    assert paused.state == TrialState.PRUNED and paused.user_attrs[keys.PAUSED] == 1
     assert checkpoints.path(1).exists()  # kept for a continuation
-    promote = trial_loop.Promoter(lambda n: checkpoints.path(n).exists(), 100, 0)
+    promote = claims.Promoter(lambda n: checkpoints.path(n).exists(), 100, 0)
     promote(found)
     assert [t.state for t in found.trials] == [TrialState.PRUNED] * 2  # not yet: 2 at the rung
     for value in (0.01, 0.02):  # later, weaker trials: now it ranks second of four, top half
@@ -72,7 +75,7 @@ def test_a_paused_trial_is_continued_when_its_rung_promotes_it_and_ends_as_if_un
     continued = found.trials[-1]
     assert continued.state == TrialState.COMPLETE, continued.user_attrs
     assert continued.user_attrs["resumed_after_epoch"] == 1
-    assert continued.user_attrs[continuation.CONTINUED_FROM] == 1
+    assert continued.user_attrs[keys.CONTINUED_FROM] == 1
     assert continuation.described(continued) == " (continues trial 1, paused after epoch 1)"
     # and in optuna-dashboard, whose notes on both trials name the other
     notes = [
@@ -88,11 +91,11 @@ def test_a_paused_trial_is_continued_when_its_rung_promotes_it_and_ends_as_if_un
     expected = {e.epoch: e.val_accuracy for e in uninterrupted}
     assert continued.intermediate_values == expected and continued.value == expected[3]
     # one run: the paused trial no longer counts, and its epoch is not counted twice
-    counts = progress.count_by_state(found)
+    counts = ledger.count_by_state(found.get_trials(deepcopy=False))
     assert (counts[TrialState.COMPLETE], counts[TrialState.PRUNED]) == (1, 3)
     trials = found.get_trials()
-    assert continuation.epochs_trained(trials) == 3 + 3  # its 1 + 2, and the rivals' 3
-    assert continuation.continued(trials) == {1} and not continuation.paused(trials)
+    assert ledger.epochs_trained(trials) == 3 + 3  # its 1 + 2, and the rivals' 3
+    assert ledger.continued(trials) == {1} and not continuation.paused(trials)
 
 
 def test_a_second_continuation_of_the_same_trial_is_not_needed(paused_study):

@@ -11,7 +11,7 @@ import yaml
 import models
 from search.training import config, evaluation, tta
 from search.training.preprocess import Preprocess
-from search.tuning import config_attrs
+from search.tuning.records import config_attrs
 from tests.conftest import record_settings
 
 

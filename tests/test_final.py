@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from search import final as final_command
-from search.tuning import seed_selection
+from search.tuning.results import seed_selection
 from tests.conftest import run_tiny_study
 
 

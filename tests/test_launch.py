@@ -1,6 +1,6 @@
 import pytest
 
-from search.tuning import launch
+from search.tuning.execution import launch
 
 
 @pytest.mark.parametrize("count", [1, 3, 16])

@@ -7,9 +7,11 @@ from optuna.trial import TrialState
 
 import spaces
 from search.training.config import TrialConfig
-from search.tuning import config_attrs, objective, storage
-from search.tuning.objective import Objective
-from search.tuning.trial_loop import TrialFailed
+from search.tuning.execution import objective
+from search.tuning.execution.endings import TrialFailed
+from search.tuning.execution.objective import Objective
+from search.tuning.records import config_attrs
+from search.tuning.store import storage
 from tests.spaces_for_tests import tiny_mlp
 
 CONTEXT = spaces.SpaceContext("sample", 2, 0)

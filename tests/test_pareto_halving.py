@@ -1,4 +1,4 @@
-"""Pruning with several objectives (search/tuning/pareto_halving.py): its sort and crowding
+"""Pruning with several objectives (search/tuning/strategies/pareto_halving.py): its sort and crowding
 against Optuna's own NSGA-II, its rule on a real study, and a real search that prunes by it."""
 
 import numpy as np
@@ -9,8 +9,9 @@ from optuna.study._multi_objective import _fast_non_domination_rank
 from optuna.trial import FrozenTrial, TrialState
 
 from search import run
-from search.tuning import pareto_halving
-from search.tuning.pareto_halving import CURVE, ParetoHalving
+from search.tuning.records.keys import CURVE
+from search.tuning.strategies import pareto_halving
+from search.tuning.strategies.pareto_halving import ParetoHalving
 
 PARAMS = pareto_halving.COST_ATTRS["params"]
 
@@ -119,8 +120,11 @@ def test_a_search_with_two_objectives_prunes_by_pareto_front_at_each_rung(tmp_pa
 
 
 def test_every_cost_objective_has_its_attribute_named_after_its_metric():
-    from search.tuning.settings import OBJECTIVES
+    """The names are a schema: studies hold them (and a cost objective added later gets one)."""
+    from search.tuning.records.settings import OBJECTIVES
 
     assert set(pareto_halving.COST_ATTRS) == set(OBJECTIVES) - {"accuracy"}
-    for name, attr in pareto_halving.COST_ATTRS.items():
-        assert attr == f"before_training_{OBJECTIVES[name][1]}"
+    assert pareto_halving.COST_ATTRS == {
+        "params": "before_training_param_count",
+        "latency": "before_training_latency_ms",
+    }

@@ -9,8 +9,9 @@ from optuna.trial import TrialState
 
 import spaces
 from search.training import config, trainer
-from search.tuning import config_attrs, pbt
-from search.tuning.trial_checkpoints import TrialCheckpoints
+from search.tuning.execution.checkpoints import TrialCheckpoints
+from search.tuning.records import config_attrs
+from search.tuning.strategies import pbt
 from tests.conftest import run_command
 
 TINY = ["--space", "test_tiny", "--space-module", "tests.spaces_for_tests", "--dataset", "sample"]

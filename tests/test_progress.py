@@ -47,7 +47,7 @@ def test_in_a_log_each_trial_is_a_line_and_quiet_leaves_only_the_summary(tmp_pat
 
 
 def test_the_printed_export_command_pastes_as_the_same_arguments_whatever_the_name():
-    from search.tuning import progress
+    from search.tuning.results import progress
 
     name, url = "my study; rm -rf ~", "sqlite:////tmp/a folder/s.db"
     line = progress.export_command(name, url, ["-o", "best.yaml"])

@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
-from search.tuning import seed_selection, study_report
+from search.tuning.results import seed_selection, study_report
 from tests.conftest import run_command, run_tiny_study
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; .ci/run installs it

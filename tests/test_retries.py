@@ -6,8 +6,9 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 import spaces
-from search.tuning import retries, storage
-from search.tuning.trial_checkpoints import TrialCheckpoints
+from search.tuning.execution import retries
+from search.tuning.execution.checkpoints import TrialCheckpoints
+from search.tuning.store import storage
 
 
 def new_study(tmp_path) -> optuna.Study:

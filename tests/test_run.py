@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 import spaces
 import tests.spaces_for_tests  # noqa: F401  (registers the test spaces here too)
 from search import run
-from search.tuning import config_attrs
+from search.tuning.records import config_attrs
 from tests.conftest import run_here_once
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)

@@ -7,7 +7,8 @@ from optuna.trial import TrialState
 
 from registry import UsageError
 from search import run
-from search.tuning import config_attrs, samplers
+from search.tuning.records import config_attrs
+from search.tuning.strategies import pruners, samplers, strategy
 
 # The trace each model-based sampler leaves on the trials it proposed from its model (after
 # Optuna's 10 start-up trials): proof that the workers used it, not a fallback.
@@ -28,11 +29,11 @@ PRUNER_CLASSES = {
 
 def test_every_registered_sampler_and_pruner_is_known_here():
     assert samplers.SAMPLERS.names() == sorted(SAMPLER_CLASSES)
-    assert samplers.PRUNERS.names() == sorted(PRUNER_CLASSES)
+    assert pruners.PRUNERS.names() == sorted(PRUNER_CLASSES)
     for name, cls in SAMPLER_CLASSES.items():
         assert isinstance(samplers.SAMPLERS[name](0), cls)
     for name, cls in PRUNER_CLASSES.items():
-        assert isinstance(samplers.PRUNERS[name](4), cls)
+        assert isinstance(pruners.PRUNERS[name](4), cls)
 
 
 @pytest.mark.parametrize("sampler", sorted(SAMPLER_CLASSES))
@@ -57,16 +58,16 @@ def test_each_sampler_runs_a_real_search(sampler, tmp_path):
 
 def test_refused_combinations():
     with pytest.raises(UsageError, match="unknown sampler 'bayes'"):
-        samplers.check_choice("bayes", None, 1)
+        strategy.check_choice("bayes", None, 1)
     with pytest.raises(UsageError, match="unknown pruner 'asha'"):
-        samplers.check_choice("tpe", "asha", 1)
+        strategy.check_choice("tpe", "asha", 1)
     with pytest.raises(UsageError, match="handles one objective only"):
-        samplers.check_choice("cmaes", None, 2)
+        strategy.check_choice("cmaes", None, 2)
     with pytest.raises(UsageError, match="--pruner median compares one objective"):
-        samplers.check_choice("tpe", "median", 2)
+        strategy.check_choice("tpe", "median", 2)
     with pytest.raises(UsageError, match="--pruner moasha is for several --objectives"):
-        samplers.check_choice("tpe", "moasha", 1)
-    assert samplers.check_choice("qmc", None, 2) == "moasha"  # measured: BENCHMARKS.md
-    assert samplers.check_choice("qmc", "none", 2) == "none"
-    assert samplers.check_choice("tpe", "moasha", 2) == "moasha"
-    assert samplers.check_choice("random", "sha", 1) == "sha"
+        strategy.check_choice("tpe", "moasha", 1)
+    assert strategy.check_choice("qmc", None, 2) == "moasha"  # measured: BENCHMARKS.md
+    assert strategy.check_choice("qmc", "none", 2) == "none"
+    assert strategy.check_choice("tpe", "moasha", 2) == "moasha"
+    assert strategy.check_choice("random", "sha", 1) == "sha"

@@ -24,7 +24,7 @@ def test_thirty_workers_and_four_kills_lose_nothing(tmp_path):
         "other_workers_failed": 0,
     }, result  # fmt: skip
     # Each re-run continued after its predecessor's epochs, unless trials numbered before it
-    # had met the target by then (trial_loop.claim_or_give_up: exactly 60, never more).
+    # had met the target by then (claims.claim_or_give_up: exactly 60, never more).
     assert result.killed_resumed + result.killed_not_needed == 4, result
     # Killed mid-trial: after an epoch and before the last of 4; a re-run that resumed went on
     # after the very epoch its predecessor was killed in.

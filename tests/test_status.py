@@ -1,6 +1,6 @@
 import optuna
 
-from search.tuning import storage
+from search.tuning.store import storage
 from tests.conftest import record_settings
 
 

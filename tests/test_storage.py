@@ -11,7 +11,8 @@ import sqlalchemy
 
 from registry import RunFailure, UsageError
 from search import run
-from search.tuning import artifacts, storage
+from search.tuning.results import artifacts
+from search.tuning.store import storage
 from tests.conftest import run_command, run_tiny_study
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
@@ -282,7 +283,7 @@ def test_transient_proxy_errors_are_retried_and_a_call_succeeds(tmp_path):
     from optuna.storages._grpc import servicer
     from optuna.storages._grpc.auto_generated import api_pb2_grpc
 
-    from search.tuning import grpc_proxy
+    from search.tuning.store import proxy_client
 
     class Flaky(grpc.ServerInterceptor):
         """UNAVAILABLE for the first attempt of each call (by method and request)."""
@@ -318,7 +319,7 @@ def test_transient_proxy_errors_are_retried_and_a_call_succeeds(tmp_path):
             with pytest.raises(grpc.RpcError) as raised:
                 plain.get_all_studies()
             assert raised.value.code() == grpc.StatusCode.UNAVAILABLE  # the fault is real
-            ours = grpc_proxy.open_proxy(f"grpc://127.0.0.1:{port}")
+            ours = proxy_client.open_proxy(f"grpc://127.0.0.1:{port}")
             created = optuna.create_study(study_name="flaky", storage=ours)
             created.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
         assert len(optuna.load_study(study_name="flaky", storage=served).trials) == 2

@@ -61,7 +61,7 @@ def test_the_pareto_section_counts_each_front_by_the_epochs_trained_when_its_tri
     had ended; by 9 (at 50 s) both had. The hypervolume from (error 1, log10 size 6) is the
     union of the two rectangles each point dominates, computed here by hand."""
     from search.bench import pareto
-    from search.tuning.pareto_halving import CURVE
+    from search.tuning.records.keys import CURVE
 
     found = optuna.create_study(directions=["maximize", "minimize"])
     for state, epochs, begin, end, values in [

@@ -7,7 +7,9 @@ import pytest
 
 import spaces
 from registry import RunFailure, UsageError
-from search.tuning import settings, storage, study
+from search.tuning import study
+from search.tuning.records import settings
+from search.tuning.store import storage
 
 FIXED = {
     "space": "mlp", "dataset": "sample", "classes": [], "init_from": "", "epochs": 2,
@@ -20,7 +22,7 @@ OPTIONS = {
 }  # fmt: skip
 
 
-SETTINGS = settings.checked({**FIXED, **OPTIONS})
+SETTINGS = study.checked({**FIXED, **OPTIONS})
 
 
 @pytest.fixture
@@ -47,7 +49,7 @@ def test_a_created_study_records_its_settings_and_a_resumed_one_keeps_them(opene
     }  # defaults of settings added since
     assert SETTINGS.to_attrs() == {**FIXED, **OPTIONS, "objectives": ["accuracy"], **later}
     assert created.metric_names == ["val_accuracy"]
-    more = settings.checked({**FIXED, **OPTIONS, "trials": 9})
+    more = study.checked({**FIXED, **OPTIONS, "trials": 9})
     resumed = study.create_or_resume(opened, "s", more)
     assert study.settings(resumed).trials == 9  # run options follow the latest command
     assert len(study.names(opened)) == 1
@@ -63,7 +65,7 @@ def test_a_created_study_records_its_settings_and_a_resumed_one_keeps_them(opene
 def test_resuming_with_other_fixed_settings_is_refused(opened, changed, message):
     study.create_or_resume(opened, "s", SETTINGS)
     with pytest.raises(UsageError, match=message):
-        study.create_or_resume(opened, "s", settings.checked({**FIXED, **OPTIONS, **changed}))
+        study.create_or_resume(opened, "s", study.checked({**FIXED, **OPTIONS, **changed}))
 
 
 def test_a_study_from_before_an_option_existed_reads_with_its_meaning_then(opened):
@@ -118,11 +120,11 @@ def test_a_bad_value_recorded_by_an_older_version_opens_with_a_line_that_names_i
 )
 def test_settings_are_checked_before_anything_is_recorded(changed, message):
     with pytest.raises(UsageError, match=message):
-        settings.checked({**FIXED, **OPTIONS, **changed})
+        study.checked({**FIXED, **OPTIONS, **changed})
 
 
 def test_workers_get_the_recorded_sampler_and_pruner_with_seeds_of_their_own(opened):
-    chosen = settings.checked({**FIXED, **OPTIONS, "sampler": "qmc", "pruner": "median"})
+    chosen = study.checked({**FIXED, **OPTIONS, "sampler": "qmc", "pruner": "median"})
     created = study.create_or_resume(opened, "s", chosen)
     recorded = study.settings(created)
     first = study.open_for_worker(opened, "s", recorded, slot=0)
@@ -162,7 +164,7 @@ def test_of_two_commands_creating_one_study_at_once_the_second_fails_with_one_li
     on to record its own settings over the first's (another space, say)."""
     study.create_or_resume(opened, "race", SETTINGS)
     monkeypatch.setattr(study, "names", lambda storage: [])  # what the second saw, earlier
-    other = settings.checked({**FIXED, **OPTIONS, "space": "resnet"})
+    other = study.checked({**FIXED, **OPTIONS, "space": "resnet"})
     with pytest.raises(RunFailure, match="study 'race' was created by another command just now"):
         study.create_or_resume(opened, "race", other)
     monkeypatch.undo()

@@ -241,7 +241,7 @@ def test_a_run_resumed_from_any_epoch_ends_exactly_as_the_uninterrupted_one(samp
 def test_a_change_part_way_replayed_from_scratch_runs_as_the_run_continued_with_it(
     sample, schedule
 ):
-    """What population-based training does (search/tuning/pbt.py): a run saved after epoch 1
+    """What population-based training does (search/tuning/strategies/pbt.py): a run saved after epoch 1
     is continued under a config that changes the rate, the decay and the augmentation from
     epoch 2 on. Trained from scratch, that config (what search.train replays) gives the same
     curve and weights, whether the schedule's rate is a closed form (one-cycle), chained from

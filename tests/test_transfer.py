@@ -8,7 +8,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from search.tuning import transfer
+from search.tuning.strategies import transfer
 
 SPACE = ["--space", "test_transfer", "--space-module", "tests.spaces_for_tests"]
 SOURCE_RANGES = {  # test_transfer's at --epochs 3

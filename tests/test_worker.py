@@ -14,7 +14,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from search import run
-from search.tuning import trial_loop
+from search.tuning.execution import memory
 from tests.conftest import REPO, run_command, run_tiny_study
 from tests.spaces_for_tests import RENDEZVOUS
 
@@ -236,8 +236,8 @@ def test_a_cycle_frozen_after_a_trial_is_collected_at_the_next_sweep():
     class Node:
         pass
 
-    survivors = trial_loop.SurvivorsFrozen(sweep_every=3)
-    with trial_loop.startup_heap_frozen():
+    survivors = memory.SurvivorsFrozen(sweep_every=3)
+    with memory.startup_heap_frozen():
         node = Node()
         node.self = node  # a cycle: only the collector frees it
         alive = weakref.ref(node)
@@ -439,7 +439,7 @@ def test_a_worker_gives_up_on_a_lost_storage_after_its_patience_with_one_line(tm
 
 
 def test_each_gpu_worker_sees_only_its_gpu_and_cpu_workers_share_the_cores(monkeypatch):
-    from search.tuning.launch import Slot, worker_environment
+    from search.tuning.execution.launch import Slot, worker_environment
 
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     assert worker_environment(Slot("cuda", 2), count=8)["CUDA_VISIBLE_DEVICES"] == "2"

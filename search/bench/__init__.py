@@ -213,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:  # before the measuring: an hour of it must not end in an unwritable file
         files.check_output(args.json)
     if args.search_storage:
-        from search.tuning import storage
+        from search.tuning.store import storage
 
         storage.check_url(args.search_storage)
     if chosen == ["workers"]:
@@ -282,12 +282,12 @@ def scale_section(args, argv) -> int:
     """Many stand-in workers on one study (search/bench/scale.py), printed as one line."""
     from registry import files
     from search.bench import scale
-    from search.tuning import grpc_proxy
+    from search.tuning.store import proxy_client
 
     if not args.scale_storage:
         raise UsageError("--sections workers needs --scale-storage postgresql://... or grpc://...")
     database = args.scale_database or args.scale_storage
-    if grpc_proxy.is_proxy_url(database):
+    if proxy_client.is_proxy_url(database):
         raise UsageError("--scale-database: the PostgreSQL behind the proxy, to count connections")
     cli.check_positive(args, "scale_workers", "scale_trials")
     result = scale.measure(

@@ -18,7 +18,10 @@ import time
 import optuna
 
 import spaces
-from search.tuning import config_attrs, samplers, storage, trial_loop
+from search.tuning.execution import memory
+from search.tuning.records import config_attrs, keys
+from search.tuning.store import storage
+from search.tuning.strategies import pruners, samplers
 
 PHASES = ("ask", "suggest", "report", "tell", "collect")
 
@@ -34,7 +37,7 @@ class Window:
     tell: float  # the result's attributes and study.tell
     # gc.collect(), as Optuna runs it after each of a worker's trials (gc_after_trial), with
     # what existed before the first trial and what survived the trials before frozen out of
-    # it, as the worker's trial loop does (trial_loop.SurvivorsFrozen: its sweeps included)
+    # it, as the worker's trial loop does (memory.SurvivorsFrozen: its sweeps included)
     collect: float
 
     @property
@@ -50,15 +53,15 @@ def made_up_accuracies(generator: random.Random, epochs: int) -> list[float]:
 
 def one_trial(
     study: optuna.Study, space_function, context, generator, epochs: int,
-    survivors: trial_loop.SurvivorsFrozen,
+    survivors: memory.SurvivorsFrozen,
 ) -> list[float]:  # fmt: skip
     """One trial as a worker runs it, training made up; the seconds of each of PHASES."""
     marks = [time.perf_counter()]
     trial = study.ask()
     marks.append(time.perf_counter())
     config_attrs.record(trial, space_function(trial, context))
-    trial.set_user_attr("device", "bookkeeping")
-    trial.set_user_attr("worker", "bookkeeping")
+    trial.set_user_attr(keys.DEVICE, "bookkeeping")
+    trial.set_user_attr(keys.WORKER, "bookkeeping")
     marks.append(time.perf_counter())
     pruned = False
     for epoch, accuracy in enumerate(made_up_accuracies(generator, epochs), 1):
@@ -88,14 +91,14 @@ def measure(
     with storage.kept_open(storage_url) as opened:
         study = optuna.create_study(
             storage=opened, study_name=f"bookkeeping-{space}-{time.time_ns()}",
-            direction="maximize", sampler=samplers.tpe(seed), pruner=samplers.hyperband(epochs),
+            direction="maximize", sampler=samplers.tpe(seed), pruner=pruners.hyperband(epochs),
         )  # fmt: skip
         context = spaces.SpaceContext("cifar10", epochs, seed)
         space_function = spaces.get(space)
         generator = random.Random(seed)
         windows, spent = [], [0.0] * len(PHASES)
-        survivors = trial_loop.SurvivorsFrozen()
-        with trial_loop.startup_heap_frozen():
+        survivors = memory.SurvivorsFrozen()
+        with memory.startup_heap_frozen():
             for number in range(1, trials + 1):
                 seconds = one_trial(study, space_function, context, generator, epochs, survivors)
                 spent = [total + more for total, more in zip(spent, seconds, strict=True)]

@@ -25,6 +25,7 @@ from optuna.trial import TrialState
 
 from search.bench import strategies
 from search.bench.rows import Row
+from search.tuning.records import ledger
 
 PRUNERS = ("none", "moasha")  # the study with every trial trained to the end, and ours
 
@@ -49,7 +50,7 @@ def read_pareto_search(pruner: str, seed: int, seconds: float, found: optuna.Stu
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     return ParetoSearch(
         pruner, seed, seconds,
-        trials=sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials),
+        trials=sum(t.state in ledger.FINISHED for t in trials),
         pruned=sum(t.state == TrialState.PRUNED for t in trials),
         points=[(trained_by(t), 1 - t.values[0], math.log10(t.values[1])) for t in complete],
     )  # fmt: skip

@@ -23,10 +23,12 @@ from optuna.trial import TrialState
 
 import spaces
 from search import cli
-from search.tuning import storage, study, trial_loop
-from search.tuning.settings import StudySettings
+from search.tuning import study
+from search.tuning.execution import recovery, trial_loop
+from search.tuning.records import keys, ledger
+from search.tuning.records.settings import StudySettings
+from search.tuning.store import storage
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 SAMPLE_SECONDS = 0.5  # how often the database's connections are counted
 
 
@@ -40,17 +42,17 @@ class StandIn:
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def __call__(self, trial: optuna.Trial) -> float:
-        return trial_loop.in_hand(self, trial, lambda: self.run(trial))
+        return recovery.in_hand(self, trial, lambda: self.run(trial))
 
     def run(self, trial: optuna.Trial) -> float:
-        trial.set_user_attr("worker", self.worker)
+        trial.set_user_attr(keys.WORKER, self.worker)
         x = trial.suggest_float("x", 0.0, 1.0)
         done = 0
         history = trial.user_attrs.get(spaces.RETRY_HISTORY)
         if history:
             before = trial.study.get_trials(deepcopy=False)[history[-1]].intermediate_values
             done = max(before, default=0)
-            trial.set_user_attr("resumed_after_epoch", done)
+            trial.set_user_attr(keys.RESUMED_AFTER_EPOCH, done)
             for epoch in range(1, done + 1):
                 trial.report(before[epoch], epoch)
         value = 0.0
@@ -181,7 +183,7 @@ def measure(
     stop.set()
     counter.join()
     trials_now = found.get_trials(deepcopy=False)
-    finished = [t for t in trials_now if t.state in FINISHED]
+    finished = [t for t in trials_now if t.state in ledger.FINISHED]
     reruns = {t.user_attrs[spaces.RETRY_HISTORY][-1]: t for t in trials_now
               if t.user_attrs.get(spaces.RETRY_HISTORY)}  # fmt: skip
     killed_pids = {pid for _, pid in victims}
@@ -199,16 +201,16 @@ def measure(
         killed_at_epoch=[max(trials_now[number].intermediate_values) for number, _ in victims],
         killed_requeued=len(requeued_after),
         resumed_after_epoch=[
-            reruns[number].user_attrs.get("resumed_after_epoch", 0) if number in reruns else None
+            reruns[number].user_attrs.get(keys.RESUMED_AFTER_EPOCH, 0) if number in reruns else None
             for number, _ in victims
         ],
         killed_resumed=sum(
-            reruns[number].state in FINISHED
-            and reruns[number].user_attrs.get("resumed_after_epoch", 0) > 0
+            reruns[number].state in ledger.FINISHED
+            and reruns[number].user_attrs.get(keys.RESUMED_AFTER_EPOCH, 0) > 0
             for number, _ in victims if number in reruns
         ),
         killed_not_needed=sum(
-            bool(reruns[number].user_attrs.get("not_needed"))
+            bool(reruns[number].user_attrs.get(keys.NOT_NEEDED))
             for number, _ in victims if number in reruns
         ),
         slowest_requeue_seconds=round(max(requeued_after), 1) if requeued_after else None,
@@ -247,7 +249,7 @@ def kill_some(
             and 0 < max(t.intermediate_values, default=0) < epochs
             and worker_pid(t) in alive
         ]
-        if sum(t.state in FINISHED for t in trials) >= kills and len(running) >= kills:
+        if sum(t.state in ledger.FINISHED for t in trials) >= kills and len(running) >= kills:
             break
         time.sleep(0.2)
     # The candidates' workers stopped first, then their trials read again: a trial that
@@ -281,7 +283,7 @@ def kill_some(
 
 def worker_pid(trial) -> int | None:
     """The process that runs `trial` (StandIn records it as host:pid), if it has started."""
-    worker = trial.user_attrs.get("worker")
+    worker = trial.user_attrs.get(keys.WORKER)
     return int(worker.rsplit(":", 1)[1]) if worker else None
 
 

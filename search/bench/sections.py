@@ -50,7 +50,8 @@ from search.training import data, device, trainer
 from search.training.config import TrialConfig, validate
 from search.training.data import LabeledImages
 from search.training.trainer import TrainResult, train
-from search.tuning import environment, progress
+from search.tuning.execution import environment
+from search.tuning.records import ledger
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,7 +254,7 @@ def timed_search(bench: Bench, workers: int, storage: str) -> dict:
     name = f"bench-{bench.args.search_space}-{workers}"
     try:
         before = len(optuna.load_study(study_name=name, storage=storage).get_trials(
-            deepcopy=False, states=progress.FINISHED))  # fmt: skip
+            deepcopy=False, states=ledger.FINISHED))  # fmt: skip
     except KeyError:  # not created yet
         before = 0
     command = [
@@ -275,9 +276,9 @@ def timed_search(bench: Bench, workers: int, storage: str) -> dict:
         last = (finished.stderr.strip().splitlines() or ["no output"])[-1]
         raise UsageError(f"the search with --workers-per-gpu {workers} failed: {last}")
     found = optuna.load_study(study_name=name, storage=storage)
-    everything = found.get_trials(deepcopy=False, states=progress.FINISHED)
+    everything = found.get_trials(deepcopy=False, states=ledger.FINISHED)
     trials = sorted(everything, key=lambda t: t.datetime_complete)[before:]
-    best = progress.best_trial(found)
+    best = ledger.best(found)
     return {
         "workers_per_gpu": workers,
         "study": name,

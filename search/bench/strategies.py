@@ -31,7 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 from registry import UsageError
 from search.bench.rows import Row
 from search.training import config, data, trainer
-from search.tuning import config_attrs, continuation
+from search.tuning.records import config_attrs, keys, ledger
 
 # name -> the search.run flags of what users would pick instead, and ours; {population} and
 # {source} are filled in by flags_of
@@ -80,9 +80,7 @@ def epoch_events(trials: list[FrozenTrial], started: datetime.datetime) -> list[
     start): each trial's own epochs spread evenly over its run."""
     events = []
     for trial in trials:
-        trained = continuation.epochs_reported(trial) - trial.user_attrs.get(
-            "resumed_after_epoch", 0
-        )
+        trained = ledger.epochs_reported(trial) - trial.user_attrs.get(keys.RESUMED_AFTER_EPOCH, 0)
         if not trained or trial.datetime_start is None or trial.datetime_complete is None:
             continue
         begin = (trial.datetime_start - started).total_seconds()
@@ -137,9 +135,9 @@ def read_search(strategy: str, seed: int, seconds: float, found: optuna.Study, b
     bests = {fraction: best_at(fraction) for fraction in FRACTIONS}
     return Search(
         strategy, seed, seconds,
-        trials=sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials),
-        continued=len(continuation.continued(trials)),
-        epochs=continuation.epochs_trained(trials),
+        trials=sum(t.state in ledger.FINISHED for t in trials),
+        continued=len(ledger.continued(trials)),
+        epochs=ledger.epochs_trained(trials),
         best={f: (t.value if t else None) for f, t in bests.items()},
         curve=curve, winner=bests[1.0],
     )  # fmt: skip

@@ -52,7 +52,7 @@ class Change:
     """From `start_fraction` of the epochs on, training goes on with these values in place of
     its phase's (None: as they were): the same optimizer, its state and its schedule's place
     kept, the schedule's rates scaled to the new learning rate. What population-based training
-    changes part-way through a run (search/tuning/pbt.py), and what search.train replays. A
+    changes part-way through a run (search/tuning/strategies/pbt.py), and what search.train replays. A
     second phase starts from its own values; a change applies within the phase it falls in."""
 
     start_fraction: float

@@ -4,23 +4,32 @@ runs it the same way from its name and storage URL alone."""
 
 import dataclasses
 import uuid
+from typing import Any
 
 import optuna
 from optuna.storages import RDBStorage
 from optuna.study import StudyDirection
 
-from registry import RunFailure, UsageError, seed_plus
-from search.tuning import samplers
-from search.tuning.settings import (
+from registry import RunFailure, UsageError
+from search.tuning.records import keys, ledger
+from search.tuning.records import settings as study_settings
+from search.tuning.records.settings import (
     BORN,
     FIELDS,
     FIXED,
     LATER,
     StudySettings,
     as_flag,
-    checked,
     upgraded,
 )
+from search.tuning.store import storage
+from search.tuning.strategies import strategy, transfer
+
+
+def checked(values: dict[str, Any], source: str = "") -> StudySettings:
+    """StudySettings from plain values, checked as settings.checked does, and as the strategy
+    they name needs (strategy.check)."""
+    return study_settings.checked(values, source, also=(strategy.check,))
 
 
 def names(storage: RDBStorage) -> list[str]:
@@ -120,18 +129,8 @@ def create_or_resume(storage: RDBStorage, name: str, wanted: StudySettings) -> o
 def open_for_worker(
     storage: RDBStorage, name: str, recorded: StudySettings, slot: int
 ) -> optuna.Study:
-    """The study with the sampler and pruner it was started with (`recorded` is its settings).
-    Each worker seeds its sampler differently (by slot and by how far the study has got), so
-    that parallel and resumed workers do not propose the same points."""
-    found = load(storage, name)
-    seed = seed_plus(recorded.seed, len(found.get_trials(deepcopy=False)) + 7919 * slot)
-    found.sampler = samplers.SAMPLERS[recorded.sampler](seed)
-    if recorded.fixed_params:  # search.run --fix: those parameters take the given values
-        found.sampler = optuna.samplers.PartialFixedSampler(
-            dict(recorded.fixed_params), found.sampler
-        )
-    found.pruner = samplers.PRUNERS[recorded.pruner](recorded.epochs)
-    return found
+    """The study with the strategy it was started with (`recorded` is its settings)."""
+    return strategy.attach(load(storage, name), recorded, slot)
 
 
 def enqueue_warm_starts(found: optuna.Study, space: str) -> int:
@@ -140,13 +139,28 @@ def enqueue_warm_starts(found: optuna.Study, space: str) -> int:
     import spaces  # here: search.status and search.export read studies without the spaces
 
     starts = spaces.warm_starts(space)
-    return enqueue_once(found, [(s.params, {"warm_start": s.source}) for s in starts])
+    return ledger.enqueue_once(found, [(s.params, {keys.WARM_START: s.source}) for s in starts])
 
 
-def enqueue_once(found: optuna.Study, queued: list[tuple[dict, dict]]) -> int:
-    """Queue each (params, user attributes) unless the study has run or queued those params
-    already; how many were newly queued."""
-    before = len(found.get_trials(deepcopy=False))
-    for params, user_attrs in queued:
-        found.enqueue_trial(params, user_attrs=user_attrs, skip_if_exists=True)
-    return len(found.get_trials(deepcopy=False)) - before
+def warm_start(
+    wanted: StudySettings, source_storage: str, opened, context, top: int = transfer.DEFAULT_TOP
+) -> transfer.Transfer:
+    """What a new study of `wanted` settings (its space's `context`) takes from the study it
+    names (warm_start_from) in `source_storage`: `opened` where that is the new study's own
+    storage, else opened here, read-only. One line, before anything is created, where the
+    source is missing, was not made by search.run, searched another space or finished no
+    trial."""
+    from spaces import describe  # here: search.status and search.export need no spaces
+
+    source_name = wanted.warm_start_from
+
+    def read(found_in) -> transfer.Transfer:
+        source = load(found_in, source_name)
+        transfer.check_source(settings(source).space, source_name, wanted.space)
+        ranges, _ = describe.parameter_ranges(wanted.space, context)
+        return transfer.plan(source, wanted, ranges, top)
+
+    if opened is not None:
+        return read(opened)
+    with storage.kept_open(source_storage, create=False, read_only=True) as found_in:
+        return read(found_in)

@@ -12,7 +12,9 @@ import plotly.graph_objects as go
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from search.tuning import config_attrs, continuation, pbt, progress, seed_selection
+from search.tuning.records import config_attrs, keys, ledger
+from search.tuning.results import seed_selection
+from search.tuning.strategies import continuation, pbt
 
 TOP_TRIALS = 10
 # A space has up to 50 parameters; bars and axes beyond about ten are unreadable, so the
@@ -55,7 +57,7 @@ def learning_curves(found: optuna.Study, ranked: list[str] | None) -> go.Figure:
     top = {trial.number for trial in ranked_trials(found)[:HIGHLIGHTED]}
     figure = go.Figure()
     everything = found.get_trials(deepcopy=False)
-    taken = continuation.continued(everything)
+    taken = ledger.continued(everything)
     trials = [t for t in everything if t.intermediate_values and t.number not in taken]
     if not trials:
         raise ValueError("no trial has reported an epoch yet")
@@ -81,7 +83,7 @@ def lineage(found: optuna.Study, ranked: list[str] | None) -> go.Figure:
     if not rows:
         raise ValueError("no member has finished an interval yet")
     by_trial = {row["trial"]: row for row in rows}
-    best = getattr(progress.best_trial(found), "number", None)
+    best = getattr(ledger.best(found), "number", None)
     figure = go.Figure()
     palette = plotly.colors.qualitative.Plotly
     members = sorted({row["member"] for row in rows})
@@ -115,7 +117,7 @@ def against(found: optuna.Study, attribute: str, title: str) -> go.Figure:
         x=[x for x, _ in points], y=[t.values[0] for _, t in points], mode="markers",
         text=[f"trial {t.number}" for _, t in points],
     ))  # fmt: skip
-    name = progress.metric_names(found)[0]
+    name = ledger.metric_names(found)[0]
     figure.update_layout(xaxis_title=title, xaxis_type="log", yaxis_title=name)
     return figure
 
@@ -142,7 +144,7 @@ def timeline(found: optuna.Study, ranked: list[str] | None) -> go.Figure:
             base=[t.datetime_start.isoformat() for t in chosen],
             x=[((t.datetime_complete or now) - t.datetime_start).total_seconds() * 1000
                for t in chosen],
-            y=[t.user_attrs.get("worker", "?") for t in chosen],
+            y=[t.user_attrs.get(keys.WORKER, "?") for t in chosen],
             text=[f"trial {t.number}" for t in chosen], hoverinfo="text+name",
         ))  # fmt: skip
     figure.update_layout(barmode="overlay", xaxis_type="date", yaxis_title="worker")
@@ -176,7 +178,7 @@ def hypervolume(found: optuna.Study, ranked: list[str] | None) -> go.Figure:
 
 def per_objective(plot, index: int) -> Builder:
     def build(found: optuna.Study, ranked: list[str] | None) -> go.Figure:
-        name = progress.metric_names(found)[index]
+        name = ledger.metric_names(found)[index]
         return plot(found, target=lambda t: t.values[index], target_name=name)
 
     return build
@@ -279,8 +281,7 @@ def caveat(found: optuna.Study) -> str:
 def ranked_trials(found: optuna.Study) -> list[FrozenTrial]:
     """Complete trials, best first: by the first objective, or for several objectives the
     Pareto front first (by the first objective), then the rest."""
-    maximise = found.directions[0].name == "MAXIMIZE"
-    by_first = sorted(complete_trials(found), key=lambda t: t.values[0], reverse=maximise)
+    by_first = ledger.best_first(found.get_trials(deepcopy=False), found.directions[0])
     if len(found.directions) == 1:
         return by_first
     front = {trial.number for trial in found.best_trials}
@@ -314,8 +315,8 @@ def top_trials_table(found: optuna.Study) -> str:
 
 
 def render(found: optuna.Study) -> str:
-    counts = progress.count_by_state(found)
-    best = progress.best_trial(found) if len(found.directions) == 1 else None
+    counts = ledger.count_by_state(found.get_trials(deepcopy=False))
+    best = ledger.best(found) if len(found.directions) == 1 else None
     summary = (
         f"{counts[TrialState.COMPLETE]} complete, {counts[TrialState.PRUNED]} pruned, "
         f"{counts[TrialState.FAIL]} failed trials"

@@ -22,10 +22,12 @@ from search.training.trainer import (
     TrainResult,
     train,
 )
-from search.tuning import config_attrs, continuation, pareto_halving, pbt, transfer, trial_loop
-from search.tuning.pareto_halving import ParetoHalving
-from search.tuning.trial_checkpoints import TrialCheckpoints
-from search.tuning.trial_loop import TrialFailed
+from search.tuning.execution import endings, recovery
+from search.tuning.execution.checkpoints import TrialCheckpoints
+from search.tuning.execution.endings import TrialFailed
+from search.tuning.records import config_attrs, keys
+from search.tuning.strategies import continuation, pareto_halving, pbt, transfer
+from search.tuning.strategies.pareto_halving import ParetoHalving
 from spaces import SpaceContext
 
 INTERRUPTED = "interrupted (SIGTERM or Ctrl-C)"
@@ -106,7 +108,7 @@ class Objective:
         self.in_hand: int | None = None
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
-        return trial_loop.in_hand(self, trial, lambda: self.run(trial))
+        return recovery.in_hand(self, trial, lambda: self.run(trial))
 
     def born(self, trial: optuna.Trial) -> TrialConfig:
         """The space's config for this trial, checked as it is born: before anything is
@@ -116,7 +118,7 @@ class Objective:
         try:
             return config.validate(self.space(trial, self.context), source=source)
         except UsageError as error:
-            trial.set_user_attr("fail_reason", str(error))
+            trial.set_user_attr(keys.FAIL_REASON, str(error))
             raise TrialFailed(str(error)) from None
 
     def run(self, trial: optuna.Trial) -> float | tuple[float, ...]:
@@ -125,15 +127,15 @@ class Objective:
         if self.population is not None:  # --scheduler pbt: a segment of a member's run
             trial_config = pbt.start_segment(trial, trial_config)
             if isinstance(trial_config, str):
-                trial_loop.not_needed(trial, trial_config)
+                endings.not_needed(trial, trial_config)
             stop_after = pbt.stop_after(trial, self.population)
         elif spaces.CONTINUES in trial.user_attrs:  # it continues a paused trial
             surplus = continuation.take_over(trial)
             if surplus:
-                trial_loop.not_needed(trial, surplus)
+                endings.not_needed(trial, surplus)
         config_attrs.record(trial, trial_config)
-        trial.set_user_attr("device", self.device_name)
-        trial.set_user_attr("worker", self.worker_name)
+        trial.set_user_attr(keys.DEVICE, self.device_name)
+        trial.set_user_attr(keys.WORKER, self.worker_name)
         single = len(self.objectives) == 1
         resume_from = self.resume(trial, trial_config, report_epochs=single)
         curve = [epoch["val_accuracy"] for epoch in resume_from["history"]] if resume_from else []
@@ -144,7 +146,7 @@ class Objective:
 
         def record(epoch: EpochResult) -> bool:  # several objectives: Optuna's report
             curve.append(epoch.val_accuracy)  # refuses them (pareto_halving.py)
-            trial.set_user_attr(pareto_halving.CURVE, curve)
+            trial.set_user_attr(keys.CURVE, curve)
             return bool(self.halving) and self.halving.should_stop(
                 trial.study, trial.number, len(curve)
             )
@@ -169,23 +171,23 @@ class Objective:
             )  # fmt: skip
             values = measure(self.objectives, result, self.val_set.images)
         except TrainingDiverged as error:
-            trial.set_user_attr("prune_reason", str(error))
+            trial.set_user_attr(keys.PRUNE_REASON, str(error))
             raise optuna.TrialPruned(str(error)) from None
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM (worker_loop.py): Optuna fails it, the
-            trial.set_user_attr("fail_reason", INTERRUPTED)  # worker re-runs it (retries.py)
+            trial.set_user_attr(keys.FAIL_REASON, INTERRUPTED)  # worker re-runs it (retries.py)
             raise
         except files.OutOfSpace as error:  # the disk, not the trial: it is re-queued, and the
-            trial.set_user_attr("fail_reason", f"cut off: {error}")  # worker stops (trial_loop)
+            trial.set_user_attr(keys.FAIL_REASON, f"cut off: {error}")  # worker stops (trial_loop)
             raise
-        except trial_loop.CUT_OFF:  # the storage, not the trial, failed: the worker re-runs it
+        except endings.CUT_OFF:  # the storage, not the trial, failed: the worker re-runs it
             raise  # when it is back
-        except trial_loop.TAKEN_AWAY:  # someone else ended the trial: nothing more is written
+        except endings.TAKEN_AWAY:  # someone else ended the trial: nothing more is written
             raise  # to it, and its checkpoint stays for the re-run they queue
         except Exception as error:  # noqa: BLE001  one trial's failure must not end the worker
             reason = failure_reason(error, self.device_name)
-            trial.set_user_attr("fail_reason", reason)
+            trial.set_user_attr(keys.FAIL_REASON, reason)
             if not is_out_of_memory(error):
-                trial.set_user_attr("traceback", traceback.format_exc()[-TRACEBACK_CHARS:])
+                trial.set_user_attr(keys.TRACEBACK, traceback.format_exc()[-TRACEBACK_CHARS:])
             if self.checkpoints:  # a final failure: nothing will resume it
                 self.checkpoints.remove(trial.number)
             raise TrialFailed(reason) from None  # drop the frames: they hold GPU tensors
@@ -193,12 +195,12 @@ class Objective:
         trial.set_user_attr("seconds_per_epoch", round(result.seconds_per_epoch, 4))
         trial.set_user_attr("images_per_second", round(result.images_per_second, 1))
         trial.set_user_attr("train_loss", result.final.train_loss)
-        trial.set_user_attr("epochs_run", len(result.history))
+        trial.set_user_attr(keys.EPOCHS_RUN, len(result.history))
         if self.compile_model:
             trial.set_user_attr("compile_seconds", round(result.compile_seconds, 2))
         if result.stopped_early and stop_after == result.final.epoch:
             reason = f"interval over after epoch {stop_after}: the population exploits"
-            trial.set_user_attr("prune_reason", reason)
+            trial.set_user_attr(keys.PRUNE_REASON, reason)
             raise optuna.TrialPruned(reason)  # the next generation goes on from its checkpoint
         if result.stopped_early:
             stopped = "paused" if self.pause_pruned else "pruned"
@@ -206,9 +208,9 @@ class Objective:
                 f"{stopped} after epoch {result.final.epoch} at "
                 f"val_accuracy {result.final.val_accuracy:.4f}"
             )
-            trial.set_user_attr("prune_reason", reason)
+            trial.set_user_attr(keys.PRUNE_REASON, reason)
             if self.pause_pruned:  # its checkpoint stays, for a continuation (continuation.py)
-                trial.set_user_attr(continuation.PAUSED, result.final.epoch)
+                trial.set_user_attr(keys.PAUSED, result.final.epoch)
             raise optuna.TrialPruned(reason)
         return values[0] if len(values) == 1 else values
 
@@ -219,7 +221,7 @@ class Objective:
         state = self.checkpoints.latest(trial, trial_config)
         if state is None:
             return None
-        trial.set_user_attr("resumed_after_epoch", state["epoch"])
+        trial.set_user_attr(keys.RESUMED_AFTER_EPOCH, state["epoch"])
         for epoch in state["history"] if report_epochs else ():
             trial.report(epoch["val_accuracy"], epoch["epoch"])
         return state

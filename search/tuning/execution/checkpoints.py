@@ -17,7 +17,9 @@ import spaces
 from registry import UsageError, files
 from search.training import config, legacy
 from search.training.config import TrialConfig
-from search.tuning import continuation, pbt, retries
+from search.tuning.execution import retries
+from search.tuning.records import keys, ledger
+from search.tuning.strategies import continuation, pbt
 
 log = logging.getLogger("search.worker")
 
@@ -103,7 +105,8 @@ class TrialCheckpoints:
         needed = (needed - resumed) | carried_on | pbt.kept(trials)
         paused = continuation.ranked(continuation.paused(trials), running.directions[0])
         kept = {t.number for t in paused[: self.keep_paused]}
-        return needed | kept | {t.number for t in top_complete(running, trials, self.keep)}
+        best = ledger.best_first(trials, running.directions[0])[: self.keep]
+        return needed | kept | {t.number for t in best}
 
     def paused_bytes(self, trials: list[FrozenTrial]) -> int:
         """What the paused trials' checkpoints take on disk."""
@@ -125,19 +128,12 @@ def fits(state: dict[str, Any], trial_config: TrialConfig, source: str) -> bool:
 def final(trial: FrozenTrial) -> bool:
     """A finished trial that nothing will re-run: complete, pruned, not needed (the study had
     its target), or failed after its last allowed re-run."""
-    history = trial.user_attrs.get(spaces.RETRY_HISTORY, [])
+    history = trial.user_attrs.get(keys.RETRY_HISTORY, [])
     return (
         trial.state != TrialState.FAIL
-        or bool(trial.user_attrs.get("not_needed"))
+        or bool(trial.user_attrs.get(keys.NOT_NEEDED))
         or len(history) >= retries.MAX_RETRIES
     )
-
-
-def top_complete(running: optuna.Study, trials: list[FrozenTrial], k: int) -> list[FrozenTrial]:
-    """The k best complete trials by the study's first objective."""
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    maximize = running.directions[0] == optuna.study.StudyDirection.MAXIMIZE
-    return sorted(complete, key=lambda t: t.values[0], reverse=maximize)[:k]
 
 
 def _number_of(path: Path) -> int | None:

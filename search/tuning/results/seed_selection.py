@@ -12,6 +12,7 @@ import optuna
 from optuna.trial import TrialState
 
 from registry import UsageError
+from search.tuning.records import ledger
 
 RECORD = "final_selection"  # the study user attribute that holds the table
 CHOSEN_AMONG = "final_selection_complete"  # how many complete trials the study had then
@@ -27,7 +28,7 @@ def top_trials(found: optuna.Study, top: int) -> list[optuna.trial.FrozenTrial]:
     complete = found.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         raise UsageError(f"study {found.study_name} has no complete trial yet; run trials first")
-    return sorted(complete, key=lambda t: t.value, reverse=True)[:top]
+    return ledger.best_first(complete, found.direction)[:top]
 
 
 def rank(found: optuna.Study, runs: list) -> list[dict]:

@@ -2,7 +2,7 @@
 stale) with RetryHeartbeatStaleTrialCallback; a worker re-queues, the same way, the trial it
 was running when it was told to stop (SIGTERM from Slurm or Kubernetes, Ctrl-C) or lost the
 storage. Either way the re-run takes the same parameters and seed, and resumes from the last
-epoch its predecessors checkpointed (trial_checkpoints.py)."""
+epoch its predecessors checkpointed (checkpoints.py)."""
 
 import copy
 
@@ -11,14 +11,14 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 import spaces
-from search.tuning import continuation
+from search.tuning.records import keys
 
 # Re-runs of one trial at most: a preempted trial is re-run from its checkpoint, cheaply, so
 # more than once; a trial that kills its worker every time (a crash in the driver) gives up.
 MAX_RETRIES = 3
 # What a re-run carries of the failed trial's user attributes, besides its retry history: the
-# paused trials it continues, and its place in a population (search/tuning/pbt.py's "pbt").
-CARRIED = (spaces.CONTINUES, continuation.PBT)
+# paused trials it continues, and its place in a population (strategies/pbt.py).
+CARRIED = (keys.CONTINUES, keys.PBT)
 
 
 def retry(running: optuna.Study, trial: FrozenTrial) -> bool:
@@ -29,7 +29,7 @@ def retry(running: optuna.Study, trial: FrozenTrial) -> bool:
     resume. False when it has been re-run MAX_RETRIES times already."""
     history = [*RetryHeartbeatStaleTrialCallback.retry_history(trial), trial.number]
     attributes = copy.copy(trial)
-    attributes.user_attrs = {spaces.RETRY_HISTORY: history}
+    attributes.user_attrs = {keys.RETRY_HISTORY: history}
     for carried in CARRIED:  # a continuation, or a population's segment, goes on as one
         if carried in trial.user_attrs:
             attributes.user_attrs[carried] = trial.user_attrs[carried]

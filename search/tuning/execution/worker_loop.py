@@ -13,11 +13,15 @@ import spaces
 from registry.signals import interrupt_on_sigterm
 from search.training import checkpoint, data
 from search.training.data import Dataset
-from search.tuning import launch, pbt, progress, storage, study, trial_loop
-from search.tuning.objective import Objective, free_memory
-from search.tuning.pareto_halving import ParetoHalving
-from search.tuning.settings import StudySettings
-from search.tuning.trial_checkpoints import TrialCheckpoints
+from search.tuning import study
+from search.tuning.execution import claims, launch, live, trial_loop
+from search.tuning.execution.checkpoints import TrialCheckpoints
+from search.tuning.execution.objective import Objective, free_memory
+from search.tuning.records import ledger
+from search.tuning.records.settings import StudySettings
+from search.tuning.store import storage
+from search.tuning.strategies import pbt
+from search.tuning.strategies.pareto_halving import ParetoHalving
 
 
 def space_context(settings: StudySettings) -> spaces.SpaceContext:
@@ -70,7 +74,7 @@ def work(
         )  # fmt: skip
         callbacks = [*([checkpoints.remove_finished] if checkpoints else []), free_memory]
         if settings.pause_pruned:  # settings.checked makes sure there are checkpoints
-            promoter = trial_loop.Promoter(
+            promoter = claims.Promoter(
                 lambda number: checkpoints.path(number).exists(), settings.trials,
                 settings.epoch_budget,
             )  # fmt: skip
@@ -86,10 +90,10 @@ def work(
         )
 
 
-def watch_progress(found: optuna.Study, target: int, output: str) -> progress.StudyWatcher:
+def watch_progress(found: optuna.Study, target: int, output: str) -> live.StudyWatcher:
     """What a parent shows while its workers (quiet themselves) run the study."""
-    finished_before = len(found.get_trials(deepcopy=False, states=progress.FINISHED))
-    return progress.StudyWatcher(found, progress.TrialPrinter(target, finished_before, output))
+    finished_before = len(found.get_trials(deepcopy=False, states=ledger.FINISHED))
+    return live.StudyWatcher(found, live.TrialPrinter(target, finished_before, output))
 
 
 def run_workers(
@@ -105,7 +109,7 @@ def run_workers(
 ) -> int:
     """One slot: work in this process (on `dataset` if it is already loaded). Several: one
     quiet worker process per slot, this one showing their progress. The exit code."""
-    output = progress.output_mode(quiet)
+    output = live.output_mode(quiet)
     if len(slots) == 1:
         on_device = launch.slot_device(slots[0])
         work(storage_url, name, settings, data_dir, on_device, slot_number, dataset, timeout,

@@ -8,32 +8,22 @@ Optuna's own heartbeat thread bumps a system attribute of the running trial (HEA
 heartbeat interval, and the proxy process, which holds
 the real storage, watches them: a RUNNING trial whose beat has not changed for the study's
 grace period, by the proxy's own clock (so no two hosts' clocks are compared), is failed and
-re-run (retries.retry) exactly as fail_stale_trials does with direct PostgreSQL. A write per
+re-run (execution/stale_watch.py) exactly as fail_stale_trials does with direct PostgreSQL. A write per
 worker per interval is the cost: 200 workers at 60 s are 3.3 small writes a second."""
 
 import contextlib
 import functools
 import json
-import logging
-import threading
-import time
 from urllib.parse import urlsplit
 
-import optuna
-from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.storages._heartbeat import BaseHeartbeat
-from optuna.trial import TrialState
 
 from registry import RunFailure, UsageError
-from search.tuning import retries, study
-
-log = logging.getLogger("search.proxy")
 
 SCHEME = "grpc://"
 DEFAULT_PORT = 13000  # Optuna's own default
 HEARTBEAT = "proxy_heartbeat"
-WATCH_SECONDS = 5  # how often the proxy looks at the beats, at most
 # gRPC's own retries (its service config) for the errors a busy or restarting proxy answers
 # with before it has run the call: UNAVAILABLE (a connection reset, a full accept queue) and
 # RESOURCE_EXHAUSTED. Seen under load: 33 of 200 workers met one with no outage at all. A call
@@ -137,58 +127,3 @@ def beating_proxy(grpc_storage_proxy: type) -> type:
             return None
 
     return BeatingProxy
-
-
-class StaleTrialWatch:
-    """In the proxy process: fail and re-run the RUNNING trials whose beat stopped."""
-
-    def __init__(self, storage: BaseStorage):
-        self.storage = storage
-        self.seen: dict[int, tuple[object, float]] = {}  # trial id -> (beat, when it changed)
-
-    def check(self) -> float:
-        """One look at every study; returns how long to wait until the next."""
-        now = time.monotonic()
-        wait = WATCH_SECONDS
-        for summary in self.storage.get_all_studies():
-            found = optuna.load_study(study_name=summary.study_name, storage=self.storage)
-            try:
-                settings = study.settings(found)
-            except UsageError:
-                continue  # not a study search.run can run: none of its trials beat
-            wait = min(wait, settings.heartbeat_interval)
-            for trial in found.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                beat = trial.system_attrs.get(HEARTBEAT)
-                if beat is None:
-                    continue  # a worker on the database itself: its own heartbeats watch it
-                last = self.seen.get(trial._trial_id)
-                if last is None or last[0] != beat:
-                    self.seen[trial._trial_id] = (beat, now)
-                elif now - last[1] > settings.grace_period:
-                    self.fail(found, trial, settings.grace_period)
-        return wait
-
-    def fail(self, study: optuna.Study, trial, grace_period: float) -> None:
-        reason = (
-            f"no beat for {grace_period:g} s by the proxy's clock (its worker died or lost "
-            "the proxy)"
-        )
-        try:
-            self.storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
-            self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-        except UpdateFinishedTrialError:
-            return  # it ended meanwhile
-        self.seen.pop(trial._trial_id, None)
-        requeued = retries.retry(study, trial)
-        log.warning("study %s: trial %d stopped beating; failed%s", study.study_name,
-                    trial.number, " and re-queued" if requeued else "")  # fmt: skip
-
-    def run(self, stop: threading.Event) -> None:
-        while True:
-            try:
-                wait = self.check()
-            except Exception as error:  # noqa: BLE001  the watch outlives a database blip
-                log.warning("stale-trial check failed: %s", error)
-                wait = WATCH_SECONDS
-            if stop.wait(wait):
-                return

@@ -12,7 +12,7 @@ from registry import UsageError
 from search.training import evaluation, tta
 from search.training.data import Dataset
 from search.training.trainer import train
-from search.tuning import seed_selection, selection
+from search.tuning.results import seed_selection, selection
 
 
 @dataclasses.dataclass(frozen=True)

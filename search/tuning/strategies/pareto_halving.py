@@ -21,15 +21,19 @@ from collections.abc import Sequence
 import optuna
 from optuna.trial import TrialState
 
-CURVE = "val_accuracy_curve"  # each epoch's accuracy (Optuna records none with 2+ objectives)
+from search.tuning.records import keys, settings
+
 REDUCTION_FACTOR = 3
 # The trials a rung compares, as Optuna's successive halving does: a failed one is not (its
 # re-run, which resumes with its curve, stands for it; a re-run carries no user attributes)
 COMPARED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-# Each cost objective's value as measured before training (a user attribute of the trial);
-# the name after settings.OBJECTIVES' metric, which this module cannot import (settings
-# imports the pruners, which import this)
-COST_ATTRS = {"params": "before_training_param_count", "latency": "before_training_latency_ms"}
+# Each cost objective's value as measured before training (a user attribute of the trial),
+# named after its metric
+COST_ATTRS = {
+    name: f"before_training_{metric}"
+    for name, (_, metric) in settings.OBJECTIVES.items()
+    if name != "accuracy"
+}
 
 
 def rungs(max_epochs: int, reduction_factor: int = REDUCTION_FACTOR) -> list[int]:
@@ -115,14 +119,14 @@ class ParetoHalving:
     def losses(self, trial: optuna.trial.FrozenTrial, epoch: int) -> list[float] | None:
         """The trial's point at `epoch`, every objective minimized; None if it has not got
         there (or its costs are not recorded yet)."""
-        curve = trial.user_attrs.get(CURVE, [])
+        curve = trial.user_attrs.get(keys.CURVE, [])
         costs = [trial.user_attrs.get(COST_ATTRS[name]) for name in self.objectives[1:]]
         if len(curve) < epoch or None in costs:
             return None
         return [-curve[epoch - 1], *costs]
 
     def should_stop(self, study: optuna.Study, number: int, epoch: int) -> bool:
-        """Whether trial `number`, which has just recorded `epoch` epochs (CURVE), stops here."""
+        """Whether trial `number`, which has just recorded `epoch` epochs (keys.CURVE), stops here."""
         if epoch not in rungs(self.max_epochs, self.reduction_factor):
             return False
         peers = {}

@@ -11,17 +11,19 @@ import socket
 import sqlite3
 import warnings
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import optuna
 import sqlalchemy
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage
+from optuna.trial import FrozenTrial
 from sqlalchemy.engine import URL, make_url
 
 from registry import RunFailure, UsageError, files
-from search.tuning import grpc_proxy, retries
+from search.tuning.records import ledger
+from search.tuning.store import proxy_client
 
 log = logging.getLogger("search.storage")
 
@@ -105,8 +107,8 @@ def first_line(error: BaseException) -> str:
 
 def check_url(url: str) -> None:
     """A malformed storage URL fails here, before anything is loaded."""
-    if grpc_proxy.is_proxy_url(url):
-        grpc_proxy.host_and_port(url)
+    if proxy_client.is_proxy_url(url):
+        proxy_client.host_and_port(url)
     else:
         parse_url(url)
 
@@ -180,7 +182,7 @@ def describe_fault(error: BaseException, url: str | None = None) -> UsageError |
     """The storage fault behind `error` as one line (for `url`, by default the storage this
     process opened last), or None if it is not one."""
     lost = outage(error) or _behind(error, (sqlalchemy.exc.DBAPIError, sqlite3.DatabaseError))
-    if lost is None or not (url or OPENED) or grpc_proxy.is_proxy_url(url or OPENED[-1]):
+    if lost is None or not (url or OPENED) or proxy_client.is_proxy_url(url or OPENED[-1]):
         return None
     parsed = parse_url(url or OPENED[-1])
     shown = parsed.render_as_string(hide_password=True)
@@ -274,9 +276,8 @@ class HeartbeatingStorage(RDBStorage):
         """The trials Optuna is about to fail for want of a heartbeat, each given its reason
         first (a FAIL trial's attributes can no longer be written)."""
         stale = super()._get_stale_trial_ids(study_id)
-        for trial_id in stale:
-            with contextlib.suppress(UpdateFinishedTrialError):  # another worker was first
-                self.set_trial_user_attr(trial_id, "fail_reason", stale_reason(self.grace_period))
+        for trial_id in stale:  # another worker may have been first: then it said why
+            ledger.fail_with_reason(self, trial_id, stale_reason(self.grace_period), end=False)
         return stale
 
     def record_heartbeat(self, trial_id: int) -> None:
@@ -295,16 +296,17 @@ def open_storage(
     *,
     create: bool = True,
     read_only: bool = False,
+    on_stale: Callable[[optuna.Study, FrozenTrial], None] | None = None,
 ) -> RDBStorage:
     """An RDBStorage with heartbeats: a trial whose worker died (no heartbeat for
-    grace_period seconds) is failed when a worker next asks for a trial, and re-run
-    (retries.py).
+    grace_period seconds) is failed when a worker next asks for a trial, and handed to
+    `on_stale` (the workers' retry policy, execution/retries.py, which re-runs it).
     Only search.run `create`s a storage; `read_only` ones (search.status, export, report)
     cannot write to it at all (SQLite's query_only, PostgreSQL's read-only transactions).
-    grpc://HOST:PORT is the storage that `python -m search.proxy` serves (grpc_proxy.py): its
+    grpc://HOST:PORT is the storage that `python -m search.proxy` serves (proxy_client.py): its
     heartbeats, and whether it may be written, are the proxy's."""
-    if grpc_proxy.is_proxy_url(url):
-        opened = grpc_proxy.open_proxy(url, heartbeat_interval)
+    if proxy_client.is_proxy_url(url):
+        opened = proxy_client.open_proxy(url, heartbeat_interval)
         OPENED.append(url)
         return opened
     parsed = parse_url(url)
@@ -335,7 +337,7 @@ def open_storage(
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=heartbeat_interval,
                 grace_period=grace_period,
-                heartbeat_stale_trial_callback=retries.retry,
+                heartbeat_stale_trial_callback=on_stale,
             )
         if backend == "sqlite" and not read_only:  # WAL lets readers (the dashboard) work
             with storage.engine.connect() as connection:  # beside writing workers
@@ -451,7 +453,7 @@ def check_connections(url: str, workers: int) -> None:
     checks again once it is connected (check_room): plans made at once on many hosts each
     pass this count alone."""
     if (
-        grpc_proxy.is_proxy_url(url)
+        proxy_client.is_proxy_url(url)
         or (parsed := parse_url(url)).get_backend_name() != "postgresql"
     ):
         return

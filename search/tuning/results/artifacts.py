@@ -13,7 +13,8 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from registry import UsageError
-from search.tuning import storage, study
+from search.tuning import study
+from search.tuning.store import storage
 
 log = logging.getLogger("search.train")
 

@@ -4,11 +4,11 @@ worker reads it back as it is; nothing is recorded until all of it is valid."""
 
 import dataclasses
 import functools
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from registry import NonNegativeInt, PositiveInt, Seed, UsageError, describe_problem
 from search.training import COMPILE_MODES
-from search.tuning import samplers
 
 # --objectives name -> (direction, the metric's name in the study and the dashboard).
 OBJECTIVES = {
@@ -132,55 +132,27 @@ def check_objectives(chosen: tuple[str, ...]) -> None:
         )
 
 
-def checked(values: dict[str, Any], source: str = "") -> StudySettings:
-    """StudySettings from plain values, every one checked (types, ranges, names in their
-    registries); the first problem as one UsageError line, prefixed with `source` (a
-    recorded study's name), else naming the flag that gave the value."""
+def checked(
+    values: dict[str, Any], source: str = "", also: Sequence[Callable[[StudySettings], None]] = ()
+) -> StudySettings:
+    """StudySettings from plain values, every one checked (types, ranges, names, and `also`'s
+    checks); the first problem as one UsageError line, prefixed with `source` (a recorded
+    study's name), else naming the flag that gave the value."""
     import pydantic
 
     try:
         settings = _adapter().validate_python(dict(values))
-        samplers.SAMPLERS[settings.sampler]
-        samplers.PRUNERS[settings.pruner]
         check_objectives(settings.objectives)
         if len(settings.classes) == 1:
             raise UsageError("'classes' names one class; a classifier needs two or more")
-        if settings.pause_pruned and settings.pruner not in samplers.PAUSING_PRUNERS:
-            raise UsageError(
-                f"--pause-pruned needs a pruner whose rungs can promote a paused trial "
-                f"({', '.join(samplers.PAUSING_PRUNERS)}), not --pruner {settings.pruner}"
-            )
-        if settings.scheduler == "pbt":
-            check_population(settings)
-        if settings.pause_pruned and not settings.checkpoint_dir:
-            raise UsageError("--pause-pruned needs --checkpoint-dir: a paused trial goes on "
-                             "from its checkpoint")  # fmt: skip
+        for check in also:  # the strategy's (strategies/strategy.py), which this room is below
+            check(settings)
     except pydantic.ValidationError as error:
         shown_as = (lambda field: f"setting '{field}'") if source else flag_name
         raise UsageError(f"{source}{describe_problem(error, '', shown_as)}") from None
     except UsageError as error:
         raise UsageError(f"{source}{error}") from None
     return settings
-
-
-def check_population(settings: StudySettings) -> None:
-    """What population-based training needs: one objective, members that checkpoint (an
-    exploit copies them), no pruner beside it, at least two members and an interval that
-    leaves a later one."""
-    if len(settings.objectives) > 1:
-        raise UsageError("--scheduler pbt ranks members by one objective: accuracy alone")
-    if not settings.checkpoint_dir:
-        raise UsageError("--scheduler pbt needs --checkpoint-dir: members copy each other's")
-    if settings.pause_pruned or settings.pruner != "none":
-        raise UsageError("--scheduler pbt stops and copies members itself: leave out "
-                         "--pruner and --pause-pruned")  # fmt: skip
-    if settings.population < 2:
-        raise UsageError("--population must be at least 2: members exploit each other")
-    if not 1 <= settings.pbt_interval < settings.epochs:
-        raise UsageError(
-            f"--pbt-interval must be at least 1 and below --epochs {settings.epochs}, so that "
-            "members exploit at least once"
-        )
 
 
 @functools.cache

@@ -10,8 +10,8 @@ Each member's interval is a trial of its own (a segment), so that workers on any
 them as they take any trial, and the study shows every step: generation 0's segments are
 sampled from the space by the study's sampler; a later segment is queued with the parameters
 of the segment it goes on from (its own last one, or its donor's), that segment in its lineage
-(spaces.CONTINUES: its seed and its checkpoint), and its config's changes (config.Change:
-what search.train replays) in its PBT user attribute. A segment resumes from its parent's
+(keys.CONTINUES: its seed and its checkpoint), and its config's changes (config.Change:
+what search.train replays) in its PBT user attribute (keys.PBT). A segment resumes from its parent's
 checkpoint as a re-run resumes, re-reporting the earlier epochs, so that its curve is the
 member's whole run; it stops at its interval's end (PRUNED, "interval over") or, in the last
 generation, completes. The study's best trial is the best member's last segment, and its
@@ -29,15 +29,11 @@ import spaces
 from registry import seed_plus
 from search.training import config
 from search.training.config import TrialConfig
-from search.tuning import config_attrs, continuation
-from search.tuning.settings import StudySettings
+from search.tuning.records import config_attrs, keys, ledger
+from search.tuning.records.settings import StudySettings
 
-# A segment's user attribute (continuation.py reads it too): generation, member, donor (None:
-# its own), changes
-PBT = continuation.PBT
 QUANTILE = 0.25  # Ray Tune's quantile_fraction: the worst quarter copy the best quarter
 FACTORS = (1.2, 0.8)  # Ray Tune's perturbation_factors
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +69,7 @@ class Population:
     def fresh_room(self, trials: list[FrozenTrial]) -> bool:
         """Whether generation 0 needs another member sampled: fewer than the population are
         finished, running or queued."""
-        alive = (*FINISHED, TrialState.RUNNING, TrialState.WAITING)
+        alive = (*ledger.FINISHED, TrialState.RUNNING, TrialState.WAITING)
         return sum(generation_of(t) == 0 and t.state in alive for t in trials) < self.size
 
     def plan(self, found: optuna.Study) -> int:
@@ -124,8 +120,8 @@ class Segment:
         return cls(
             dict(parent.params),
             {
-                spaces.CONTINUES: [*spaces.lineage(parent), parent.number],
-                PBT: {"generation": generation, "member": member, "donor": donor,
+                keys.CONTINUES: [*spaces.lineage(parent), parent.number],
+                keys.PBT: {"generation": generation, "member": member, "donor": donor,
                       "changes": changes},
             },
         )  # fmt: skip
@@ -134,24 +130,24 @@ class Segment:
 def generation_of(trial: FrozenTrial) -> int | None:
     """A segment's generation (None: not a segment yet: a generation-0 trial before it has
     started, or one that was not needed)."""
-    if trial.user_attrs.get("not_needed"):
+    if trial.user_attrs.get(keys.NOT_NEEDED):
         return None
-    return trial.user_attrs.get(PBT, {}).get("generation")
+    return trial.user_attrs.get(keys.PBT, {}).get("generation")
 
 
 def member_of(trial: FrozenTrial) -> int:
-    return trial.user_attrs[PBT]["member"]
+    return trial.user_attrs[keys.PBT]["member"]
 
 
 def changes_of(trial: FrozenTrial) -> list[dict[str, Any]]:
-    return list(trial.user_attrs[PBT].get("changes", []))
+    return list(trial.user_attrs[keys.PBT].get("changes", []))
 
 
 def finished_members(trials: list[FrozenTrial], generation: int) -> dict[int, FrozenTrial]:
     """Each member's finished segment of a generation (the first, should two have run)."""
     found: dict[int, FrozenTrial] = {}
     for trial in trials:
-        if generation_of(trial) == generation and trial.state in FINISHED:
+        if generation_of(trial) == generation and trial.state in ledger.FINISHED:
             found.setdefault(member_of(trial), trial)
     return found
 
@@ -205,10 +201,10 @@ def start_segment(trial: optuna.Trial, born: TrialConfig) -> TrialConfig | str:
     """At a segment's start: the config it trains (the space's, with its changes), or why it
     is not needed (its member already has a segment in its generation, numbered before it).
     A generation-0 trial becomes its own member."""
-    planned = trial.user_attrs.get(PBT)
+    planned = trial.user_attrs.get(keys.PBT)
     if planned is None:
         member = (spaces.lineage(trial) or [trial.number])[0]
-        trial.set_user_attr(PBT, {"generation": 0, "member": member, "donor": None,
+        trial.set_user_attr(keys.PBT, {"generation": 0, "member": member, "donor": None,
                                   "changes": []})  # fmt: skip
         return born
     key = (planned["generation"], planned["member"])
@@ -223,7 +219,7 @@ def start_segment(trial: optuna.Trial, born: TrialConfig) -> TrialConfig | str:
 
 def stop_after(trial: optuna.Trial, population: Population) -> int:
     """The epoch a segment stops after: its generation's interval end."""
-    return population.last_epoch(trial.user_attrs[PBT]["generation"])
+    return population.last_epoch(trial.user_attrs[keys.PBT]["generation"])
 
 
 def kept(trials: list[FrozenTrial]) -> set[int]:
@@ -244,12 +240,12 @@ def lineage_rows(trials: list[FrozenTrial]) -> list[dict[str, Any]]:
     from, the donor it copied (None: its own), its curve."""
     rows = []
     for trial in trials:
-        if generation_of(trial) is None or trial.state not in FINISHED:
+        if generation_of(trial) is None or trial.state not in ledger.FINISHED:
             continue
-        attrs = trial.user_attrs[PBT]
+        attrs = trial.user_attrs[keys.PBT]
         rows.append({
             "trial": trial.number, "member": attrs["member"], "generation": attrs["generation"],
-            "parent": trial.user_attrs.get(spaces.CONTINUES, [None])[-1],
+            "parent": trial.user_attrs.get(keys.CONTINUES, [None])[-1],
             "donor": attrs["donor"], "curve": dict(sorted(trial.intermediate_values.items())),
         })  # fmt: skip
     return rows

@@ -22,15 +22,12 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from registry import UsageError
-from search.tuning import storage, study
-from search.tuning.settings import StudySettings
-from spaces import describe
+from search.tuning.records import keys, ledger
+from search.tuning.records.settings import StudySettings
 
-# The user attribute of a queued config: which trial of which study it comes from.
-SOURCE_ATTR = "warm_start_from"
 DEFAULT_TOP = 5  # Syne Tune's BoundingBox takes the best 1 of each of many tasks; we have one
 
 
@@ -56,13 +53,6 @@ class Transfer:
             f"config(s) ({accuracy}), and the sampler searches the box they span "
             f"({len(self.box)} parameter(s) narrowed){changed}"
         )
-
-
-def best_trials(found: optuna.Study, top: int) -> list[FrozenTrial]:
-    """The study's `top` complete trials by validation accuracy (its first objective, whatever
-    others it has), best first; the earlier of equals first."""
-    complete = found.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return sorted(complete, key=lambda t: (-t.values[0], t.number))[:top]
 
 
 def fit(value: Any, distribution: BaseDistribution) -> tuple[Any, str]:
@@ -139,7 +129,8 @@ def plan(
 ) -> Transfer:
     """What a new study of `wanted` settings takes from the `source` study (already checked to
     be of the same space): its `top` best trials, fitted to `ranges` (this study's)."""
-    trials = best_trials(source, top)
+    # by validation accuracy, the first objective whatever others the study has
+    trials = ledger.best_first(source.get_trials(deepcopy=False), source.directions[0])[:top]
     if not trials:
         raise UsageError(
             f"--warm-start-from {source.study_name}: that study has no complete trial to start from"
@@ -163,8 +154,8 @@ def check_source(source_space: str, source_name: str, space: str) -> None:
 
 def enqueue(found: optuna.Study, transfer: Transfer) -> int:
     """Queue the transfer's configs, best first; how many were newly queued."""
-    return study.enqueue_once(found, [
-        (params, {SOURCE_ATTR: f"{transfer.source} trial {number}"})
+    return ledger.enqueue_once(found, [
+        (params, {keys.WARM_START_FROM: f"{transfer.source} trial {number}"})
         for number, params in transfer.configs
     ])  # fmt: skip
 
@@ -208,29 +199,3 @@ def within_box(space: Callable, box: Mapping[str, Mapping[str, Any]]) -> Callabl
     if not box:
         return space
     return lambda trial, context: space(BoxedTrial(trial, box), context)
-
-
-def from_study(
-    wanted: StudySettings,
-    source_storage: str,
-    opened,
-    context,
-    top: int = DEFAULT_TOP,
-) -> Transfer:
-    """What a new study of `wanted` settings (its space's `context`) takes from the study it
-    names (warm_start_from) in `source_storage`: `opened` where that is the new study's own
-    storage, else opened here, read-only. One line, before anything is created, where the source is
-    missing, was not made by search.run, searched another space or finished no trial."""
-
-    source_name = wanted.warm_start_from
-
-    def read(found_in) -> Transfer:
-        source = study.load(found_in, source_name)
-        check_source(study.settings(source).space, source_name, wanted.space)
-        ranges, _ = describe.parameter_ranges(wanted.space, context)
-        return plan(source, wanted, ranges, top)
-
-    if opened is not None:
-        return read(opened)
-    with storage.kept_open(source_storage, create=False, read_only=True) as found_in:
-        return read(found_in)

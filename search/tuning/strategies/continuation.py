@@ -5,7 +5,7 @@ optuna#3351); the ASHA paper's algorithm and Syne Tune's promotion-type schedule
 paused trials, and this follows them on Optuna's pruners.
 
 A PRUNED trial is final in Optuna, so a continuation is a new trial: the paused one's
-parameters, its seed and its lineage (spaces.CONTINUES), queued (WAITING) so that the next
+parameters, its seed and its lineage (keys.CONTINUES), queued (WAITING) so that the next
 free worker takes it first. It resumes from the paused trial's checkpoint as a re-run of a
 failed trial does, re-reporting the earlier epochs (its curve is the whole run), and carries
 the paused trial's rung values, so that the pruner judges it at the next rung. It takes the
@@ -14,7 +14,7 @@ N` counts runs, a paused and continued one once), nor competes at its rungs, nor
 twice (a continuation's budget is the epochs it trains itself)."""
 
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import optuna
 from optuna.pruners import HyperbandPruner, SuccessiveHalvingPruner
@@ -22,48 +22,18 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 import spaces
-from search.tuning.pareto_halving import CURVE
+from search.tuning.records import keys, ledger
 
-PAUSED = "paused_after_epoch"  # the user attribute of a trial paused rather than pruned
-CONTINUED_FROM = "continued_from"  # a continuation's: the paused trial it carries on
-PBT = "pbt"  # a population's segment's (pbt.py, which imports this module)
 RUNG = "completed_rung_"  # Optuna's SuccessiveHalvingPruner's system attributes, one a rung
-
-
-def continued(trials: Iterable[FrozenTrial]) -> set[int]:
-    """The paused trials that a continuation has taken over (one that was not needed aside).
-    A population's segments (pbt.py) go on from their parents too, but take no one's place:
-    every segment is a trial of its own."""
-    return {
-        trial.user_attrs[spaces.CONTINUES][-1]
-        for trial in trials
-        if spaces.CONTINUES in trial.user_attrs
-        and not trial.user_attrs.get("not_needed")
-        and PBT not in trial.user_attrs
-    }
-
-
-def epochs_reported(trial: FrozenTrial) -> int:
-    """The epochs a trial reported: to Optuna, or, with several objectives (whose report
-    Optuna refuses), in its curve (pareto_halving.CURVE)."""
-    return len(trial.intermediate_values) or len(trial.user_attrs.get(CURVE, ()))
-
-
-def epochs_trained(trials: Iterable[FrozenTrial]) -> int:
-    """The epochs the study's trials trained, each once: a re-run or a continuation reports
-    the epochs it resumed after again, but trains only those after them."""
-    return sum(
-        epochs_reported(trial) - trial.user_attrs.get("resumed_after_epoch", 0) for trial in trials
-    )
 
 
 def described(trial: FrozenTrial) -> str:
     """' (continues trial P, paused after epoch E)' for a continuation, else ''."""
-    if CONTINUED_FROM not in trial.user_attrs:
+    if keys.CONTINUED_FROM not in trial.user_attrs:
         return ""
-    after = trial.user_attrs.get("resumed_after_epoch")
+    after = trial.user_attrs.get(keys.RESUMED_AFTER_EPOCH)
     paused_at = f", paused after epoch {after}" if after is not None else ""
-    return f" (continues trial {trial.user_attrs[CONTINUED_FROM]}{paused_at})"
+    return f" (continues trial {trial.user_attrs[keys.CONTINUED_FROM]}{paused_at})"
 
 
 def rung_of(trial: FrozenTrial) -> int:
@@ -76,8 +46,8 @@ def rung_of(trial: FrozenTrial) -> int:
 
 def paused(trials: list[FrozenTrial]) -> list[FrozenTrial]:
     """Paused trials that no continuation has taken over yet."""
-    taken = continued(trials)
-    return [t for t in trials if PAUSED in t.user_attrs and t.number not in taken]
+    taken = ledger.continued(trials)
+    return [t for t in trials if keys.PAUSED in t.user_attrs and t.number not in taken]
 
 
 def ranked(trials: list[FrozenTrial], direction: StudyDirection) -> list[FrozenTrial]:
@@ -121,7 +91,7 @@ class Promoting:
         """Paused trials whose value at the rung they paused at is now within the top
         len(rung) // eta of the trials that reached that rung in their bracket (at least eta
         of them: the first few are judged as Optuna's pruner judged them), best first."""
-        taken = continued(trials)
+        taken = ledger.continued(trials)
         direction = study.direction
         found = []
         for trial in paused(trials):
@@ -153,7 +123,7 @@ class PausingSuccessiveHalving(Promoting, SuccessiveHalvingPruner):
     that carry a run on, and listing the paused ones to promote."""
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
-        taken = continued(study.get_trials(deepcopy=False))
+        taken = ledger.continued(study.get_trials(deepcopy=False))
         return super().prune(_WithoutTakenOver(study, taken), trial)
 
 
@@ -165,7 +135,7 @@ class PausingHyperband(Promoting, HyperbandPruner):
     _taken: set[int] = frozenset()
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
-        self._taken = continued(study.get_trials(deepcopy=False))
+        self._taken = ledger.continued(study.get_trials(deepcopy=False))
         return super().prune(study, trial)
 
     def _get_bracket_id(self, study: optuna.Study, trial: FrozenTrial) -> int:
@@ -180,7 +150,7 @@ class PausingHyperband(Promoting, HyperbandPruner):
         return self._get_bracket_id(study, trial)
 
     def promotable(self, study: optuna.Study, trials: list[FrozenTrial]) -> list[FrozenTrial]:
-        self._taken = continued(trials)
+        self._taken = ledger.continued(trials)
         return super().promotable(study, trials)
 
 
@@ -200,7 +170,7 @@ def promote(
             continue
         study.enqueue_trial(
             trial.params,
-            user_attrs={spaces.CONTINUES: [*spaces.lineage(trial), trial.number]},
+            user_attrs={keys.CONTINUES: [*spaces.lineage(trial), trial.number]},
             skip_if_exists=False,
         )
         queued.append(trial.number)
@@ -212,14 +182,14 @@ def take_over(trial: optuna.Trial) -> str | None:
     the rungs it passed) and say what it continues. A reason if another trial numbered before
     it already continues the same one (two workers promoted it at once): this one is not
     needed."""
-    parent_number = trial.user_attrs[spaces.CONTINUES][-1]
+    parent_number = trial.user_attrs[keys.CONTINUES][-1]
     trials = trial.study.get_trials(deepcopy=False)
     rivals = [
         other.number
         for other in trials
         if other.number < trial.number
-        and other.user_attrs.get(spaces.CONTINUES, [None])[-1] == parent_number
-        and not other.user_attrs.get("not_needed")
+        and other.user_attrs.get(keys.CONTINUES, [None])[-1] == parent_number
+        and not other.user_attrs.get(keys.NOT_NEEDED)
         and other.state != TrialState.FAIL
     ]
     if rivals:
@@ -228,7 +198,7 @@ def take_over(trial: optuna.Trial) -> str | None:
     for key, value in parent.system_attrs.items():
         if key.startswith(RUNG):
             trial.study._storage.set_trial_system_attr(trial._trial_id, key, value)
-    trial.set_user_attr(CONTINUED_FROM, parent_number)
+    trial.set_user_attr(keys.CONTINUED_FROM, parent_number)
     note_lineage(trial, parent)
     return None
 
@@ -238,7 +208,7 @@ def note_lineage(trial: optuna.Trial, parent: FrozenTrial) -> None:
     continuation's curve is the whole run, and the paused trial points to it."""
     import optuna_dashboard  # here: search.dashboard reports a broken install in one line
 
-    after = parent.user_attrs.get(PAUSED)
+    after = parent.user_attrs.get(keys.PAUSED)
     optuna_dashboard.save_note(trial, (
         f"## Continues trial {parent.number}\n\nPaused there after epoch {after} and continued "
         "here from its checkpoint: this trial's learning curve is the whole run."

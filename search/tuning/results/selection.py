@@ -10,7 +10,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from registry import UsageError
 from search.training import config
-from search.tuning import config_attrs, progress, seed_selection, study
+from search.tuning import study
+from search.tuning.records import config_attrs, ledger
+from search.tuning.results import seed_selection
 
 
 def choose_trials(
@@ -40,7 +42,7 @@ def choose_trials(
     selected = seed_selection.recorded(found)
     if selected and top is None:  # the winner over several seeds, not the luckiest run
         return [found.trials[selected[0]["trial"]]]
-    return sorted(complete, key=lambda t: t.value, reverse=True)[: top or 1]
+    return ledger.best_first(complete, found.direction)[: top or 1]
 
 
 def output_paths(output: Path, count: int, ranked: bool) -> list[Path]:
@@ -58,7 +60,7 @@ def exported_config(found: optuna.Study, trial: FrozenTrial) -> tuple[config.Tri
         raise UsageError(f"trial {trial.number} has no stored config (not run by search.run)")
     source = f"study {found.study_name} trial {trial.number}"
     exported = config.from_dict(fields, source=source)
-    values: dict[str, Any] = dict(zip(progress.metric_names(found), trial.values, strict=True))
+    values: dict[str, Any] = dict(zip(ledger.metric_names(found), trial.values, strict=True))
     provenance = {
         "study": found.study_name,
         "trial": trial.number,

@@ -1,0 +1,203 @@
+"""The loop of trials that a worker runs, whatever its objective: run trials of a study until
+it holds its target of finished trials, exactly (no overshoot: claims.py), re-queueing the
+trial that a signal or a storage outage cut off, and riding out outages (recovery.py). It
+imports no torch: the scale benchmark's stand-in workers (scale.py) run it by the hundred,
+the real ones (worker_loop.py) with the trainer's objective."""
+
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+import optuna
+from optuna.storages import fail_stale_trials
+from optuna.trial import FrozenTrial, TrialState
+
+from registry import RunFailure, files
+from registry.signals import interrupt_on_sigterm
+from search.tuning import study
+from search.tuning.execution import claims, live, recovery, retries
+from search.tuning.execution.endings import TrialFailed
+from search.tuning.execution.memory import SurvivorsFrozen, startup_heap_frozen
+from search.tuning.records import keys, ledger
+from search.tuning.records.settings import StudySettings
+from search.tuning.store import storage
+
+log = logging.getLogger("search.worker")
+
+MAX_CONSECUTIVE_FAILURES = 5
+
+
+def out_of_time(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
+class FailureGuard:
+    """Study callback: stop when trials keep failing (every config runs out of memory, say),
+    instead of failing forever without finishing one."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.consecutive = 0
+
+    def __call__(self, running, trial: FrozenTrial) -> None:
+        if trial.user_attrs.get(keys.NOT_NEEDED):
+            return  # a surplus trial, failed on purpose: not a failure to train
+        self.consecutive = self.consecutive + 1 if trial.state == TrialState.FAIL else 0
+        if self.tripped:
+            running.stop()
+
+    @property
+    def tripped(self) -> bool:
+        return self.consecutive >= self.limit
+
+
+@dataclasses.dataclass(frozen=True)
+class Joined:
+    """A worker's hold on its study: the recorded settings and the study with its sampler and
+    pruner, in a storage that keeps its running trials alive (heartbeats)."""
+
+    settings: StudySettings
+    study: optuna.Study
+
+
+@contextlib.contextmanager
+def join(storage_url: str, name: str, settings: StudySettings, slot: int) -> Iterator[Joined]:
+    """Join study `name` (its recorded `settings`) as worker `slot` for as long as the block
+    runs: SIGTERM interrupts like Ctrl-C from now on, and the storage is opened with the
+    study's own heartbeat settings (and closed at the end: storage.kept_open)."""
+    interrupt_on_sigterm()
+    log.debug("study %s: %s", name, settings)
+    with storage.kept_open(
+        storage_url, settings.heartbeat_interval, settings.grace_period, create=False,
+        on_stale=retries.retry,
+    ) as opened:  # fmt: skip
+        joined = Joined(settings, study.open_for_worker(opened, name, settings, slot))
+        storage.check_room(opened, slot)
+        yield joined
+
+
+def read_settings(storage_url: str, name: str) -> StudySettings:
+    """The study's recorded settings, read before the storage is opened with its heartbeat."""
+    with storage.kept_open(storage_url, create=False) as plain:
+        return study.settings(study.load(plain, name))
+
+
+def run_some_trials(
+    running, objective, target, callbacks, poll_seconds, deadline, grace_seconds, epoch_budget=0,
+    population=None,
+) -> bool:  # fmt: skip
+    """Run trials until the study needs none from this worker for now; False once the study
+    has its target finished trials, or has trained its epoch budget. In a population
+    (pbt.Population), its next generation is queued when the last one is complete, and a
+    worker waits for it rather than sample a member beyond the population's size."""
+    trials = running.get_trials(deepcopy=False)
+    if ledger.reached(trials, target, epoch_budget):
+        return False
+    if population is None:
+        counts = ledger.count_by_state(trials)
+        idle = ledger.finished(counts) + counts[TrialState.RUNNING] >= target
+        idle = idle and not counts[TrialState.WAITING]
+    else:
+        population.plan(running)
+        trials = running.get_trials(deepcopy=False)
+        if population.done(trials):
+            return False
+        idle = not population.has_work(trials)
+    if idle:
+        # Enough trials are running elsewhere; wait in case one dies or fails and the study
+        # needs another. A dead one is failed here and re-queued (WAITING). A queued trial
+        # is always taken (Optuna's ask() pops it first): a re-run queued just after a fresh
+        # trial took the last place would wait for ever, so it runs, and claim_or_give_up
+        # fails whichever of the two is surplus as not needed.
+        time.sleep(poll_seconds)
+        fail_stale_trials(running)
+        recovery.fail_orphans(running, grace_seconds)
+        return True
+    stops = [claims.StopWhenEnoughInFlight(target, epoch_budget)]
+    if population is not None:  # the next generation first (before checkpoints are removed)
+        stops = [claims.PopulationSteward(population), *stops]
+    running.optimize(
+        claims.claim_or_give_up(objective, target, population),
+        timeout=None if deadline is None else max(0.0, deadline - time.monotonic()),
+        catch=(TrialFailed,),
+        callbacks=[*stops, *callbacks],
+        gc_after_trial=True,
+    )
+    return True
+
+
+def run_trials(
+    running: optuna.Study,
+    objective: recovery.TrialRunner,
+    settings: StudySettings,
+    timeout: float | None = None,
+    output: str = "lines",
+    callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
+    population=None,
+) -> None:
+    """Run trials of `running` until it holds settings.trials finished ones (or `timeout`
+    seconds have passed, or trials keep failing); a population's (pbt.Population), until its
+    last generation is complete."""
+    target = settings.trials
+    guard = FailureGuard(MAX_CONSECUTIVE_FAILURES)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    finished_before = len(running.get_trials(deepcopy=False, states=ledger.FINISHED))
+    printer = live.TrialPrinter(target, finished_before, output)
+    callbacks = [printer, guard, *callbacks, SurvivorsFrozen()]  # last: after the others' work
+    poll_seconds = min(recovery.POLL_SECONDS, settings.heartbeat_interval)
+    outage = recovery.Outage(settings.storage_patience)
+    with startup_heap_frozen():
+        while not guard.tripped and not out_of_time(deadline):
+            try:
+                if outage.began is not None:
+                    ledger.count_by_state(
+                        running.get_trials(deepcopy=False)
+                    )  # one look: is the storage back?
+                    outage.over()
+                # a trial the outage cut off, at once: not a grace period later
+                recovery.requeue(running, objective, "cut off: its worker lost the storage")
+                if not run_some_trials(
+                    running, objective, target, callbacks, poll_seconds, deadline,
+                    settings.grace_period, settings.epoch_budget, population,
+                ):  # fmt: skip
+                    break
+            except files.OutOfSpace as error:  # no checkpoint can be written: stop, resumable
+                number = objective.in_hand
+                if recovery.requeue(running, objective, "cut off: no space left for its checkpoint",
+                           tell=False):  # fmt: skip
+                    error = files.OutOfSpace(f"{error} (trial {number} resumes then)")
+                raise error from None
+            except KeyboardInterrupt:
+                try:
+                    recovery.requeue(running, objective, "was interrupted")
+                except Exception as error:  # noqa: BLE001  stopping anyway; say what is left
+                    log.warning("could not re-queue trial %s: %s", objective.in_hand, error)
+                raise
+            except Exception as error:
+                if storage.finished_elsewhere(error):
+                    # the trial in hand was ended by another process (a false stale verdict)
+                    # or the queued trial this worker reached for was taken (a race)
+                    dropped = recovery.taken_away(running, objective)
+                    log.log(logging.WARNING if dropped else logging.DEBUG, "%s",
+                            dropped or f"taken first: {storage.first_line(error)}")  # fmt: skip
+                    continue
+                # The database went away (a restart, a maintenance window, a network blip).
+                # Pooled connections are pre-pinged, so waiting and going on reconnects; the
+                # trial it cut off keeps its checkpoint and is re-run when it is back.
+                lost = storage.outage(error)
+                if lost is None:
+                    if study.deleted(running):  # Optuna fails on it in odd ways (KeyError, or
+                        raise RunFailure(  # UnboundLocalError in its tell): say what happened
+                            f"study '{running.study_name}' was deleted while this worker ran "
+                            "it; stopped"
+                        ) from None
+                    raise
+                outage.wait(lost)
+    printer.close()
+    if guard.tripped:
+        raise RunFailure(
+            f"stopped after {guard.limit} failed trials in a row; see their fail_reason "
+            "in the dashboard (a smaller model or batch, or another --device)"
+        )

@@ -1,0 +1,53 @@
+"""Pruners by name, as --pruner chooses them: each decides after every epoch whether a trial
+goes on."""
+
+import optuna
+
+from registry import Registry
+from search.tuning.strategies import continuation
+
+PRUNERS: Registry = Registry("pruner", supplied=("max_epochs",))
+
+
+@PRUNERS.register("hyperband")
+def hyperband(max_epochs: int) -> optuna.pruners.BasePruner:
+    """The default: pairs well with TPE (Optuna's benchmarks); the resource is the epoch.
+    Optuna's HyperbandPruner, able to pause and continue (continuation.py)."""
+    return continuation.PausingHyperband(min_resource=1, max_resource=max_epochs)
+
+
+@PRUNERS.register("median")
+def median(max_epochs: int) -> optuna.pruners.BasePruner:
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+
+
+@PRUNERS.register("optuna-median")
+def optuna_median(max_epochs: int) -> optuna.pruners.BasePruner:
+    """Optuna's MedianPruner as it comes (a user's default with TPE)."""
+    return optuna.pruners.MedianPruner()
+
+
+@PRUNERS.register("sha")
+def sha(max_epochs: int) -> optuna.pruners.BasePruner:
+    """Asynchronous successive halving as Ray Tune's ASHAScheduler runs it by default (grace
+    period 1 epoch, reduction factor 4); able to pause and continue (continuation.py)."""
+    return continuation.PausingSuccessiveHalving(min_resource=1)
+
+
+@PRUNERS.register("moasha")
+def moasha(max_epochs: int) -> optuna.pruners.BasePruner:
+    """Successive halving by Pareto front, for several --objectives: the objective stops
+    trials itself (pareto_halving.py), since Optuna's pruners take one value; to Optuna,
+    nothing."""
+    return optuna.pruners.NopPruner()
+
+
+@PRUNERS.register("none")
+def none(max_epochs: int) -> optuna.pruners.BasePruner:
+    return optuna.pruners.NopPruner()
+
+
+MULTI_OBJECTIVE_PRUNERS = ("moasha", "none")
+DEFAULT_PRUNER = "hyperband"
+DEFAULT_MULTI_OBJECTIVE_PRUNER = "moasha"  # measured against none (BENCHMARKS.md)
+PAUSING_PRUNERS = ("hyperband", "sha")  # --pause-pruned: successive halving's rungs promote

@@ -1,0 +1,49 @@
+"""Samplers by name, as --sampler chooses them."""
+
+import optuna
+
+from registry import Registry
+
+SAMPLERS: Registry = Registry("sampler", supplied=("seed",))
+
+# Our spaces are conditional by design, so samplers that fall back to independent sampling
+# for conditional or categorical parameters need not warn about it on every trial.
+
+
+@SAMPLERS.register("tpe")
+def tpe(seed: int | None) -> optuna.samplers.BaseSampler:
+    """Multivariate TPE grouped by the conditional branches; its constant liar steers parallel
+    workers away from the points that running trials are already trying."""
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
+
+
+@SAMPLERS.register("random")
+def random(seed: int | None) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+@SAMPLERS.register("cmaes")
+def cmaes(seed: int | None) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+
+
+@SAMPLERS.register("gp")
+def gp(seed: int | None) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
+
+
+@SAMPLERS.register("qmc")
+def qmc(seed: int | None) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.QMCSampler(
+        seed=seed, scramble=True, warn_independent_sampling=False, warn_asynchronous_seeding=False
+    )
+
+
+@SAMPLERS.register("optuna-tpe")
+def optuna_tpe(seed: int | None) -> optuna.samplers.BaseSampler:
+    """Optuna's TPESampler as it comes (a user's default): not grouped by the conditional
+    branches."""
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+SINGLE_OBJECTIVE_SAMPLERS = {"cmaes"}
