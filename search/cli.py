@@ -226,9 +226,9 @@ def storage_fault(error: Exception) -> UsageError | None:
     loaded, and only then can one be behind it)."""
     if "sqlalchemy" not in sys.modules:
         return None
-    from search.tuning.store import storage
+    from search.tuning.store import faults
 
-    return storage.describe_fault(error)
+    return faults.describe_fault(error)
 
 
 def serve_until_interrupted(serve: Callable[[], object], close: Callable[[], object]) -> int:

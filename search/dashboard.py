@@ -41,13 +41,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from optuna.artifacts import FileSystemArtifactStore
 
     from registry import files
-    from search.tuning.store import storage
+    from search.tuning.store import faults, storage
 
     try:
         import optuna_dashboard
     except ImportError as error:  # a broken or half-removed install
         raise UsageError(
-            f"optuna_dashboard cannot be imported ({storage.first_line(error)}); reinstall "
+            f"optuna_dashboard cannot be imported ({faults.first_line(error)}); reinstall "
             "it: pip install --force-reinstall optuna-dashboard"
         ) from None
 

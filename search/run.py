@@ -24,7 +24,7 @@ from search.tuning import study
 from search.tuning.records import ledger
 from search.tuning.records import settings as study_settings
 from search.tuning.records.settings import StudySettings
-from search.tuning.store import storage
+from search.tuning.store import room, storage, urls
 from search.tuning.strategies import pruners, samplers, strategy, transfer
 
 DEFAULT_CHECKPOINT_DIR = "checkpoints"
@@ -431,8 +431,8 @@ def start(wanted: StudySettings, options: RunOptions) -> tuple[int, optuna.Study
     from search.tuning.results import progress
 
     slots = launch.plan_slots(options.device, options.gpus, options.workers_per_gpu)
-    storage.check_url(options.storage)  # a malformed URL fails now, not after loading the data
-    storage.check_connections(options.storage, 0 if options.create_only else len(slots))
+    urls.check_url(options.storage)  # a malformed URL fails now, not after loading the data
+    room.check_connections(options.storage, 0 if options.create_only else len(slots))
     # the data before the storage, and the checkpoint too: no empty study file on a mistake
     dataset = data.load(wanted.dataset, options.data_dir, classes=wanted.classes)
     if wanted.init_from:

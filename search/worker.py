@@ -28,11 +28,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     cli.check_positive(args, "timeout")
     from search.tuning.execution import launch, trial_loop, worker_loop
-    from search.tuning.store import storage
+    from search.tuning.store import room
 
     slots = launch.plan_slots(args.device, args.gpus, args.workers_per_gpu)
     settings = trial_loop.read_settings(args.storage, args.study)  # the one read of them
-    storage.check_connections(args.storage, len(slots))
+    room.check_connections(args.storage, len(slots))
     return worker_loop.run_workers(
         slots, args.storage, args.study, settings, args.data_dir, args.timeout, args.quiet,
         args.slot,

@@ -12,16 +12,16 @@ import sqlalchemy
 from registry import RunFailure, UsageError
 from search import run
 from search.tuning.results import artifacts
-from search.tuning.store import storage
+from search.tuning.store import faults, room, storage, urls
 from tests.conftest import run_command, run_tiny_study
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def test_a_plain_postgresql_url_gets_psycopg_3_and_sqlite_keeps_its_driver():
-    assert storage.parse_url(POSTGRES).drivername == "postgresql+psycopg"
-    assert storage.parse_url("postgresql+psycopg://u@h/db").drivername == "postgresql+psycopg"
-    assert storage.parse_url("sqlite:///s.db").drivername == "sqlite"
+    assert urls.parse_url(POSTGRES).drivername == "postgresql+psycopg"
+    assert urls.parse_url("postgresql+psycopg://u@h/db").drivername == "postgresql+psycopg"
+    assert urls.parse_url("sqlite:///s.db").drivername == "sqlite"
 
 
 @pytest.mark.parametrize(
@@ -36,7 +36,7 @@ def test_a_plain_postgresql_url_gets_psycopg_3_and_sqlite_keeps_its_driver():
 )
 def test_urls_that_cannot_hold_a_shared_study_are_refused(url, message):
     with pytest.raises(UsageError, match=message):
-        storage.parse_url(url)
+        urls.parse_url(url)
 
 
 def test_sqlite_opens_in_wal_mode_with_the_heartbeat_settings(tmp_path):
@@ -80,9 +80,9 @@ def test_outage_finds_the_lost_connection_behind_optunas_wrapping():
         except sqlalchemy.exc.OperationalError:
             raise AssertionError("Should not reach.")  # noqa: B904  (as Optuna raises it)
     except AssertionError as wrapped:
-        assert storage.outage(wrapped) is lost
-    assert storage.outage(ValueError("not the database")) is None
-    assert storage.first_line(lost) == "server closed"
+        assert faults.outage(wrapped) is lost
+    assert faults.outage(ValueError("not the database")) is None
+    assert faults.first_line(lost) == "server closed"
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # ask outside optimize
@@ -97,7 +97,7 @@ def test_a_heartbeat_lost_to_an_outage_is_skipped_and_the_next_one_beats(tmp_pat
     locker.execute("BEGIN EXCLUSIVE")
     with pytest.raises(optuna.exceptions.StorageInternalError) as raised:  # Optuna's own
         optuna.storages.RDBStorage.record_heartbeat(opened, trial._trial_id)
-    assert storage.outage(raised.value) is not None
+    assert faults.outage(raised.value) is not None
     opened.record_heartbeat(trial._trial_id)  # skipped, no error
     locker.execute("ROLLBACK")
     locker.close()
@@ -124,9 +124,7 @@ def test_a_search_run_in_a_process_that_goes_on_leaves_every_trial_in_the_study_
 
 def connections_named(label: str) -> int:
     """Connections to the test database that carry this application_name."""
-    counter = sqlalchemy.create_engine(
-        storage.parse_url(POSTGRES), poolclass=sqlalchemy.pool.NullPool
-    )
+    counter = sqlalchemy.create_engine(urls.parse_url(POSTGRES), poolclass=sqlalchemy.pool.NullPool)
     try:
         with counter.connect() as connection:
             return connection.exec_driver_sql(
@@ -188,9 +186,9 @@ def test_a_lost_proxy_is_said_with_its_grpc_status_and_details():
         unreachable = GrpcStorageProxy(host="127.0.0.1", port=1)
     with pytest.raises(Exception) as raised:
         unreachable.get_all_studies()
-    lost = storage.outage(raised.value)
+    lost = faults.outage(raised.value)
     assert lost is not None
-    assert storage.first_line(lost).startswith("gRPC UNAVAILABLE: failed to connect")
+    assert faults.first_line(lost).startswith("gRPC UNAVAILABLE: failed to connect")
 
 
 def test_a_read_only_command_writes_nothing_and_leaves_no_log_files(tmp_path):
@@ -218,7 +216,7 @@ def connections(names: list[str]):
     """Real connections to the test database, one per name (its application_name), held
     open for the block: other hosts' search processes, or an operator's other clients, as the
     server sees them."""
-    engines = [sqlalchemy.create_engine(storage.parse_url(POSTGRES),
+    engines = [sqlalchemy.create_engine(urls.parse_url(POSTGRES),
                                         poolclass=sqlalchemy.pool.NullPool,
                                         connect_args={"application_name": name})
                for name in names]  # fmt: skip
@@ -248,14 +246,14 @@ def test_a_worker_that_finds_no_room_behind_the_workers_connected_before_it_ends
     peers = [f"cifar-search {pid}@peer-{pid}" for pid in (101, 102, 103)]
     try:
         with connections(peers), storage.kept_open(POSTGRES, create=False) as opened:
-            storage.check_room(opened, 0)  # this process, behind them: room enough
+            room.check_room(opened, 0)  # this process, behind them: room enough
             with opened.engine.connect() as connection:
-                room = storage.Room.read(connection)
+                seen = room.Room.read(connection)
             # Others take all but what the peers, the new worker and the dashboard need,
             # less one; the peers' and the new worker's count do not depend on this process
             # (its own connections, ahead of the worker, only leave less room).
-            available = room.limit - room.reserved - room.others
-            hogs = available - (3 * 2 + 2 + storage.CONNECTIONS_KEPT_FREE) + 1
+            available = seen.limit - seen.reserved - seen.others
+            hogs = available - (3 * 2 + 2 + room.CONNECTIONS_KEPT_FREE) + 1
         with connections(peers), connections([f"someone else {i}" for i in range(hogs)]):
             result = run_command("search.worker", "--study", name, "--storage", POSTGRES,
                                  "--quiet", cwd=tmp_path)  # fmt: skip

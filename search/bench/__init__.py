@@ -213,9 +213,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:  # before the measuring: an hour of it must not end in an unwritable file
         files.check_output(args.json)
     if args.search_storage:
-        from search.tuning.store import storage
+        from search.tuning.store import urls
 
-        storage.check_url(args.search_storage)
+        urls.check_url(args.search_storage)
     if chosen == ["workers"]:
         return scale_section(args, argv)
     from search.bench import sections

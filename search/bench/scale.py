@@ -27,7 +27,7 @@ from search.tuning import study
 from search.tuning.execution import recovery, trial_loop
 from search.tuning.records import keys, ledger
 from search.tuning.records.settings import StudySettings
-from search.tuning.store import storage
+from search.tuning.store import room, storage, urls
 
 SAMPLE_SECONDS = 0.5  # how often the database's connections are counted
 
@@ -101,20 +101,20 @@ def count_connections(
     database_url: str, stop: threading.Event, ready: threading.Event, peak: list[int]
 ) -> None:
     """The search's connections to the database, every SAMPLE_SECONDS: every process of this
-    product names itself on the server (storage.APPLICATION), the workers and the proxy in
+    product names itself on the server (room.APPLICATION), the workers and the proxy in
     front of them alike; this process's own (the study it created, its counts) are left out.
     `ready` is set once the count is running."""
     import sqlalchemy
 
     engine = sqlalchemy.create_engine(
-        storage.parse_url(database_url), poolclass=sqlalchemy.pool.NullPool,
+        urls.parse_url(database_url), poolclass=sqlalchemy.pool.NullPool,
         connect_args={"application_name": "scale benchmark's count"},
     )  # fmt: skip
-    mine = storage.process_name(engine.url)["application_name"]
+    mine = room.process_name(engine.url)["application_name"]
     query = ("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
              "AND datname = current_database() AND application_name LIKE %(ours)s "
              "AND application_name <> %(mine)s")  # fmt: skip
-    names = {"ours": storage.APPLICATION + " %", "mine": mine}
+    names = {"ours": room.APPLICATION + " %", "mine": mine}
     with engine.connect() as connection:
         ready.set()
         while not stop.wait(SAMPLE_SECONDS):

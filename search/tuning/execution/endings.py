@@ -8,12 +8,12 @@ from optuna.exceptions import UpdateFinishedTrialError
 
 from registry import files
 from search.tuning.records import keys
-from search.tuning.store import storage
+from search.tuning.store import faults
 
 # Not the trial's fault: Ctrl-C or SIGTERM (interrupt_on_sigterm), the storage failed, or the
 # disk its checkpoints go to is full.
 CUT_OFF = (
-    KeyboardInterrupt, sqlalchemy.exc.SQLAlchemyError, *storage.PROXY_ERRORS, files.OutOfSpace,
+    KeyboardInterrupt, sqlalchemy.exc.SQLAlchemyError, *faults.PROXY_ERRORS, files.OutOfSpace,
 )  # fmt: skip
 # Nor this: someone else recorded the trial's end while it ran (the proxy's stale watch, an
 # operator, a clock hiccup), and the storage refuses what the worker then writes.

@@ -9,7 +9,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
 from search.tuning.records import keys, ledger
-from search.tuning.store import storage
+from search.tuning.store import faults
 from search.tuning.strategies import continuation
 
 
@@ -100,7 +100,7 @@ class StudyWatcher:
                     self.printer(self.study, trial)  # it reads the study too
                     self.seen.add(trial.number)
         except Exception as error:
-            if storage.outage(error) is None:
+            if faults.outage(error) is None:
                 raise
             # the storage is away (the database restarting, the proxy down: seen at 150 s);
             # the workers ride it out, and the next look catches up

@@ -16,7 +16,7 @@ from registry import RunFailure
 from search.tuning.execution import retries
 from search.tuning.execution.endings import CUT_OFF, TAKEN_AWAY
 from search.tuning.records import keys, ledger
-from search.tuning.store import storage
+from search.tuning.store import faults
 
 log = logging.getLogger("search.worker")
 
@@ -84,14 +84,14 @@ class Outage:
             self.began, self.looks = now, 0
             limit = f"up to {self.patience} s" if self.patience else "for as long as it takes"
             log.warning("lost the storage (%s); waiting %s for it (--storage-patience)",
-                        storage.first_line(lost), limit)  # fmt: skip
+                        faults.first_line(lost), limit)  # fmt: skip
         elif self.patience and now - self.began >= self.patience:
             raise RunFailure(
                 f"lost the storage for good: nothing for {now - self.began:.0f} s "
-                f"(--storage-patience {self.patience}): {storage.first_line(lost)}"
+                f"(--storage-patience {self.patience}): {faults.first_line(lost)}"
             ) from None
         else:
-            log.debug("still no storage: %s", storage.first_line(lost))
+            log.debug("still no storage: %s", faults.first_line(lost))
         self.looks += 1
         pause = min(MAX_BACKOFF_SECONDS, POLL_SECONDS * 2 ** min(self.looks - 1, 8))
         if self.patience:

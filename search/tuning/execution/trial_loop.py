@@ -22,7 +22,7 @@ from search.tuning.execution.endings import TrialFailed
 from search.tuning.execution.memory import SurvivorsFrozen, startup_heap_frozen
 from search.tuning.records import keys, ledger
 from search.tuning.records.settings import StudySettings
-from search.tuning.store import storage
+from search.tuning.store import faults, room, storage
 
 log = logging.getLogger("search.worker")
 
@@ -74,7 +74,7 @@ def join(storage_url: str, name: str, settings: StudySettings, slot: int) -> Ite
         on_stale=retries.retry,
     ) as opened:  # fmt: skip
         joined = Joined(settings, study.open_for_worker(opened, name, settings, slot))
-        storage.check_room(opened, slot)
+        room.check_room(opened, slot)
         yield joined
 
 
@@ -176,17 +176,17 @@ def run_trials(
                     log.warning("could not re-queue trial %s: %s", objective.in_hand, error)
                 raise
             except Exception as error:
-                if storage.finished_elsewhere(error):
+                if faults.finished_elsewhere(error):
                     # the trial in hand was ended by another process (a false stale verdict)
                     # or the queued trial this worker reached for was taken (a race)
                     dropped = recovery.taken_away(running, objective)
                     log.log(logging.WARNING if dropped else logging.DEBUG, "%s",
-                            dropped or f"taken first: {storage.first_line(error)}")  # fmt: skip
+                            dropped or f"taken first: {faults.first_line(error)}")  # fmt: skip
                     continue
                 # The database went away (a restart, a maintenance window, a network blip).
                 # Pooled connections are pre-pinged, so waiting and going on reconnects; the
                 # trial it cut off keeps its checkpoint and is re-run when it is back.
-                lost = storage.outage(error)
+                lost = faults.outage(error)
                 if lost is None:
                     if study.deleted(running):  # Optuna fails on it in odd ways (KeyError, or
                         raise RunFailure(  # UnboundLocalError in its tell): say what happened

@@ -14,7 +14,7 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from registry import UsageError
 from search.tuning import study
-from search.tuning.store import storage
+from search.tuning.store import faults, storage
 
 log = logging.getLogger("search.train")
 
@@ -48,7 +48,7 @@ def attach(paths: list[Path], found: optuna.Study, number: int, artifact_dir: Pa
     except OSError as error:
         raise UsageError(f"cannot store artifacts in {artifact_dir}: {error.strerror}") from None
     except Exception as error:
-        fault = storage.describe_fault(error)
+        fault = faults.describe_fault(error)
         if fault is None:
             raise
         raise fault from None
