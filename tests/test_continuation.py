@@ -11,13 +11,13 @@ from optuna.trial import TrialState
 
 import spaces
 from search.training import trainer
-from search.tuning.execution import claims
 from search.tuning.execution.checkpoints import TrialCheckpoints
 from search.tuning.execution.endings import TrialFailed
 from search.tuning.execution.objective import Objective
 from search.tuning.records import keys, ledger
 from search.tuning.store import storage
 from search.tuning.strategies import continuation
+from search.tuning.strategies.scheduler import Scheduler
 from tests import spaces_for_tests  # noqa: F401  registers test_tiny
 
 CONTEXT = spaces.SpaceContext("sample", 3, 0)
@@ -44,9 +44,11 @@ def paused_study(tmp_path, sample):
     found = optuna.create_study(storage=opened, direction="maximize", pruner=pruner,
                                 sampler=optuna.samplers.RandomSampler(seed=1))  # fmt: skip
     rival(found, 0.99)
-    checkpoints = TrialCheckpoints(tmp_path / "checkpoints", "c", "k", keep_paused=5)
+    scheduler = Scheduler(100, pause=True, keep_paused=5,
+                          resumable=lambda n: checkpoints.path(n).exists())  # fmt: skip
+    checkpoints = TrialCheckpoints(tmp_path / "checkpoints", "c", "k", keeps=scheduler.keeps)
     objective = Objective("test_tiny", CONTEXT, sample, CPU, checkpoints=checkpoints,
-                          pause_pruned=True)  # fmt: skip
+                          scheduler=scheduler)  # fmt: skip
     found.optimize(objective, n_trials=1)
     return found, objective, checkpoints
 
@@ -58,7 +60,7 @@ def test_a_paused_trial_is_continued_when_its_rung_promotes_it_and_ends_as_if_un
     paused = found.trials[1]
     assert paused.state == TrialState.PRUNED and paused.user_attrs[keys.PAUSED] == 1
     assert checkpoints.path(1).exists()  # kept for a continuation
-    promote = claims.Promoter(lambda n: checkpoints.path(n).exists(), 100, 0)
+    promote = objective.scheduler.next  # queues what its rungs promote, then says what to do
     promote(found)
     assert [t.state for t in found.trials] == [TrialState.PRUNED] * 2  # not yet: 2 at the rung
     for value in (0.01, 0.02):  # later, weaker trials: now it ranks second of four, top half

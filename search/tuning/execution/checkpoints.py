@@ -7,10 +7,12 @@ trials (--keep-checkpoints K): each holds its trained network and where it stood
 
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 import spaces
@@ -19,10 +21,12 @@ from search.training import config, legacy
 from search.training.config import TrialConfig
 from search.tuning.execution import retries
 from search.tuning.records import keys, ledger
-from search.tuning.strategies import continuation, pbt
+from search.tuning.strategies import continuation
 
 log = logging.getLogger("search.worker")
 
+# What the strategy needs kept among a study's finished trials (the study's direction given)
+Keeps = Callable[[list[FrozenTrial], StudyDirection], set[int]] | None
 CHECKPOINT_NAME = re.compile(r"^\.?trial-(\d+)\.pt")  # a checkpoint, or one a kill cut short
 
 
@@ -33,12 +37,14 @@ def folder_name(study_name: str) -> str:
 
 class TrialCheckpoints:
     def __init__(
-        self, root: Path, study_name: str, key: str = "", keep: int = 0, keep_paused: int = 0
+        self, root: Path, study_name: str, key: str = "", keep: int = 0, keeps: Keeps = None
     ):
         """The study's own folder under `root`: its name made a path, then its checkpoint key
-        (settings.checkpoint_key; none for a study made before keys)."""
+        (settings.checkpoint_key; none for a study made before keys). Besides those of running
+        trials and what they go on from, the checkpoints of the `keep` best complete trials
+        stay, and those the strategy `keeps` (Scheduler.keeps)."""
         self.folder = Path(root) / (folder_name(study_name) + (f"-{key}" if key else ""))
-        self.keep, self.keep_paused = keep, keep_paused
+        self.keep, self.keeps = keep, keeps
 
     def path(self, number: int) -> Path:
         return self.folder / f"trial-{number}.pt"
@@ -91,8 +97,8 @@ class TrialCheckpoints:
     def _needed(self, running: optuna.Study, trials: list[FrozenTrial]) -> set[int]:
         """Trials whose checkpoints stay: running or waiting ones and those they carry on, the
         failed ones a re-run may still resume (one is queued or running, or may yet be), the
-        top complete, the most promising paused ones (keep_paused), which a continuation may
-        yet resume, and a population's newest generation (pbt.kept)."""
+        top complete, and those the strategy keeps (the most promising paused ones, which a
+        continuation may yet resume; a population's newest generation)."""
         needed = {t.number for t in trials if t.state == TrialState.RUNNING}
         carried_on = set()  # what live trials go on from (a population's donor, by several)
         for trial in trials:
@@ -102,9 +108,8 @@ class TrialCheckpoints:
                 needed.add(trial.number)  # until a re-run of it finishes
         resumed = {n for t in trials if t.state.is_finished() and final(t)
                    for n in spaces.lineage(t)}  # fmt: skip
-        needed = (needed - resumed) | carried_on | pbt.kept(trials)
-        paused = continuation.ranked(continuation.paused(trials), running.directions[0])
-        kept = {t.number for t in paused[: self.keep_paused]}
+        needed = (needed - resumed) | carried_on
+        kept = self.keeps(trials, running.directions[0]) if self.keeps else set()
         best = ledger.best_first(trials, running.directions[0])[: self.keep]
         return needed | kept | {t.number for t in best}
 

@@ -26,8 +26,8 @@ from search.tuning.execution import endings, recovery
 from search.tuning.execution.checkpoints import TrialCheckpoints
 from search.tuning.execution.endings import TrialFailed
 from search.tuning.records import config_attrs, keys
-from search.tuning.strategies import continuation, pareto_halving, pbt, transfer
-from search.tuning.strategies.pareto_halving import ParetoHalving
+from search.tuning.strategies import pareto_halving, strategy, transfer
+from search.tuning.strategies.scheduler import Decision, NotNeeded, Scheduler
 from spaces import SpaceContext
 
 INTERRUPTED = "interrupted (SIGTERM or Ctrl-C)"
@@ -69,15 +69,15 @@ def measure(
 
 class Objective:
     """objective(trial): the space's config, trained, its values returned. The data moves to
-    the device once here, not once per trial. With several objectives nothing is reported per
-    epoch: Optuna prunes single-objective studies only. `compile_model`: every trial trains
+    the device once here, not once per trial. What the study's strategy decides is its
+    `scheduler`'s (strategies/scheduler.py): what a trial trains when it starts, what each
+    epoch's result decides (go on, stop, pause), why it stopped; by default, as a single
+    study.optimize would run it (strategy.standalone). `compile_model`: every trial trains
     through torch.compile in that mode (search.run --compile MODE; "": not compiled). With
     `checkpoints`, a trial checkpoints every epoch and a re-run of a failed one resumes from
-    its predecessors' last checkpoint, reporting their epochs to the pruner first, as the
-    first run did; with `pause_pruned`, a trial its pruner stops is paused, its checkpoint
-    kept for a continuation (continuation.py). `in_hand` is the number of the trial being
-    run, for the worker to re-run it when it is cut off. Liveness is the storage's (its
-    heartbeats, the proxy's too)."""
+    its predecessors' last checkpoint. `in_hand` is the number of the trial being run, for the
+    worker to re-run it when it is cut off. Liveness is the storage's (its heartbeats, the
+    proxy's too)."""
 
     def __init__(
         self,
@@ -88,10 +88,8 @@ class Objective:
         objectives: Sequence[str] = ("accuracy",),
         compile_model: str = "",
         checkpoints: TrialCheckpoints | None = None,
-        pause_pruned: bool = False,
-        halving: ParetoHalving | None = None,
+        scheduler: Scheduler | None = None,
         search_box: Mapping[str, Mapping] | None = None,
-        population: pbt.Population | None = None,
     ):
         self.space_name = space_name
         # --warm-start-from's box, where the study has one: the space suggests inside it
@@ -100,7 +98,7 @@ class Objective:
         self.train_set, self.val_set = dataset.train.to(on_device), dataset.val.to(on_device)
         self.num_classes, self.on_device = dataset.num_classes, on_device
         self.compile_model, self.checkpoints = compile_model, checkpoints
-        self.pause_pruned, self.halving, self.population = pause_pruned, halving, population
+        self.scheduler = scheduler or strategy.standalone(self.objectives)
         self.device_name = device.describe(on_device)
         # Which process runs a trial, for search.status; the GPU as CUDA_VISIBLE_DEVICES pinned.
         gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "")
@@ -121,37 +119,47 @@ class Objective:
             trial.set_user_attr(keys.FAIL_REASON, str(error))
             raise TrialFailed(str(error)) from None
 
-    def run(self, trial: optuna.Trial) -> float | tuple[float, ...]:
-        trial_config = self.born(trial)
-        stop_after = None  # the epoch a population's segment stops after
-        if self.population is not None:  # --scheduler pbt: a segment of a member's run
-            trial_config = pbt.start_segment(trial, trial_config)
-            if isinstance(trial_config, str):
-                endings.not_needed(trial, trial_config)
-            stop_after = pbt.stop_after(trial, self.population)
-        elif spaces.CONTINUES in trial.user_attrs:  # it continues a paused trial
-            surplus = continuation.take_over(trial)
-            if surplus:
-                endings.not_needed(trial, surplus)
+    def start(self, trial: optuna.Trial) -> TrialConfig:
+        """The config the trial trains, as its strategy starts it (a continuation takes over its
+        paused trial, a population's segment takes its changes), recorded with where it runs;
+        a trial the strategy finds not needed ends here, untrained."""
+        try:
+            trial_config = self.scheduler.start(trial, self.born(trial))
+        except NotNeeded as surplus:
+            endings.not_needed(trial, str(surplus))
         config_attrs.record(trial, trial_config)
         trial.set_user_attr(keys.DEVICE, self.device_name)
         trial.set_user_attr(keys.WORKER, self.worker_name)
-        single = len(self.objectives) == 1
-        resume_from = self.resume(trial, trial_config, report_epochs=single)
+        return trial_config
+
+    def run(self, trial: optuna.Trial) -> float | tuple[float, ...]:
+        trial_config = self.start(trial)
+        resume_from = self.resume(trial, trial_config)
         curve = [epoch["val_accuracy"] for epoch in resume_from["history"]] if resume_from else []
+        decided = [Decision.CONTINUE]
 
         def report(epoch: EpochResult) -> bool:
-            trial.report(epoch.val_accuracy, epoch.epoch)
-            return trial.should_prune() or epoch.epoch == stop_after
+            curve.append(epoch.val_accuracy)
+            decided[0] = self.scheduler.on_epoch(trial, curve)
+            return decided[0] is not Decision.CONTINUE
 
-        def record(epoch: EpochResult) -> bool:  # several objectives: Optuna's report
-            curve.append(epoch.val_accuracy)  # refuses them (pareto_halving.py)
-            trial.set_user_attr(keys.CURVE, curve)
-            return bool(self.halving) and self.halving.should_stop(
-                trial.study, trial.number, len(curve)
-            )
+        result, values = self.trained(trial, trial_config, resume_from, report)
+        self.record(trial, result)
+        if result.stopped_early:
+            reason = self.scheduler.ended(trial, decided[0], curve)
+            trial.set_user_attr(keys.PRUNE_REASON, reason)
+            raise optuna.TrialPruned(reason)
+        return values[0] if len(values) == 1 else values
 
-        def measure_costs(state: TrainingState) -> None:  # what the halving ranks them by
+    def trained(
+        self, trial: optuna.Trial, trial_config: TrialConfig, resume_from, report
+    ) -> tuple[TrainResult, tuple[float, ...]]:
+        """The trial's training and its values, each way it can end but finishing or stopping
+        early told apart: a diverged training is pruned; an interrupt, a full disk, a lost storage or a
+        trial someone else ended are not the trial's fault and pass through (the worker
+        re-runs or drops it); anything else fails the trial, and the worker goes on."""
+
+        def measure_costs(state: TrainingState) -> None:  # what the strategy ranks them by
             for name in self.objectives[1:]:
                 trial.set_user_attr(
                     pareto_halving.COST_ATTRS[name],
@@ -164,12 +172,11 @@ class Objective:
         try:
             result = train(
                 trial_config, self.train_set, self.val_set, self.num_classes, self.on_device,
-                report if single else record,
-                compile_model=self.compile_model, resume_from=resume_from,
+                report, compile_model=self.compile_model, resume_from=resume_from,
                 on_checkpoint=save if self.checkpoints else None,
-                on_start=measure_costs if self.halving else None,
+                on_start=measure_costs if self.scheduler.measures_costs_first else None,
             )  # fmt: skip
-            values = measure(self.objectives, result, self.val_set.images)
+            return result, measure(self.objectives, result, self.val_set.images)
         except TrainingDiverged as error:
             trial.set_user_attr(keys.PRUNE_REASON, str(error))
             raise optuna.TrialPruned(str(error)) from None
@@ -191,6 +198,9 @@ class Objective:
             if self.checkpoints:  # a final failure: nothing will resume it
                 self.checkpoints.remove(trial.number)
             raise TrialFailed(reason) from None  # drop the frames: they hold GPU tensors
+
+    def record(self, trial: optuna.Trial, result: TrainResult) -> None:
+        """What the trial's training measured, beside its values."""
         trial.set_user_attr("param_count", result.param_count)
         trial.set_user_attr("seconds_per_epoch", round(result.seconds_per_epoch, 4))
         trial.set_user_attr("images_per_second", round(result.images_per_second, 1))
@@ -198,32 +208,17 @@ class Objective:
         trial.set_user_attr(keys.EPOCHS_RUN, len(result.history))
         if self.compile_model:
             trial.set_user_attr("compile_seconds", round(result.compile_seconds, 2))
-        if result.stopped_early and stop_after == result.final.epoch:
-            reason = f"interval over after epoch {stop_after}: the population exploits"
-            trial.set_user_attr(keys.PRUNE_REASON, reason)
-            raise optuna.TrialPruned(reason)  # the next generation goes on from its checkpoint
-        if result.stopped_early:
-            stopped = "paused" if self.pause_pruned else "pruned"
-            reason = (
-                f"{stopped} after epoch {result.final.epoch} at "
-                f"val_accuracy {result.final.val_accuracy:.4f}"
-            )
-            trial.set_user_attr(keys.PRUNE_REASON, reason)
-            if self.pause_pruned:  # its checkpoint stays, for a continuation (continuation.py)
-                trial.set_user_attr(keys.PAUSED, result.final.epoch)
-            raise optuna.TrialPruned(reason)
-        return values[0] if len(values) == 1 else values
 
-    def resume(self, trial: optuna.Trial, trial_config, report_epochs: bool) -> dict | None:
-        """The state a re-run continues from, its epochs reported as the first run had."""
+    def resume(self, trial: optuna.Trial, trial_config: TrialConfig) -> dict | None:
+        """The state a re-run continues from, its epochs told to the strategy as the first run
+        told them."""
         if self.checkpoints is None:
             return None
         state = self.checkpoints.latest(trial, trial_config)
         if state is None:
             return None
         trial.set_user_attr(keys.RESUMED_AFTER_EPOCH, state["epoch"])
-        for epoch in state["history"] if report_epochs else ():
-            trial.report(epoch["val_accuracy"], epoch["epoch"])
+        self.scheduler.resumed(trial, [epoch["val_accuracy"] for epoch in state["history"]])
         return state
 
 

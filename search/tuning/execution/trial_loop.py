@@ -23,6 +23,8 @@ from search.tuning.execution.memory import SurvivorsFrozen, startup_heap_frozen
 from search.tuning.records import keys, ledger
 from search.tuning.records.settings import StudySettings
 from search.tuning.store import faults, room, storage
+from search.tuning.strategies import strategy
+from search.tuning.strategies.scheduler import Next, Scheduler
 
 log = logging.getLogger("search.worker")
 
@@ -85,44 +87,27 @@ def read_settings(storage_url: str, name: str) -> StudySettings:
 
 
 def run_some_trials(
-    running, objective, target, callbacks, poll_seconds, deadline, grace_seconds, epoch_budget=0,
-    population=None,
-) -> bool:  # fmt: skip
-    """Run trials until the study needs none from this worker for now; False once the study
-    has its target finished trials, or has trained its epoch budget. In a population
-    (pbt.Population), its next generation is queued when the last one is complete, and a
-    worker waits for it rather than sample a member beyond the population's size."""
-    trials = running.get_trials(deepcopy=False)
-    if ledger.reached(trials, target, epoch_budget):
+    running, objective, scheduler: Scheduler, callbacks, poll_seconds, deadline, grace_seconds
+) -> bool:
+    """Run trials until the study needs none from this worker for now; False once its
+    scheduler says it holds what it is run for."""
+    verdict = scheduler.next(running)
+    if verdict is Next.DONE:
         return False
-    if population is None:
-        counts = ledger.count_by_state(trials)
-        idle = ledger.finished(counts) + counts[TrialState.RUNNING] >= target
-        idle = idle and not counts[TrialState.WAITING]
-    else:
-        population.plan(running)
-        trials = running.get_trials(deepcopy=False)
-        if population.done(trials):
-            return False
-        idle = not population.has_work(trials)
-    if idle:
+    if verdict is Next.WAIT:
         # Enough trials are running elsewhere; wait in case one dies or fails and the study
-        # needs another. A dead one is failed here and re-queued (WAITING). A queued trial
-        # is always taken (Optuna's ask() pops it first): a re-run queued just after a fresh
-        # trial took the last place would wait for ever, so it runs, and claim_or_give_up
-        # fails whichever of the two is surplus as not needed.
+        # needs another. A dead one is failed here and re-queued (WAITING), which a worker
+        # then takes first (Optuna's ask() pops it), and the claim fails whichever of it and
+        # a fresh trial is surplus as not needed.
         time.sleep(poll_seconds)
         fail_stale_trials(running)
         recovery.fail_orphans(running, grace_seconds)
         return True
-    stops = [claims.StopWhenEnoughInFlight(target, epoch_budget)]
-    if population is not None:  # the next generation first (before checkpoints are removed)
-        stops = [claims.PopulationSteward(population), *stops]
-    running.optimize(
-        claims.claim_or_give_up(objective, target, population),
+    running.optimize(  # the scheduler first: what it queues keeps its checkpoints
+        claims.claim_or_give_up(objective, scheduler),
         timeout=None if deadline is None else max(0.0, deadline - time.monotonic()),
         catch=(TrialFailed,),
-        callbacks=[*stops, *callbacks],
+        callbacks=[claims.Steering(scheduler), *callbacks],
         gc_after_trial=True,
     )
     return True
@@ -135,11 +120,12 @@ def run_trials(
     timeout: float | None = None,
     output: str = "lines",
     callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
-    population=None,
+    scheduler: Scheduler | None = None,
 ) -> None:
-    """Run trials of `running` until it holds settings.trials finished ones (or `timeout`
-    seconds have passed, or trials keep failing); a population's (pbt.Population), until its
-    last generation is complete."""
+    """Run trials of `running` until its scheduler (by default the one its settings name)
+    says it holds what it is run for (or `timeout` seconds have passed, or trials keep
+    failing)."""
+    scheduler = scheduler or strategy.of(settings)
     target = settings.trials
     guard = FailureGuard(MAX_CONSECUTIVE_FAILURES)
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -159,8 +145,8 @@ def run_trials(
                 # a trial the outage cut off, at once: not a grace period later
                 recovery.requeue(running, objective, "cut off: its worker lost the storage")
                 if not run_some_trials(
-                    running, objective, target, callbacks, poll_seconds, deadline,
-                    settings.grace_period, settings.epoch_budget, population,
+                    running, objective, scheduler, callbacks, poll_seconds, deadline,
+                    settings.grace_period,
                 ):  # fmt: skip
                     break
             except files.OutOfSpace as error:  # no checkpoint can be written: stop, resumable

@@ -14,14 +14,13 @@ from registry.signals import interrupt_on_sigterm
 from search.training import checkpoint, data
 from search.training.data import Dataset
 from search.tuning import study
-from search.tuning.execution import claims, launch, live, trial_loop
+from search.tuning.execution import launch, live, trial_loop
 from search.tuning.execution.checkpoints import TrialCheckpoints
 from search.tuning.execution.objective import Objective, free_memory
 from search.tuning.records import ledger
 from search.tuning.records.settings import StudySettings
 from search.tuning.store import storage
-from search.tuning.strategies import pbt
-from search.tuning.strategies.pareto_halving import ParetoHalving
+from search.tuning.strategies import strategy
 
 
 def space_context(settings: StudySettings) -> spaces.SpaceContext:
@@ -57,36 +56,26 @@ def work(
         spaces.import_user_module(settings.space_module)
         if dataset is None:
             dataset = data.load(settings.dataset, data_dir, classes=settings.classes)
+        # what the strategy may resume: a trial whose checkpoint is there
+        scheduler = strategy.of(settings, lambda number: checkpoints.path(number).exists())
         checkpoints = None
         if settings.checkpoint_dir:
             checkpoints = TrialCheckpoints(
                 Path(settings.checkpoint_dir), name, settings.checkpoint_key,
-                settings.keep_checkpoints,
-                settings.keep_paused if settings.pause_pruned else 0,
+                settings.keep_checkpoints, scheduler.keeps,
             )  # fmt: skip
-        halving = (ParetoHalving(settings.objectives, settings.epochs)
-                   if settings.pruner == "moasha" else None)  # fmt: skip
-        population = pbt.Population.of(settings) if settings.scheduler == "pbt" else None
         objective = Objective(
-            settings.space, space_context(settings), dataset, on_device,
-            settings.objectives, settings.compile, checkpoints, settings.pause_pruned, halving,
-            settings.search_box, population,
+            settings.space, space_context(settings), dataset, on_device, settings.objectives,
+            settings.compile, checkpoints, scheduler, settings.search_box,
         )  # fmt: skip
         callbacks = [*([checkpoints.remove_finished] if checkpoints else []), free_memory]
-        if settings.pause_pruned:  # settings.checked makes sure there are checkpoints
-            promoter = claims.Promoter(
-                lambda number: checkpoints.path(number).exists(), settings.trials,
-                settings.epoch_budget,
-            )  # fmt: skip
-            promoter(joined.study)  # paused trials an earlier run left
-            callbacks.append(promoter)
         # Every torch optimizer imports torch._dynamo when first built (its methods are wrapped
         # in torch._disable_dynamo): imported now, its objects are among those the trial loop
         # freezes out of the collection after each trial, not walked by every one of them.
         import torch._dynamo  # noqa: F401
 
         trial_loop.run_trials(
-            joined.study, objective, settings, timeout, output, callbacks, population
+            joined.study, objective, settings, timeout, output, callbacks, scheduler
         )
 
 

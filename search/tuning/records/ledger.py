@@ -64,8 +64,11 @@ def epochs_trained(trials: Iterable[FrozenTrial]) -> int:
 def reached(trials: Sequence[FrozenTrial], target: int, epoch_budget: int) -> bool:
     """Whether a study holds what it is run for: `target` finished trials, or its trials have
     trained `epoch_budget` epochs (0: no budget)."""
-    if finished(count_by_state(trials)) >= target:
-        return True
+    return finished(count_by_state(trials)) >= target or out_of_epochs(trials, epoch_budget)
+
+
+def out_of_epochs(trials: Iterable[FrozenTrial], epoch_budget: int) -> bool:
+    """Whether the trials have trained `epoch_budget` epochs in all (0: no budget)."""
     return bool(epoch_budget) and epochs_trained(trials) >= epoch_budget
 
 

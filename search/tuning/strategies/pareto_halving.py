@@ -22,6 +22,7 @@ import optuna
 from optuna.trial import TrialState
 
 from search.tuning.records import keys, settings
+from search.tuning.strategies.scheduler import Decision, Scheduler
 
 REDUCTION_FACTOR = 3
 # The trials a rung compares, as Optuna's successive halving does: a failed one is not (its
@@ -140,3 +141,26 @@ class ParetoHalving:
         order = ranked([peers[n] for n in numbers])
         kept = max(1, len(numbers) // self.reduction_factor)
         return numbers.index(number) not in order[:kept]
+
+
+@dataclasses.dataclass
+class ParetoScheduler(Scheduler):
+    """Independent trials of a study with several objectives, whose curve Optuna's report
+    refuses: each epoch's accuracy is recorded in the trial's curve (keys.CURVE), and with
+    `halving` (--pruner moasha) the rule above stops it; the costs it ranks by are measured
+    before the trial trains."""
+
+    halving: ParetoHalving | None = None
+
+    @property
+    def measures_costs_first(self) -> bool:
+        return self.halving is not None
+
+    def resumed(self, trial: optuna.Trial, curve: Sequence[float]) -> None:
+        """Nothing to report again: the next epoch records the whole curve."""
+
+    def on_epoch(self, trial: optuna.Trial, curve: Sequence[float]) -> Decision:
+        trial.set_user_attr(keys.CURVE, list(curve))
+        if self.halving and self.halving.should_stop(trial.study, trial.number, len(curve)):
+            return Decision.STOP
+        return Decision.CONTINUE

@@ -20,9 +20,11 @@ exported config replays the member's whole schedule from scratch."""
 import dataclasses
 import math
 import random
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 import spaces
@@ -31,6 +33,7 @@ from search.training import config
 from search.training.config import TrialConfig
 from search.tuning.records import config_attrs, keys, ledger
 from search.tuning.records.settings import StudySettings
+from search.tuning.strategies.scheduler import Decision, Next, NotNeeded, Scheduler
 
 QUANTILE = 0.25  # Ray Tune's quantile_fraction: the worst quarter copy the best quarter
 FACTORS = (1.2, 0.8)  # Ray Tune's perturbation_factors
@@ -249,3 +252,49 @@ def lineage_rows(trials: list[FrozenTrial]) -> list[dict[str, Any]]:
             "donor": attrs["donor"], "curve": dict(sorted(trial.intermediate_values.items())),
         })  # fmt: skip
     return rows
+
+
+@dataclasses.dataclass
+class PopulationScheduler(Scheduler):
+    """A population's segments (--scheduler pbt): its next generation is queued when the last
+    is complete, a worker waits for it rather than sample a member beyond the population's
+    size, and each segment stops at its interval's end."""
+
+    population: Population | None = None
+
+    def next(self, study: optuna.Study) -> Next:
+        """The next generation queued first, whatever the budget: a study resumed with more
+        budget goes on with it."""
+        self.population.plan(study)
+        trials = study.get_trials(deepcopy=False)
+        if ledger.reached(trials, self.target, self.epoch_budget) or self.population.done(trials):
+            return Next.DONE
+        return Next.START if self.population.has_work(trials) else Next.WAIT
+
+    def claim(self, trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> str | None:
+        """A fresh trial (not a planned segment) is not needed with the population's size of
+        generation 0's ahead of it."""
+        if generation_of(trial) is not None:
+            return super().claim(trial, trials)
+        fresh = lambda other: generation_of(other) in (0, None)  # noqa: E731
+        return self._behind(trial, trials, self.population.size, fresh)
+
+    def start(self, trial: optuna.Trial, born: TrialConfig) -> TrialConfig:
+        started = start_segment(trial, born)
+        if isinstance(started, str):
+            raise NotNeeded(started)
+        return started
+
+    def on_epoch(self, trial: optuna.Trial, curve: Sequence[float]) -> Decision:
+        decision = super().on_epoch(trial, curve)
+        if len(curve) == stop_after(trial, self.population):
+            return Decision.STOP  # the interval is over
+        return decision
+
+    def ended(self, trial: optuna.Trial, decision: Decision, curve: Sequence[float]) -> str:
+        if len(curve) == stop_after(trial, self.population):  # the next generation goes on
+            return f"interval over after epoch {len(curve)}: the population exploits"
+        return super().ended(trial, decision, curve)
+
+    def keeps(self, trials: list[FrozenTrial], direction: StudyDirection) -> set[int]:
+        return kept(trials)

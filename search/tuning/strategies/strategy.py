@@ -1,10 +1,16 @@
-"""The one place that turns a study's settings into its strategy: which sampler and pruner a
-study runs with, and which settings fit together."""
+"""The one place that turns a study's settings into its strategy: the sampler and pruner a
+study runs with (attach), the scheduler that the execution loop drives (of: by the settings'
+--scheduler, from SCHEDULERS), and which settings fit together (check). A new strategy is a
+module of this folder and its registration here."""
+
+from collections.abc import Callable
 
 import optuna
 
-from registry import UsageError, seed_plus
+from registry import Registry, UsageError, seed_plus
 from search.tuning.records.settings import StudySettings
+from search.tuning.strategies import pbt
+from search.tuning.strategies.pareto_halving import ParetoHalving, ParetoScheduler
 from search.tuning.strategies.pruners import (
     DEFAULT_MULTI_OBJECTIVE_PRUNER,
     DEFAULT_PRUNER,
@@ -13,6 +19,11 @@ from search.tuning.strategies.pruners import (
     PRUNERS,
 )
 from search.tuning.strategies.samplers import SAMPLERS, SINGLE_OBJECTIVE_SAMPLERS
+from search.tuning.strategies.scheduler import Scheduler
+
+# --scheduler NAME -> the scheduler of a study of those settings, given what tells whether a
+# trial's checkpoint is there to resume (None: trials do not checkpoint). "": the default.
+SCHEDULERS: Registry = Registry("scheduler", supplied=("settings", "resumable"))
 
 
 def check_choice(sampler: str, pruner: str | None, objectives: int) -> str:
@@ -88,3 +99,38 @@ def attach(found: optuna.Study, settings: StudySettings, slot: int) -> optuna.St
         )
     found.pruner = PRUNERS[settings.pruner](settings.epochs)
     return found
+
+
+@SCHEDULERS.register("")
+def independent(settings: StudySettings, resumable: Callable[[int], bool] | None) -> Scheduler:
+    """Independent trials: judged by the study's pruner, or with several objectives by the
+    Pareto-front rule (--pruner moasha) or none."""
+    if len(settings.objectives) > 1:
+        halving = ParetoHalving(settings.objectives, settings.epochs)
+        return ParetoScheduler(
+            settings.trials, settings.epoch_budget,
+            halving=halving if settings.pruner == "moasha" else None,
+        )  # fmt: skip
+    return Scheduler(
+        settings.trials, settings.epoch_budget, pause=settings.pause_pruned,
+        keep_paused=settings.keep_paused if settings.pause_pruned else 0, resumable=resumable,
+    )  # fmt: skip
+
+
+@SCHEDULERS.register("pbt")
+def population(settings: StudySettings, resumable: Callable[[int], bool] | None) -> Scheduler:
+    return pbt.PopulationScheduler(
+        settings.trials, settings.epoch_budget, population=pbt.Population.of(settings)
+    )
+
+
+def of(settings: StudySettings, resumable: Callable[[int], bool] | None = None) -> Scheduler:
+    """The scheduler a study of `settings` runs with."""
+    return SCHEDULERS[settings.scheduler](settings, resumable)
+
+
+def standalone(objectives: tuple[str, ...]) -> Scheduler:
+    """The scheduler of an objective run on its own, by a plain study.optimize (a test, a
+    notebook), not by the execution loop, whose target and budget it then has no use for: the
+    study's own pruner judges each epoch; with several objectives the curve is recorded."""
+    return ParetoScheduler(target=0) if len(objectives) > 1 else Scheduler(target=0)
