@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from registry import UsageError
+from registry import UsageError, options
 from registry.signals import interrupt_on_sigterm
 from search.training import COMPILE_MODES
 from search.tuning import DEFAULT_STORAGE
@@ -141,10 +141,7 @@ def add_classes_argument(parser: argparse.ArgumentParser, purpose: str) -> None:
 
 def check_positive(args: argparse.Namespace, *flags: str) -> None:
     """Refuse a zero or negative value for any of `flags` (dest names); None means unset."""
-    for flag in flags:
-        value = getattr(args, flag)
-        if value is not None and value <= 0:
-            raise UsageError(f"--{flag.replace('_', '-')} must be positive, not {value}")
+    options.check_positive(vars(args), *flags)
 
 
 def verbosity(argv: Sequence[str]) -> int:

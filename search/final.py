@@ -31,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with storage.kept_open(args.storage, create=False) as opened:
         found = study.load(opened, args.study)
-        settings = study.settings(found)  # a study search.run did not make, or cannot run
+        settings = study.settings_of(found)  # a study search.run did not make, or cannot run
         seed_selection.top_trials(
             found, args.top
         )  # no complete trial, or several objectives: fail now

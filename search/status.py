@@ -21,7 +21,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from search.tuning.store import storage
 
     found = study.load(storage.open_storage(args.storage, read_only=True), args.study)
-    target = study.settings(found).trials  # a study search.run did not make is refused
+    target = study.settings_of(found).trials  # a study search.run did not make is refused
     print(progress.describe_status(found, datetime.datetime.now(), target))
     return 0
 

@@ -33,7 +33,7 @@ def opened(tmp_path):
 def test_a_created_study_records_its_settings_and_a_resumed_one_keeps_them(opened):
     created = study.create_or_resume(opened, "s", SETTINGS)
     recorded = dataclasses.replace(SETTINGS, checkpoint_key=created.user_attrs["checkpoint_key"])
-    assert study.settings(created) == recorded
+    assert study.settings_of(created) == recorded
     assert created.user_attrs == recorded.to_attrs()
     later = {
         "storage_patience": 1800,
@@ -51,7 +51,7 @@ def test_a_created_study_records_its_settings_and_a_resumed_one_keeps_them(opene
     assert created.metric_names == ["val_accuracy"]
     more = study.checked({**FIXED, **OPTIONS, "trials": 9})
     resumed = study.create_or_resume(opened, "s", more)
-    assert study.settings(resumed).trials == 9  # run options follow the latest command
+    assert study.settings_of(resumed).trials == 9  # run options follow the latest command
     assert len(study.names(opened)) == 1
 
 
@@ -73,7 +73,7 @@ def test_a_study_from_before_an_option_existed_reads_with_its_meaning_then(opene
     for key, value in {**FIXED, **OPTIONS}.items():
         if key != "compile":
             older.set_user_attr(key, value)
-    assert study.settings(study.load(opened, "old")).compile == ""
+    assert study.settings_of(study.load(opened, "old")).compile == ""
 
 
 @pytest.mark.parametrize("recorded, mode", [(True, "default"), (False, "")])
@@ -82,13 +82,13 @@ def test_a_study_that_recorded_compile_as_on_or_off_reads_as_its_mode(opened, re
     older = optuna.create_study(study_name="old", storage=opened)
     for key, value in {**FIXED, **OPTIONS, "compile": recorded}.items():
         older.set_user_attr(key, value)
-    assert study.settings(study.load(opened, "old")).compile == mode
+    assert study.settings_of(study.load(opened, "old")).compile == mode
 
 
 def test_a_study_not_made_by_search_run_is_refused_with_what_it_lacks(opened):
     optuna.create_study(study_name="foreign", storage=opened)
     with pytest.raises(UsageError, match="was not created by search.run .it lacks space"):
-        study.settings(study.load(opened, "foreign"))
+        study.settings_of(study.load(opened, "foreign"))
     with pytest.raises(UsageError, match="was not created by search.run .it lacks space.*another"):
         study.create_or_resume(opened, "foreign", SETTINGS)  # search.run does not adopt it
     assert study.load(opened, "foreign").user_attrs == {}
@@ -101,9 +101,9 @@ def test_a_bad_value_recorded_by_an_older_version_opens_with_a_line_that_names_i
     for key, value in {**FIXED, **OPTIONS, "seed": 99999999999}.items():
         older.set_user_attr(key, value)
     with pytest.raises(UsageError, match="study 'old' holds a setting .*setting 'seed' must be"):
-        study.settings(study.load(opened, "old"))
+        study.settings_of(study.load(opened, "old"))
     repaired = study.create_or_resume(opened, "old", SETTINGS)  # search.run records good ones
-    assert study.settings(repaired).seed == 3
+    assert study.settings_of(repaired).seed == 3
 
 
 @pytest.mark.parametrize(
@@ -126,7 +126,7 @@ def test_settings_are_checked_before_anything_is_recorded(changed, message):
 def test_workers_get_the_recorded_sampler_and_pruner_with_seeds_of_their_own(opened):
     chosen = study.checked({**FIXED, **OPTIONS, "sampler": "qmc", "pruner": "median"})
     created = study.create_or_resume(opened, "s", chosen)
-    recorded = study.settings(created)
+    recorded = study.settings_of(created)
     first = study.open_for_worker(opened, "s", recorded, slot=0)
     second = study.open_for_worker(opened, "s", recorded, slot=1)
     assert isinstance(first.sampler, optuna.samplers.QMCSampler)
@@ -168,11 +168,11 @@ def test_of_two_commands_creating_one_study_at_once_the_second_fails_with_one_li
     with pytest.raises(RunFailure, match="study 'race' was created by another command just now"):
         study.create_or_resume(opened, "race", other)
     monkeypatch.undo()
-    assert study.settings(study.load(opened, "race")).space == "mlp"
+    assert study.settings_of(study.load(opened, "race")).space == "mlp"
 
 
 def test_a_study_draws_its_own_checkpoint_key_and_keeps_it_when_resumed(opened):
-    first = study.settings(study.create_or_resume(opened, "keyed", SETTINGS)).checkpoint_key
-    again = study.settings(study.create_or_resume(opened, "keyed", SETTINGS)).checkpoint_key
-    other = study.settings(study.create_or_resume(opened, "other", SETTINGS)).checkpoint_key
+    first = study.settings_of(study.create_or_resume(opened, "keyed", SETTINGS)).checkpoint_key
+    again = study.settings_of(study.create_or_resume(opened, "keyed", SETTINGS)).checkpoint_key
+    other = study.settings_of(study.create_or_resume(opened, "other", SETTINGS)).checkpoint_key
     assert len(first) == 8 and first == again != other

@@ -43,137 +43,182 @@ def get_args_parser() -> cli.ArgumentParser:
         "transfer compares a search warm-started from a study of other classes with a cold "
         "one (with the --strategy-* and --transfer-* flags)",
     )  # fmt: skip
+    cli.add_compile_argument(parser, " (sections 2 and 3)")
     parser.add_argument(
+        "--json", type=Path,
+        help="also write the measurements to this file, rewritten as each section ends",
+    )  # fmt: skip
+    add_trainer_arguments(parser)
+    add_fast_arguments(parser)
+    add_search_arguments(parser)
+    add_strategy_arguments(parser)
+    add_pareto_arguments(parser)
+    add_scale_arguments(parser)
+    return parser
+
+
+def add_trainer_arguments(parser: cli.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "trainer",
+        "sections plain, trainer and profile: ResNet-18 through the plain pipeline and ours",
+    )
+    group.add_argument(
         "--images", type=int, default=0,
         help="train sections 1-3 on a seeded random N of the training images (default 0: all)",
     )  # fmt: skip
-    parser.add_argument(
+    group.add_argument(
         "--epochs", type=int, default=3,
         help="ResNet-18 epochs per measurement, at least 2: the first (loader start-up, cuDNN "
         "autotuning) is not counted (default 3)",
     )  # fmt: skip
-    parser.add_argument("--width", type=int, default=64, help="ResNet-18 width (default 64)")
-    parser.add_argument(
+    group.add_argument("--width", type=int, default=64, help="ResNet-18 width (default 64)")
+    group.add_argument(
         "--loader-workers", type=int, default=8, help="plain pipeline DataLoader workers (8)"
     )
-    parser.add_argument(
+    group.add_argument(
         "--batch-sizes", default="128,512", help="our trainer's batch sizes (default 128,512)"
     )
-    parser.add_argument(
+    group.add_argument(
         "--profile", action="store_true",
         help="add the profile section: our trainer's steps at the largest batch size under "
         "torch.profiler, a window of 20 after 10, the share of time the GPU was busy and the "
         "top GPU operations (CUDA only)",
     )  # fmt: skip
-    parser.add_argument("--seeds", type=int, default=5, help="fast config runs (default 5)")
-    parser.add_argument(
+
+
+def add_fast_arguments(parser: cli.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "fast", "sections fast and ablation: the fast space's default config"
+    )
+    group.add_argument("--seeds", type=int, default=5, help="fast config runs (default 5)")
+    group.add_argument(
         "--fast-epochs", type=int, default=10,
         help="the fast config's epochs (default 10: airbench94 trains 9.9)",
     )  # fmt: skip
-    parser.add_argument(
+    group.add_argument(
         "--fast-width", type=int, help="override the fast config's first-group width (tiny runs)"
     )
-    parser.add_argument(
+
+
+def add_search_arguments(parser: cli.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "search",
+        "sections search and bookkeeping: timed searches, a trial's cost beside its training",
+    )
+    group.add_argument(
         "--search-space", default="convnet", help="space of the timed searches (convnet)"
     )
-    parser.add_argument("--search-trials", type=int, default=24, help="trials per search (24)")
-    parser.add_argument("--search-epochs", type=int, default=4, help="--epochs of each search (4)")
-    parser.add_argument(
+    group.add_argument("--search-trials", type=int, default=24, help="trials per search (24)")
+    group.add_argument("--search-epochs", type=int, default=4, help="--epochs of each search (4)")
+    group.add_argument(
         "--workers-per-gpu", default="1,2,4", help="one search per value (default 1,2,4)"
     )
-    parser.add_argument(
+    group.add_argument(
         "--search-storage",
         help="the searches' (and bookkeeping's) storage, kept after the run (default: a "
         "temporary SQLite file); run the same command again to resume a search that "
         "--search-timeout stopped, up to --search-trials in all",
     )
-    parser.add_argument(
+    group.add_argument(
         "--search-timeout", type=float,
         help="each search stops starting trials after this many seconds (search.run --timeout)",
     )  # fmt: skip
-    parser.add_argument(
+    group.add_argument(
+        "--bookkeeping-trials", type=int, default=1000,
+        help="trials per space in the bookkeeping section (1000)",
+    )  # fmt: skip
+
+
+def add_strategy_arguments(parser: cli.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "strategies",
+        "section strategies: search strategies at an equal budget",
+    )
+    group.add_argument(
         "--strategies", default="random,optuna-defaults,asha,tpe-hyperband,tpe-hyperband-pause",
         help="strategies section: which search strategies to compare at an equal budget, of "
         "random, optuna-defaults, asha, tpe-hyperband, tpe-hyperband-pause, asha-pause, pbt "
         "(its population filling the budget), tpe-hyperband-warm (warm-started from a study "
         "of --transfer-source-classes) (default: the first five)",
     )  # fmt: skip
-    parser.add_argument(
+    group.add_argument(
         "--strategy-space", default="mlp", help="strategies section: the space searched (mlp)"
     )
-    parser.add_argument(
+    group.add_argument(
         "--strategy-fix", default="image_size=0",
         help="strategies section: search.run --fix for every search (image_size=0)",
     )  # fmt: skip
-    parser.add_argument(
+    group.add_argument(
         "--strategy-classes", default="", help="strategies section: search.run --classes"
     )
-    parser.add_argument(
+    group.add_argument(
         "--strategy-epochs", type=int, default=9,
         help="strategies section: --epochs of each search, a trial's most (9)",
     )  # fmt: skip
-    parser.add_argument(
+    group.add_argument(
         "--strategy-budget", type=int, default=108,
         help="strategies section: epochs each search trains in all (--epoch-budget; 108, "
         "12 whole trials of --strategy-epochs 9: on --dataset sample its table of 5 "
         "strategies took 44 min on 2 CPU cores)",
     )  # fmt: skip
-    parser.add_argument(
+    group.add_argument(
         "--strategy-repeats", type=int, default=5,
         help="strategies section: seeds per strategy (5)",
     )  # fmt: skip
-    parser.add_argument(
+    group.add_argument(
         "--strategy-workers", type=int, default=2,
         help="strategies section: worker processes per search (2)",
     )  # fmt: skip
-    parser.add_argument(
+
+
+def add_pareto_arguments(parser: cli.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "pareto and transfer", "sections pareto and transfer (with the strategies flags)"
+    )
+    group.add_argument(
         "--pareto-objectives", choices=("accuracy,params", "accuracy,latency"),
         default="accuracy,params",
         help="pareto section: the two objectives (accuracy,params; or accuracy,latency: ms a "
         "batch on --device)",
     )  # fmt: skip
-    parser.add_argument(
+    group.add_argument(
         "--transfer-source-classes", default="airplane,automobile,bird,cat,deer",
         help="transfer section and tpe-hyperband-warm: the earlier study's classes "
         "(airplane,automobile,bird,cat,deer)",
     )  # fmt: skip
-    parser.add_argument(
+    group.add_argument(
         "--transfer-target-classes", default="dog,frog,horse,ship,truck",
         help="transfer section: the classes searched cold and warm (dog,frog,horse,ship,truck)",
     )  # fmt: skip
-    parser.add_argument(
+    group.add_argument(
         "--transfer-source-budget", type=int, default=108,
         help="transfer section and tpe-hyperband-warm: epochs the earlier study trains "
         "(--epoch-budget; 108)",
     )  # fmt: skip
-    parser.add_argument(
+    group.add_argument(
         "--transfer-top", type=int, default=5,
         help="transfer section and tpe-hyperband-warm: the warm search's --warm-start-top (5)",
     )  # fmt: skip
-    parser.add_argument(
-        "--bookkeeping-trials", type=int, default=1000,
-        help="trials per space in the bookkeeping section (1000)",
-    )  # fmt: skip
-    parser.add_argument(
+
+
+def add_scale_arguments(parser: cli.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "workers", "section workers: many stand-in workers on one study"
+    )
+    group.add_argument(
         "--scale-storage",
         help="workers section: the study storage, postgresql://... or grpc://... (a proxy)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--scale-database",
         help="workers section: the PostgreSQL whose connections are counted (default: "
         "--scale-storage, if it is one)",
     )
-    parser.add_argument("--scale-workers", type=int, default=200, help="workers section (200)")
-    parser.add_argument("--scale-trials", type=int, default=400, help="workers section (400)")
-    parser.add_argument(
+    group.add_argument("--scale-workers", type=int, default=200, help="workers section (200)")
+    group.add_argument("--scale-trials", type=int, default=400, help="workers section (400)")
+    group.add_argument(
         "--scale-kills", type=int, default=20, help="workers killed mid-trial (default 20)"
     )
-    cli.add_compile_argument(parser, " (sections 2 and 3)")
-    parser.add_argument(
-        "--json", type=Path,
-        help="also write the measurements to this file, rewritten as each section ends",
-    )  # fmt: skip
-    return parser
 
 
 def parse_counts(text: str, flag: str) -> list[int]:
@@ -199,25 +244,10 @@ def parse_sections(text: str, profile: bool) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
-    chosen = parse_sections(args.sections, args.profile)
-    if args.epochs < 2:
-        raise UsageError("--epochs must be at least 2: the first epoch is not timed")
-    cli.check_positive(args, "width", "seeds", "fast_epochs", "search_trials", "search_epochs",
-                       "search_timeout", "bookkeeping_trials", "strategy_epochs",
-                       "strategy_budget", "strategy_repeats", "strategy_workers",
-                       "transfer_source_budget", "transfer_top")  # fmt: skip
-    batch_sizes = parse_counts(args.batch_sizes, "--batch-sizes")
-    workers_per_gpu = parse_counts(args.workers_per_gpu, "--workers-per-gpu")
-    from registry import files
-
-    if args.json:  # before the measuring: an hour of it must not end in an unwritable file
-        files.check_output(args.json)
-    if args.search_storage:
-        from search.tuning.store import urls
-
-        urls.check_url(args.search_storage)
+    chosen, batch_sizes, workers_per_gpu = checked(args)
     if chosen == ["workers"]:
         return scale_section(args, argv)
+    from registry import files
     from search.bench import sections
 
     bench = sections.prepare(args, chosen, batch_sizes, workers_per_gpu)
@@ -234,6 +264,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         document["sections"][name] = entry
         if args.json:
             files.write_text(args.json, json.dumps(document, indent=2) + "\n")
+
+    rows, failed = run_sections(bench, chosen, record)
+    print("\n" + sections.format_table(rows))
+    print(sections.FOOTNOTE)
+    for row in rows:
+        if row.detail:
+            print(row.detail)
+    if failed:
+        print(f"search.bench: {len(failed)} section(s) failed: {', '.join(failed)}",
+              file=sys.stderr)  # fmt: skip
+    return 1 if failed else 0
+
+
+def checked(args) -> tuple[list[str], list[int], list[int]]:
+    """The sections chosen, the batch sizes and the worker counts, every flag checked before
+    anything is measured: an hour of it must not end in an unwritable file."""
+    chosen = parse_sections(args.sections, args.profile)
+    if args.epochs < 2:
+        raise UsageError("--epochs must be at least 2: the first epoch is not timed")
+    cli.check_positive(args, "width", "seeds", "fast_epochs", "search_trials", "search_epochs",
+                       "search_timeout", "bookkeeping_trials", "strategy_epochs",
+                       "strategy_budget", "strategy_repeats", "strategy_workers",
+                       "transfer_source_budget", "transfer_top")  # fmt: skip
+    batch_sizes = parse_counts(args.batch_sizes, "--batch-sizes")
+    workers_per_gpu = parse_counts(args.workers_per_gpu, "--workers-per-gpu")
+    from registry import files
+
+    if args.json:
+        files.check_output(args.json)
+    if args.search_storage:
+        from search.tuning.store import urls
+
+        urls.check_url(args.search_storage)
+    return chosen, batch_sizes, workers_per_gpu
+
+
+def run_sections(bench, chosen: list[str], record) -> tuple[list, list[str]]:
+    """Each chosen section's rows, printed and recorded as they are measured; a section that
+    fails is reported and the others run. The rows, and the sections that failed."""
+    from search.bench import sections
 
     # `timeout` (GPU.md's script) ends a section with SIGTERM, which cli.run_main turns into
     # Ctrl-C: the section is recorded as interrupted, with the rows it had measured
@@ -261,15 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         rows += found
         record(name, outcome("done", started, found))
-    print("\n" + sections.format_table(rows))
-    print(sections.FOOTNOTE)
-    for row in rows:
-        if row.detail:
-            print(row.detail)
-    if failed:
-        print(f"search.bench: {len(failed)} section(s) failed: {', '.join(failed)}",
-              file=sys.stderr)  # fmt: skip
-    return 1 if failed else 0
+    return rows, failed
 
 
 def outcome(status: str, started: float, found: list, **more) -> dict:

@@ -152,10 +152,41 @@ def measure(
     counter = threading.Thread(target=count_connections, args=(database_url, stop, ready, peak))
     counter.start()
     ready.wait(60)  # a database that cannot be reached fails the count, not the wait
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     started = time.monotonic()
+    processes = start_workers(storage_url, name, workers, epoch_seconds, worker_log)
+    victims, requeued_after = kill_some(found, processes, kills, epochs, started + timeout)
+    codes = []
+    for process in processes:
+        try:
+            codes.append(process.wait(max(1.0, started + timeout - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            codes.append(process.wait())
+    seconds = time.monotonic() - started
+    stop.set()
+    counter.join()
+    killed_pids = {pid for _, pid in victims}
+    result = ScaleResult(
+        storage=storage_url, workers=workers, trials=trials, seconds=round(seconds, 1),
+        peak_connections=max(peak), grace_period=grace_period, worker_log=worker_log,
+        other_workers_failed=sum(
+            code != 0 for process, code in zip(processes, codes, strict=True)
+            if process.pid not in killed_pids
+        ),
+        **outcome_of(found.get_trials(deepcopy=False), seconds, victims, requeued_after),
+    )  # fmt: skip
+    optuna.delete_study(study_name=name, storage=opened)  # the figures are all it was for
+    storage.close(opened)
+    return result
+
+
+def start_workers(
+    storage_url: str, name: str, workers: int, epoch_seconds: float, worker_log: str
+) -> list[subprocess.Popen]:
+    """The stand-in worker processes, their stderr in `worker_log`."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with open(worker_log, "ab") as log:
-        processes = [
+        return [
             subprocess.Popen(
                 [
                     sys.executable,
@@ -171,59 +202,39 @@ def measure(
             )  # fmt: skip
             for slot in range(workers)
         ]
-    victims, requeued_after = kill_some(found, processes, kills, epochs, started + timeout)
-    codes = []
-    for process in processes:
-        try:
-            codes.append(process.wait(max(1.0, started + timeout - time.monotonic())))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            codes.append(process.wait())
-    seconds = time.monotonic() - started
-    stop.set()
-    counter.join()
-    trials_now = found.get_trials(deepcopy=False)
+
+
+def outcome_of(
+    trials_now: list, seconds: float, victims: list[tuple[int, int]], requeued_after: list[float]
+) -> dict:
+    """What the study's trials say of the run: finished and left behind, and what became of
+    each killed trial's re-run."""
     finished = [t for t in trials_now if t.state in ledger.FINISHED]
     reruns = {t.user_attrs[spaces.RETRY_HISTORY][-1]: t for t in trials_now
               if t.user_attrs.get(spaces.RETRY_HISTORY)}  # fmt: skip
-    killed_pids = {pid for _, pid in victims}
-    result = ScaleResult(
-        storage=storage_url,
-        workers=workers,
-        trials=trials,
+    rerun_of = [reruns.get(number) for number, _ in victims]
+    return dict(
         finished=len(finished),
         left_running=sum(t.state == TrialState.RUNNING for t in trials_now),
         left_waiting=sum(t.state == TrialState.WAITING for t in trials_now),
-        seconds=round(seconds, 1),
         trials_per_second=round(len(finished) / seconds, 2),
-        peak_connections=max(peak),
         killed=len(victims),
         killed_at_epoch=[max(trials_now[number].intermediate_values) for number, _ in victims],
         killed_requeued=len(requeued_after),
         resumed_after_epoch=[
-            reruns[number].user_attrs.get(keys.RESUMED_AFTER_EPOCH, 0) if number in reruns else None
-            for number, _ in victims
+            None if rerun is None else rerun.user_attrs.get(keys.RESUMED_AFTER_EPOCH, 0)
+            for rerun in rerun_of
         ],
         killed_resumed=sum(
-            reruns[number].state in ledger.FINISHED
-            and reruns[number].user_attrs.get(keys.RESUMED_AFTER_EPOCH, 0) > 0
-            for number, _ in victims if number in reruns
+            rerun.state in ledger.FINISHED
+            and rerun.user_attrs.get(keys.RESUMED_AFTER_EPOCH, 0) > 0
+            for rerun in rerun_of if rerun is not None
         ),
         killed_not_needed=sum(
-            bool(reruns[number].user_attrs.get(keys.NOT_NEEDED))
-            for number, _ in victims if number in reruns
+            bool(rerun.user_attrs.get(keys.NOT_NEEDED)) for rerun in rerun_of if rerun is not None
         ),
         slowest_requeue_seconds=round(max(requeued_after), 1) if requeued_after else None,
-        grace_period=grace_period,
-        other_workers_failed=sum(
-            code != 0 for process, code in zip(processes, codes, strict=True)
-            if process.pid not in killed_pids
-        ),
-        worker_log=worker_log,
     )  # fmt: skip
-    optuna.delete_study(study_name=name, storage=opened)  # the figures are all it was for
-    storage.close(opened)
-    return result
 
 
 def kill_some(

@@ -54,7 +54,7 @@ def load(storage: RDBStorage, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=storage)
 
 
-def settings(found: optuna.Study) -> StudySettings:
+def settings_of(found: optuna.Study) -> StudySettings:
     """What search.run recorded on the study; a worker runs exactly this. A value that an
     older version recorded and this one refuses is one line that names it."""
     recorded = upgraded({**LATER, **found.user_attrs})
@@ -156,7 +156,7 @@ def warm_start(
 
     def read(found_in) -> transfer.Transfer:
         source = load(found_in, source_name)
-        transfer.check_source(settings(source).space, source_name, wanted.space)
+        transfer.check_source(settings_of(source).space, source_name, wanted.space)
         ranges, _ = describe.parameter_ranges(wanted.space, context)
         return transfer.plan(source, wanted, ranges, top)
 

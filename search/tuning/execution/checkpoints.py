@@ -5,11 +5,12 @@ epoch's. Every worker must read the folder at the same path (on many hosts, a sh
 filesystem). Checkpoints of finished trials are removed, except those of the top K complete
 trials (--keep-checkpoints K): each holds its trained network and where it stood."""
 
+import dataclasses
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import optuna
 from optuna.study import StudyDirection
@@ -17,6 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 import spaces
 from registry import UsageError, files
+from registry.options import OptionGroup, flag
 from search.training import config, legacy
 from search.training.config import TrialConfig
 from search.tuning.execution import retries
@@ -33,6 +35,33 @@ CHECKPOINT_NAME = re.compile(r"^\.?trial-(\d+)\.pt")  # a checkpoint, or one a k
 def folder_name(study_name: str) -> str:
     """A study name as one safe path component."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", study_name)
+
+
+DEFAULT_CHECKPOINT_DIR = "checkpoints"
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointOptions(OptionGroup):
+    """Where trials checkpoint every epoch, and which finished trials' checkpoints stay."""
+
+    title: ClassVar[str] = "checkpoints"
+
+    checkpoint_dir: str = flag(
+        DEFAULT_CHECKPOINT_DIR,
+        help="where trials checkpoint every epoch, so that a re-run of a killed or preempted "
+        "one resumes there (a folder at the same path on every host: a shared filesystem); "
+        f"'' for none (default ./{DEFAULT_CHECKPOINT_DIR})",
+    )
+    keep_checkpoints: int = flag(
+        0, type=int, metavar="K",
+        help="keep the checkpoints of the K best complete trials; the rest are removed when "
+        "their trials finish (default 0)",
+    )  # fmt: skip
+
+    def settings(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The folder resolved here, so that workers on every host read the same path."""
+        folder = str(Path(self.checkpoint_dir).resolve()) if self.checkpoint_dir else ""
+        return {"checkpoint_dir": folder, "keep_checkpoints": self.keep_checkpoints}
 
 
 class TrialCheckpoints:

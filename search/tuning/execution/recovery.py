@@ -12,7 +12,8 @@ from typing import Protocol
 import optuna
 from optuna.trial import TrialState
 
-from registry import RunFailure
+from registry import RunFailure, files
+from search.tuning import study
 from search.tuning.execution import retries
 from search.tuning.execution.endings import CUT_OFF, TAKEN_AWAY
 from search.tuning.records import keys, ledger
@@ -138,3 +139,42 @@ def requeue(running: optuna.Study, objective: TrialRunner, reason: str, tell: bo
                 number, reason)  # fmt: skip
     objective.in_hand = None
     return requeued
+
+
+def out_of_space(running: optuna.Study, objective: TrialRunner, error: files.OutOfSpace):
+    """The full disk that stops this worker, the trial in hand re-queued to resume then."""
+    number = objective.in_hand
+    if requeue(running, objective, "cut off: no space left for its checkpoint", tell=False):
+        return files.OutOfSpace(f"{error} (trial {number} resumes then)")
+    return error
+
+
+def interrupted(running: optuna.Study, objective: TrialRunner) -> None:
+    """Ctrl-C or SIGTERM: the trial in hand re-queued, if the storage still answers."""
+    try:
+        requeue(running, objective, "was interrupted")
+    except Exception as error:  # noqa: BLE001  stopping anyway; say what is left
+        log.warning("could not re-queue trial %s: %s", objective.in_hand, error)
+
+
+def ride_out(running: optuna.Study, objective: TrialRunner, error: Exception, outage: Outage):
+    """What the loop does with an error that is not the trial's: a trial someone else ended
+    is dropped, a lost storage waited for; anything else is raised again."""
+    if faults.finished_elsewhere(error):
+        # the trial in hand was ended by another process (a false stale verdict) or the
+        # queued trial this worker reached for was taken (a race)
+        dropped = taken_away(running, objective)
+        log.log(logging.WARNING if dropped else logging.DEBUG, "%s",
+                dropped or f"taken first: {faults.first_line(error)}")  # fmt: skip
+        return
+    # The database went away (a restart, a maintenance window, a network blip). Pooled
+    # connections are pre-pinged, so waiting and going on reconnects; the trial it cut off
+    # keeps its checkpoint and is re-run when it is back.
+    lost = faults.outage(error)
+    if lost is None:
+        if study.deleted(running):  # Optuna fails on it in odd ways (KeyError, or
+            raise RunFailure(  # UnboundLocalError in its tell): say what happened
+                f"study '{running.study_name}' was deleted while this worker ran it; stopped"
+            ) from None
+        raise error
+    outage.wait(lost)

@@ -37,7 +37,7 @@ class StaleTrialWatch:
         for summary in self.storage.get_all_studies():
             found = optuna.load_study(study_name=summary.study_name, storage=self.storage)
             try:
-                settings = study.settings(found)
+                settings = study.settings_of(found)
             except UsageError:
                 continue  # not a study search.run can run: none of its trials beat
             wait = min(wait, settings.heartbeat_interval)

@@ -8,13 +8,15 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar
 
 import optuna
 from optuna.storages import fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
 from registry import RunFailure, files
+from registry.options import OptionGroup, check_positive, flag
 from registry.signals import interrupt_on_sigterm
 from search.tuning import study
 from search.tuning.execution import claims, live, recovery, retries
@@ -22,13 +24,44 @@ from search.tuning.execution.endings import TrialFailed
 from search.tuning.execution.memory import SurvivorsFrozen, startup_heap_frozen
 from search.tuning.records import keys, ledger
 from search.tuning.records.settings import StudySettings
-from search.tuning.store import faults, room, storage
+from search.tuning.store import room, storage
 from search.tuning.strategies import strategy
 from search.tuning.strategies.scheduler import Next, Scheduler
 
 log = logging.getLogger("search.worker")
 
 MAX_CONSECUTIVE_FAILURES = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget(OptionGroup):
+    """How much a study runs: finished trials, epochs trained, and this run's seconds."""
+
+    title: ClassVar[str] = "budget"
+
+    trials: int = flag(
+        100, type=int,
+        help="finished (complete or pruned) trials wanted in the study in total, across all "
+        "workers and runs (default 100)",
+    )  # fmt: skip
+    epoch_budget: int = flag(
+        0, type=int, metavar="E",
+        help="stop starting trials once the study's trials have trained E epochs in all (each "
+        "epoch once: a resumed or continued trial's earlier epochs are not counted again), "
+        "whichever of this and --trials comes first (default 0: no limit)",
+    )  # fmt: skip
+    timeout: float | None = flag(
+        None, type=float, help="stop starting new trials after this many seconds"
+    )
+
+    def check(self, given: Mapping[str, Any]) -> None:
+        check_positive(given, "trials", "timeout")
+
+    def settings(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        return {"trials": self.trials, "epoch_budget": self.epoch_budget}
+
+    def run_options(self) -> dict[str, Any]:
+        return {"timeout": self.timeout}
 
 
 def out_of_time(deadline: float | None) -> bool:
@@ -83,7 +116,7 @@ def join(storage_url: str, name: str, settings: StudySettings, slot: int) -> Ite
 def read_settings(storage_url: str, name: str) -> StudySettings:
     """The study's recorded settings, read before the storage is opened with its heartbeat."""
     with storage.kept_open(storage_url, create=False) as plain:
-        return study.settings(study.load(plain, name))
+        return study.settings_of(study.load(plain, name))
 
 
 def run_some_trials(
@@ -138,9 +171,7 @@ def run_trials(
         while not guard.tripped and not out_of_time(deadline):
             try:
                 if outage.began is not None:
-                    ledger.count_by_state(
-                        running.get_trials(deepcopy=False)
-                    )  # one look: is the storage back?
+                    running.get_trials(deepcopy=False)  # one look: is the storage back?
                     outage.over()
                 # a trial the outage cut off, at once: not a grace period later
                 recovery.requeue(running, objective, "cut off: its worker lost the storage")
@@ -150,37 +181,12 @@ def run_trials(
                 ):  # fmt: skip
                     break
             except files.OutOfSpace as error:  # no checkpoint can be written: stop, resumable
-                number = objective.in_hand
-                if recovery.requeue(running, objective, "cut off: no space left for its checkpoint",
-                           tell=False):  # fmt: skip
-                    error = files.OutOfSpace(f"{error} (trial {number} resumes then)")
-                raise error from None
+                raise recovery.out_of_space(running, objective, error) from None
             except KeyboardInterrupt:
-                try:
-                    recovery.requeue(running, objective, "was interrupted")
-                except Exception as error:  # noqa: BLE001  stopping anyway; say what is left
-                    log.warning("could not re-queue trial %s: %s", objective.in_hand, error)
+                recovery.interrupted(running, objective)
                 raise
             except Exception as error:
-                if faults.finished_elsewhere(error):
-                    # the trial in hand was ended by another process (a false stale verdict)
-                    # or the queued trial this worker reached for was taken (a race)
-                    dropped = recovery.taken_away(running, objective)
-                    log.log(logging.WARNING if dropped else logging.DEBUG, "%s",
-                            dropped or f"taken first: {faults.first_line(error)}")  # fmt: skip
-                    continue
-                # The database went away (a restart, a maintenance window, a network blip).
-                # Pooled connections are pre-pinged, so waiting and going on reconnects; the
-                # trial it cut off keeps its checkpoint and is re-run when it is back.
-                lost = faults.outage(error)
-                if lost is None:
-                    if study.deleted(running):  # Optuna fails on it in odd ways (KeyError, or
-                        raise RunFailure(  # UnboundLocalError in its tell): say what happened
-                            f"study '{running.study_name}' was deleted while this worker ran "
-                            "it; stopped"
-                        ) from None
-                    raise
-                outage.wait(lost)
+                recovery.ride_out(running, objective, error, outage)
     printer.close()
     if guard.tripped:
         raise RunFailure(

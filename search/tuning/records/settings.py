@@ -16,7 +16,7 @@ OBJECTIVES = {
     "params": ("minimize", "param_count"),
     "latency": ("minimize", "latency_ms"),  # milliseconds per batch, forward only
 }
-Objective = Literal[tuple(OBJECTIVES)]
+ObjectiveName = Literal[tuple(OBJECTIVES)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,10 +25,10 @@ class StudySettings:
     space: str
     dataset: str
     epochs: PositiveInt
-    objectives: tuple[Objective, ...] = ("accuracy",)  # accuracy first, then any others
+    objectives: tuple[ObjectiveName, ...] = ("accuracy",)  # accuracy first, then any others
     # --scheduler pbt (pbt.py): a population of this many members, exploiting and exploring
     # every pbt_interval epochs ("" and 0s: a search of independent trials)
-    scheduler: Literal["", "pbt"] = ""
+    scheduler: str = ""  # a name of strategy.SCHEDULERS
     population: NonNegativeInt = 0
     pbt_interval: NonNegativeInt = 0
     classes: list[str] = dataclasses.field(default_factory=list)
@@ -102,9 +102,12 @@ def upgraded(recorded: dict[str, Any]) -> dict[str, Any]:
     return recorded
 
 
-def parse_objectives(text: str) -> tuple[str, ...]:
-    """search.run's --objectives 'accuracy,params' -> ('accuracy', 'params')."""
-    return tuple(name.strip() for name in text.split(","))
+def parse_objectives(given: str | Sequence[str]) -> tuple[str, ...]:
+    """search.run's --objectives 'accuracy,params' -> ('accuracy', 'params'); a sequence of
+    names (from search.api) as it is."""
+    if not isinstance(given, str):
+        return tuple(given)
+    return tuple(name.strip() for name in given.split(","))
 
 
 def flag_name(setting: str) -> str:

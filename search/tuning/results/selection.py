@@ -65,7 +65,7 @@ def exported_config(found: optuna.Study, trial: FrozenTrial) -> tuple[config.Tri
         "study": found.study_name,
         "trial": trial.number,
         **values,
-        "space": study.settings(found).space,
+        "space": study.settings_of(found).space,
         "params": trial.params,
     }
     row = next(

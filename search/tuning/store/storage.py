@@ -4,12 +4,13 @@ only reads, closed when the command ends."""
 
 import atexit
 import contextlib
+import dataclasses
 import logging
 import warnings
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import optuna
 import sqlalchemy
@@ -18,6 +19,7 @@ from optuna.trial import FrozenTrial
 from sqlalchemy.engine import URL
 
 from registry import UsageError
+from registry.options import OptionGroup, check_positive, flag
 from search.tuning.records import ledger
 from search.tuning.store import proxy_client, room, sqlite_files, urls
 from search.tuning.store.faults import OPENED, describe_fault, first_line, outage
@@ -27,6 +29,39 @@ log = logging.getLogger("search.storage")
 # Seconds, not sub-second: too short an interval fails live trials (optuna#4234, #5470).
 HEARTBEAT_INTERVAL_SECONDS = 60
 GRACE_PERIOD_SECONDS = 180
+
+
+@dataclasses.dataclass(frozen=True)
+class Liveness(OptionGroup):
+    """How a study tells a dead worker's trial from a live one, and how long a worker waits
+    for a lost storage."""
+
+    title: ClassVar[str] = "liveness and patience"
+
+    heartbeat_interval: int = flag(
+        HEARTBEAT_INTERVAL_SECONDS, type=int,
+        help=f"seconds between a running trial's heartbeats (default {HEARTBEAT_INTERVAL_SECONDS})",
+    )  # fmt: skip
+    grace_period: int = flag(
+        GRACE_PERIOD_SECONDS, type=int,
+        help="seconds without a heartbeat after which a trial counts as dead: it is marked FAIL "
+        "and re-run with the same parameters, from its last checkpoint "
+        f"(default {GRACE_PERIOD_SECONDS})",
+    )  # fmt: skip
+    storage_patience: int = flag(
+        1800, type=int, metavar="S",
+        help="seconds a worker waits for a lost storage (a database restart, a maintenance "
+        "window, the proxy down) before it gives up; it says when it starts waiting and when "
+        "the storage is back, and re-runs the trial the outage cut off from its checkpoint "
+        "(default 1800; 0 waits for ever)",
+    )  # fmt: skip
+
+    def check(self, given: Mapping[str, Any]) -> None:
+        check_positive(given, "heartbeat_interval", "grace_period")
+
+    def settings(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
 
 # The SQLite files this process has checked: a file is checked once, before its first
 # connection. Checking it again beside open connections (the parent of a search's workers

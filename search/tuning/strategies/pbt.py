@@ -28,15 +28,55 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 import spaces
-from registry import seed_plus
+from registry import UsageError, seed_plus
 from search.training import config
 from search.training.config import TrialConfig
 from search.tuning.records import config_attrs, keys, ledger
 from search.tuning.records.settings import StudySettings
 from search.tuning.strategies.scheduler import Decision, Next, NotNeeded, Scheduler
 
+DEFAULT_POPULATION = 8  # Ray Tune's PBT examples run 4 to 8; the PBT paper 10 to 80
 QUANTILE = 0.25  # Ray Tune's quantile_fraction: the worst quarter copy the best quarter
 FACTORS = (1.2, 0.8)  # Ray Tune's perturbation_factors
+
+
+def implied(
+    scheduler: str, population: int | None, interval: int | None, epochs: int, pruner: str | None
+) -> dict[str, Any]:
+    """--scheduler, --population and --pbt-interval as the study records them, with the pruner
+    and the trials they imply: with pbt, no pruner (members stop at each interval themselves)
+    and a trial for each member's each interval."""
+    if scheduler != "pbt":
+        for name, value in (("population", population), ("pbt-interval", interval)):
+            if value is not None:
+                raise UsageError(f"--{name} is for --scheduler pbt")
+        return {"scheduler": scheduler, "population": 0, "pbt_interval": 0}
+    population = DEFAULT_POPULATION if population is None else population
+    interval = interval or max(1, epochs // 4)
+    return {
+        "scheduler": "pbt", "population": population, "pbt_interval": interval,
+        "pruner": pruner or "none", "trials": population * -(-epochs // interval),
+    }  # fmt: skip
+
+
+def check(settings: StudySettings) -> None:
+    """What population-based training needs: one objective, members that checkpoint (an
+    exploit copies them), no pruner beside it, at least two members and an interval that
+    leaves a later one."""
+    if len(settings.objectives) > 1:
+        raise UsageError("--scheduler pbt ranks members by one objective: accuracy alone")
+    if not settings.checkpoint_dir:
+        raise UsageError("--scheduler pbt needs --checkpoint-dir: members copy each other's")
+    if settings.pause_pruned or settings.pruner != "none":
+        raise UsageError("--scheduler pbt stops and copies members itself: leave out "
+                         "--pruner and --pause-pruned")  # fmt: skip
+    if settings.population < 2:
+        raise UsageError("--population must be at least 2: members exploit each other")
+    if not 1 <= settings.pbt_interval < settings.epochs:
+        raise UsageError(
+            f"--pbt-interval must be at least 1 and below --epochs {settings.epochs}, so that "
+            "members exploit at least once"
+        )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,12 +3,15 @@ study runs with (attach), the scheduler that the execution loop drives (of: by t
 --scheduler, from SCHEDULERS), and which settings fit together (check). A new strategy is a
 module of this folder and its registration here."""
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 import optuna
 
 from registry import Registry, UsageError, seed_plus
-from search.tuning.records.settings import StudySettings
+from registry.options import OptionGroup, flag
+from search.tuning.records.settings import StudySettings, parse_objectives
 from search.tuning.strategies import pbt
 from search.tuning.strategies.pareto_halving import ParetoHalving, ParetoScheduler
 from search.tuning.strategies.pruners import (
@@ -24,6 +27,65 @@ from search.tuning.strategies.scheduler import Scheduler
 # --scheduler NAME -> the scheduler of a study of those settings, given what tells whether a
 # trial's checkpoint is there to resume (None: trials do not checkpoint). "": the default.
 SCHEDULERS: Registry = Registry("scheduler", supplied=("settings", "resumable"))
+
+
+@dataclasses.dataclass(frozen=True)
+class StrategyOptions(OptionGroup):
+    """How the study searches: its sampler, its pruner or scheduler, pausing, its seed."""
+
+    title: ClassVar[str] = "strategy"
+
+    sampler: str = flag("tpe", help=f"{', '.join(SAMPLERS.names())} (default tpe)")
+    pruner: str | None = flag(
+        None,
+        help=f"{', '.join(PRUNERS.names())} (default hyperband; decides per epoch; with several "
+        "--objectives: moasha, successive halving by Pareto front (the default), or none)",
+    )
+    scheduler: str = flag(
+        "",
+        choices=None,  # filled from SCHEDULERS when the parser is made
+        help="pbt: population-based training instead of independent trials: --population "
+        "members train together and every --pbt-interval epochs the worst quarter copy the "
+        "weights and hyperparameters of the best quarter and perturb the learning rate, weight "
+        "decay and augmentation strengths (x0.8 or x1.2), as Ray Tune's synchronous PBT does; "
+        "--trials is then the population times its intervals (default: independent trials)",
+    )
+    population: int | None = flag(
+        None, type=int, metavar="N",
+        help=f"with --scheduler pbt: members of the population (default {pbt.DEFAULT_POPULATION})",
+    )  # fmt: skip
+    pbt_interval: int | None = flag(
+        None, type=int, metavar="E",
+        help="with --scheduler pbt: epochs between exploits (default a quarter of --epochs)",
+    )  # fmt: skip
+    pause_pruned: bool = flag(
+        False,
+        help="successive halving (--pruner hyperband or sha) pauses the trials it stops, "
+        "keeping their checkpoints, and continues one from there when later results put it "
+        "in its rung's top share (as ASHA promotes); a continuation takes the paused trial's "
+        "place in --trials",
+    )
+    keep_paused: int = flag(
+        20, type=int, metavar="K",
+        help="with --pause-pruned, keep the checkpoints of the K most promising paused trials "
+        "(the highest rung, then the best value); the others' are removed and they cannot be "
+        "continued (default 20)",
+    )  # fmt: skip
+    seed: int = flag(0, type=int, help="sampler seed; trial N trains with seed+N (default 0)")
+
+    def settings(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The strategy the study records: the pruner its objectives take by default, and what
+        a population implies (pbt.implied)."""
+        objectives = parse_objectives(given["objectives"])
+        return {
+            "sampler": self.sampler,
+            "pruner": check_choice(self.sampler, self.pruner, len(objectives)),
+            **pbt.implied(
+                self.scheduler, self.population, self.pbt_interval, given["epochs"], self.pruner
+            ),
+            "seed": self.seed, "pause_pruned": bool(self.pause_pruned),
+            "keep_paused": self.keep_paused,
+        }  # fmt: skip
 
 
 def check_choice(sampler: str, pruner: str | None, objectives: int) -> str:
@@ -51,40 +113,11 @@ def check_choice(sampler: str, pruner: str | None, objectives: int) -> str:
 
 
 def check(settings: StudySettings) -> None:
-    """What the settings' strategy needs beside their own types and ranges: known sampler and
-    pruner names, a pruner that can promote paused trials, what a population needs."""
+    """What the settings' strategy needs beside their own types and ranges: known sampler,
+    pruner and scheduler names, and what the scheduler needs (its builder checks)."""
     SAMPLERS[settings.sampler]
     PRUNERS[settings.pruner]
-    if settings.pause_pruned and settings.pruner not in PAUSING_PRUNERS:
-        raise UsageError(
-            f"--pause-pruned needs a pruner whose rungs can promote a paused trial "
-            f"({', '.join(PAUSING_PRUNERS)}), not --pruner {settings.pruner}"
-        )
-    if settings.scheduler == "pbt":
-        check_population(settings)
-    if settings.pause_pruned and not settings.checkpoint_dir:
-        raise UsageError("--pause-pruned needs --checkpoint-dir: a paused trial goes on "
-                         "from its checkpoint")  # fmt: skip
-
-
-def check_population(settings: StudySettings) -> None:
-    """What population-based training needs: one objective, members that checkpoint (an
-    exploit copies them), no pruner beside it, at least two members and an interval that
-    leaves a later one."""
-    if len(settings.objectives) > 1:
-        raise UsageError("--scheduler pbt ranks members by one objective: accuracy alone")
-    if not settings.checkpoint_dir:
-        raise UsageError("--scheduler pbt needs --checkpoint-dir: members copy each other's")
-    if settings.pause_pruned or settings.pruner != "none":
-        raise UsageError("--scheduler pbt stops and copies members itself: leave out "
-                         "--pruner and --pause-pruned")  # fmt: skip
-    if settings.population < 2:
-        raise UsageError("--population must be at least 2: members exploit each other")
-    if not 1 <= settings.pbt_interval < settings.epochs:
-        raise UsageError(
-            f"--pbt-interval must be at least 1 and below --epochs {settings.epochs}, so that "
-            "members exploit at least once"
-        )
+    of(settings)
 
 
 def attach(found: optuna.Study, settings: StudySettings, slot: int) -> optuna.Study:
@@ -105,6 +138,8 @@ def attach(found: optuna.Study, settings: StudySettings, slot: int) -> optuna.St
 def independent(settings: StudySettings, resumable: Callable[[int], bool] | None) -> Scheduler:
     """Independent trials: judged by the study's pruner, or with several objectives by the
     Pareto-front rule (--pruner moasha) or none."""
+    if settings.pause_pruned:
+        check_pausing(settings)
     if len(settings.objectives) > 1:
         halving = ParetoHalving(settings.objectives, settings.epochs)
         return ParetoScheduler(
@@ -117,8 +152,21 @@ def independent(settings: StudySettings, resumable: Callable[[int], bool] | None
     )  # fmt: skip
 
 
+def check_pausing(settings: StudySettings) -> None:
+    """What --pause-pruned needs: rungs that can promote a paused trial, and its checkpoint."""
+    if settings.pruner not in PAUSING_PRUNERS:
+        raise UsageError(
+            f"--pause-pruned needs a pruner whose rungs can promote a paused trial "
+            f"({', '.join(PAUSING_PRUNERS)}), not --pruner {settings.pruner}"
+        )
+    if not settings.checkpoint_dir:
+        raise UsageError("--pause-pruned needs --checkpoint-dir: a paused trial goes on "
+                         "from its checkpoint")  # fmt: skip
+
+
 @SCHEDULERS.register("pbt")
 def population(settings: StudySettings, resumable: Callable[[int], bool] | None) -> Scheduler:
+    pbt.check(settings)
     return pbt.PopulationScheduler(
         settings.trials, settings.epoch_budget, population=pbt.Population.of(settings)
     )

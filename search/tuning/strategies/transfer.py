@@ -13,7 +13,7 @@ Parameters that --fix pins are neither boxed nor taken from the earlier study.""
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import optuna
 from optuna.distributions import (
@@ -25,10 +25,59 @@ from optuna.distributions import (
 from optuna.trial import FrozenTrial
 
 from registry import UsageError
+from registry.options import OptionGroup, check_positive, flag
 from search.tuning.records import keys, ledger
 from search.tuning.records.settings import StudySettings
 
 DEFAULT_TOP = 5  # Syne Tune's BoundingBox takes the best 1 of each of many tasks; we have one
+
+
+@dataclasses.dataclass(frozen=True)
+class WarmStartOptions(OptionGroup):
+    """What a study starts from: the reports' known-good configs, or an earlier study."""
+
+    title: ClassVar[str] = "warm starts"
+
+    warm_start: bool = flag(
+        False,
+        help="before sampling, queue the space's known-good configs from the reports (see "
+        "--list-spaces); each runs once per study",
+    )
+    warm_start_from: str = flag(
+        "", metavar="STUDY",
+        help="when creating the study, start from an earlier study of the same space (other "
+        "data, classes or --epochs): its best configs run first, fitted to this study's "
+        "ranges, and the sampler searches the box they span (Syne Tune's BoundingBox)",
+    )  # fmt: skip
+    warm_start_storage: str | None = flag(
+        None, metavar="URL",
+        help="the storage of the --warm-start-from study, read only (default: --storage)",
+    )  # fmt: skip
+    warm_start_top: int = flag(
+        DEFAULT_TOP, type=int, metavar="K",
+        help="with --warm-start-from: how many of its best configs to queue and span the box "
+        f"with (default {DEFAULT_TOP})",
+    )  # fmt: skip
+
+    def check(self, given: Mapping[str, Any]) -> None:
+        check_positive(given, "warm_start_top")
+        if self.warm_start and self.warm_start_from:
+            raise UsageError(
+                "--warm-start and --warm-start-from both queue configs first: choose one (the "
+                "earlier study's box may leave out the reports' configs)"
+            )
+        if self.warm_start_storage and not self.warm_start_from:
+            raise UsageError("--warm-start-storage names where --warm-start-from's study is; "
+                             "give --warm-start-from STUDY too")  # fmt: skip
+
+    def settings(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        return {"warm_start_from": self.warm_start_from or ""}
+
+    def run_options(self) -> dict[str, Any]:
+        return {
+            "warm_start": bool(self.warm_start), "warm_start_storage": self.warm_start_storage,
+            "warm_start_top": self.warm_start_top,
+        }  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
