@@ -22,7 +22,7 @@ SAMPLER_CLASSES = {
 PRUNER_CLASSES = {
     "hyperband": optuna.pruners.HyperbandPruner, "median": optuna.pruners.MedianPruner,
     "sha": optuna.pruners.SuccessiveHalvingPruner, "none": optuna.pruners.NopPruner,
-    "optuna-median": optuna.pruners.MedianPruner,
+    "optuna-median": optuna.pruners.MedianPruner, "percentile": optuna.pruners.PercentilePruner,
     "moasha": optuna.pruners.NopPruner,  # to Optuna; the objective stops its trials itself
 }  # fmt: skip
 
