@@ -20,7 +20,9 @@ from search import cli
 # In the order they run: sections.py's SECTIONS (named here too, so that --help needs no
 # torch), then scale.py's many stand-in workers
 SECTIONS = ("plain", "trainer", "profile", "fast", "ablation", "ops", "bookkeeping", "search",
-            "strategies", "pareto", "transfer", "workers")  # fmt: skip
+            "strategies", "pareto", "transfer", "replay", "workers")  # fmt: skip
+# The sections that load no dataset and train nothing
+DATALESS = ("replay",)
 DEFAULT_SECTIONS = ("plain", "trainer", "fast", "search")
 
 
@@ -53,6 +55,7 @@ def get_args_parser() -> cli.ArgumentParser:
     add_search_arguments(parser)
     add_strategy_arguments(parser)
     add_pareto_arguments(parser)
+    add_replay_arguments(parser)
     add_scale_arguments(parser)
     return parser
 
@@ -201,6 +204,33 @@ def add_pareto_arguments(parser: cli.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def add_replay_arguments(parser: cli.ArgumentParser) -> None:
+    from search.bench.replay.lcbench import DEVELOPMENT_TASKS
+
+    group = parser.add_argument_group(
+        "replay", "section replay: --strategies on recorded learning curves, a simulated clock"
+    )
+    group.add_argument(
+        "--benchmark", default="lcbench", choices=("lcbench",),
+        help="the recorded curves: lcbench (YAHPO Gym's LCBench surrogate, 34 tasks)",
+    )  # fmt: skip
+    group.add_argument(
+        "--tasks", default=",".join(DEVELOPMENT_TASKS),
+        help="the benchmark's tasks, comma-separated (default: LCBench's 8 development tasks; "
+        "the others are held out)",
+    )  # fmt: skip
+    group.add_argument(
+        "--replay-seeds", type=int, default=30, help="seeds per strategy and task (30)"
+    )
+    group.add_argument(
+        "--replay-budget", type=int, default=20,
+        help="epochs each search trains, in full-length trials (20)",
+    )  # fmt: skip
+    group.add_argument(
+        "--replay-workers", type=int, default=4, help="asynchronous simulated workers (4)"
+    )
+
+
 def add_scale_arguments(parser: cli.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "workers", "section workers: many stand-in workers on one study"
@@ -237,6 +267,8 @@ def parse_sections(text: str, profile: bool) -> list[str]:
     unknown = sorted(chosen - set(SECTIONS))
     if unknown:
         raise UsageError(f"--sections: unknown {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
+    if "replay" in chosen and len(chosen) > 1:
+        raise UsageError("--sections replay runs alone: it needs no data and no device")
     if "workers" in chosen and len(chosen) > 1:
         raise UsageError("--sections workers runs alone: it needs no data and no device")
     return [name for name in SECTIONS if name in chosen]
@@ -250,13 +282,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from registry import files
     from search.bench import sections
 
-    bench = sections.prepare(args, chosen, batch_sizes, workers_per_gpu)
-    machine = sections.describe_machine(bench.on_device)
-    print(
-        f"search.bench on {machine}; {bench.dataset.name}, {len(bench.train_set)} training "
-        f"images, ResNet-18 width {args.width}",
-        flush=True,
-    )
+    if chosen == ["replay"]:
+        bench = replay_setting(args)
+        machine = sections.describe_machine(sections.device.resolve("cpu"))
+        print(f"search.bench on {machine}; {bench.describe()}", flush=True)
+    else:
+        bench = sections.prepare(args, chosen, batch_sizes, workers_per_gpu)
+        machine = sections.describe_machine(bench.on_device)
+        print(
+            f"search.bench on {machine}; {bench.dataset.name}, {len(bench.train_set)} "
+            f"training images, ResNet-18 width {args.width}",
+            flush=True,
+        )
     document = {"command": ["python", "-m", "search.bench", *(argv or sys.argv[1:])],
                 "machine": machine, "sections": {}}  # fmt: skip
 
@@ -286,7 +323,8 @@ def checked(args) -> tuple[list[str], list[int], list[int]]:
     cli.check_positive(args, "width", "seeds", "fast_epochs", "search_trials", "search_epochs",
                        "search_timeout", "bookkeeping_trials", "strategy_epochs",
                        "strategy_budget", "strategy_repeats", "strategy_workers",
-                       "transfer_source_budget", "transfer_top")  # fmt: skip
+                       "transfer_source_budget", "transfer_top", "replay_seeds",
+                       "replay_budget", "replay_workers")  # fmt: skip
     batch_sizes = parse_counts(args.batch_sizes, "--batch-sizes")
     workers_per_gpu = parse_counts(args.workers_per_gpu, "--workers-per-gpu")
     from registry import files
@@ -332,6 +370,20 @@ def run_sections(bench, chosen: list[str], record) -> tuple[list, list[str]]:
         rows += found
         record(name, outcome("done", started, found))
     return rows, failed
+
+
+def replay_setting(args):
+    """The replay section's setting, every name checked before anything runs."""
+    from search.bench.replay import lcbench, section
+
+    tasks = tuple(part.strip() for part in args.tasks.split(","))
+    for task in tasks:
+        lcbench.Surrogate(task)
+    strategies = tuple(part.strip() for part in args.strategies.split(","))
+    for name in strategies:
+        section.check_replayable(name)
+    return section.ReplaySetting(tasks, strategies, args.replay_seeds, args.replay_budget,
+                                args.replay_workers)  # fmt: skip
 
 
 def outcome(status: str, started: float, found: list, **more) -> dict:

@@ -425,6 +425,14 @@ def describe_machine(on_device: torch.device) -> str:
 # search.bench's sections in the order they run: each gives its rows, those of several
 # measurements one by one as each ends (scale.py runs the `workers` section apart, with
 # no data or device); `profile` needs CUDA.
+def replay_rows(setting) -> Iterable[Row]:
+    """--strategies replayed on recorded learning curves (replay/): no data, no device; its
+    setting (section.ReplaySetting) stands where the others' Bench does."""
+    from search.bench.replay import section
+
+    return section.section(setting)
+
+
 SECTIONS: dict[str, Callable[[Bench], Iterable[Row]]] = {
     "plain": plain_rows,
     "trainer": trainer_rows,
@@ -437,6 +445,7 @@ SECTIONS: dict[str, Callable[[Bench], Iterable[Row]]] = {
     "strategies": strategies.strategy_rows,
     "pareto": pareto.pareto_rows,
     "transfer": warm_start.transfer_rows,
+    "replay": replay_rows,
 }
 
 

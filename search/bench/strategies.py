@@ -40,7 +40,9 @@ STRATEGIES = {
     # TPESampler(), MedianPruner()
     "optuna-defaults": ("--sampler", "optuna-tpe", "--pruner", "optuna-median"),
     "asha": ("--sampler", "random", "--pruner", "sha"),  # Ray Tune's usual: random + ASHA, eta 4
-    "tpe-hyperband": ("--sampler", "tpe", "--pruner", "hyperband"),  # the default
+    "default": (),  # whatever search.run does with no strategy flags
+    "tpe-hyperband": ("--sampler", "tpe", "--pruner", "hyperband"),  # the default, by name
+    "tpe-asha": ("--sampler", "tpe", "--pruner", "sha"),  # TPE fitted on ASHA's rungs
     "tpe-hyperband-pause": ("--sampler", "tpe", "--pruner", "hyperband", "--pause-pruned"),
     "asha-pause": ("--sampler", "random", "--pruner", "sha", "--pause-pruned"),
     # population-based training, its members filling the budget (members x --epochs)

@@ -1,0 +1,144 @@
+"""A search replayed on recorded learning curves, on a simulated clock, as Syne Tune's simulator
+backend replays its blackboxes: each trial's configuration is looked up, each of its epochs
+ends when the curve's seconds say, and W asynchronous workers take trials as they free up, so
+that stragglers, promotion and the pruner's view of its rivals are what a cluster would see.
+The search is the product's own: the study's sampler and pruner (strategy.attach) and its
+scheduler (strategy.of), driven through the same interface as the execution loop drives them
+(next, claim, start, resumed, on_epoch, ended), on Optuna's in-memory storage."""
+
+import dataclasses
+import heapq
+import itertools
+import warnings
+from collections.abc import Callable
+
+import optuna
+from optuna.trial import TrialState
+
+from search.tuning.records import keys
+from search.tuning.records.settings import StudySettings
+from search.tuning.strategies import strategy
+from search.tuning.strategies.scheduler import Decision, Next, NotNeeded
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+# TPE's `group` is experimental in Optuna 5: said once per sampler, hundreds of times a table
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+@dataclasses.dataclass(frozen=True)
+class Completion:
+    """A trial that trained all its epochs: when, by epochs trained and simulated seconds."""
+
+    epochs: int  # epochs the search had trained when it ended
+    seconds: float
+    value: float
+    number: int
+
+
+@dataclasses.dataclass
+class Replayed:
+    """One search: its study, what completed when, and the budget it had."""
+
+    study: optuna.Study
+    completions: list[Completion]
+    epochs: int  # epochs trained in all
+    seconds: float  # simulated seconds at the end
+
+    def best_by(self, epochs: float) -> float | None:
+        """The incumbent once `epochs` had been trained: the best value of a trial that had
+        trained all its epochs by then (as the live table counts it)."""
+        found = [c.value for c in self.completions if c.epochs <= epochs]
+        return max(found) if found else None
+
+    def epochs_to_reach(self, value: float) -> int | None:
+        return next((c.epochs for c in self.completions if c.value >= value), None)
+
+
+@dataclasses.dataclass
+class _Running:
+    trial: optuna.Trial
+    curve: object  # lcbench.Curve: val_accuracy and seconds of each epoch
+    done: int  # epochs trained (or resumed after)
+
+
+def replay(
+    settings: StudySettings,
+    suggest: Callable[[optuna.Trial], dict],
+    curve_of: Callable[[dict], object],
+    workers: int,
+    study_name: str,
+) -> Replayed:
+    """Run a search of `settings` (its budget: settings.epoch_budget) with `workers` simulated
+    workers, each trial's configuration chosen by `suggest` on the trial and its curve from
+    `curve_of`; the study named as search.run names it, since Hyperband's brackets hash it."""
+    study = optuna.create_study(
+        storage=optuna.storages.InMemoryStorage(), study_name=study_name,
+        directions=settings.directions,
+    )  # fmt: skip
+    strategy.attach(study, settings, slot=0)
+    scheduler = strategy.of(settings, resumable=lambda number: True)  # every curve is kept
+    events: list[tuple[float, int, int, _Running]] = []
+    order = itertools.count()
+    idle, now, trained, completions = list(range(workers)), 0.0, 0, []
+
+    def start(worker: int) -> bool:
+        """Start a trial on `worker` now; False if the scheduler has none to start."""
+        while True:
+            if scheduler.next(study) is not Next.START:
+                return False
+            trial = study.ask()
+            surplus = scheduler.claim(trial, study.get_trials(deepcopy=False))
+            params = suggest(trial)
+            try:
+                if surplus:
+                    raise NotNeeded(surplus)
+                scheduler.start(trial, params)
+            except NotNeeded as reason:
+                trial.set_user_attr(keys.FAIL_REASON, str(reason))
+                trial.set_user_attr(keys.NOT_NEEDED, True)
+                study.tell(trial, state=TrialState.FAIL)
+                continue
+            running = _Running(trial, curve_of(params), resumed_after(study, trial))
+            if running.done:
+                trial.set_user_attr(keys.RESUMED_AFTER_EPOCH, running.done)
+                scheduler.resumed(trial, running.curve.val_accuracy[: running.done])
+            push(worker, running)
+            return True
+
+    def push(worker: int, running: _Running) -> None:
+        ends = now + running.curve.seconds[running.done]
+        heapq.heappush(events, (ends, next(order), worker, running))
+
+    while True:
+        idle = [worker for worker in idle if not start(worker)]
+        if not events:
+            break
+        now, _, worker, running = heapq.heappop(events)
+        running.done += 1
+        trained += 1
+        curve = running.curve.val_accuracy[: running.done]
+        decision = scheduler.on_epoch(running.trial, curve)
+        last = running.done == len(running.curve.val_accuracy) or running.done == settings.epochs
+        if decision is Decision.CONTINUE and not last:
+            push(worker, running)
+            continue
+        trial = running.trial
+        if decision is Decision.CONTINUE:
+            study.tell(trial, curve[-1])
+            completions.append(Completion(trained, now, curve[-1], trial.number))
+        else:
+            trial.set_user_attr(keys.PRUNE_REASON, scheduler.ended(trial, decision, curve))
+            study.tell(trial, state=TrialState.PRUNED)
+        idle.append(worker)
+        if settings.epoch_budget and trained >= settings.epoch_budget:
+            break
+    return Replayed(study, completions, trained, now)
+
+
+def resumed_after(study: optuna.Study, trial: optuna.Trial) -> int:
+    """The epoch a continuation resumes after: where the trial it continues paused (its
+    curve, as a checkpoint would, holds the run up to there)."""
+    lineage = trial.user_attrs.get(keys.CONTINUES, [])
+    if not lineage:
+        return 0
+    return study.get_trials(deepcopy=False)[lineage[-1]].user_attrs.get(keys.PAUSED, 0)

@@ -1,0 +1,114 @@
+"""The replay section (search/bench/replay/): LCBench's surrogate curves, the simulated clock
+with asynchronous workers driving the product's own strategies, and the figures read of them."""
+
+import json
+
+import pytest
+
+from registry import UsageError
+from search.bench.replay import figures, lcbench, simulator
+from search.bench.replay.section import settings_of
+
+TASK = "3945"
+
+
+@pytest.fixture(scope="module")
+def surrogate():
+    return lcbench.Surrogate(TASK)
+
+
+def replayed(strategy, surrogate, workers=1, budget_trials=3, seed=0):
+    settings = settings_of(strategy, TASK, seed, budget_trials * lcbench.EPOCHS)
+    return simulator.replay(settings, lcbench.suggest, surrogate.curve, workers,
+                            f"{strategy}-{TASK}-{seed}")  # fmt: skip
+
+
+def test_a_curve_is_fifty_epochs_of_accuracy_and_seconds_the_same_each_call(surrogate):
+    params = {"batch_size": 91, "learning_rate": 3e-3, "momentum": 0.5, "weight_decay": 1e-3,
+              "num_layers": 2, "max_units": 256, "max_dropout": 0.3}  # fmt: skip
+    curve = surrogate.curve(params)
+    assert len(curve.val_accuracy) == len(curve.seconds) == lcbench.EPOCHS == 50
+    assert all(0 < value <= 1 for value in curve.val_accuracy)
+    assert all(seconds > 0 for seconds in curve.seconds)
+    assert lcbench.Surrogate(TASK).curves([params])[0] == curve  # deterministic, and cached
+    assert len(lcbench.tasks()) == 34 and set(lcbench.DEVELOPMENT_TASKS) <= set(lcbench.tasks())
+
+
+def test_an_unknown_task_is_one_line():
+    with pytest.raises(UsageError, match="LCBench has no task '1'"):
+        lcbench.Surrogate("1")
+
+
+def test_one_worker_runs_trials_one_after_another_on_the_simulated_clock(surrogate):
+    """Random search to the end: each trial's epochs, one after another, are the clock."""
+    search = replayed("random", surrogate)
+    trials = search.study.trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    curves = [surrogate.curve(t.params) for t in trials]
+    assert search.seconds == pytest.approx(sum(sum(c.seconds) for c in curves))
+    assert search.epochs == 3 * lcbench.EPOCHS
+    assert [c.value for c in search.completions] == [c.val_accuracy[-1] for c in curves]
+    assert search.best_by(2 * lcbench.EPOCHS) == max(c.val_accuracy[-1] for c in curves[:2])
+
+
+def test_workers_overlap_and_asha_stops_trials_by_the_product_s_pruner(surrogate):
+    alone, four = replayed("asha", surrogate), replayed("asha", surrogate, workers=4)
+    assert four.seconds < alone.seconds  # the same budget of epochs, four at a time
+    pruned = [t for t in four.study.trials if t.state.name == "PRUNED"]
+    assert pruned and all(t.user_attrs["prune_reason"].startswith("pruned after epoch")
+                          for t in pruned)  # fmt: skip
+    assert any("completed_rung_0" in t.system_attrs for t in pruned)  # Optuna's own ASHA
+
+
+def test_a_paused_trial_is_continued_from_where_it_paused(surrogate):
+    search = replayed("tpe-hyperband-pause", surrogate, workers=4, budget_trials=12)
+    continued = [t for t in search.study.trials if "continued_from" in t.user_attrs]
+    assert continued
+    for trial in continued:
+        parent = search.study.trials[trial.user_attrs["continued_from"]]
+        assert trial.user_attrs["resumed_after_epoch"] == parent.user_attrs["paused_after_epoch"]
+        epochs = sorted(trial.intermediate_values)
+        assert epochs[0] == 1  # its curve is the whole run, the paused part reported again
+
+
+def test_strategies_that_need_more_than_curves_are_refused():
+    with pytest.raises(UsageError, match="'pbt' cannot be replayed"):
+        settings_of("pbt", TASK, 0, 100)
+
+
+def test_the_figures_of_three_strategies_rank_and_pair_them():
+    scale = figures.Reference(best=0.9, median=0.5)
+
+    def run(strategy, seed, values, improvements):
+        best = dict(zip(figures.FRACTIONS, values, strict=True))
+        regret = {f: scale.regret(v) for f, v in best.items()}
+        return figures.Run(strategy, "t", seed, best, 1, regret, improvements)
+
+    runs = [run("random", s, (0.5, 0.6, 0.7), ((30, 0.7),)) for s in range(6)]
+    runs += [run("default", s, (0.6, 0.8, 0.9), ((10, 0.7), (20, 0.9))) for s in range(6)]
+    runs += [run("asha", s, (None, 0.7, 0.8), ((25, 0.8),)) for s in range(6)]
+    rows = {row["strategy"]: row for row in figures.summary(runs, "default")}
+    assert rows["default"]["regret"]["1.0"] == pytest.approx(0.0)
+    assert rows["asha"]["regret"]["0.25"] == 1.0  # nothing complete yet: the median
+    assert rows["random"]["regret"]["0.5"] == pytest.approx(0.75)
+    assert [rows[s]["mean_rank"] for s in ("default", "asha", "random")] == [1, 2, 3]
+    assert rows["random"]["p_vs_default"]["1.0"] < 0.05  # six of six worse, paired
+    assert rows["default"]["epochs_to_random_best"] == {"median": 10, "reached": 6}
+    assert rows["asha"]["epochs_to_random_best"] == {"median": 25, "reached": 6}
+
+
+def test_the_section_writes_a_row_a_strategy_in_the_json(tmp_path, run_here):
+    out = tmp_path / "replay.json"
+    result = run_here(
+        "search.bench", "--sections", "replay", "--benchmark", "lcbench", "--tasks", TASK,
+        "--replay-seeds", "2", "--replay-budget", "3", "--replay-workers", "2",
+        "--strategies", "random,asha,default", "--json", str(out), cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = [row["figures"] for row in json.loads(out.read_text())["sections"]["replay"]["rows"]]
+    assert [row["strategy"] for row in rows] == ["random", "asha", "default"]
+    assert all(row["runs"] == 2 for row in rows)
+    assert sum(row["mean_rank"] for row in rows) == pytest.approx(1 + 2 + 3)
+    assert set(rows[1]["p_vs_default"]) == {"0.5", "1.0"} and "p_vs_default" not in rows[2]
+    assert rows[0]["epochs_to_random_best"]["reached"] == 2  # random reaches its own best
+    assert "| replay: asha |" in result.stdout
