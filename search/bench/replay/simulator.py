@@ -71,68 +71,85 @@ def replay(
     """Run a search of `settings` (its budget: settings.epoch_budget) with `workers` simulated
     workers, each trial's configuration chosen by `suggest` on the trial and its curve from
     `curve_of`; the study named as search.run names it, since Hyperband's brackets hash it."""
-    study = optuna.create_study(
-        storage=optuna.storages.InMemoryStorage(), study_name=study_name,
-        directions=settings.directions,
-    )  # fmt: skip
-    strategy.attach(study, settings, slot=0)
-    scheduler = strategy.of(settings, resumable=lambda number: True)  # every curve is kept
-    events: list[tuple[float, int, int, _Running]] = []
-    order = itertools.count()
-    idle, now, trained, completions = list(range(workers)), 0.0, 0, []
+    simulation = Simulation(settings, suggest, curve_of, study_name)
+    idle = list(range(workers))
+    while True:
+        idle = [worker for worker in idle if not simulation.start(worker)]
+        ended = simulation.step()
+        if ended is None:  # nothing runs, and nothing could start
+            break
+        idle.append(ended)
+        if settings.epoch_budget and simulation.trained >= settings.epoch_budget:
+            break
+    return Replayed(simulation.study, simulation.completions, simulation.trained,
+                    simulation.now)  # fmt: skip
 
-    def start(worker: int) -> bool:
+
+class Simulation:
+    """The study, its strategy, the clock and the queue of epoch ends."""
+
+    def __init__(self, settings: StudySettings, suggest, curve_of, study_name: str):
+        self.settings, self.suggest, self.curve_of = settings, suggest, curve_of
+        self.study = optuna.create_study(
+            storage=optuna.storages.InMemoryStorage(), study_name=study_name,
+            directions=settings.directions,
+        )  # fmt: skip
+        strategy.attach(self.study, settings, slot=0)
+        self.scheduler = strategy.of(settings, resumable=lambda number: True)  # curves are kept
+        self.events: list[tuple[float, int, int, _Running]] = []
+        self.order = itertools.count()
+        self.now, self.trained, self.completions = 0.0, 0, []
+
+    def start(self, worker: int) -> bool:
         """Start a trial on `worker` now; False if the scheduler has none to start."""
-        while True:
-            if scheduler.next(study) is not Next.START:
-                return False
-            trial = study.ask()
-            surplus = scheduler.claim(trial, study.get_trials(deepcopy=False))
-            params = suggest(trial)
+        while self.scheduler.next(self.study) is Next.START:
+            trial = self.study.ask()
+            surplus = self.scheduler.claim(trial, self.study.get_trials(deepcopy=False))
+            params = self.suggest(trial)
             try:
                 if surplus:
                     raise NotNeeded(surplus)
-                scheduler.start(trial, params)
+                self.scheduler.start(trial, params)
             except NotNeeded as reason:
                 trial.set_user_attr(keys.FAIL_REASON, str(reason))
                 trial.set_user_attr(keys.NOT_NEEDED, True)
-                study.tell(trial, state=TrialState.FAIL)
+                self.study.tell(trial, state=TrialState.FAIL)
                 continue
-            running = _Running(trial, curve_of(params), resumed_after(study, trial))
+            running = _Running(trial, self.curve_of(params), resumed_after(self.study, trial))
             if running.done:
                 trial.set_user_attr(keys.RESUMED_AFTER_EPOCH, running.done)
-                scheduler.resumed(trial, running.curve.val_accuracy[: running.done])
-            push(worker, running)
+                self.scheduler.resumed(trial, running.curve.val_accuracy[: running.done])
+            self.push(worker, running)
             return True
+        return False
 
-    def push(worker: int, running: _Running) -> None:
-        ends = now + running.curve.seconds[running.done]
-        heapq.heappush(events, (ends, next(order), worker, running))
+    def push(self, worker: int, running: _Running) -> None:
+        ends = self.now + running.curve.seconds[running.done]
+        heapq.heappush(self.events, (ends, next(self.order), worker, running))
 
-    while True:
-        idle = [worker for worker in idle if not start(worker)]
-        if not events:
-            break
-        now, _, worker, running = heapq.heappop(events)
-        running.done += 1
-        trained += 1
-        curve = running.curve.val_accuracy[: running.done]
-        decision = scheduler.on_epoch(running.trial, curve)
-        last = running.done == len(running.curve.val_accuracy) or running.done == settings.epochs
-        if decision is Decision.CONTINUE and not last:
-            push(worker, running)
-            continue
-        trial = running.trial
-        if decision is Decision.CONTINUE:
-            study.tell(trial, curve[-1])
-            completions.append(Completion(trained, now, curve[-1], trial.number))
-        else:
-            trial.set_user_attr(keys.PRUNE_REASON, scheduler.ended(trial, decision, curve))
-            study.tell(trial, state=TrialState.PRUNED)
-        idle.append(worker)
-        if settings.epoch_budget and trained >= settings.epoch_budget:
-            break
-    return Replayed(study, completions, trained, now)
+    def step(self) -> int | None:
+        """Epochs end, in time order, until a trial does; its worker (None: nothing runs)."""
+        while self.events:
+            self.now, _, worker, running = heapq.heappop(self.events)
+            running.done += 1
+            self.trained += 1
+            curve = running.curve.val_accuracy[: running.done]
+            decision = self.scheduler.on_epoch(running.trial, curve)
+            last = running.done in (len(running.curve.val_accuracy), self.settings.epochs)
+            if decision is Decision.CONTINUE and not last:
+                self.push(worker, running)
+                continue
+            self.end(running.trial, decision, curve)
+            return worker
+        return None
+
+    def end(self, trial: optuna.Trial, decision: Decision, curve) -> None:
+        if decision is Decision.CONTINUE:  # it trained all its epochs
+            self.study.tell(trial, curve[-1])
+            self.completions.append(Completion(self.trained, self.now, curve[-1], trial.number))
+            return
+        trial.set_user_attr(keys.PRUNE_REASON, self.scheduler.ended(trial, decision, curve))
+        self.study.tell(trial, state=TrialState.PRUNED)
 
 
 def resumed_after(study: optuna.Study, trial: optuna.Trial) -> int:
