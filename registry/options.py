@@ -22,11 +22,11 @@ def flag(default: Any, help: str, **argparse_options: Any) -> Any:
 
 
 def check_positive(values: Mapping[str, Any], *names: str) -> None:
-    """Refuse a zero or negative value for any of `names` (flags by their dest names); None
-    means unset."""
+    """Refuse a zero, negative or NaN value for any of `names` (flags by their dest names);
+    None means unset."""
     for name in names:
         value = values[name]
-        if value is not None and value <= 0:
+        if value is not None and not value > 0:  # NaN compares false both ways
             raise UsageError(f"--{name.replace('_', '-')} must be positive, not {value}")
 
 

@@ -20,6 +20,7 @@ def get_args_parser() -> cli.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
+    cli.check_positive(args, "top")
     from search.training import checkpoint, device
 
     loaded = checkpoint.load(args.checkpoint, device.resolve(args.device))

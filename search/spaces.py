@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import spaces
-from registry import UsageError
+from registry import UsageError, files
 from search import cli
 
 
@@ -61,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         spaces.get(name)  # an unknown name fails before anything is printed
     names = args.names or spaces.list_spaces()
     if args.write_warm_starts:
+        files.check_folder(args.write_warm_starts)  # a file there is one line, not a traceback
         write_warm_starts(names, args.write_warm_starts, args.dataset, args.epochs)
         return 0
     print(spaces.describe.describe_all(names, args.epochs))

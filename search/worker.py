@@ -3,6 +3,7 @@ search.run), from this host or another, and run its trials (search/tuning/execut
 
 from collections.abc import Sequence
 
+from registry import UsageError
 from search import cli
 
 
@@ -27,6 +28,8 @@ def get_args_parser() -> cli.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     cli.check_positive(args, "timeout")
+    if args.slot < 0:
+        raise UsageError(f"--slot must be 0 or more, not {args.slot}")
     from search.tuning.execution import launch, trial_loop, worker_loop
     from search.tuning.store import room
 

@@ -193,6 +193,17 @@ CASES = {  # name: (command and arguments, exit code, a fragment of the stderr l
     "pausing without checkpoints": (
         RUN + ["--pause-pruned", "--checkpoint-dir", ""], 2,
         "--pause-pruned needs --checkpoint-dir: a paused trial goes on from its checkpoint"),
+    # careless inputs found on 2026-12-06 (issue 44)
+    "NaN run timeout": (RUN + ["--timeout", "nan"], 2, "--timeout must be positive, not nan"),
+    "negative worker slot": (["search.worker", "--study", "s", "--slot", "-1"], 2,
+                             "--slot must be 0 or more, not -1"),
+    "negative predict top": (
+        ["search.predict", "--checkpoint", "runs/good/checkpoint.pt", "cat.png", "--top", "-3"],
+        2, "--top must be positive, not -3"),
+    "warm starts written onto a file": (["search.spaces", "--write-warm-starts", "good.yaml"], 2,
+                                        "good.yaml is a file, not a folder"),
+    "500 CPU workers": (RUN + ["--device", "cpu", "--workers-per-gpu", "500"], 2,
+                        "--workers-per-gpu 500 would start 500 worker processes on the CPU"),
     "negative worker timeout": (["search.worker", "--study", "s", "--timeout", "-5"], 2,
                                 "--timeout must be positive, not -5.0"),
     "zero worker timeout": (["search.worker", "--study", "s", "--timeout", "0"], 2,

@@ -34,6 +34,7 @@ def plan_slots(device_name: str, gpus: str | None, workers_per_gpu: int) -> list
     if on_device.type == "cpu":
         if gpus:
             raise UsageError("--gpus needs CUDA; this run is on the CPU (--device)")
+        check_room_for(workers_per_gpu)
         return [Slot("cpu", None)] * workers_per_gpu
     if gpus:
         try:
@@ -48,6 +49,35 @@ def plan_slots(device_name: str, gpus: str | None, workers_per_gpu: int) -> list
     else:
         indices = [on_device.index or 0]
     return [Slot("cuda", index) for index in indices for _ in range(workers_per_gpu)]
+
+
+# What one worker process holds on the CPU (torch, the dataset, MKL's buffers): 780 MB
+# measured on 2 workers on the sample (BENCHMARKS.md, "200 workers on one study")
+WORKER_MEMORY_BYTES = 800 * 2**20
+
+
+def check_room_for(workers: int) -> None:
+    """Refuse to start more CPU workers than this machine's free memory holds: hundreds of
+    processes would each load torch, and the machine would swap or kill them."""
+    free = available_memory()
+    if free is not None and workers > 1 and workers * WORKER_MEMORY_BYTES > free:
+        raise UsageError(
+            f"--workers-per-gpu {workers} would start {workers} worker processes on the CPU, "
+            f"each about {WORKER_MEMORY_BYTES // 2**20} MB, and {free / 2**30:.1f} GiB are "
+            f"free: at most {max(1, free // WORKER_MEMORY_BYTES)} here"
+        )
+
+
+def available_memory() -> int | None:
+    """MemAvailable in bytes (Linux's /proc/meminfo); None where it cannot be read."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
 
 
 def slot_device(slot: Slot) -> torch.device:
