@@ -311,7 +311,7 @@ class PopulationScheduler(Scheduler):
             return Next.DONE
         return Next.START if self.population.has_work(trials) else Next.WAIT
 
-    def claim(self, trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> str | None:
+    def claim(self, trial: optuna.Trial, trials: Sequence[FrozenTrial]) -> str | None:
         """A fresh trial (not a planned segment) is not needed with the population's size of
         generation 0's ahead of it."""
         if generation_of(trial) is not None:

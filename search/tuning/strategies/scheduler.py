@@ -94,14 +94,16 @@ class Scheduler:
         in_flight = ledger.finished(counts) + counts[TrialState.RUNNING]
         return in_flight < self.target and not ledger.out_of_epochs(trials, self.epoch_budget)
 
-    def claim(self, trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> str | None:
+    def claim(self, trial: optuna.Trial, trials: Sequence[FrozenTrial]) -> str | None:
         """Why `trial`, just started, is not needed (None: it is): `target` finished, running or
         queued trials are numbered before it. Workers that start trials at the same moment can
         overshoot the target; trial numbers break the tie."""
         return self._behind(trial, trials, self.target, lambda other: True)
 
     @staticmethod
-    def _behind(trial, trials, limit: int, counted: Callable[[FrozenTrial], bool]) -> str | None:
+    def _behind(
+        trial: optuna.Trial, trials, limit: int, counted: Callable[[FrozenTrial], bool]
+    ) -> str | None:
         taken = ledger.continued(trials)  # each counted as its continuation
         ahead = sum(
             other.number < trial.number and other.state in IN_FLIGHT_OR_FINISHED
