@@ -100,6 +100,29 @@ def test_a_paused_trial_is_continued_when_its_rung_promotes_it_and_ends_as_if_un
     assert ledger.continued(trials) == {1} and not continuation.paused(trials)
 
 
+def test_a_continuation_queued_but_never_run_is_not_counted_as_continued(paused_study):
+    """The budget ran out with a promoted trial still queued (issue 44): the summary and the
+    strategy table count it as queued, not as continued."""
+    from search.tuning.results import progress
+
+    found, objective, checkpoints = paused_study
+    for value in (0.01, 0.02):
+        rival(found, value)
+    objective.scheduler.next(found)  # queues trial 1's continuation; nothing runs it
+    trials = found.get_trials()
+    assert ledger.continued(trials) == {1}  # taken: no worker may promote it again
+    assert ledger.continuations_run(trials) == set()
+    assert progress.paused_lines(found)[0].startswith(
+        "paused: 1 trial(s); 0 continued from their checkpoints, 1 queued to continue, "
+        "0 still paused"
+    )
+    found.optimize(objective, n_trials=1)
+    assert ledger.continuations_run(found.get_trials()) == {1}
+    assert progress.paused_lines(found)[0].startswith(
+        "paused: 1 trial(s); 1 continued from their checkpoints, 0 still paused"
+    )
+
+
 def test_a_second_continuation_of_the_same_trial_is_not_needed(paused_study):
     """Two workers that promote the same trial at once queue it twice; the later one fails at
     its start, untrained, as not needed."""

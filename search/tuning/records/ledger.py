@@ -30,6 +30,16 @@ def continued(trials: Iterable[FrozenTrial]) -> set[int]:
     }
 
 
+def continuations_run(trials: Iterable[FrozenTrial]) -> set[int]:
+    """The paused trials whose continuation started (took it over, keys.CONTINUED_FROM); one
+    queued but never run, when the budget ran out first, is not among them."""
+    return {
+        trial.user_attrs[keys.CONTINUED_FROM]
+        for trial in trials
+        if keys.CONTINUED_FROM in trial.user_attrs and trial.state != TrialState.WAITING
+    }
+
+
 def count_by_state(trials: Sequence[FrozenTrial]) -> dict[TrialState, int]:
     """Trials by state, each run once: a paused trial that a continuation has taken over is
     counted as that continuation."""

@@ -77,12 +77,14 @@ def paused_lines(study: optuna.Study) -> list[str]:
     taken, waiting = ledger.continued(trials), continuation.paused(trials)
     if not taken and not waiting:
         return []
+    ran = ledger.continuations_run(trials)
+    queued = f", {len(taken - ran)} queued to continue" if taken - ran else ""
     root = study.user_attrs.get("checkpoint_dir", "")
     key = study.user_attrs.get("checkpoint_key", "")
     kept = TrialCheckpoints(Path(root), study.study_name, key).paused_bytes(trials) if root else 0
     return [
-        f"paused: {len(taken) + len(waiting)} trial(s); {len(taken)} continued from their "
-        f"checkpoints, {len(waiting)} still paused ({kept / 2**20:.1f} MiB of checkpoints)"
+        f"paused: {len(taken) + len(waiting)} trial(s); {len(ran)} continued from their "
+        f"checkpoints{queued}, {len(waiting)} still paused ({kept / 2**20:.1f} MiB of checkpoints)"
     ]
 
 
