@@ -26,8 +26,8 @@ SOURCE_TRIALS = [
 ]
 
 
-def make_source(run_here, folder, storage: str, space=SPACE) -> optuna.Study:
-    made = run_here("search.run", *space, "--dataset", "sample", "--epochs", "3",
+def make_source(run_here, folder, storage: str, space=SPACE, fix=()) -> optuna.Study:
+    made = run_here("search.run", *space, "--dataset", "sample", "--epochs", "3", *fix,
                     "--study", "source", "--storage", storage, "--create-only", cwd=folder)  # fmt: skip
     assert made.returncode == 0, made.stderr
     source = optuna.load_study(study_name="source", storage=storage)
@@ -78,6 +78,7 @@ def test_a_warm_started_study_runs_the_earlier_winners_first_inside_its_ranges(t
     assert "queued its 2 best config(s) (val_accuracy 0.9000 to 0.8000)" in line
     assert "clamped sgd_lr 0.25 -> 0.1 (in 1 config) to its range" in line
     assert "dropped width=64 (in 1 config): not one of 4, 16" in line
+    assert "(3 parameter(s) narrowed; held at one value: width=16)" in line
     found = optuna.load_study(study_name="target", storage=storage)
     box = {"sgd_lr": {"low": 0.02, "high": 0.1}, "sgd_momentum": {"low": 0.3, "high": 0.8},
            "width": {"choices": [16]}}  # fmt: skip
@@ -125,6 +126,8 @@ def test_the_earlier_study_may_be_in_another_storage(tmp_path, run_here):
          "test_transfer"),
         (SPACE, ["--warm-start-from", "source", "--warm-start"], "choose one"),
         (SPACE, ["--warm-start-storage", "sqlite:///x.db"], "give --warm-start-from STUDY too"),
+        (SPACE, ["--warm-start-from", "source", "--warm-start-top", "1"],
+         "--warm-start-top 1 holds every parameter at the one config's value"),
     ],
 )  # fmt: skip
 def test_a_source_that_cannot_serve_is_one_line_and_no_study(
@@ -165,3 +168,34 @@ def test_a_study_resumed_from_another_source_is_refused(tmp_path, run_here):
     assert result.returncode != 0
     assert "study 'cold' was created without --warm-start-from" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_earlier_study_s_pins_are_not_carried_over(tmp_path, run_here):
+    """A source searched with --fix width=16 (issue 44): its width was no search's choice, so
+    the target's sampler searches width whole, and the line says why it was left out."""
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    make_source(run_here, tmp_path, storage, fix=["--fix", "width=16"])
+    result = run_here("search.run", *SPACE, "--dataset", "sample", "--epochs", "3",
+                      "--trials", "4", "--sampler", "random", "--storage", storage,
+                      "--study", "target", "--warm-start-from", "source",
+                      "--warm-start-top", "2", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("warm start from"))
+    assert "left out width: pinned by the --fix of study 'source', not chosen by its search" in line
+    assert "held at one value" not in line
+    found = optuna.load_study(study_name="target", storage=storage)
+    assert set(found.user_attrs["search_box"]) == {"sgd_lr", "sgd_momentum"}
+    assert found.trials[0].params["sgd_lr"] == 0.25  # the winner, its own choices kept
+
+
+def test_one_config_s_box_runs_when_asked_for_by_name(tmp_path, run_here):
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    make_source(run_here, tmp_path, storage)
+    result = run_here("search.run", *SPACE, "--dataset", "sample", "--epochs", "3",
+                      "--trials", "2", "--storage", storage, "--study", "target",
+                      "--warm-start-from", "source", "--warm-start-top", "1",
+                      "--warm-start-single", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "held at one value: sgd_lr=0.25, sgd_momentum=0.8, width=64" in result.stdout
+    found = optuna.load_study(study_name="target", storage=storage)
+    assert all(t.params == SOURCE_TRIALS[0][0] for t in found.trials)

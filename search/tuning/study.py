@@ -156,9 +156,10 @@ def warm_start(
 
     def read(found_in) -> transfer.Transfer:
         source = load(found_in, source_name)
-        transfer.check_source(settings_of(source).space, source_name, wanted.space)
+        earlier = settings_of(source)
+        transfer.check_source(earlier.space, source_name, wanted.space)
         ranges, _ = describe.parameter_ranges(wanted.space, context)
-        return transfer.plan(source, wanted, ranges, top)
+        return transfer.plan(source, wanted, ranges, top, pinned=earlier.fixed_params)
 
     if opened is not None:
         return read(opened)

@@ -9,7 +9,10 @@ other data, other classes, another budget), as Syne Tune's BoundingBox scheduler
   when it is created and every worker's trials suggest inside it (BoxedTrial), so that every
   trial of the study, and Optuna's own checks of its distributions, see one search space.
 
-Parameters that --fix pins are neither boxed nor taken from the earlier study."""
+Parameters that --fix pins are neither boxed nor taken from the earlier study, and neither are
+those its own --fix pinned: a value no search of it chose says nothing about where to look. A
+box of one config (--warm-start-top 1) searches nothing, and is refused unless
+--warm-start-single asks for it; a parameter the box holds at one value is named."""
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
@@ -59,8 +62,19 @@ class WarmStartOptions(OptionGroup):
         f"with (default {DEFAULT_TOP})",
     )  # fmt: skip
 
+    warm_start_single: bool = flag(
+        False,
+        help="with --warm-start-top 1: run that one config's box, every parameter it set "
+        "held at its value (refused without this flag: the sampler would search nothing)",
+    )
+
     def check(self, given: Mapping[str, Any]) -> None:
         check_positive(given, "warm_start_top")
+        if self.warm_start_from and self.warm_start_top == 1 and not self.warm_start_single:
+            raise UsageError(
+                "--warm-start-top 1 holds every parameter at the one config's value: the "
+                "sampler would search nothing; take 2 or more, or add --warm-start-single"
+            )
         if self.warm_start and self.warm_start_from:
             raise UsageError(
                 "--warm-start and --warm-start-from both queue configs first: choose one (the "
@@ -91,16 +105,27 @@ class Transfer:
     box: dict[str, dict[str, Any]]  # param -> {"low", "high"} or {"choices"}
     changes: list[str]
 
+    def collapsed(self) -> list[str]:
+        """'name=value' of each parameter the box holds at a single value."""
+        held = []
+        for name, bounds in self.box.items():
+            values = bounds.get("choices") or sorted({bounds.get("low"), bounds.get("high")})
+            if len(values) == 1:
+                held.append(f"{name}={values[0]}")
+        return held
+
     def describe(self) -> str:
         """One line for the user: what was queued, the box, what was changed to fit."""
         accuracy = f"val_accuracy {self.values[0]:.4f}" + (
             f" to {self.values[-1]:.4f}" if len(self.values) > 1 else ""
         )
         changed = f"; {'; '.join(self.changes)}" if self.changes else ""
+        held = self.collapsed()
+        one = f"; held at one value: {', '.join(held)}" if held else ""
         return (
             f"warm start from study '{self.source}': queued its {len(self.configs)} best "
             f"config(s) ({accuracy}), and the sampler searches the box they span "
-            f"({len(self.box)} parameter(s) narrowed){changed}"
+            f"({len(self.box)} parameter(s) narrowed{one}){changed}"
         )
 
 
@@ -118,16 +143,19 @@ def fit(value: Any, distribution: BaseDistribution) -> tuple[Any, str]:
 
 
 def fitted_configs(
-    trials: Sequence[FrozenTrial], ranges: Mapping[str, BaseDistribution], fixed: Mapping
+    trials: Sequence[FrozenTrial],
+    ranges: Mapping[str, BaseDistribution],
+    fixed: Mapping,
+    pinned: Mapping = {},  # noqa: B006 - read only
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Each trial's params fitted to this space's ranges, with --fix's values in place of
-    theirs; and one phrase per parameter that had to change ('clamped sgd_lr 2.0 -> 1.0 in 1
-    config')."""
+    theirs and the earlier study's `pinned` ones left out; and one phrase per parameter that
+    had to change ('clamped sgd_lr 2.0 -> 1.0 in 1 config')."""
     configs, seen = [], {}
     for trial in trials:
         params = {}
         for name, value in trial.params.items():
-            if name in fixed:
+            if name in fixed or name in pinned:
                 continue
             if name not in ranges:
                 seen.setdefault((name, "unknown"), []).append((value, None))
@@ -175,9 +203,11 @@ def plan(
     wanted: StudySettings,
     ranges: Mapping[str, BaseDistribution],
     top: int = DEFAULT_TOP,
+    pinned: Mapping[str, Any] = {},  # noqa: B006 - read only
 ) -> Transfer:
     """What a new study of `wanted` settings takes from the `source` study (already checked to
-    be of the same space): its `top` best trials, fitted to `ranges` (this study's)."""
+    be of the same space, its --fix `pinned`): its `top` best trials, fitted to `ranges`
+    (this study's)."""
     # by validation accuracy, the first objective whatever others the study has
     trials = ledger.best_first(source.get_trials(deepcopy=False), source.directions[0])[:top]
     if not trials:
@@ -185,7 +215,11 @@ def plan(
             f"--warm-start-from {source.study_name}: that study has no complete trial to start from"
         )
     fixed = dict(wanted.fixed_params)
-    configs, changes = fitted_configs(trials, ranges, fixed)
+    configs, changes = fitted_configs(trials, ranges, fixed, pinned)
+    left_out = sorted(set(pinned) - set(fixed))
+    if left_out:
+        changes.append(f"left out {', '.join(left_out)}: pinned by the --fix of study "
+                       f"'{source.study_name}', not chosen by its search")  # fmt: skip
     return Transfer(
         source.study_name, [(t.number, c) for t, c in zip(trials, configs, strict=True)],
         [t.values[0] for t in trials], bounding_box(configs, ranges, fixed), changes,
