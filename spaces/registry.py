@@ -2,6 +2,8 @@
 and each space's known-good points (`register_warm_starts`), which `--warm-start` enqueues."""
 
 import dataclasses
+import functools
+import warnings
 from typing import Any
 
 from registry import Registry, seed_plus
@@ -44,12 +46,28 @@ class SpaceContext:
     classes: tuple[str, ...] = ()  # --classes: a subset of the dataset's (empty: all)
     pretrained: Pretrained | None = None  # --init-from, for the spaces that fine-tune
 
+    @property
+    def max_epochs(self) -> int:
+        """`epochs` under its name of the previous release, so that a space written for it
+        still runs; deprecated (a FutureWarning, as Optuna's deprecations are, says so once a
+        process: Python's own once-per-line goes each time a library resets its filters)."""
+        _say_max_epochs_is_deprecated()
+        return self.epochs
+
     def trial_seed(self, trial) -> int:
         """seed + the trial's number; a re-run of a failed trial, or a continuation of a paused
         one, keeps its origin's seed, so that it is the same training and can resume from its
         checkpoint."""
         earlier = lineage(trial)
         return seed_plus(self.seed, earlier[0] if earlier else trial.number)
+
+
+@functools.cache
+def _say_max_epochs_is_deprecated() -> None:
+    warnings.warn(
+        "SpaceContext.max_epochs is deprecated: use context.epochs (the same value)",
+        FutureWarning, stacklevel=4,  # the space's line that read it
+    )  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)

@@ -116,6 +116,12 @@ TEXT_FILES = {
     "dupe.py": b"import spaces\n\n\n@spaces.register_space('mlp')\ndef mine(trial, context):\n"
     b"    return None\n",
     "syntax.py": b"def broken(:\n",
+    # a space written for the previous release (context.max_epochs), and one with a bug
+    "older.py": b"import spaces\nfrom tests.spaces_for_tests import tiny_mlp\n\n\n"
+    b"@spaces.register_space('older')\ndef older(trial, context):\n"
+    b"    return tiny_mlp(trial, context, epochs=context.max_epochs)\n",
+    "buggy.py": b"import spaces\n\n\n@spaces.register_space('buggy')\ndef buggy(trial, context):\n"
+    b"    choices = {'sgd': 0.1}\n    return choices['adam']\n",
     "params.json": b'{"model": "mlp", "lr": 0.1 "epochs": 1}',  # a comma left out
     "table.csv": b"number,value,params_lr\n0,0.5,0.1\n",
     "model.pth": b"",  # filled in by the fixture: a torchvision-style state dict
@@ -385,6 +391,15 @@ CASES = {  # name: (command and arguments, exit code, a fragment of the stderr l
     "a space module that registers a name twice": (
         ["search.run", "--space", "mlp", "--space-module", "dupe"], 2,
         "ValueError: space 'mlp' is registered twice"),
+    "a space written for the previous release (context.max_epochs)": (
+        ["search.run", "--space", "older", "--space-module", "older", "--dataset", "sample",
+         "--epochs", "1", "--trials", "2"], 0,
+        "SpaceContext.max_epochs is deprecated: use context.epochs"),
+    "a space that raises as it suggests": (
+        ["search.run", "--space", "buggy", "--space-module", "buggy", "--dataset", "sample",
+         "--epochs", "1", "--trials", "8"], 1,
+        "stopped after 5 failed trials in a row, the last: trial 4: space 'buggy' raised "
+        "KeyError: 'adam' ("),
     "a space module with a syntax error": (
         ["search.run", "--space", "mine", "--space-module", "syntax"], 2,
         "--space-module syntax failed as it was imported: SyntaxError"),

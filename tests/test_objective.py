@@ -116,3 +116,20 @@ def test_out_of_memory_is_told_apart_from_other_errors(error, out_of_memory):
     assert objective.is_out_of_memory(error) is out_of_memory
     reason = objective.failure_reason(error, "cpu (2 threads)")
     assert reason.startswith("out of memory on cpu") == out_of_memory
+
+
+def test_a_space_s_error_is_placed_at_the_space_s_own_line_not_optuna_s():
+    """objective.where: the deepest frame outside Optuna, where a space's bug is."""
+    import inspect
+
+    def space(trial):
+        trial.suggest_float("lr", 1.0, 0.1)  # low above high: Optuna raises, in its own code
+
+    study = optuna.create_study()
+    try:
+        space(study.ask())
+    except ValueError as error:
+        line = inspect.getsourcelines(space)[1] + 1
+        assert objective.where(error) == f" ({__file__}, line {line})"
+    else:
+        raise AssertionError("Optuna accepted a range whose low is above its high")

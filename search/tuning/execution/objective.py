@@ -42,6 +42,14 @@ def is_out_of_memory(error: Exception) -> bool:
     )
 
 
+def where(error: Exception) -> str:
+    """' (FILE, line N)': the deepest frame of the error's traceback outside Optuna (whose
+    suggest_* a space calls), which for a space's bug is the space's own line."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__)
+              if f"{os.sep}optuna{os.sep}" not in f.filename]  # fmt: skip
+    return f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
+
+
 def failure_reason(error: Exception, device_name: str) -> str:
     if is_out_of_memory(error):
         return f"out of memory on {device_name}"
@@ -111,13 +119,20 @@ class Objective:
     def born(self, trial: optuna.Trial) -> TrialConfig:
         """The space's config for this trial, checked as it is born: before anything is
         recorded or trained, a value the space got wrong (a user's --space-module, say) fails
-        the trial with one line that names the space, the trial and the field."""
+        the trial with one line that names the space, the trial and the field, and so does a
+        space that raises (a bug in it), with the error's first line and the space's own file
+        and line; trials that keep failing stop the run (trial_loop.FailureGuard)."""
         source = f"trial {trial.number}: space '{self.space_name}'"
         try:
             return config.validate(self.space(trial, self.context), source=source)
         except UsageError as error:
-            trial.set_user_attr(keys.FAIL_REASON, str(error))
-            raise TrialFailed(str(error)) from None
+            reason = str(error)
+        except (*endings.CUT_OFF, *endings.TAKEN_AWAY):
+            raise  # the storage failed while the space suggested: not the space's doing
+        except Exception as error:  # noqa: BLE001  a user's space with a bug fails its trial
+            reason = f"{source} raised {failure_reason(error, self.device_name)}{where(error)}"
+        trial.set_user_attr(keys.FAIL_REASON, reason)
+        raise TrialFailed(reason) from None
 
     def start(self, trial: optuna.Trial) -> TrialConfig:
         """The config the trial trains, as its strategy starts it (a continuation takes over its

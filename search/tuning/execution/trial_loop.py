@@ -75,11 +75,13 @@ class FailureGuard:
     def __init__(self, limit: int):
         self.limit = limit
         self.consecutive = 0
+        self.last_reason = ""
 
     def __call__(self, running, trial: FrozenTrial) -> None:
         if trial.user_attrs.get(keys.NOT_NEEDED):
             return  # a surplus trial, failed on purpose: not a failure to train
         self.consecutive = self.consecutive + 1 if trial.state == TrialState.FAIL else 0
+        self.last_reason = trial.user_attrs.get(keys.FAIL_REASON, "")
         if self.tripped:
             running.stop()
 
@@ -190,6 +192,6 @@ def run_trials(
     printer.close()
     if guard.tripped:
         raise RunFailure(
-            f"stopped after {guard.limit} failed trials in a row; see their fail_reason "
-            "in the dashboard (a smaller model or batch, or another --device)"
+            f"stopped after {guard.limit} failed trials in a row, the last: "
+            f"{guard.last_reason or 'no reason recorded'} (every fail_reason is in the dashboard)"
         )
