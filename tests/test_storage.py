@@ -323,3 +323,38 @@ def test_transient_proxy_errors_are_retried_and_a_call_succeeds(tmp_path):
         assert len(optuna.load_study(study_name="flaky", storage=served).trials) == 2
     finally:
         server.stop(grace=None)
+
+
+OPEN_WHEN_TOLD = """
+import pathlib, sys, time
+import optuna
+from search.tuning.store import storage
+go = pathlib.Path(sys.argv[2])
+while not go.exists():  # every opener waits at the line, then all start at once
+    time.sleep(0.001)
+opened = storage.open_storage(sys.argv[1])
+optuna.create_study(study_name="s", storage=opened, load_if_exists=True)
+"""
+
+
+def test_openers_started_at_once_on_one_new_sqlite_file_all_open_it_and_it_stays(tmp_path):
+    """Issue 44: two search.run started at once on a new study file both made Optuna's tables,
+    both failed ("table studies already exists", "UNIQUE constraint failed"), and the file
+    was removed as one SQLite could not create. Four real processes, released together (six
+    failed on that code three times in three)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    url, go = f"sqlite:///{tmp_path / 'new.db'}", tmp_path / "go"
+    openers = [
+        subprocess.Popen([sys.executable, "-c", OPEN_WHEN_TOLD, url, str(go)], cwd=REPO,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]  # fmt: skip
+    go.touch()
+    ended = [(opener.wait(timeout=120), opener.stderr.read()) for opener in openers]
+    assert all(code == 0 for code, _ in ended), [err for _, err in ended]
+    assert optuna.get_all_study_names(url) == ["s"]
+    assert not list(tmp_path.glob("*.lock"))  # nothing left beside the study

@@ -2,7 +2,10 @@
 mistyped path), and its connections: synchronous=NORMAL under WAL, query_only for readers."""
 
 import contextlib
+import fcntl
+import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy.engine import URL
@@ -47,6 +50,31 @@ def check_sqlite_file(path: Path, parsed: URL, create: bool) -> None:
         )
     if not tables and not create:
         raise UsageError(f"storage {shown} holds no studies yet (start one with search.run)")
+
+
+@contextlib.contextmanager
+def one_opener_at_a_time(parsed: URL, writes: bool) -> Iterator[None]:
+    """While a process opens an SQLite study file to write, others wait: Optuna makes its
+    tables in a new file one statement at a time, and two search.run started at once on one
+    new file both made them, one failing on the other's half-made schema ("table studies
+    already exists", "UNIQUE constraint failed: alembic_version"), and the file was removed as
+    one SQLite could not create while the other used it (issue 44). An flock on the file's
+    folder (no lock file left beside the study): the second opens a finished file. Held only
+    while opening (tens of milliseconds); readers and other backends do not take it."""
+    if parsed.get_backend_name() != "sqlite" or not writes:
+        yield
+        return
+    folder = Path(parsed.database).expanduser().parent
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:  # no such folder: check_sqlite_file says so in one line
+        yield
+        return
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)  # releases the lock
 
 
 def sync_at_checkpoints(connection, _record) -> None:

@@ -121,6 +121,23 @@ def open_storage(
         return opened
     parsed = urls.parse_url(url)
     shown = parsed.render_as_string(hide_password=True)
+    with sqlite_files.one_opener_at_a_time(parsed, writes=not read_only):
+        storage = opened_storage(
+            parsed, url, create, read_only, heartbeat_interval, grace_period, on_stale
+        )  # fmt: skip
+    close_at_exit(storage.engine)
+    OPENED.append(url)
+    log.debug("opened storage %s (%s)", shown, "read-only" if read_only else "read-write")
+    return storage
+
+
+def opened_storage(
+    parsed: URL, url: str, create: bool, read_only: bool, heartbeat_interval: int,
+    grace_period: int, on_stale,
+) -> RDBStorage:  # fmt: skip
+    """The RDBStorage, its tables made if it is new, or one line why it cannot be opened (and
+    no empty SQLite file left behind where none was)."""
+    shown = parsed.render_as_string(hide_password=True)
     made = made_here(parsed)
     parsed, engine_kwargs = engine_settings(parsed, create, read_only)
     try:
@@ -146,9 +163,6 @@ def open_storage(
         ) from None
     except sqlalchemy.exc.SQLAlchemyError as error:
         raise refusal(error, url, made, read_only) from None
-    close_at_exit(storage.engine)
-    OPENED.append(url)
-    log.debug("opened storage %s (%s)", shown, "read-only" if read_only else "read-write")
     return storage
 
 
