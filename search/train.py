@@ -100,10 +100,19 @@ def retrain_into(args, trial_config, provenance: dict, output_dir: Path, reads: 
         )
         return False
 
-    done = retrain.retrain(
-        trial_config, dataset, on_device, output_dir, provenance, on_epoch=show,
-        compile_model=args.compile, safetensors=args.safetensors,
-    )  # fmt: skip
+    try:
+        done = retrain.retrain(
+            trial_config, dataset, on_device, output_dir, provenance, on_epoch=show,
+            compile_model=args.compile, safetensors=args.safetensors,
+        )  # fmt: skip
+    except RuntimeError as error:  # torch.OutOfMemoryError is one
+        if not device.is_out_of_memory(error):
+            raise
+        raise RunFailure(
+            f"out of memory on {device.describe(on_device)} training {trial_config.model} "
+            f"{trial_config.model_args}: a smaller model or batch size, or another --device "
+            f"({str(error).splitlines()[0][:200]})"
+        ) from None
     print(done.report)
     if args.compile:
         print(f"torch.compile took {done.metrics['compile_seconds']:.1f} s (not in the epochs)")

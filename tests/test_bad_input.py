@@ -120,6 +120,9 @@ TEXT_FILES = {
     "older.py": b"import spaces\nfrom tests.spaces_for_tests import tiny_mlp\n\n\n"
     b"@spaces.register_space('older')\ndef older(trial, context):\n"
     b"    return tiny_mlp(trial, context, epochs=context.max_epochs)\n",
+    "wide.yaml": b"model: mlp\nmodel_args: {width: 1000000000, depth: 1}\nepochs: 1\n"
+    b"dataset: sample\n",  # a 12 TB weight
+    "huge.json": b'{"model": "mlp", "notes": "' + b"x" * 2**21 + b'"}',  # 2 MiB
     "buggy.py": b"import spaces\n\n\n@spaces.register_space('buggy')\ndef buggy(trial, context):\n"
     b"    choices = {'sgd': 0.1}\n    return choices['adam']\n",
     "params.json": b'{"model": "mlp", "lr": 0.1 "epochs": 1}',  # a comma left out
@@ -400,6 +403,14 @@ CASES = {  # name: (command and arguments, exit code, a fragment of the stderr l
          "--epochs", "1", "--trials", "8"], 1,
         "stopped after 5 failed trials in a row, the last: trial 4: space 'buggy' raised "
         "KeyError: 'adam' ("),
+    "a config too wide for memory": (TRAIN + ["wide.yaml", "--output-dir", "wide"], 1,
+                                      "out of memory on cpu"),
+    "a config file of megabytes": (TRAIN + ["huge.json"], 2,
+                                   "huge.json is 2 MiB; a config is a few hundred bytes"),
+    "XDG_CACHE_HOME a file": (
+        ["search.run", "--space", "test_tiny", "--space-module", "tests.spaces_for_tests",
+         "--dataset", "sample", "--epochs", "1", "--trials", "1", "--study", "xdg",
+         "{env}XDG_CACHE_HOME=notdb.db"], 0, ""),
     "a space module with a syntax error": (
         ["search.run", "--space", "mine", "--space-module", "syntax"], 2,
         "--space-module syntax failed as it was imported: SyntaxError"),

@@ -474,10 +474,20 @@ def write_file(
     files.write_text(path, WRITERS[file_format](document))
 
 
+MAX_CONFIG_BYTES = 2**20  # an exported config with its provenance is about 2 KB
+
+
 def read_file(path: Path) -> tuple[TrialConfig, dict[str, Any]]:
     """Read a config file written by write_file (or by hand), YAML or JSON (JSON is YAML):
-    (config, provenance)."""
+    (config, provenance). One far larger than any config is refused before it is parsed: PyYAML
+    took minutes and gigabytes over a 50 MB JSON file (issue 44)."""
     try:
+        size = Path(path).stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise UsageError(
+                f"{path} is {size / 2**20:.0f} MiB; a config is a few hundred bytes (at most "
+                f"{MAX_CONFIG_BYTES // 2**20} MiB are read): is it the right file?"
+            )
         document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as error:
         raise UsageError(f"cannot read config file {path}: {error.strerror}") from None

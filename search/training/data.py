@@ -4,6 +4,7 @@ The search trains on `train` and selects on `val` (held out from the official tr
 `test` is only read when a chosen config is retrained (retrain.py, run by search.train).
 """
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -251,8 +252,9 @@ def _cached(cache: Path, fingerprint: str, build: Callable[[], Source]) -> Sourc
         cache.parent.mkdir(parents=True, exist_ok=True)
         torch.save(plain, partial)
         partial.replace(cache)
-    except OSError:
-        partial.unlink(missing_ok=True)  # a read-only folder: decode again next time
+    except OSError:  # a read-only folder, or XDG_CACHE_HOME a file: decode again next time
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
     return source
 
 

@@ -30,6 +30,13 @@ def describe(device: torch.device) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
+def is_out_of_memory(error: BaseException) -> bool:
+    """CUDA raises OutOfMemoryError; the CPU allocator a RuntimeError that says so."""
+    return isinstance(error, torch.OutOfMemoryError) or (
+        isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
+    )
+
+
 def synchronize(device: torch.device) -> None:
     """Wait for the device's queued work, for a timing that means something; the CPU runs
     synchronously."""

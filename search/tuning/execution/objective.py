@@ -13,6 +13,7 @@ import spaces
 from models.layers import count_parameters
 from registry import UsageError, files
 from search.training import config, device, evaluation
+from search.training.device import is_out_of_memory
 from search.training.config import TrialConfig
 from search.training.data import Dataset
 from search.training.trainer import (
@@ -33,13 +34,6 @@ from spaces import SpaceContext
 INTERRUPTED = "interrupted (SIGTERM or Ctrl-C)"
 # Enough of a traceback to see where it broke; large user attributes slow the dashboard.
 TRACEBACK_CHARS = 4000
-
-
-def is_out_of_memory(error: Exception) -> bool:
-    """CUDA raises OutOfMemoryError; the CPU allocator a RuntimeError that says so."""
-    return isinstance(error, torch.OutOfMemoryError) or (
-        isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
-    )
 
 
 def where(error: Exception) -> str:
