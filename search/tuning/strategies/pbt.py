@@ -4,7 +4,11 @@ members trains in intervals of --pbt-interval epochs; when every member has fini
 interval, the worst quarter each copy a member of the best quarter (its weights, optimizer
 state and hyperparameters: exploit) and perturb the hyperparameters that may change during a
 run (explore: the learning rate, weight decay and augmentation strengths, each times 0.8 or
-1.2, Ray's perturbation factors), while the others go on as they were.
+1.2, Ray's perturbation factors), while the others go on as they were. Ray Tune's explore
+also resamples a value from its hyperparameter's distribution (resample_probability 0.25);
+this one does not: the values it changes mid-run are the member's own branch of the space
+(one optimizer's learning-rate range, one augmentation's strengths), with no one distribution
+to draw them from.
 
 Each member's interval is a trial of its own (a segment), so that workers on any host take
 them as they take any trial, and the study shows every step: generation 0's segments are
