@@ -173,3 +173,26 @@ def test_a_population_that_cannot_run_is_one_line(tmp_path, run_here, flags, mes
     assert result.returncode != 0
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
     assert not (tmp_path / "studies.db").exists()
+
+
+def test_a_generation_queued_in_part_keeps_every_parent_it_still_needs(tmp_path):
+    """Issue 44: once the first of a generation's segments was queued, the keep-set shrank to
+    that one's parent; a worker cleaning up then removed the parents of the segments not yet
+    queued. Here the window is held open: generation 0's four segments have stopped at their
+    interval's end and one of generation 1's four is queued when a worker cleans up."""
+    storage = f"sqlite:///{tmp_path / 'pbt.db'}"
+    made = run_command("search.run", *TINY, "--epochs", "2", "--scheduler", "pbt",
+                       "--population", "4", "--pbt-interval", "1", "--epoch-budget", "4",
+                       "--checkpoint-dir", str(tmp_path / "ckpt"), "--storage", storage,
+                       "--study", "pbt", cwd=tmp_path)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    study = optuna.load_study(study_name="pbt", storage=storage)
+    generation_0 = [t for t in study.trials if pbt.generation_of(t) == 0]
+    assert [t.state for t in generation_0] == [TrialState.PRUNED] * 4
+    for waiting in study.get_trials(states=(TrialState.WAITING,))[1:]:  # as if not queued yet
+        study._storage.set_trial_state_values(waiting._trial_id, TrialState.FAIL)
+    checkpoints = TrialCheckpoints(tmp_path / "ckpt", "pbt", study.user_attrs["checkpoint_key"],
+                                   keeps=pbt.PopulationScheduler(16).keeps)  # fmt: skip
+    assert all(checkpoints.path(t.number).exists() for t in generation_0)
+    checkpoints.remove_finished(study, generation_0[-1])
+    assert all(checkpoints.path(t.number).exists() for t in generation_0)

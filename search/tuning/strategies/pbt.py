@@ -270,16 +270,17 @@ def stop_after(trial: optuna.Trial, population: Population) -> int:
 
 
 def kept(trials: list[FrozenTrial]) -> set[int]:
-    """The segments whose checkpoints the next generation goes on from: the newest
-    generation's that stopped at their interval's end (until the next is queued; then its
-    segments' lineage keeps them). The last generation's complete: nothing goes on from
-    them (--keep-checkpoints keeps the best)."""
-    generations = [g for t in trials if (g := generation_of(t)) is not None]
-    if not generations:
-        return set()
-    newest = max(generations)
+    """The segments whose checkpoints a next generation goes on from: those of the two newest
+    generations that stopped at their interval's end. Not the newest alone: a generation is
+    queued one segment at a time, and once its first is queued it is the newest, while the
+    parents of the segments not yet queued are the generation before's; a worker that cleaned
+    up in that window removed them, and their members retrained from scratch (issue 44). The
+    last generation's complete: nothing goes on from them (--keep-checkpoints keeps the
+    best)."""
+    generations = {g for t in trials if (g := generation_of(t)) is not None}
+    newest_two = sorted(generations)[-2:]
     return {t.number for t in trials
-            if generation_of(t) == newest and t.state == TrialState.PRUNED}  # fmt: skip
+            if generation_of(t) in newest_two and t.state == TrialState.PRUNED}  # fmt: skip
 
 
 def lineage_rows(trials: list[FrozenTrial]) -> list[dict[str, Any]]:
