@@ -153,3 +153,46 @@ def test_hyperband_judges_a_continuation_in_its_origins_bracket(tmp_path):
     found.enqueue_trial({"sgd_lr": 0.01}, user_attrs={spaces.CONTINUES: [origin.number]})
     queued = found.get_trials()[-1]
     assert pruner.bracket(found, queued) == pruner.bracket(found, origin)
+
+
+def rung_study(tmp_path, rivals, paused_value):
+    """A real SQLite study under successive halving at eta 2: rivals at rung 0 (epoch 1), and
+    trial P paused there with `paused_value`, continued by trial C (queued, then started:
+    continuation.take_over). Returns the study and C, a live trial that has re-reported P's
+    epoch."""
+    opened = storage.open_storage(f"sqlite:///{tmp_path / 'rungs.db'}")
+    pruner = continuation.PausingSuccessiveHalving(min_resource=1, reduction_factor=2)
+    found = optuna.create_study(storage=opened, direction="maximize", pruner=pruner)
+    for value in rivals:
+        rival(found, value)
+    found.add_trial(optuna.trial.create_trial(
+        state=TrialState.PRUNED, params={"sgd_lr": 0.01}, distributions={"sgd_lr": LR},
+        intermediate_values={1: paused_value}, user_attrs={keys.PAUSED: 1},
+        system_attrs={"completed_rung_0": paused_value},
+    ))  # fmt: skip
+    paused = found.trials[-1].number
+    found.enqueue_trial({"sgd_lr": 0.01}, user_attrs={spaces.CONTINUES: [paused]})
+    continued = found.ask({"sgd_lr": LR})
+    assert continuation.take_over(continued) is None
+    continued.report(paused_value, 1)  # resumed: the paused trial's epoch, reported again
+    return found, continued
+
+
+def test_a_continuation_carries_its_rung_and_is_judged_at_the_next_one(tmp_path):
+    """Issue 44: with the carry of the paused trial's rung values turned off, the continuation
+    was judged again at rung 0 (where it now ranks in the bottom half of 0.9, 0.8, 0.7 and
+    its own 0.5) and stopped; carried, it is judged at rung 1 (epoch 2), alone there."""
+    found, continued = rung_study(tmp_path, rivals=(0.9, 0.8, 0.7), paused_value=0.5)
+    assert found.trials[-1].system_attrs["completed_rung_0"] == 0.5
+    continued.report(0.6, 2)
+    assert not continued.should_prune()
+
+
+def test_a_taken_over_trial_no_longer_competes_at_its_rungs(tmp_path):
+    """Issue 44: without the view that leaves out taken-over trials, the paused trial and its
+    continuation both held 0.9 at rung 0, and a newcomer's 0.5 was behind both (the top 2 of
+    0.2, 0.3, 0.9, 0.9 and 0.5); counted once, it is in the top 2 of four."""
+    found, continued = rung_study(tmp_path, rivals=(0.2, 0.3), paused_value=0.9)
+    newcomer = found.ask({"sgd_lr": LR})
+    newcomer.report(0.5, 1)
+    assert not newcomer.should_prune()

@@ -1,6 +1,8 @@
 """Pruning with several objectives (search/tuning/strategies/pareto_halving.py): its sort and crowding
 against Optuna's own NSGA-II, its rule on a real study, and a real search that prunes by it."""
 
+import math
+
 import numpy as np
 import optuna
 import pytest
@@ -36,6 +38,19 @@ def test_crowding_is_optunas_nsga2_crowding_distance():
     assert pareto_halving.crowding(losses.tolist()) == pytest.approx(
         [optunas[i] for i in range(len(losses))]
     )
+
+
+def test_a_front_is_ranked_ends_first_then_the_least_crowded():
+    """NSGA-II's order, worked out by hand (issue 44: the search test's expectation came from
+    `ranked` itself). On one front of four points, the two ends (infinite distance) come first;
+    of the middle two (both ranges are 3), (1.1, 1.9) lies between 1 and 3 on the first axis
+    and between 0 and 2 on the second: 2/3 + 2/3 = 1.33; (1, 2) between 0 and 1.1, and 1.9 and
+    3: 1.1/3 + 1.1/3 = 0.73, the more crowded, so it comes after; a dominated point last."""
+    losses = [[1.0, 2.0], [0.0, 3.0], [3.0, 3.0], [1.1, 1.9], [3.0, 0.0]]
+    assert pareto_halving.crowding([losses[i] for i in (0, 1, 3, 4)]) == pytest.approx(
+        [2.2 / 3, math.inf, 4 / 3, math.inf]
+    )
+    assert pareto_halving.ranked(losses) == [1, 4, 3, 0, 2]
 
 
 def test_rungs_are_successive_halvings():
