@@ -9,21 +9,26 @@ from registry import UsageError
 from search import run
 from search.tuning.records import config_attrs
 from search.tuning.strategies import pruners, samplers, strategy
+from search.tuning.strategies.extrapolation import CurveExtrapolation
+from search.tuning.strategies.multifidelity import MultiFidelityTPE
 
 # The trace each model-based sampler leaves on the trials it proposed from its model (after
 # Optuna's 10 start-up trials): proof that the workers used it, not a fallback.
 MODEL_TRACE = {"tpe": "tpe:relative_params", "optuna-tpe": "tpe:relative_params",
+               "mf-tpe": "tpe:relative_params",
                "gp": "gp:relative_params", "cmaes": "cma:"}  # fmt: skip
 SAMPLER_CLASSES = {
     "tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
     "cmaes": optuna.samplers.CmaEsSampler, "gp": optuna.samplers.GPSampler,
     "qmc": optuna.samplers.QMCSampler, "optuna-tpe": optuna.samplers.TPESampler,
+    "mf-tpe": MultiFidelityTPE,
 }  # fmt: skip
 PRUNER_CLASSES = {
     "hyperband": optuna.pruners.HyperbandPruner, "median": optuna.pruners.MedianPruner,
     "sha": optuna.pruners.SuccessiveHalvingPruner, "none": optuna.pruners.NopPruner,
     "optuna-median": optuna.pruners.MedianPruner, "percentile": optuna.pruners.PercentilePruner,
     "moasha": optuna.pruners.NopPruner,  # to Optuna; the objective stops its trials itself
+    "lce": CurveExtrapolation, "sha-lce": CurveExtrapolation, "hyperband-lce": CurveExtrapolation,
 }  # fmt: skip
 
 

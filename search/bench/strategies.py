@@ -43,6 +43,11 @@ STRATEGIES = {
     "default": (),  # whatever search.run does with no strategy flags
     "tpe-hyperband": ("--sampler", "tpe", "--pruner", "hyperband"),  # the default, by name
     "tpe-asha": ("--sampler", "tpe", "--pruner", "sha"),  # TPE fitted on ASHA's rungs
+    "lce": ("--sampler", "random", "--pruner", "lce"),  # random + curve extrapolation
+    "asha-lce": ("--sampler", "random", "--pruner", "sha-lce"),
+    "mftpe-asha": ("--sampler", "mf-tpe", "--pruner", "sha"),  # BOHB's model on ASHA's rungs
+    "mftpe-asha-lce": ("--sampler", "mf-tpe", "--pruner", "sha-lce"),
+    "bohb": ("--sampler", "mf-tpe", "--pruner", "hyperband"),  # BOHB: its model and Hyperband
     "tpe-hyperband-pause": ("--sampler", "tpe", "--pruner", "hyperband", "--pause-pruned"),
     "asha-pause": ("--sampler", "random", "--pruner", "sha", "--pause-pruned"),
     # population-based training, its members filling the budget (members x --epochs)
@@ -66,7 +71,7 @@ class Search:
     seed: int
     seconds: float
     trials: int  # trials that trained (a continuation is a trial of its own)
-    continued: int  # paused trials that a continuation took over
+    continued: int  # paused trials that a continuation took over and ran
     epochs: int  # epochs trained in all (a little over the budget: trials in flight finish)
     best: dict[float, float | None]  # budget fraction -> best validation accuracy by then
     curve: list[tuple[int, float]]  # (epochs trained, best so far) at each improvement
@@ -138,7 +143,7 @@ def read_search(strategy: str, seed: int, seconds: float, found: optuna.Study, b
     return Search(
         strategy, seed, seconds,
         trials=sum(t.state in ledger.FINISHED for t in trials),
-        continued=len(ledger.continued(trials)),
+        continued=len(ledger.continuations_run(trials)),
         epochs=ledger.epochs_trained(trials),
         best={f: (t.value if t else None) for f, t in bests.items()},
         curve=curve, winner=bests[1.0],

@@ -4,7 +4,7 @@ goes on."""
 import optuna
 
 from registry import Registry
-from search.tuning.strategies import continuation
+from search.tuning.strategies import continuation, extrapolation
 
 PRUNERS: Registry = Registry("pruner", supplied=("max_epochs",))
 
@@ -39,6 +39,28 @@ def sha(max_epochs: int) -> optuna.pruners.BasePruner:
     """Asynchronous successive halving as Ray Tune's ASHAScheduler runs it by default (grace
     period 1 epoch, reduction factor 4); able to pause and continue (continuation.py)."""
     return continuation.PausingSuccessiveHalving(min_resource=1)
+
+
+@PRUNERS.register("lce")
+def lce(max_epochs: int) -> optuna.pruners.BasePruner:
+    """Learning-curve extrapolation (extrapolation.py): stops a trial once its curve, fitted
+    and extrapolated to --epochs, is unlikely (p < 0.05) to end above the best finished one."""
+    return extrapolation.CurveExtrapolation(max_epochs)
+
+
+@PRUNERS.register("sha-lce")
+def sha_lce(max_epochs: int) -> optuna.pruners.BasePruner:
+    """--pruner sha, and between its rungs the extrapolation of --pruner lce: a trial stops
+    when either says so."""
+    inner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
+    return extrapolation.CurveExtrapolation(max_epochs, inner=inner)
+
+
+@PRUNERS.register("hyperband-lce")
+def hyperband_lce(max_epochs: int) -> optuna.pruners.BasePruner:
+    """--pruner hyperband, and between its rungs the extrapolation of --pruner lce."""
+    inner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs)
+    return extrapolation.CurveExtrapolation(max_epochs, inner=inner)
 
 
 @PRUNERS.register("moasha")

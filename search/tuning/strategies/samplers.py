@@ -3,6 +3,7 @@
 import optuna
 
 from registry import Registry
+from search.tuning.strategies import multifidelity
 
 SAMPLERS: Registry = Registry("sampler", supplied=("seed",))
 
@@ -15,6 +16,16 @@ def tpe(seed: int | None) -> optuna.samplers.BaseSampler:
     """Multivariate TPE grouped by the conditional branches; its constant liar steers parallel
     workers away from the points that running trials are already trying."""
     return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True)
+
+
+@SAMPLERS.register("mf-tpe")
+def mf_tpe(seed: int | None) -> optuna.samplers.BaseSampler:
+    """--sampler tpe fitted on the trials' values at the highest epoch that enough of them
+    reached, a third of its trials random (BOHB's rule; multifidelity.py): for a pruner that
+    stops most trials early, whose values at different epochs do not compare."""
+    return multifidelity.MultiFidelityTPE(
+        tpe(seed), seed, random_fraction=multifidelity.DEFAULT_RANDOM_FRACTION
+    )
 
 
 @SAMPLERS.register("random")

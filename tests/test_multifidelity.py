@@ -1,0 +1,86 @@
+"""The multi-fidelity TPE sampler (--sampler mf-tpe): the epoch it models at (BOHB's rule),
+the study as its TPE sees it there, and where it proposes against Optuna's TPE on a study in
+which early values and the trials that went furthest disagree."""
+
+import optuna
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+from search.tuning.strategies import samplers
+from search.tuning.strategies.multifidelity import MultiFidelityTPE, at_epoch, highest_epoch
+
+X = {"x": FloatDistribution(0.0, 1.0)}
+
+
+def trial_of(x: float, curve: list[float], state=TrialState.PRUNED, value=None):
+    return create_trial(
+        state=state, value=value, params={"x": x}, distributions=X,
+        intermediate_values=dict(enumerate(curve, start=1)),
+    )  # fmt: skip
+
+
+def test_the_modelled_epoch_is_the_highest_that_enough_trials_reached():
+    trials = [trial_of(0.1, [0.5] * 4) for _ in range(10)] + [trial_of(0.2, [0.5] * 8)] * 3
+    assert highest_epoch(trials, 10) == 4
+    assert highest_epoch(trials, 3) == 8
+    assert highest_epoch(trials, 14) is None
+
+
+def test_at_an_epoch_each_trial_that_reached_it_is_finished_at_its_value_there():
+    study = optuna.create_study()
+    study.add_trial(trial_of(0.1, [0.3, 0.4]))
+    study.add_trial(trial_of(0.2, [0.6]))
+    study.add_trial(trial_of(0.3, [0.5, 0.7, 0.8], TrialState.COMPLETE, 0.8))
+    running = study.ask({"x": X["x"]})
+    running.report(0.9, 1)
+    seen = at_epoch(study.get_trials(deepcopy=False), 2)
+    assert [(t.number, t.state, t.value) for t in seen] == [
+        (0, TrialState.COMPLETE, 0.4), (2, TrialState.COMPLETE, 0.7), (3, TrialState.RUNNING, None)
+    ]  # fmt: skip
+
+
+def misleading_study() -> optuna.Study:
+    """At epoch 4, x near 0.2 is best; those trials were stopped there, while 8 trials far from
+    it went on to epoch 8 and finished (as an asynchronous rung lets its first trials by)."""
+    study = optuna.create_study(direction="maximize")
+    for i in range(24):
+        x = (i + 0.5) / 24
+        value = 1 - abs(x - 0.2)
+        if x > 0.65:
+            study.add_trial(trial_of(x, [value] * 8, TrialState.COMPLETE, value))
+        else:
+            study.add_trial(trial_of(x, [value] * 4))
+    return study
+
+
+def proposals(sampler, n: int = 30) -> list[float]:
+    study = misleading_study()
+    study.sampler = sampler
+    found = []
+    for _ in range(n):
+        trial = study.ask({"x": X["x"]})
+        found.append(trial.params["x"])
+        study.tell(trial, state=TrialState.FAIL)  # leaves the study as it was
+    return found
+
+
+def test_it_proposes_where_the_values_at_one_epoch_point_while_tpe_follows_the_furthest():
+    modelled = proposals(MultiFidelityTPE(samplers.tpe(0), 0, random_fraction=0.0))
+    plain = proposals(samplers.tpe(0))
+    assert sum(abs(x - 0.2) < 0.15 for x in modelled) >= 20
+    assert sum(x > 0.65 for x in plain) >= 20
+
+
+def test_a_random_fraction_of_its_trials_skip_the_model():
+    never = proposals(MultiFidelityTPE(samplers.tpe(0), 0, random_fraction=1.0))
+    assert sum(abs(x - 0.2) < 0.15 for x in never) < 15  # uniform: about 9 of 30
+    default = samplers.SAMPLERS["mf-tpe"](0)
+    study = misleading_study()
+    study.sampler = default
+    modelled = 0
+    for _ in range(60):
+        trial = study.ask({"x": X["x"]})
+        study.tell(trial, state=TrialState.FAIL)
+        traces = study.trials[-1].system_attrs  # the constant liar's record of TPE's proposal
+        modelled += any(key.startswith("tpe:relative_params") for key in traces)
+    assert 28 <= modelled <= 52  # two thirds of 60 use the model (binomial, 3 deviations)
