@@ -105,10 +105,10 @@ class Simulation:
         while self.scheduler.next(self.study) is Next.START:
             trial = self.study.ask()
             surplus = self.scheduler.claim(trial, self.study.get_trials(deepcopy=False))
-            params = self.suggest(trial)
             try:
-                if surplus:
+                if surplus:  # as the live loop: a surplus trial fails before it suggests
                     raise NotNeeded(surplus)
+                params = self.suggest(trial)
                 self.scheduler.start(trial, params)
             except NotNeeded as reason:
                 trial.set_user_attr(keys.FAIL_REASON, str(reason))
