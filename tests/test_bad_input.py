@@ -197,7 +197,7 @@ CASES = {  # name: (command and arguments, exit code, a fragment of the stderr l
                               "--epoch-budget must be greater than or equal to 0"),
     "pausing with a pruner that has no rungs": (
         RUN + ["--pause-pruned", "--pruner", "median"], 2,
-        "--pause-pruned needs a pruner whose rungs can promote a paused trial (hyperband, sha), "
+        "--pause-pruned needs a pruner whose rungs can promote a paused trial (hyperband, sha, sha3), "
         "not --pruner median"),
     "pausing without checkpoints": (
         RUN + ["--pause-pruned", "--checkpoint-dir", ""], 2,

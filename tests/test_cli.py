@@ -73,11 +73,14 @@ def test_every_run_flag_parses():
     )
     defaults = run.get_args_parser().parse_args(["--space", "resnet"])
     assert (defaults.storage, defaults.dataset, defaults.sampler, defaults.objectives) == (
-        "sqlite:///studies.db", "cifar10", "tpe", "accuracy"
+        "sqlite:///studies.db", "cifar10", None, "accuracy"
     )  # fmt: skip
     assert not defaults.warm_start
-    # No --pruner: Hyperband for one objective, successive halving by Pareto front for several
-    assert strategy.check_choice("tpe", defaults.pruner, 1) == "hyperband"
+    # No --sampler or --pruner: multi-fidelity TPE with successive halving at eta 3 for one
+    # objective (the replay's choice), TPE pruned by Pareto front for several
+    assert strategy.chosen_sampler(defaults.sampler, 1) == "mf-tpe"
+    assert strategy.chosen_sampler(defaults.sampler, 2) == "tpe"
+    assert strategy.check_choice("mf-tpe", defaults.pruner, 1) == "sha3"
     assert strategy.check_choice("tpe", defaults.pruner, 2) == "moasha"
 
 

@@ -28,7 +28,7 @@ PRUNER_CLASSES = {
     "sha": optuna.pruners.SuccessiveHalvingPruner, "none": optuna.pruners.NopPruner,
     "optuna-median": optuna.pruners.MedianPruner, "percentile": optuna.pruners.PercentilePruner,
     "moasha": optuna.pruners.NopPruner,  # to Optuna; the objective stops its trials itself
-    "lce": CurveExtrapolation, "sha-lce": CurveExtrapolation, "hyperband-lce": CurveExtrapolation,
+    "sha3": optuna.pruners.SuccessiveHalvingPruner, "lce": CurveExtrapolation, "sha-lce": CurveExtrapolation, "hyperband-lce": CurveExtrapolation,
 }  # fmt: skip
 
 

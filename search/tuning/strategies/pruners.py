@@ -11,8 +11,9 @@ PRUNERS: Registry = Registry("pruner", supplied=("max_epochs",))
 
 @PRUNERS.register("hyperband")
 def hyperband(max_epochs: int) -> optuna.pruners.BasePruner:
-    """The default: pairs well with TPE (Optuna's benchmarks); the resource is the epoch.
-    Optuna's HyperbandPruner, able to pause and continue (continuation.py)."""
+    """Optuna's HyperbandPruner (pairs well with TPE by Optuna's benchmarks; the default until
+    the replay measured sha3 with mf-tpe ahead), the resource the epoch; able to pause and
+    continue (continuation.py)."""
     return continuation.PausingHyperband(min_resource=1, max_resource=max_epochs)
 
 
@@ -39,6 +40,14 @@ def sha(max_epochs: int) -> optuna.pruners.BasePruner:
     """Asynchronous successive halving as Ray Tune's ASHAScheduler runs it by default (grace
     period 1 epoch, reduction factor 4); able to pause and continue (continuation.py)."""
     return continuation.PausingSuccessiveHalving(min_resource=1)
+
+
+@PRUNERS.register("sha3")
+def sha3(max_epochs: int) -> optuna.pruners.BasePruner:
+    """Asynchronous successive halving at reduction factor 3 (Syne Tune's and the Hyperband
+    paper's eta; grace period 1 epoch); the default, with --sampler mf-tpe (measured:
+    BENCHMARKS.md, the replay); able to pause and continue."""
+    return continuation.PausingSuccessiveHalving(min_resource=1, reduction_factor=3)
 
 
 @PRUNERS.register("lce")
@@ -77,6 +86,6 @@ def none(max_epochs: int) -> optuna.pruners.BasePruner:
 
 
 MULTI_OBJECTIVE_PRUNERS = ("moasha", "none")
-DEFAULT_PRUNER = "hyperband"
+DEFAULT_PRUNER = "sha3"
 DEFAULT_MULTI_OBJECTIVE_PRUNER = "moasha"  # measured against none (BENCHMARKS.md)
-PAUSING_PRUNERS = ("hyperband", "sha")  # --pause-pruned: successive halving's rungs promote
+PAUSING_PRUNERS = ("hyperband", "sha", "sha3")  # --pause-pruned: successive halving's rungs promote

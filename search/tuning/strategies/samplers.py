@@ -21,8 +21,9 @@ def tpe(seed: int | None) -> optuna.samplers.BaseSampler:
 @SAMPLERS.register("mf-tpe")
 def mf_tpe(seed: int | None) -> optuna.samplers.BaseSampler:
     """--sampler tpe fitted on the trials' values at the highest epoch that enough of them
-    reached, a third of its trials random (BOHB's rule; multifidelity.py): for a pruner that
-    stops most trials early, whose values at different epochs do not compare."""
+    reached, half its trials random (BOHB's rule; multifidelity.py): for a pruner that stops
+    most trials early, whose values at different epochs do not compare. The default with one
+    objective (measured: BENCHMARKS.md, the replay)."""
     return multifidelity.MultiFidelityTPE(
         tpe(seed), seed, random_fraction=multifidelity.DEFAULT_RANDOM_FRACTION
     )
@@ -57,4 +58,6 @@ def optuna_tpe(seed: int | None) -> optuna.samplers.BaseSampler:
     return optuna.samplers.TPESampler(seed=seed)
 
 
-SINGLE_OBJECTIVE_SAMPLERS = {"cmaes"}
+SINGLE_OBJECTIVE_SAMPLERS = {"cmaes", "mf-tpe"}  # mf-tpe models the accuracy's curve
+DEFAULT_SAMPLER = "mf-tpe"
+DEFAULT_MULTI_OBJECTIVE_SAMPLER = "tpe"  # several objectives report no curve to Optuna

@@ -21,7 +21,12 @@ from search.tuning.strategies.pruners import (
     PAUSING_PRUNERS,
     PRUNERS,
 )
-from search.tuning.strategies.samplers import SAMPLERS, SINGLE_OBJECTIVE_SAMPLERS
+from search.tuning.strategies.samplers import (
+    DEFAULT_MULTI_OBJECTIVE_SAMPLER,
+    DEFAULT_SAMPLER,
+    SAMPLERS,
+    SINGLE_OBJECTIVE_SAMPLERS,
+)
 from search.tuning.strategies.scheduler import Scheduler
 
 # --scheduler NAME -> the scheduler of a study of those settings, given what tells whether a
@@ -35,11 +40,16 @@ class StrategyOptions(OptionGroup):
 
     title: ClassVar[str] = "strategy"
 
-    sampler: str = flag("tpe", help=f"{', '.join(SAMPLERS.names())} (default tpe)")
+    sampler: str | None = flag(
+        None,
+        help=f"{', '.join(SAMPLERS.names())} (default {DEFAULT_SAMPLER}; with several "
+        f"--objectives {DEFAULT_MULTI_OBJECTIVE_SAMPLER})",
+    )
     pruner: str | None = flag(
         None,
-        help=f"{', '.join(PRUNERS.names())} (default hyperband; decides per epoch; with several "
-        "--objectives: moasha, successive halving by Pareto front (the default), or none)",
+        help=f"{', '.join(PRUNERS.names())} (default {DEFAULT_PRUNER}; decides per epoch; with "
+        "several --objectives: moasha, successive halving by Pareto front (the default), or "
+        "none)",
     )
     scheduler: str = flag(
         "",
@@ -77,15 +87,23 @@ class StrategyOptions(OptionGroup):
         """The strategy the study records: the pruner its objectives take by default, and what
         a population implies (pbt.implied)."""
         objectives = parse_objectives(given["objectives"])
+        sampler = chosen_sampler(self.sampler, len(objectives))
         return {
-            "sampler": self.sampler,
-            "pruner": check_choice(self.sampler, self.pruner, len(objectives)),
+            "sampler": sampler,
+            "pruner": check_choice(sampler, self.pruner, len(objectives)),
             **pbt.implied(
                 self.scheduler, self.population, self.pbt_interval, given["epochs"], self.pruner
             ),
             "seed": self.seed, "pause_pruned": bool(self.pause_pruned),
             "keep_paused": self.keep_paused,
         }  # fmt: skip
+
+
+def chosen_sampler(sampler: str | None, objectives: int) -> str:
+    """The sampler asked for, or the default for that many objectives."""
+    if sampler:
+        return sampler
+    return DEFAULT_SAMPLER if objectives == 1 else DEFAULT_MULTI_OBJECTIVE_SAMPLER
 
 
 def check_choice(sampler: str, pruner: str | None, objectives: int) -> str:
