@@ -87,7 +87,7 @@ def measure(
     space: str, storage_url: str, trials: int, epochs: int, every: int, seed: int = 0
 ) -> list[Window]:
     """`trials` trials of `space` with `epochs` epochs each in a new study on `storage_url`
-    (TPE and Hyperband, search.run's defaults), one Window per `every` trials."""
+    (TPE and Hyperband, search.run's defaults when it was measured), one Window per `every` trials."""
     with storage.kept_open(storage_url) as opened:
         study = optuna.create_study(
             storage=opened, study_name=f"bookkeeping-{space}-{time.time_ns()}",

@@ -41,7 +41,8 @@ STRATEGIES = {
     "optuna-defaults": ("--sampler", "optuna-tpe", "--pruner", "optuna-median"),
     "asha": ("--sampler", "random", "--pruner", "sha"),  # Ray Tune's usual: random + ASHA, eta 4
     "default": (),  # whatever search.run does with no strategy flags
-    "tpe-hyperband": ("--sampler", "tpe", "--pruner", "hyperband"),  # the default, by name
+    # the default until 2026-12-06 (the replay chose mf-tpe with sha3), by name
+    "tpe-hyperband": ("--sampler", "tpe", "--pruner", "hyperband"),
     "tpe-asha": ("--sampler", "tpe", "--pruner", "sha"),  # TPE fitted on ASHA's rungs
     "lce": ("--sampler", "random", "--pruner", "lce"),  # random + curve extrapolation
     "asha-lce": ("--sampler", "random", "--pruner", "sha-lce"),
@@ -52,7 +53,7 @@ STRATEGIES = {
     "asha-pause": ("--sampler", "random", "--pruner", "sha", "--pause-pruned"),
     # population-based training, its members filling the budget (members x --epochs)
     "pbt": ("--scheduler", "pbt", "--population", "{population}"),
-    # the default, warm-started from a study of other classes (--transfer-source-classes)
+    # the old default, warm-started from a study of other classes (--transfer-source-classes)
     "tpe-hyperband-warm": (
         "--sampler", "tpe", "--pruner", "hyperband", "--warm-start-from", "{source}",
         "--warm-start-top", "{top}",

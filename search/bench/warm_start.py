@@ -5,9 +5,9 @@ spread shown.
 
 The transfer is one the reports made: a network tuned on some classes, then tuned on others
 (report 004 searched STL-10's car, deer, horse, monkey and truck after CIFAR). One earlier
-study searches the source classes with the default strategy (TPE + Hyperband) for its own
-budget, once; then, at each seed, the target classes are searched cold and warm-started from
-it, both with the default strategy. The winners are not retrained here: the strategies
+study searches the source classes with TPE + Hyperband (the default when this section was
+measured) for its own budget, once; then, at each seed, the target classes are searched cold
+and warm-started from it, both with that strategy. The winners are not retrained here: the strategies
 section measures what retraining adds."""
 
 import statistics
