@@ -409,8 +409,8 @@ CASES = {  # name: (command and arguments, exit code, a fragment of the stderr l
                                    "huge.json is 2 MiB; a config is a few hundred bytes"),
     "XDG_CACHE_HOME a file": (
         ["search.run", "--space", "test_tiny", "--space-module", "tests.spaces_for_tests",
-         "--dataset", "sample", "--epochs", "1", "--trials", "1", "--study", "xdg",
-         "{env}XDG_CACHE_HOME=notdb.db"], 0, ""),
+         "--dataset", "sample", "--epochs", "1", "--trials", "1", "--storage",
+         "sqlite:///xdg.db", "{env}XDG_CACHE_HOME=notdb.db"], 0, ""),
     "a space module with a syntax error": (
         ["search.run", "--space", "mine", "--space-module", "syntax"], 2,
         "--space-module syntax failed as it was imported: SyntaxError"),
