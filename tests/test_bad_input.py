@@ -18,6 +18,7 @@ import pytest
 import yaml
 from PIL import Image
 
+import spaces
 from tests.conftest import REPO, run_in_this_process
 
 RUN = ["search.run", "--space", "test_tiny", "--space-module", "tests.spaces_for_tests",
@@ -686,6 +687,8 @@ def test_a_mistake_is_one_line_and_its_exit_code_and_the_study_is_unchanged(
             pytest.skip("chattr +i is not supported here: nothing is read-only to root")
     monkeypatch.chdir(root)
     monkeypatch.syspath_prepend(str(root))  # as `python -m` puts the working directory first
+    # a user's space module registers its spaces in this process: they leave with the case
+    monkeypatch.setattr(spaces.SPACES, "_entries", dict(spaces.SPACES._entries))
     before = trials_digest(storage)
     people = (root / "people.db").read_bytes()
     with socket.socket() as busy, sqlite3.connect(root / "locked.db", isolation_level=None) as lock:

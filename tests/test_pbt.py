@@ -15,6 +15,7 @@ from search.tuning.strategies import pbt
 from tests.conftest import run_command
 
 TINY = ["--space", "test_tiny", "--space-module", "tests.spaces_for_tests", "--dataset", "sample"]
+POPULATION = pbt.Population(size=4, interval=1, epochs=2, seed=0)
 
 
 def segments(study: optuna.Study) -> dict[tuple[int, int], optuna.trial.FrozenTrial]:
@@ -178,21 +179,29 @@ def test_a_population_that_cannot_run_is_one_line(tmp_path, run_here, flags, mes
 def test_a_generation_queued_in_part_keeps_every_parent_it_still_needs(tmp_path):
     """Issue 44: once the first of a generation's segments was queued, the keep-set shrank to
     that one's parent; a worker cleaning up then removed the parents of the segments not yet
-    queued. Here the window is held open: generation 0's four segments have stopped at their
-    interval's end and one of generation 1's four is queued when a worker cleans up."""
-    storage = f"sqlite:///{tmp_path / 'pbt.db'}"
-    made = run_command("search.run", *TINY, "--epochs", "2", "--scheduler", "pbt",
-                       "--population", "4", "--pbt-interval", "1", "--epoch-budget", "4",
-                       "--checkpoint-dir", str(tmp_path / "ckpt"), "--storage", storage,
-                       "--study", "pbt", cwd=tmp_path)  # fmt: skip
-    assert made.returncode == 0, made.stderr
-    study = optuna.load_study(study_name="pbt", storage=storage)
-    generation_0 = [t for t in study.trials if pbt.generation_of(t) == 0]
-    assert [t.state for t in generation_0] == [TrialState.PRUNED] * 4
-    for waiting in study.get_trials(states=(TrialState.WAITING,))[1:]:  # as if not queued yet
-        study._storage.set_trial_state_values(waiting._trial_id, TrialState.FAIL)
-    checkpoints = TrialCheckpoints(tmp_path / "ckpt", "pbt", study.user_attrs["checkpoint_key"],
-                                   keeps=pbt.PopulationScheduler(16).keeps)  # fmt: skip
-    assert all(checkpoints.path(t.number).exists() for t in generation_0)
-    checkpoints.remove_finished(study, generation_0[-1])
-    assert all(checkpoints.path(t.number).exists() for t in generation_0)
+    queued, and they retrained from scratch. The window held open: generation 0's four
+    segments stopped at their interval's end (a real SQLite study), one of generation 1's is
+    queued, a worker cleans up; once all four are queued, only what they go on from stays."""
+    found = optuna.create_study(storage=f"sqlite:///{tmp_path / 'pbt.db'}", direction="maximize")
+    plain, nested = config_attrs.split(config.TrialConfig(model="mlp", epochs=2))
+    for member, value in enumerate((0.9, 0.8, 0.7, 0.6)):
+        found.add_trial(optuna.trial.create_trial(
+            state=TrialState.PRUNED, params={}, distributions={}, intermediate_values={1: value},
+            user_attrs={"pbt": {"generation": 0, "member": member, "donor": None, "changes": []},
+                        "config": plain, **{config_attrs.PREFIX + k: v for k, v in nested.items()}},
+        ))  # fmt: skip
+    checkpoints = TrialCheckpoints(tmp_path / "ckpt", "pbt",
+                                   keeps=pbt.PopulationScheduler(8, population=POPULATION).keeps)  # fmt: skip
+    checkpoints.folder.mkdir(parents=True)
+    for number in range(4):
+        checkpoints.path(number).write_bytes(b"state")
+    segments_1 = list(POPULATION.next_generation(pbt.finished_members(found.trials, 0), 0))
+    found.enqueue_trial(segments_1[0].params, user_attrs=segments_1[0].user_attrs)
+    checkpoints.remove_finished(found, found.trials[3])
+    assert all(checkpoints.path(number).exists() for number in range(4))
+    for segment in segments_1[1:]:
+        found.enqueue_trial(segment.params, user_attrs=segment.user_attrs)
+    checkpoints.remove_finished(found, found.trials[3])
+    parents = {t.user_attrs[spaces.CONTINUES][-1] for t in found.trials[4:]}
+    assert {n for n in range(4) if checkpoints.path(n).exists()} == parents
+    assert len(parents) == 3  # the worst quarter (one) goes on from the best: its own is gone

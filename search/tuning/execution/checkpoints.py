@@ -127,7 +127,7 @@ class TrialCheckpoints:
         """Trials whose checkpoints stay: running or waiting ones and those they carry on, the
         failed ones a re-run may still resume (one is queued or running, or may yet be), the
         top complete, and those the strategy keeps (the most promising paused ones, which a
-        continuation may yet resume; a population's two newest generations)."""
+        continuation may yet resume; a population's newest generation, and the one before while the newest is being queued)."""
         needed = {t.number for t in trials if t.state == TrialState.RUNNING}
         carried_on = set()  # what live trials go on from (a population's donor, by several)
         for trial in trials:

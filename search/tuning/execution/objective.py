@@ -13,9 +13,9 @@ import spaces
 from models.layers import count_parameters
 from registry import UsageError, files
 from search.training import config, device, evaluation
-from search.training.device import is_out_of_memory
 from search.training.config import TrialConfig
 from search.training.data import Dataset
+from search.training.device import is_out_of_memory
 from search.training.trainer import (
     EpochResult,
     TrainingDiverged,

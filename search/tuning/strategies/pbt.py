@@ -269,18 +269,23 @@ def stop_after(trial: optuna.Trial, population: Population) -> int:
     return population.last_epoch(trial.user_attrs[keys.PBT]["generation"])
 
 
-def kept(trials: list[FrozenTrial]) -> set[int]:
-    """The segments whose checkpoints a next generation goes on from: those of the two newest
-    generations that stopped at their interval's end. Not the newest alone: a generation is
-    queued one segment at a time, and once its first is queued it is the newest, while the
+def kept(trials: list[FrozenTrial], size: int) -> set[int]:
+    """The segments whose checkpoints a next generation goes on from: the newest generation's
+    that stopped at their interval's end, and while that generation is still being queued
+    (fewer than `size` of its segments are there) the generation before's too. A generation is
+    queued one segment at a time: once its first is queued it is the newest, while the
     parents of the segments not yet queued are the generation before's; a worker that cleaned
     up in that window removed them, and their members retrained from scratch (issue 44). The
     last generation's complete: nothing goes on from them (--keep-checkpoints keeps the
     best)."""
-    generations = {g for t in trials if (g := generation_of(t)) is not None}
-    newest_two = sorted(generations)[-2:]
+    generations = [g for t in trials if (g := generation_of(t)) is not None]
+    if not generations:
+        return set()
+    newest = max(generations)
+    queued = sum(generation_of(t) == newest and t.state != TrialState.FAIL for t in trials)
+    wanted = {newest} if queued >= size else {newest, newest - 1}
     return {t.number for t in trials
-            if generation_of(t) in newest_two and t.state == TrialState.PRUNED}  # fmt: skip
+            if generation_of(t) in wanted and t.state == TrialState.PRUNED}  # fmt: skip
 
 
 def lineage_rows(trials: list[FrozenTrial]) -> list[dict[str, Any]]:
@@ -342,4 +347,4 @@ class PopulationScheduler(Scheduler):
         return super().ended(trial, decision, curve)
 
     def keeps(self, trials: list[FrozenTrial], direction: StudyDirection) -> set[int]:
-        return kept(trials)
+        return kept(trials, self.population.size)
