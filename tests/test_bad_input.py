@@ -404,6 +404,19 @@ CASES = {  # name: (command and arguments, exit code, a fragment of the stderr l
          "--epochs", "1", "--trials", "8"], 1,
         "stopped after 5 failed trials in a row, the last: trial 4: space 'buggy' raised "
         "KeyError: 'adam' ("),
+    # The replay section's own inputs (it reads no dataset and trains nothing).
+    "a replay budget of 0": (["search.bench", "--sections", "replay", "--replay-budget", "0"],
+                             2, "--replay-budget must be positive, not 0"),
+    "a replay of no seeds": (["search.bench", "--sections", "replay", "--replay-seeds", "0"],
+                             2, "--replay-seeds must be positive, not 0"),
+    "a replay without workers": (
+        ["search.bench", "--sections", "replay", "--replay-workers", "0"], 2,
+        "--replay-workers must be positive, not 0"),
+    "an LCBench task that is not one": (["search.bench", "--sections", "replay", "--tasks", "1"],
+                                        2, "--tasks: LCBench has no task '1'; its tasks: 3945"),
+    "a strategy no curve can replay": (
+        ["search.bench", "--sections", "replay", "--strategies", "pbt"], 2,
+        "--strategies: 'pbt' cannot be replayed; choose from random"),
     "a config too wide for memory": (TRAIN + ["wide.yaml", "--output-dir", "wide"], 1,
                                       "out of memory on cpu"),
     "a config file of megabytes": (TRAIN + ["huge.json"], 2,
