@@ -53,6 +53,14 @@ def test_a_front_is_ranked_ends_first_then_the_least_crowded():
     assert pareto_halving.ranked(losses) == [1, 4, 3, 0, 2]
 
 
+def test_an_axis_on_which_all_points_are_equal_is_skipped_not_the_end_of_the_count():
+    """Equal on the first objective, spread on the second: the middle point's distance is the
+    second axis's (3 - 0) / 3 = 1 (a mutant that stopped at the first equal axis survived)."""
+    assert pareto_halving.crowding([[0.0, 0.0], [0.0, 1.0], [0.0, 3.0]]) == [
+        math.inf, pytest.approx(1.0), math.inf
+    ]  # fmt: skip
+
+
 def test_rungs_are_successive_halvings():
     assert pareto_halving.rungs(27) == [1, 3, 9]
     assert pareto_halving.rungs(28) == [1, 3, 9, 27]
