@@ -138,11 +138,14 @@ def add_strategy_arguments(parser: cli.ArgumentParser) -> None:
         "section strategies: search strategies at an equal budget",
     )
     group.add_argument(
-        "--strategies", default="random,optuna-defaults,asha,tpe-hyperband,tpe-hyperband-pause",
+        "--strategies", default="random,optuna-defaults,asha,tpe-hyperband,default",
         help="strategies section: which search strategies to compare at an equal budget, of "
-        "random, optuna-defaults, asha, tpe-hyperband, tpe-hyperband-pause, asha-pause, pbt "
-        "(its population filling the budget), tpe-hyperband-warm (warm-started from a study "
-        "of --transfer-source-classes) (default: the first five)",
+        "random, optuna-defaults, asha, tpe-hyperband (the default until 2026-12-06), default "
+        "(search.run with no strategy flags), tpe-hyperband-pause, asha-pause, pbt (its "
+        "population filling the budget), tpe-hyperband-warm (warm-started from a study of "
+        "--transfer-source-classes); the replay section takes any of them that needs no "
+        "earlier study, and lce, asha-lce, mftpe-asha, mftpe-asha-lce, bohb "
+        "(default: the first five)",
     )  # fmt: skip
     group.add_argument(
         "--strategy-space", default="mlp", help="strategies section: the space searched (mlp)"
