@@ -61,6 +61,20 @@ def test_an_axis_on_which_all_points_are_equal_is_skipped_not_the_end_of_the_cou
     ]  # fmt: skip
 
 
+def test_a_trial_s_point_is_its_accuracy_at_that_epoch_and_its_costs():
+    """Every objective minimized: the accuracy after `epoch` epochs negated, the costs as
+    measured; no point before it got there or before its costs are known."""
+    halving = pareto_halving.ParetoHalving(("accuracy", "params"), max_epochs=9)
+    trial = optuna.trial.create_trial(
+        state=TrialState.RUNNING, user_attrs={CURVE: [0.1, 0.4, 0.5], PARAMS: 1000.0}
+    )  # fmt: skip
+    assert halving.losses(trial, 2) == [-0.4, 1000.0]
+    assert halving.losses(trial, 3) == [-0.5, 1000.0]
+    assert halving.losses(trial, 4) is None
+    unmeasured = optuna.trial.create_trial(state=TrialState.RUNNING, user_attrs={CURVE: [0.1]})
+    assert halving.losses(unmeasured, 1) is None
+
+
 def test_rungs_are_successive_halvings():
     assert pareto_halving.rungs(27) == [1, 3, 9]
     assert pareto_halving.rungs(28) == [1, 3, 9, 27]
