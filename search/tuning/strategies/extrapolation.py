@@ -48,9 +48,6 @@ class Forecast:
         return 0.5 * math.erfc((value - self.mean) / (self.std * math.sqrt(2)))
 
 
-FAMILIES = ("power law", "exponential", "log-power", "log-linear")
-
-
 def _bases(x: np.ndarray, horizon: int) -> list[np.ndarray]:
     """Each family's bases at epochs x, one row per shape k: y = c + a * basis. The
     exponential's rate is in units of the horizon, so that its grid suits any --epochs."""

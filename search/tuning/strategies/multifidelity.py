@@ -20,8 +20,6 @@ random fraction 1/3 (BOHB's) .424/.196/.102, 0 .428/.196/.079, 1/2 .415/.190/.08
 and the model from epoch 3 on .405/.173/.087, from epoch 9 .398/.188/.085; random search
 with the same pruner .398/.197/.125 (BENCHMARKS.md)."""
 
-import functools
-
 import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
@@ -88,9 +86,10 @@ class MultiFidelityTPE(BaseSampler):
         self._tpe, self._random = tpe, RandomSampler(seed=seed)
         self._rng = np.random.default_rng(seed)
         self._random_fraction = random_fraction
-        self._random_trials: set[int] = set()
+        # each trial's view while it samples (None: it samples at random), made once for all
+        # its sampler calls
+        self._views: dict[int, _AtEpoch | None] = {}
 
-    @functools.lru_cache(maxsize=1)  # noqa: B019 - one view a trial, its sampling's calls share it
     def _view(self, study: optuna.Study, number: int) -> _AtEpoch | None:
         trials = [
             t for t in study.get_trials(deepcopy=False)
@@ -100,12 +99,14 @@ class MultiFidelityTPE(BaseSampler):
         return None if epoch is None else _AtEpoch(study, at_epoch(trials, epoch))
 
     def _sampler_for(self, study, trial: FrozenTrial):
-        view = None if trial.number in self._random_trials else self._view(study, trial.number)
+        if trial.number not in self._views:
+            self._views[trial.number] = self._view(study, trial.number)
+        view = self._views[trial.number]
         return (self._random, study) if view is None else (self._tpe, view)
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if self._rng.random() < self._random_fraction:
-            self._random_trials.add(trial.number)
+            self._views[trial.number] = None
         self._tpe.before_trial(study, trial)
 
     def infer_relative_search_space(self, study, trial) -> dict[str, BaseDistribution]:
@@ -121,7 +122,7 @@ class MultiFidelityTPE(BaseSampler):
         return sampler.sample_independent(seen, trial, param_name, param_distribution)
 
     def after_trial(self, study, trial, state, values) -> None:
-        self._random_trials.discard(trial.number)
+        self._views.pop(trial.number, None)
         self._tpe.after_trial(study, trial, state, values)
 
     def reseed_rng(self) -> None:
