@@ -36,6 +36,12 @@ def test_each_family_fit_is_numpy_s_least_squares():
         assert variance == pytest.approx(expected, rel=1e-6)
 
 
+def test_a_forecast_s_chances_are_the_normal_distribution_s():
+    found = extrapolation.Forecast(mean=0.5, std=0.1)
+    assert found.chance_above(0.5 + 0.1 * 1.6448536) == pytest.approx(0.05, abs=1e-6)
+    assert found.chance_above(0.4) == pytest.approx(0.8413447, abs=1e-6)
+
+
 def test_a_power_law_is_extrapolated_to_where_it_goes():
     def power_law(epochs):
         return 0.9 - 0.4 * epochs ** -extrapolation._SHAPES[5]

@@ -27,6 +27,9 @@ def test_the_modelled_epoch_is_the_highest_that_enough_trials_reached():
     assert highest_epoch(trials, 10, lowest=5) is None  # epoch 4 is too early to model
     short = [trial_of(0.1, [0.5] * 2) for _ in range(10)]  # a study of 2 epochs
     assert highest_epoch(short, 10, lowest=3) == 2  # its last epoch will do
+    assert highest_epoch(trials, 4) == 4  # three at 8, the fourth highest at 4
+    early = short + [trial_of(0.2, [0.5] * 8)]  # one trial went on: epoch 2 is too early
+    assert highest_epoch(early, 10, lowest=3) is None
 
 
 def test_at_an_epoch_each_trial_that_reached_it_is_finished_at_its_value_there():
@@ -87,3 +90,17 @@ def test_a_random_fraction_of_its_trials_skip_the_model():
         traces = study.trials[-1].system_attrs  # the constant liar's record of TPE's proposal
         modelled += any(key.startswith("tpe:relative_params") for key in traces)
     assert 18 <= modelled <= 42  # half of 60 use the model (binomial, 3 deviations)
+
+
+def test_the_first_epoch_alone_is_not_modelled_and_a_seed_repeats_its_proposals():
+    """Ten trials at epoch 1 and one at 5: below MIN_EPOCH (3), so every proposal is random,
+    no TPE trace; and the same seed proposes the same points."""
+    study = optuna.create_study(direction="maximize")
+    for i in range(10):
+        study.add_trial(trial_of((i + 0.5) / 10, [1 - abs((i + 0.5) / 10 - 0.2)]))
+    study.add_trial(trial_of(0.9, [0.1] * 5))
+    study.sampler = MultiFidelityTPE(samplers.tpe(0), 0, random_fraction=0.0)
+    trial = study.ask({"x": X["x"]})
+    study.tell(trial, state=TrialState.FAIL)
+    assert not any(key.startswith("tpe:") for key in study.trials[-1].system_attrs)
+    assert proposals(samplers.SAMPLERS["mf-tpe"](7)) == proposals(samplers.SAMPLERS["mf-tpe"](7))
