@@ -85,3 +85,29 @@ def test_checkpoints_of_finished_trials_go_and_those_still_needed_stay(tmp_path)
     left = sorted(p.name for p in checkpoints.folder.iterdir())
     assert left == sorted(f"trial-{n}.pt" for n in (best, running, waiting_for_a_rerun))
     assert worse != best
+
+
+def test_a_re_run_still_queued_when_the_study_is_done_ends_as_not_needed(tmp_path):
+    """A trial cut off, a fresh one started before its re-run was queued, and the target
+    reached by the fresh one: every worker now hears DONE, and the re-run would stay WAITING
+    for ever (a leftover the proxy-outage test once found). The first worker to hear DONE
+    ends it, untrained, as not needed; a queued trial another worker has just taken is left
+    to that worker."""
+    from search.tuning.strategies.scheduler import Next, Scheduler
+
+    study = new_study(tmp_path)
+    study.tell(study.ask(), 0.5)
+    cut_off, fresh = study.ask(), study.ask()
+    study.tell(cut_off, state=TrialState.FAIL)
+    assert retries.retry_cut_off(study, cut_off.number)
+    study.enqueue_trial({})
+    taken = study.trials[-1]  # a worker's ask takes it as this does
+    assert study._storage.set_trial_state_values(taken._trial_id, TrialState.RUNNING)
+    study.tell(fresh, 0.7)  # the target of 2 reached
+    assert Scheduler(target=2).next(study) is Next.DONE
+    rerun = study.trials[3]
+    assert rerun.user_attrs[spaces.RETRY_HISTORY] == [1]
+    assert rerun.state == TrialState.FAIL and rerun.user_attrs["not_needed"] is True
+    assert rerun.user_attrs["fail_reason"] == "not needed: the study holds what it is run for"
+    assert study.trials[4].state == TrialState.RUNNING  # another worker's: untouched
+    assert not study.get_trials(states=(TrialState.WAITING,))

@@ -121,8 +121,25 @@ def fail_with_reason(storage: BaseStorage, trial_id: int, reason: str, end: bool
 
 def fail(running: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
     """fail_with_reason for a trial of `running` (Optuna's private _storage and _trial_id are
-    touched here alone)."""
+    touched here and in drop_queued alone)."""
     return fail_with_reason(running._storage, trial._trial_id, reason)
+
+
+def drop_queued(found: optuna.Study, reason: str) -> list[int]:
+    """End the study's queued (WAITING) trials, untrained, as not needed with `reason`: a
+    re-run or a continuation queued before the study reached its target, which no worker will
+    take once they all see it reached. Each is first taken as a worker's ask takes it (WAITING
+    to RUNNING, atomic in the storage), so that one another worker has just taken is left to
+    it. The numbers of those ended here."""
+    storage = found._storage  # Optuna's private storage, touched here and in fail alone
+    dropped = []
+    for trial in found.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        if not storage.set_trial_state_values(trial._trial_id, TrialState.RUNNING):
+            continue
+        storage.set_trial_user_attr(trial._trial_id, keys.NOT_NEEDED, True)
+        if fail_with_reason(storage, trial._trial_id, reason):
+            dropped.append(trial.number)
+    return dropped
 
 
 def enqueue_once(found: optuna.Study, queued: list[tuple[dict, dict]]) -> int:

@@ -28,6 +28,8 @@ log = logging.getLogger("search.worker")
 
 # What a claim counts ahead of it: queued trials too, since one is always run (Optuna's ask pops
 # it first) and a fresh trial created beside a queued re-run must not take its place as well.
+# Why a trial still queued when the study reached its target is ended untrained
+NOT_NEEDED_ONCE_DONE = "not needed: the study holds what it is run for"
 IN_FLIGHT_OR_FINISHED = (
     TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING,
 )  # fmt: skip
@@ -73,6 +75,9 @@ class Scheduler:
         worker may do."""
         trials = study.get_trials(deepcopy=False)
         if ledger.reached(trials, self.target, self.epoch_budget):
+            if any(t.state == TrialState.WAITING for t in trials):
+                for number in ledger.drop_queued(study, NOT_NEEDED_ONCE_DONE):
+                    log.info("trial %d: queued, and not needed: %s", number, NOT_NEEDED_ONCE_DONE)
             return Next.DONE
         if self.pause:
             promoted = continuation.promote(study, self.resumable, lambda: self.has_room(study))
