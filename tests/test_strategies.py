@@ -37,7 +37,9 @@ def test_the_best_at_each_share_of_the_budget_counts_the_epochs_trained_by_then(
     epochs over 0-10 s, is pruned; trial 2 trains 4 over 10-50 s and completes at 0.7; trial
     3 continues a paused run after its epoch 2 and trains 2 more over 40-60 s, completing at
     0.9. Budget 8 epochs: 25% (2 epochs) is reached at 10 s, before anything completed; 50%
-    (4) at 20 s; 100% (8) at 40 s, when trial 0 completes."""
+    (4) at 20 s; 100% (8) at 40 s, when trial 0 completes. Trials 2 and 3, in flight then,
+    finish after the budget: they are not among its improvements (counted there until
+    2026-12-06, with epochs past the budget)."""
     found = study_of([
         (TrialState.COMPLETE, 4, 0, 40, 0.5, 0),
         (TrialState.PRUNED, 2, 0, 10, None, 0),
@@ -50,8 +52,43 @@ def test_the_best_at_each_share_of_the_budget_counts_the_epochs_trained_by_then(
     assert search.best == {0.25: None, 0.5: None, 1.0: 0.5}
     assert search.winner.number == 0 and search.epochs == 12 and search.trials == 4
     assert search.continued == 0
-    assert search.curve == [(9, 0.5), (11, 0.7), (12, 0.9)]
-    assert search.epochs_to_reach(0.6) == 11 and search.epochs_to_reach(0.95) is None
+    assert search.curve == [(8, 0.5)]  # it ended with the 8th epoch (and a 9th beside it)
+    assert search.epochs_to_reach(0.5) == 8 and search.epochs_to_reach(0.6) is None
+
+
+def test_a_warm_start_s_source_epochs_are_charged_to_its_budget():
+    """The same search with 4 epochs spent before it (a source study): by 25% of the budget
+    of 8 (2 epochs) and by 50% (4) it had found nothing of its own; by 100% it had trained
+    4 epochs of its own, at 20 s, before trial 0 completed; so nothing within the budget."""
+    found = study_of([
+        (TrialState.COMPLETE, 4, 0, 40, 0.5, 0),
+        (TrialState.PRUNED, 2, 0, 10, None, 0),
+        (TrialState.COMPLETE, 4, 10, 50, 0.7, 0),
+    ])  # fmt: skip
+    search = strategies.read_search("x", 0, 50.0, found, budget=8, charged=4)
+    assert search.best == {0.25: None, 0.5: None, 1.0: None} and search.curve == []
+    longer = strategies.read_search("x", 0, 50.0, found, budget=13, charged=4)
+    assert longer.best[1.0] == 0.5 and longer.curve == [(4 + 9, 0.5)]  # its 9th own epoch
+
+
+def test_a_warm_start_s_source_must_not_have_searched_the_target_s_classes():
+    from argparse import Namespace
+
+    from registry import UsageError
+
+    apart = Namespace(strategy_classes="cat,dog", transfer_source_classes="ship,truck")
+    strategies.check_classes_apart(apart)
+    for target in ("", "cat,ship"):  # all classes, or one shared
+        with pytest.raises(UsageError, match="shares classes with the searches'"):
+            strategies.check_classes_apart(
+                Namespace(strategy_classes=target, transfer_source_classes="ship,truck")
+            )
+
+
+def test_random_search_runs_first_wherever_it_is_named():
+    """Every other row's epochs to reach random's final best need random's searches first."""
+    assert strategies.run_order(["asha", "default", "random", "pbt"]) == [
+        "random", "asha", "default", "pbt"]  # fmt: skip
 
 
 def test_the_pareto_section_counts_each_front_by_the_epochs_trained_when_its_trials_ended():
