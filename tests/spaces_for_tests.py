@@ -200,3 +200,18 @@ def failed_from_outside(trial, context):
         storage.set_trial_user_attr(trial._trial_id, "fail_reason", "an operator failed it")
         storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
     return tiny(trial, context)
+
+
+@spaces.register_space("test_lcbench")
+def lcbench_configs(trial, context):
+    """LCBench's hyperparameters, suggested as the replay's lcbench task suggests them (a tiny
+    network besides): a stand-in trainer (tests/test_replay.py) trains none, reading the
+    configuration's surrogate curve instead, so that search.run's decisions can be compared
+    with the replay's."""
+    from search.bench.replay import lcbench
+
+    LCBENCH_CHOSEN.append(lcbench.suggest(trial))
+    return tiny_mlp(trial, context)
+
+
+LCBENCH_CHOSEN: list[dict] = []  # test_lcbench's configurations, in the order it chose them

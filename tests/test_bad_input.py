@@ -25,6 +25,9 @@ RUN = ["search.run", "--space", "test_tiny", "--space-module", "tests.spaces_for
        "--dataset", "sample", "--epochs", "1", "--trials", "4"]  # fmt: skip
 IMAGEFOLDER_RUN = ["search.run", "--space", "mlp", "--dataset", "imagefolder", "--data-dir"]
 TRAIN = ["search.train", "--config"]
+REPLAY = ["search.bench", "--sections", "replay"]
+RECORD = ["search.bench", "--dataset", "sample", "--device", "cpu", "--sections", "record",
+          "--record-epochs", "2"]  # fmt: skip
 GOOD = {"model": "mlp", "model_args": {"width": 16, "depth": 1}, "epochs": 1, "dataset": "sample",
         "schedule": "constant", "lr": 0.05}  # fmt: skip
 
@@ -417,6 +420,38 @@ CASES = {  # name: (command and arguments, exit code, a fragment of the stderr l
     "a strategy no curve can replay": (
         ["search.bench", "--sections", "replay", "--strategies", "pbt"], 2,
         "--strategies: 'pbt' cannot be replayed; choose from random"),
+    # A recorded table of our own curves, and the record section that writes one.
+    "a recorded table with an epoch missing": (
+        REPLAY + ["--benchmark", "recorded:short-table"], 2,
+        "short-table: configuration 1 has 1 of 2 epochs and 1 epoch times; record it again"),
+    "a recorded table that is not there": (
+        REPLAY + ["--benchmark", "recorded:no-table"], 2,
+        "--benchmark recorded:no-table: no such folder"),
+    "a folder that holds no recorded table": (
+        REPLAY + ["--benchmark", "recorded:folders"], 2,
+        "folders holds no recorded table (no settings.json"),
+    "a recorded table without its folder": (
+        REPLAY + ["--benchmark", "recorded"], 2,
+        "--benchmark recorded:PATH names a recorded table's folder"),
+    "a benchmark we do not have": (REPLAY + ["--benchmark", "nasbench201"], 2,
+                                   "unknown benchmark 'nasbench201'; choose one of: lcbench"),
+    "LCBench with a path": (REPLAY + ["--benchmark", "lcbench:3945"], 2,
+                            "--benchmark lcbench takes no ':3945'"),
+    "LCBench tasks for a recorded table": (
+        REPLAY + ["--benchmark", "recorded:short-table", "--tasks", "3945"], 2,
+        "--tasks names LCBench's tasks; a recorded table is one task"),
+    "recording onto a table of other settings": (
+        RECORD + ["--record-to", "short-table", "--record-epochs", "3"], 2,
+        "--record-to short-table holds a table of other settings (epochs: 2)"),
+    "recording with a pin the space lacks": (
+        RECORD + ["--record-fix", "depht=3"], 2,
+        "--fix depht: space mlp has no such parameter"),
+    "recording no configurations": (RECORD + ["--record-configs", "0"], 2,
+                                    "--record-configs must be positive, not 0"),
+    "recording a space we do not have": (RECORD + ["--record-space", "resnt"], 2,
+                                         "unknown space 'resnt'"),
+    "recording into a file": (RECORD + ["--record-to", "cat.png"], 2,
+                              "cat.png is a file, not a folder"),
     "a config too wide for memory": (TRAIN + ["wide.yaml", "--output-dir", "wide"], 1,
                                       "out of memory on cpu"),
     "a config file of megabytes": (TRAIN + ["huge.json"], 2,
@@ -577,6 +612,22 @@ def make_image_folders(root: Path) -> None:
     (root / "empty-class/train/c").mkdir()
 
 
+def write_short_table(folder: Path) -> None:
+    """A recorded table (search.bench --sections record) whose second configuration lost an
+    epoch, as a hand edit or a cut-off write could leave it."""
+    import json
+
+    folder.mkdir()
+    settings = {"space": "mlp", "dataset": "sample", "classes": [], "epochs": 2,
+                "fixed_params": {"image_size": 0}, "seed": 0, "ranges": {}}  # fmt: skip
+    (folder / "settings.json").write_text(json.dumps(settings))
+    rows = [{"number": 0, "params": {}, "val_accuracy": [0.2, 0.3], "val_loss": [2.0, 1.9],
+             "seconds": [1.0, 1.0]},
+            {"number": 1, "params": {}, "val_accuracy": [0.2], "val_loss": [2.0],
+             "seconds": [1.0]}]  # fmt: skip
+    (folder / "curves.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
 def write_other_files(root: Path) -> None:
     """Checkpoints of other kinds and origins, and images in unusual formats."""
     import safetensors.torch
@@ -655,6 +706,7 @@ def folder(tmp_path_factory):
     levels = np.linspace(0, 65535, 32 * 32).reshape(32, 32).astype(np.uint16)
     Image.fromarray(levels).save(root / "deep.png")  # 16-bit greyscale
     make_image_folders(root / "folders")
+    write_short_table(root / "short-table")
     write_other_files(root)
     (root / "broken-env/optuna_dashboard").mkdir(parents=True)
     (root / "broken-env/optuna_dashboard/__init__.py").write_text(

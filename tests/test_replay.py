@@ -3,6 +3,7 @@ with asynchronous workers driving the product's own strategies, and the figures 
 
 import json
 
+import optuna
 import pytest
 
 from registry import UsageError
@@ -18,8 +19,8 @@ def surrogate():
 
 
 def replayed(strategy, surrogate, workers=1, budget_trials=3, seed=0):
-    settings = settings_of(strategy, TASK, seed, budget_trials * lcbench.EPOCHS)
-    return simulator.replay(settings, lcbench.suggest, surrogate.curve, workers,
+    settings = settings_of(strategy, surrogate, seed, budget_trials * lcbench.EPOCHS)
+    return simulator.replay(settings, surrogate.suggest, surrogate.curve, workers,
                             f"{strategy}-{TASK}-{seed}")  # fmt: skip
 
 
@@ -71,9 +72,9 @@ def test_a_paused_trial_is_continued_from_where_it_paused(surrogate):
         assert epochs[0] == 1  # its curve is the whole run, the paused part reported again
 
 
-def test_strategies_that_need_more_than_curves_are_refused():
+def test_strategies_that_need_more_than_curves_are_refused(surrogate):
     with pytest.raises(UsageError, match="'pbt' cannot be replayed"):
-        settings_of("pbt", TASK, 0, 100)
+        settings_of("pbt", surrogate, 0, 100)
 
 
 def test_the_figures_of_three_strategies_rank_and_pair_them():
@@ -97,6 +98,20 @@ def test_the_figures_of_three_strategies_rank_and_pair_them():
     assert rows["asha"]["epochs_to_random_best"] == {"median": 25, "reached": 6}
 
 
+def test_the_picture_draws_each_strategy_s_mean_regret_by_epochs_spent_with_its_band():
+    from search.bench.replay import picture
+
+    scale = figures.Reference(best=0.9, median=0.5)
+    runs = [figures.Run("random", "t", 0, {}, 30, {}, ((30, 0.7),)),
+            figures.Run("random", "t", 1, {}, 10, {}, ((10, 0.5), (20, 0.9)))]  # fmt: skip
+    epochs, means, errors = picture.regret_lines(runs, {"t": scale}, 40)["random"]
+    assert epochs == list(range(41))
+    by = dict(zip(epochs, zip(means, errors, strict=True), strict=True))
+    assert by[9] == (1.0, 0.0)  # nothing complete: both at the median
+    assert by[10][0] == pytest.approx(1.0) and by[20][0] == pytest.approx(0.5)  # (1 + 0) / 2
+    assert by[30][0] == pytest.approx(0.25) and by[30][1] == pytest.approx(0.25)  # (0.5, 0)
+
+
 def test_the_section_writes_a_row_a_strategy_in_the_json(tmp_path, run_here):
     out = tmp_path / "replay.json"
     result = run_here(
@@ -112,3 +127,72 @@ def test_the_section_writes_a_row_a_strategy_in_the_json(tmp_path, run_here):
     assert set(rows[1]["p_vs_default"]) == {"0.5", "1.0"} and "p_vs_default" not in rows[2]
     assert rows[0]["epochs_to_random_best"]["reached"] == 2  # random reaches its own best
     assert "| replay: asha |" in result.stdout
+    page = (tmp_path / "replay.html").read_text()  # beside the JSON, as the picture
+    assert all(f'"name":"{name}"' in page for name in ("random", "asha", "default"))
+    assert "<script src=" not in page  # plotly.js inline: it opens with no network
+    assert (tmp_path / "replay.png").read_bytes().startswith(b"\x89PNG")
+
+
+def curve_trainer(surrogate):
+    """The trainer's stand-in for search.run: the configuration test_lcbench chose last (one
+    worker, in this process) reports its surrogate curve epoch by epoch to the objective's
+    on_epoch, stopping where that says, as trainer.train does."""
+    import torch
+
+    from search.training.trainer import EpochResult, TrainResult
+    from tests.spaces_for_tests import LCBENCH_CHOSEN
+
+    def train(trial_config, train_set, eval_set, num_classes, on_device, on_epoch, **ignored):
+        curve = surrogate.curve(LCBENCH_CHOSEN[-1])
+        history, stopped = [], False
+        for epoch, value in enumerate(curve.val_accuracy[: trial_config.epochs], start=1):
+            history.append(
+                EpochResult(
+                    epoch=epoch,
+                    train_loss=1.0,
+                    lr=0.0,
+                    val_accuracy=value,
+                    val_loss=1.0,
+                    train_seconds=curve.seconds[epoch - 1],
+                )
+            )
+            if on_epoch(history[-1]):
+                stopped = True
+                break
+        return TrainResult(torch.nn.Linear(1, 1), history, {}, None, 2, 1, stopped)
+
+    return train
+
+
+def decisions(study) -> list[tuple]:
+    """Each trial's configuration, ending, reported curve and reason."""
+    return [(t.number, t.state.name, t.params, sorted(t.intermediate_values.items()),
+             t.user_attrs.get("prune_reason")) for t in study.get_trials()]  # fmt: skip
+
+
+@pytest.mark.parametrize("strategy", ["asha", "tpe-hyperband", "default"])
+def test_the_replay_and_a_search_run_over_the_same_curves_decide_alike(
+    strategy, surrogate, tmp_path, monkeypatch
+):
+    """One seed, one worker, the same study name (Hyperband's brackets hash it): the replay and
+    search.run, its trainer reading the curves, propose the same configurations, stop the same
+    trials after the same epochs for the same reasons, and end at the same trial."""
+    from search import run
+    from search.bench.strategies import STRATEGIES
+    from search.tuning.execution import objective
+
+    budget = 6 * lcbench.EPOCHS
+    name = f"{strategy}-{TASK}-0"
+    replay = simulator.replay(settings_of(strategy, surrogate, 0, budget), surrogate.suggest,
+                              surrogate.curve, 1, name)  # fmt: skip
+    monkeypatch.setattr(objective, "train", curve_trainer(surrogate))
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    assert run.main([
+        "--space", "test_lcbench", "--space-module", "tests.spaces_for_tests", "--dataset",
+        "sample", "--epochs", str(lcbench.EPOCHS), "--trials", "100000", "--epoch-budget",
+        str(budget), "--seed", "0", *STRATEGIES[strategy], "--storage", storage, "--study", name,
+        "--quiet",
+    ]) == 0  # fmt: skip
+    live = optuna.load_study(study_name=name, storage=storage)
+    assert decisions(live) == decisions(replay.study)
+    assert len(live.trials) > 5 and any(t.state.name == "PRUNED" for t in live.trials)

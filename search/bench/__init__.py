@@ -20,7 +20,7 @@ from search import cli
 # In the order they run: sections.py's SECTIONS (named here too, so that --help needs no
 # torch), then scale.py's many stand-in workers
 SECTIONS = ("plain", "trainer", "profile", "fast", "ablation", "ops", "bookkeeping", "search",
-            "strategies", "pareto", "transfer", "replay", "workers")  # fmt: skip
+            "strategies", "pareto", "transfer", "record", "replay", "workers")  # fmt: skip
 # The sections that load no dataset and train nothing
 DATALESS = ("replay",)
 DEFAULT_SECTIONS = ("plain", "trainer", "fast", "search")
@@ -55,6 +55,7 @@ def get_args_parser() -> cli.ArgumentParser:
     add_search_arguments(parser)
     add_strategy_arguments(parser)
     add_pareto_arguments(parser)
+    add_record_arguments(parser)
     add_replay_arguments(parser)
     add_scale_arguments(parser)
     return parser
@@ -207,6 +208,36 @@ def add_pareto_arguments(parser: cli.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def add_record_arguments(parser: cli.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "record", "section record: learning curves of a space, for --benchmark recorded:PATH"
+    )
+    group.add_argument(
+        "--record-space", default="mlp", help="the space whose configurations are recorded (mlp)"
+    )
+    group.add_argument(
+        "--record-fix", default="image_size=0",
+        help="search.run --fix for every recorded configuration (image_size=0)",
+    )  # fmt: skip
+    group.add_argument(
+        "--record-epochs", type=int, default=9, help="epochs each configuration trains (9)"
+    )
+    group.add_argument(
+        "--record-configs", type=int, default=300,
+        help="configurations in the table; the same command resumes a cut-off recording, or "
+        "adds to a table recorded with a smaller count (300)",
+    )  # fmt: skip
+    group.add_argument(
+        "--record-seed", type=int, default=0,
+        help="configuration k is drawn by a random sampler seeded by this and k (0)",
+    )  # fmt: skip
+    group.add_argument(
+        "--record-to", type=Path,
+        help="the table's folder: settings.json and curves.jsonl (default "
+        "recorded/SPACE-DATASET)",
+    )  # fmt: skip
+
+
 def add_replay_arguments(parser: cli.ArgumentParser) -> None:
     from search.bench.replay.lcbench import DEVELOPMENT_TASKS
 
@@ -214,13 +245,15 @@ def add_replay_arguments(parser: cli.ArgumentParser) -> None:
         "replay", "section replay: --strategies on recorded learning curves, a simulated clock"
     )
     group.add_argument(
-        "--benchmark", default="lcbench", choices=("lcbench",),
-        help="the recorded curves: lcbench (YAHPO Gym's LCBench surrogate, 34 tasks)",
+        "--benchmark", default="lcbench",
+        help="the recorded curves: lcbench (YAHPO Gym's LCBench surrogate, 34 tasks) or "
+        "recorded:PATH (a table of --sections record: a configuration's curve is its nearest "
+        "recorded neighbour's)",
     )  # fmt: skip
     group.add_argument(
-        "--tasks", default=",".join(DEVELOPMENT_TASKS),
-        help="the benchmark's tasks, comma-separated (default: LCBench's 8 development tasks; "
-        "the others are held out)",
+        "--tasks",
+        help=f"LCBench's tasks, comma-separated (default: its 8 development tasks, "
+        f"{','.join(DEVELOPMENT_TASKS)}; the others are held out)",
     )  # fmt: skip
     group.add_argument(
         "--replay-seeds", type=int, default=30, help="seeds per strategy and task (30)"
@@ -232,6 +265,12 @@ def add_replay_arguments(parser: cli.ArgumentParser) -> None:
     group.add_argument(
         "--replay-workers", type=int, default=4, help="asynchronous simulated workers (4)"
     )
+    group.add_argument(
+        "--replay-picture", type=Path, metavar="STEM",
+        help="write normalized regret against epochs spent, a line a strategy with its "
+        "band, to STEM.html (self-contained) and STEM.png (default: beside --json, its name "
+        "without .json)",
+    )  # fmt: skip
 
 
 def add_scale_arguments(parser: cli.ArgumentParser) -> None:
@@ -327,7 +366,8 @@ def checked(args) -> tuple[list[str], list[int], list[int]]:
                        "search_timeout", "bookkeeping_trials", "strategy_epochs",
                        "strategy_budget", "strategy_repeats", "strategy_workers",
                        "transfer_source_budget", "transfer_top", "replay_seeds",
-                       "replay_budget", "replay_workers")  # fmt: skip
+                       "replay_budget", "replay_workers", "record_epochs",
+                       "record_configs")  # fmt: skip
     batch_sizes = parse_counts(args.batch_sizes, "--batch-sizes")
     workers_per_gpu = parse_counts(args.workers_per_gpu, "--workers-per-gpu")
     from registry import files
@@ -338,6 +378,10 @@ def checked(args) -> tuple[list[str], list[int], list[int]]:
         from search.tuning.store import urls
 
         urls.check_url(args.search_storage)
+    if "record" in chosen:
+        from search.bench.replay import recording
+
+        recording.check(args)
     return chosen, batch_sizes, workers_per_gpu
 
 
@@ -377,16 +421,19 @@ def run_sections(bench, chosen: list[str], record) -> tuple[list, list[str]]:
 
 def replay_setting(args):
     """The replay section's setting, every name checked before anything runs."""
-    from search.bench.replay import lcbench, section
+    from registry import files
+    from search.bench.replay import section
 
-    tasks = tuple(part.strip() for part in args.tasks.split(","))
-    for task in tasks:
-        lcbench.Surrogate(task)
+    tasks = section.tasks_of(args.benchmark, args.tasks)
     strategies = tuple(part.strip() for part in args.strategies.split(","))
     for name in strategies:
         section.check_replayable(name)
-    return section.ReplaySetting(tasks, strategies, args.replay_seeds, args.replay_budget,
-                                args.replay_workers)  # fmt: skip
+    stem = args.replay_picture or (args.json.with_suffix("") if args.json else None)
+    if stem:
+        files.check_output(stem.with_suffix(".html"))
+        files.check_output(stem.with_suffix(".png"), text=False)
+    return section.ReplaySetting(args.benchmark, tasks, strategies, args.replay_seeds,
+                                 args.replay_budget, args.replay_workers, stem)  # fmt: skip
 
 
 def outcome(status: str, started: float, found: list, **more) -> dict:

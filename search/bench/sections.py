@@ -45,6 +45,7 @@ from search.bench import (
     utilization,
     warm_start,
 )
+from search.bench.replay import recording
 from search.bench.rows import Row
 from search.training import data, device, trainer
 from search.training.config import TrialConfig, validate
@@ -445,6 +446,7 @@ SECTIONS: dict[str, Callable[[Bench], Iterable[Row]]] = {
     "strategies": strategies.strategy_rows,
     "pareto": pareto.pareto_rows,
     "transfer": warm_start.transfer_rows,
+    "record": recording.record_rows,
     "replay": replay_rows,
 }
 

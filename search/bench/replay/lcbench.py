@@ -8,12 +8,13 @@ the network just initialized and recommends epochs 2 to 51 as the fidelity range
 epoch k is the surrogate's epoch k + 1, and takes the seconds between the two (its cumulative
 time's difference), so a full-length trial is EPOCHS = 50 epochs."""
 
-import dataclasses
 import functools
 import json
 from pathlib import Path
 
 from registry import UsageError
+from search.bench.replay.figures import Reference
+from search.bench.replay.simulator import Curve
 
 FOLDER = Path(__file__).with_name("lcbench")
 EPOCHS = 50  # the surrogate's epochs 2 to 51
@@ -23,15 +24,7 @@ DEVELOPMENT_TASKS = ("3945", "7593", "34539", "126025", "126026", "146212", "167
 INPUTS = ("epoch", "batch_size", "learning_rate", "momentum", "weight_decay", "num_layers",
           "max_units", "max_dropout")  # fmt: skip
 TIME, VAL_ACCURACY = 0, 1  # the model's outputs we read: cumulative seconds, percent
-
-
-@dataclasses.dataclass(frozen=True)
-class Curve:
-    """A configuration's learning curve: validation accuracy (a fraction) after each epoch,
-    and the seconds each epoch took."""
-
-    val_accuracy: tuple[float, ...]
-    seconds: tuple[float, ...]
+REFERENCE_SAMPLE = 2000  # random configurations a task's regret is scaled by
 
 
 @functools.cache
@@ -82,14 +75,34 @@ def _codes() -> dict[str, int]:
 
 
 class Surrogate:
-    """One task's curves, each configuration's computed once."""
+    """One task's curves, each configuration's computed once: a task of the replay (as
+    recorded.Table is), the study's space and settings beside its curves."""
+
+    space, epochs, fixed_params = "lcbench", EPOCHS, {}
+    suggest = staticmethod(suggest)
 
     def __init__(self, task: str):
         if task not in tasks():
             raise UsageError(f"--tasks: LCBench has no task {task!r}; its tasks: "
                              f"{', '.join(tasks())}")  # fmt: skip
         self.task, self.code = task, _codes()[task]
+        self.dataset = task
         self._curves: dict[tuple, Curve] = {}
+
+    def reference(self) -> Reference:
+        """The task's scale: a seeded random sample of configurations trained to the end."""
+        import optuna
+
+        sampler = optuna.samplers.RandomSampler(seed=0)
+        study = optuna.create_study(sampler=sampler, storage=optuna.storages.InMemoryStorage())
+        configs = [suggest(study.ask()) for _ in range(REFERENCE_SAMPLE)]
+        finals = sorted(curve.val_accuracy[-1] for curve in self.curves(configs))
+        return Reference(best=finals[-1], median=finals[len(finals) // 2])
+
+    def distances(self) -> list[float]:
+        """How far each configuration looked up was from the one whose curve it got: the
+        surrogate predicts every configuration's own curve."""
+        return []
 
     def curve(self, params: dict[str, float]) -> Curve:
         key = tuple(params[name] for name in INPUTS[1:])

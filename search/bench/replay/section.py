@@ -2,52 +2,91 @@
 recorded learning curves, hundreds of searches in minutes, where the live table affords five.
 Each strategy is search.run's flags (bench/strategies.py's STRATEGIES), turned into a study's
 settings as search.run turns them; each search replays them (simulator.py) against a
-benchmark's curves (lcbench.py) at a budget of epochs, over tasks and seeds; figures.py says
-what is read of them. It loads no image dataset and trains nothing."""
+benchmark's curves at a budget of epochs, over tasks and seeds; figures.py says what is read
+of them. A benchmark is LCBench's surrogate (lcbench.py, a task an OpenML dataset) or a table
+of our own spaces' curves (recorded.py, one task). It loads no image dataset and trains
+nothing."""
 
 import dataclasses
+import statistics
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
-from registry import UsageError
-from search.bench.replay import figures, lcbench, simulator
+from registry import Registry, UsageError
+from search.bench.replay import figures, lcbench, picture, recorded, simulator
 from search.bench.rows import Row
 from search.bench.strategies import STRATEGIES
 
-REFERENCE_SAMPLE = 2000  # random configurations a task's regret is scaled by
 DEFAULT_STRATEGY = "default"
+# --benchmark NAME[:ARGUMENT] -> its tasks, given the argument and --tasks (None: not given)
+BENCHMARKS = Registry("benchmark")
+
+
+@BENCHMARKS.register("lcbench")
+def lcbench_tasks(argument: str, tasks: str | None) -> list:
+    if argument:
+        raise UsageError(f"--benchmark lcbench takes no ':{argument}'")
+    names = tasks.split(",") if tasks else lcbench.DEVELOPMENT_TASKS
+    return [lcbench.Surrogate(name.strip()) for name in names]
+
+
+@BENCHMARKS.register("recorded")
+def recorded_tasks(argument: str, tasks: str | None) -> list:
+    if not argument:
+        raise UsageError("--benchmark recorded:PATH names a recorded table's folder "
+                         "(search.bench --sections record writes one)")  # fmt: skip
+    if tasks:
+        raise UsageError("--tasks names LCBench's tasks; a recorded table is one task")
+    if not Path(argument).is_dir():
+        raise UsageError(f"--benchmark recorded:{argument}: no such folder (search.bench "
+                         "--sections record --record-to FOLDER writes one)")  # fmt: skip
+    return [recorded.Table(argument)]
+
+
+def tasks_of(benchmark: str, tasks: str | None) -> tuple:
+    """The tasks --benchmark and --tasks name, each opened (and so checked)."""
+    name, _, argument = benchmark.partition(":")
+    return tuple(BENCHMARKS[name](argument, tasks))
 
 
 @dataclasses.dataclass(frozen=True)
 class ReplaySetting:
     """What the section replays: which tasks, strategies, seeds, budget and workers."""
 
-    tasks: tuple[str, ...]
+    benchmark: str
+    tasks: tuple  # lcbench.Surrogate or recorded.Table: each a space, its settings, curves
     strategies: tuple[str, ...]
     seeds: int
     budget: int  # in full-length trials
     workers: int
+    picture: Path | None = None  # STEM: its .html (and .png) written, regret against epochs
+
+    @property
+    def epochs(self) -> int:
+        return self.tasks[0].epochs
 
     def describe(self) -> str:
-        return (f"lcbench {len(self.tasks)} task(s), {self.seeds} seed(s), budget "
-                f"{self.budget} full trials ({self.budget * lcbench.EPOCHS} epochs), "
+        return (f"{self.benchmark}, {len(self.tasks)} task(s), {self.seeds} seed(s), budget "
+                f"{self.budget} full trials ({self.budget * self.epochs} epochs), "
                 f"{self.workers} worker(s)")  # fmt: skip
 
 
-def settings_of(strategy: str, task: str, seed: int, budget_epochs: int):
-    """The study settings search.run would record for this strategy's flags, on LCBench's
-    curves: its strategy group as search.run checks it, the budget in epochs alone."""
+def settings_of(strategy: str, task, seed: int, budget_epochs: int):
+    """The study settings search.run would record for this strategy's flags, on the task's
+    space (its --fix held): its strategy group as search.run checks it, the budget in epochs
+    alone."""
     from search import run
     from search.tuning import study
     from search.tuning.strategies.strategy import StrategyOptions
 
     check_replayable(strategy)
     flags = [*STRATEGIES[strategy], "--seed", str(seed)]
-    given = {**vars(run.get_args_parser().parse_args(flags)), "epochs": lcbench.EPOCHS}
+    given = {**vars(run.get_args_parser().parse_args(flags)), "epochs": task.epochs}
     return study.checked({
-        "space": "lcbench", "dataset": task, "epochs": lcbench.EPOCHS, "trials": 10**9,
+        "space": task.space, "dataset": task.dataset, "epochs": task.epochs, "trials": 10**9,
         "epoch_budget": budget_epochs, "checkpoint_dir": "replay",  # every curve is kept
-        **StrategyOptions.of(given).settings(given),
+        "fixed_params": task.fixed_params, **StrategyOptions.of(given).settings(given),
     })  # fmt: skip
 
 
@@ -63,27 +102,16 @@ def replayable() -> list[str]:
     return [name for name, flags in STRATEGIES.items() if "{" not in " ".join(flags)]
 
 
-def reference(surrogate: lcbench.Surrogate) -> figures.Reference:
-    """The task's scale: a seeded random sample of configurations trained to the end."""
-    import optuna
-
-    sampler = optuna.samplers.RandomSampler(seed=0)
-    study = optuna.create_study(sampler=sampler, storage=optuna.storages.InMemoryStorage())
-    configs = [lcbench.suggest(study.ask()) for _ in range(REFERENCE_SAMPLE)]
-    finals = sorted(curve.val_accuracy[-1] for curve in surrogate.curves(configs))
-    return figures.Reference(best=finals[-1], median=finals[len(finals) // 2])
-
-
-def run_one(strategy: str, task: str, seed: int, setting: ReplaySetting, surrogate, scale):
-    budget = setting.budget * lcbench.EPOCHS
+def run_one(strategy: str, task, seed: int, setting: ReplaySetting, scale: figures.Reference):
+    budget = setting.budget * task.epochs
     replayed = simulator.replay(
-        settings_of(strategy, task, seed, budget), lcbench.suggest, surrogate.curve,
-        setting.workers, f"{strategy}-{task}-{seed}",
+        settings_of(strategy, task, seed, budget), task.suggest, task.curve, setting.workers,
+        f"{strategy}-{task.task}-{seed}",
     )  # fmt: skip
     best = {f: replayed.best_by(f * budget) for f in figures.FRACTIONS}
     final = best[1.0]
     return figures.Run(
-        strategy, task, seed, best,
+        strategy, task.task, seed, best,
         epochs_to_own_best=replayed.epochs_to_reach(final) if final is not None else None,
         regret={f: scale.regret(value) for f, value in best.items()},
         improvements=tuple((c.epochs, c.value) for c in replayed.completions
@@ -96,22 +124,39 @@ def section(setting: ReplaySetting) -> Iterator[Row]:
     for name in setting.strategies:
         check_replayable(name)
     started = time.perf_counter()
-    runs, seconds = [], {}
+    runs, seconds, distances, scales = [], {}, {}, {}
     for task in setting.tasks:
-        surrogate = lcbench.Surrogate(task)
-        scale = reference(surrogate)
+        scale = scales[task.task] = task.reference()
         for strategy in setting.strategies:
+            looked_up = len(task.distances())
             for seed in range(setting.seeds):
-                run, replayed = run_one(strategy, task, seed, setting, surrogate, scale)
+                run, replayed = run_one(strategy, task, seed, setting, scale)
                 runs.append(run)
                 seconds.setdefault(strategy, []).append(replayed.seconds)
+            distances.setdefault(strategy, []).extend(task.distances()[looked_up:])
     rows = figures.summary(runs, DEFAULT_STRATEGY)
     took = time.perf_counter() - started
+    if setting.picture:
+        lines = picture.regret_lines(runs, scales, setting.budget * setting.epochs)
+        written = picture.write(setting.picture, lines, setting.describe())
+        print(f"replay: the picture in {', '.join(map(str, written))}"
+              + ("" if len(written) > 1 else " (no PNG: matplotlib, pip install -e "
+                 "'.[lcbench]')"), flush=True)  # fmt: skip
     for row in rows:
         row["simulated_hours"] = sum(seconds[row["strategy"]]) / 3600
+        if distances[row["strategy"]]:  # a recorded table: how near its curves were
+            row["neighbour_distance"] = neighbour_figures(distances[row["strategy"]])
         regret = " / ".join(f"{row['regret'][str(f)]:.3f}" for f in figures.FRACTIONS)
         yield Row(
             f"replay: {row['strategy']}", setting.describe(),
             f"normalized regret at 25/50/100%: {regret}; mean rank {row['mean_rank']:.2f}",
             None, {**row, "section_seconds": took},
         )  # fmt: skip
+
+
+def neighbour_figures(distances: list[float]) -> dict:
+    """How far the configurations a strategy looked up were from the recorded ones whose
+    curves they got (recorded.py's normalized distance, 0 to 1)."""
+    ordered = sorted(distances)
+    return {"median": statistics.median(ordered), "p90": ordered[int(0.9 * (len(ordered) - 1))],
+            "looked_up": len(ordered)}  # fmt: skip

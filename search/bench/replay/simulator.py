@@ -26,6 +26,21 @@ warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning
 
 
 @dataclasses.dataclass(frozen=True)
+class Curve:
+    """A configuration's learning curve: validation accuracy (a fraction) after each epoch,
+    and the seconds each epoch took. A training that diverged has one epoch more in its
+    seconds than in its accuracy: the epoch whose loss became NaN, which a search trains and
+    then prunes the trial without reporting it."""
+
+    val_accuracy: tuple[float, ...]
+    seconds: tuple[float, ...]
+
+    @property
+    def diverges(self) -> bool:
+        return len(self.seconds) > len(self.val_accuracy)
+
+
+@dataclasses.dataclass(frozen=True)
 class Completion:
     """A trial that trained all its epochs: when, by epochs trained and simulated seconds."""
 
@@ -57,7 +72,7 @@ class Replayed:
 @dataclasses.dataclass
 class _Running:
     trial: optuna.Trial
-    curve: object  # lcbench.Curve: val_accuracy and seconds of each epoch
+    curve: Curve
     done: int  # epochs trained (or resumed after)
 
 
@@ -133,15 +148,25 @@ class Simulation:
             self.now, _, worker, running = heapq.heappop(self.events)
             running.done += 1
             self.trained += 1
+            if running.done > len(running.curve.val_accuracy):
+                self.diverged(running)
+                return worker
             curve = running.curve.val_accuracy[: running.done]
             decision = self.scheduler.on_epoch(running.trial, curve)
-            last = running.done in (len(running.curve.val_accuracy), self.settings.epochs)
+            last = running.done in (len(running.curve.seconds), self.settings.epochs)
             if decision is Decision.CONTINUE and not last:
                 self.push(worker, running)
                 continue
             self.end(running.trial, decision, curve)
             return worker
         return None
+
+    def diverged(self, running: _Running) -> None:
+        """As the objective prunes a training whose loss became NaN: unreported, untold to
+        the strategy."""
+        reason = f"the training loss became nan in epoch {running.done}"
+        running.trial.set_user_attr(keys.PRUNE_REASON, reason)
+        self.study.tell(running.trial, state=TrialState.PRUNED)
 
     def end(self, trial: optuna.Trial, decision: Decision, curve) -> None:
         if decision is Decision.CONTINUE:  # it trained all its epochs
