@@ -86,10 +86,11 @@ def test_a_failed_section_is_reported_and_the_others_kept(tmp_path, run_here):
 
 def test_the_command_names_every_section_the_bench_runs_in_its_order():
     """search.bench lists the sections itself (its --help loads no torch): the same names, in
-    the order search/bench/sections.py runs them, then the stand-in workers."""
+    the order search/bench/sections.py runs them, then the stand-in workers and the chaos
+    soak, which run alone."""
     from search.bench import sections
 
-    assert bench.SECTIONS == (*sections.SECTIONS, "workers")
+    assert bench.SECTIONS == (*sections.SECTIONS, "workers", "chaos")
 
 
 def test_bookkeeping_runs_a_worker_s_trials_without_training_and_times_each_part(tmp_path):

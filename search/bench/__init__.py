@@ -20,7 +20,7 @@ from search import cli
 # In the order they run: sections.py's SECTIONS (named here too, so that --help needs no
 # torch), then scale.py's many stand-in workers
 SECTIONS = ("plain", "trainer", "profile", "fast", "ablation", "ops", "bookkeeping", "search",
-            "strategies", "pareto", "transfer", "record", "replay", "workers")  # fmt: skip
+            "strategies", "pareto", "transfer", "record", "replay", "workers", "chaos")  # fmt: skip
 # The sections that load no dataset and train nothing
 DATALESS = ("replay",)
 DEFAULT_SECTIONS = ("plain", "trainer", "fast", "search")
@@ -58,6 +58,7 @@ def get_args_parser() -> cli.ArgumentParser:
     add_record_arguments(parser)
     add_replay_arguments(parser)
     add_scale_arguments(parser)
+    add_chaos_arguments(parser)
     return parser
 
 
@@ -293,6 +294,36 @@ def add_scale_arguments(parser: cli.ArgumentParser) -> None:
     )
 
 
+def add_chaos_arguments(parser: cli.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "chaos", "section chaos: a real fleet soaked in faults, then its guarantees checked"
+    )
+    group.add_argument(
+        "--chaos-storage",
+        help="chaos section: the PostgreSQL the fleet's proxy serves, postgresql://...",
+    )
+    group.add_argument(
+        "--chaos-minutes", type=float, default=30,
+        help="faults are injected for this long, or until the study is done (30)",
+    )  # fmt: skip
+    group.add_argument("--chaos-trials", type=int, default=600, help="the study's --trials (600)")
+    group.add_argument("--chaos-epochs", type=int, default=3, help="the study's --epochs (3)")
+    group.add_argument(
+        "--chaos-workers", type=int, default=8,
+        help="processes in the fleet: one search.run and the rest search.worker (8)",
+    )  # fmt: skip
+    group.add_argument(
+        "--chaos-fault-seconds", type=float, default=15,
+        help="mean seconds between faults, exponentially distributed (15)",
+    )  # fmt: skip
+    group.add_argument(
+        "--chaos-hang-minutes", type=float, default=15,
+        help="after the faults, how long the fleet may take to finish before the soak calls "
+        "it hung (15)",
+    )  # fmt: skip
+    group.add_argument("--chaos-seed", type=int, default=0, help="the faults' seed (0)")
+
+
 def parse_counts(text: str, flag: str) -> list[int]:
     try:
         counts = [int(part) for part in text.split(",")]
@@ -311,8 +342,9 @@ def parse_sections(text: str, profile: bool) -> list[str]:
         raise UsageError(f"--sections: unknown {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
     if "replay" in chosen and len(chosen) > 1:
         raise UsageError("--sections replay runs alone: it needs no data and no device")
-    if "workers" in chosen and len(chosen) > 1:
-        raise UsageError("--sections workers runs alone: it needs no data and no device")
+    for alone in ("workers", "chaos"):
+        if alone in chosen and len(chosen) > 1:
+            raise UsageError(f"--sections {alone} runs alone: it needs no data and no device")
     return [name for name in SECTIONS if name in chosen]
 
 
@@ -321,6 +353,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen, batch_sizes, workers_per_gpu = checked(args)
     if chosen == ["workers"]:
         return scale_section(args, argv)
+    if chosen == ["chaos"]:
+        from search.bench import chaos
+
+        cli.check_positive(args, "chaos_minutes", "chaos_trials", "chaos_epochs",
+                           "chaos_fault_seconds", "chaos_hang_minutes")  # fmt: skip
+        return chaos.main_section(args, argv)
     from registry import files
     from search.bench import sections
 
