@@ -115,6 +115,9 @@ def study_name(given: str | None, default: str) -> str:
         return default
     if not given.strip():
         raise UsageError(f"--study must name the study, not '{given}' (default {default})")
+    if any(not character.isprintable() for character in given):
+        raise UsageError(f"--study must not hold control characters, as {given!r} does: a "
+                         "name is printed in every line about the study")  # fmt: skip
     if len(given.encode()) > LONGEST_STUDY_NAME:
         raise UsageError(
             f"--study is {len(given.encode())} bytes long; at most {LONGEST_STUDY_NAME}, "

@@ -135,6 +135,13 @@ TEXT_FILES = {
     "scripted.pt": b"",  # a TorchScript module
     "weights.safetensors": b"",  # a safetensors file of another model
     "half.pt": b"",  # the first half of a real checkpoint
+    # exported configs edited by hand before the retrain
+    "tabbed.yaml": b"model: mlp\nmodel_args:\n\twidth: 16\nepochs: 1\ndataset: sample\n",
+    "no-model.yaml": b"model_args: {width: 16, depth: 1}\nepochs: 1\ndataset: sample\n",
+    "unicorn.yaml": b"model: mlp\nmodel_args: {width: 16, depth: 1}\nepochs: 1\n"
+    b"dataset: sample\nclasses: [cat, unicorn]\n",
+    "cats.yaml": "model: mlp\nmodel_args: {width: 16, depth: 1}\nepochs: 1\ndataset: sample\n"
+    "classes: [\u732b, \u72ac]\n".encode(),
 }
 
 CASES = {  # name: (command and arguments, exit code, a fragment of the stderr line)
@@ -452,6 +459,32 @@ CASES = {  # name: (command and arguments, exit code, a fragment of the stderr l
                                          "unknown space 'resnt'"),
     "recording into a file": (RECORD + ["--record-to", "cat.png"], 2,
                               "cat.png is a file, not a folder"),
+    # Unicode and very long names, and control characters in them.
+    "a study name with a newline": (RUN + ["--study", "a\nb"], 2,
+                                    "--study must not hold control characters"),
+    "a study name of seventy cats": (RUN + ["--study", "\u732b" * 70], 2,
+                                     "--study is 210 bytes long; at most 200"),
+    "a study named in Unicode": (RUN + ["--study", "\u00e9tude-\u732b"], 0, ""),
+    "an export to a Unicode path": (
+        ["search.export", "--study", "s", "-o", "r\u00e9sum\u00e9/\u732b.yaml"], 0, ""),
+    "a report to a Unicode path": (
+        ["search.report", "--study", "s", "-o", "\u732b/r\u00e9sum\u00e9.html"], 0, ""),
+    "a study that does not exist, named in Unicode": (
+        ["search.export", "--study", "\u00e9tude-inconnue", "-o", "x.yaml"], 2,
+        "no study '\u00e9tude-inconnue'"),
+    # A study plain Optuna made (not search.run): what needs our settings says so.
+    "status of a study plain Optuna made": (
+        ["search.status", "--study", "plain"], 2, "study 'plain' was not created by search.run"),
+    "export of a study plain Optuna made": (
+        ["search.export", "--study", "plain", "-o", "plain.yaml"], 2,
+        "study 'plain' was not created by search.run"),
+    "a worker for a study plain Optuna made": (
+        ["search.worker", "--study", "plain"], 2, "study 'plain' was not created by search.run"),
+    # Exported configs edited by hand before the retrain.
+    "a config indented with a tab": (TRAIN + ["tabbed.yaml"], 2, "tabbed.yaml"),
+    "a config with its model taken out": (TRAIN + ["no-model.yaml"], 2, "model"),
+    "a config naming a class the data lacks": (TRAIN + ["unicorn.yaml"], 2, "unicorn"),
+    "a config naming classes in Unicode": (TRAIN + ["cats.yaml"], 2, "\u732b"),
     "a config too wide for memory": (TRAIN + ["wide.yaml", "--output-dir", "wide"], 1,
                                       "out of memory on cpu"),
     "a config file of megabytes": (TRAIN + ["huge.json"], 2,
@@ -684,6 +717,8 @@ def folder(tmp_path_factory):
     kept = ["--checkpoint-dir", str(root / "checkpoints"), "--keep-checkpoints", "1"]
     assert run.main(RUN[1:] + ["--trials", "3", "--storage", storage, "--study", "s", *kept]) == 0
     optuna.create_study(study_name="foreign", storage=storage, direction="maximize")
+    plain = optuna.create_study(study_name="plain", storage=storage, direction="maximize")
+    plain.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)  # no settings
     poisoned = optuna.create_study(study_name="poisoned", storage=storage, direction="maximize")
     for key, value in optuna.load_study(study_name="s", storage=storage).user_attrs.items():
         poisoned.set_user_attr(key, value)
