@@ -471,13 +471,13 @@ CASES = {  # name: (command and arguments, exit code, a fragment of the stderr l
         ["search.report", "--study", "s", "-o", "\u732b/r\u00e9sum\u00e9.html"], 0, ""),
     "a study that does not exist, named in Unicode": (
         ["search.export", "--study", "\u00e9tude-inconnue", "-o", "x.yaml"], 2,
-        "no study '\u00e9tude-inconnue'"),
+        "no study named '\u00e9tude-inconnue' in this storage"),
     # A study plain Optuna made (not search.run): what needs our settings says so.
     "status of a study plain Optuna made": (
         ["search.status", "--study", "plain"], 2, "study 'plain' was not created by search.run"),
     "export of a study plain Optuna made": (
         ["search.export", "--study", "plain", "-o", "plain.yaml"], 2,
-        "study 'plain' was not created by search.run"),
+        "trial 0 has no stored config (not run by search.run)"),
     "a worker for a study plain Optuna made": (
         ["search.worker", "--study", "plain"], 2, "study 'plain' was not created by search.run"),
     # Exported configs edited by hand before the retrain.
