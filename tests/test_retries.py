@@ -111,3 +111,29 @@ def test_a_re_run_still_queued_when_the_study_is_done_ends_as_not_needed(tmp_pat
     assert rerun.user_attrs["fail_reason"] == "not needed: the study holds what it is run for"
     assert study.trials[4].state == TrialState.RUNNING  # another worker's: untouched
     assert not study.get_trials(states=(TrialState.WAITING,))
+
+
+def test_a_trial_the_heartbeats_re_queued_first_is_not_queued_again(tmp_path):
+    """A worker that lost the storage finds, once it is back, that the heartbeats already
+    failed its trial and queued the re-run: it queues no second one."""
+    study = new_study(tmp_path)
+    trial = study.ask()
+    study.tell(trial, state=TrialState.FAIL)
+    assert retries.retry(study, study.trials[0])  # the heartbeats' re-run
+    assert not retries.retry_cut_off(study, trial.number)
+    assert len(study.get_trials(states=(TrialState.WAITING,))) == 1
+
+
+def test_a_re_run_carries_the_paused_trials_it_continues_and_its_place_in_a_population(tmp_path):
+    study = new_study(tmp_path)
+    trial = study.ask()
+    for key, value in (("continues", [4, 7]), ("pbt", {"generation": 2, "member": 1}),
+                       ("worker", "host:1"), ("fail_reason", "cut off")):  # fmt: skip
+        trial.set_user_attr(key, value)
+    study.tell(trial, state=TrialState.FAIL)
+    assert retries.retry_cut_off(study, trial.number)
+    assert study.trials[-1].user_attrs == {
+        spaces.RETRY_HISTORY: [0],
+        "continues": [4, 7],
+        "pbt": {"generation": 2, "member": 1},
+    }
