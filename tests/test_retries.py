@@ -1,6 +1,7 @@
 """Re-runs of failed trials and the checkpoints they resume from, on a real SQLite study."""
 
 import optuna
+import pytest
 import torch
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
@@ -137,3 +138,52 @@ def test_a_re_run_carries_the_paused_trials_it_continues_and_its_place_in_a_popu
         "continues": [4, 7],
         "pbt": {"generation": 2, "member": 1},
     }
+
+
+def test_a_read_before_the_trial_loop_waits_out_a_lost_storage_and_says_so(caplog, monkeypatch):
+    """What a worker reads as it starts (its study's settings, its count of finished trials),
+    when its scheduler restarted it while the database or the proxy was away: the outage's
+    lines and waits, then the value; an error that is no outage goes through at once."""
+    import sqlalchemy
+
+    from search.tuning.execution import recovery
+
+    lost = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("connection refused"))
+    answers = iter([lost, lost, 42])
+
+    def read():
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(recovery, "POLL_SECONDS", 0.01)  # the back-off's first step
+    with caplog.at_level("INFO", logger="search"):
+        assert recovery.patiently(read, recovery.Outage(patience=60)) == 42
+    said = [record.getMessage() for record in caplog.records]
+    assert sum("lost the storage (connection refused)" in line for line in said) == 1
+    assert sum("the storage is back after" in line for line in said) == 1
+    with pytest.raises(KeyError):
+        recovery.patiently(lambda: {}["no outage"], recovery.Outage(patience=60))
+
+
+def test_a_proxy_lost_at_a_command_s_boundary_is_one_line():
+    """A gRPC error that reaches a command (the proxy went away between its checks and its
+    reads) is described as the storage's, not left to a traceback."""
+    import grpc
+
+    from search.tuning.store import faults
+
+    class Unavailable(grpc.RpcError):
+        def code(self):
+            return grpc.StatusCode.UNAVAILABLE
+
+        def details(self):
+            return "failed to connect to all addresses"
+
+    line = faults.describe_fault(Unavailable(), "grpc://localhost:13000")
+    assert str(line) == (
+        "cannot reach storage grpc://localhost:13000: gRPC UNAVAILABLE: failed to connect to "
+        "all addresses (is search.proxy running there, and its database up?)"
+    )
+    assert line.exit_code == 1

@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -72,6 +73,10 @@ class Soak:
     proxy: subprocess.Popen | None = None
     frozen: dict[int, float] = dataclasses.field(default_factory=dict)  # pid -> thaw at
     injected: Counter = dataclasses.field(default_factory=Counter)
+    # set by SIGTERM or Ctrl-C: the loop ends, and the fleet is taken down, at its next turn
+    # (raised at any point instead, KeyboardInterrupt can be swallowed by a weakref callback
+    # and the fleet left running)
+    stopping: threading.Event = dataclasses.field(default_factory=threading.Event)
     truncated: set[int] = dataclasses.field(default_factory=set)  # trial numbers
     log: list[str] = dataclasses.field(default_factory=list)
 
@@ -148,16 +153,22 @@ def run(args) -> dict:
                         random.Random(args.chaos_seed))  # fmt: skip
             name = f"chaos-{uuid.uuid4().hex[:8]}"
             checkpoints = disk or folder / "checkpoints"
+            for number in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(number, lambda *_: soak.stopping.set())
             soak.start_proxy()
             try:
                 create(soak, name, args, checkpoints)
                 fault_seconds = drive(soak, name, args)
+                if soak.stopping.is_set():
+                    raise KeyboardInterrupt
                 settle(soak)
                 violations, counts = invariants(soak, name, args.chaos_trials, checkpoints)
             finally:
+                thaw(soak, float("inf"))
                 for member in soak.members:
                     if member.process and member.process.poll() is None:
                         member.process.kill()
+                        member.process.wait()
                 if soak.proxy:
                     soak.proxy.kill()
                 restore_postgres(soak)
@@ -217,7 +228,7 @@ def drive(soak: Soak, name: str, args) -> float:
     fault_until = began + 60 * args.chaos_minutes
     next_fault = began + soak.rng.expovariate(1 / args.chaos_fault_seconds)
     done, looked = False, 0.0
-    while True:
+    while not soak.stopping.is_set():
         now = time.monotonic()
         supervise(soak)
         thaw(soak, now)
@@ -232,6 +243,7 @@ def drive(soak: Soak, name: str, args) -> float:
             soak.say("the fleet did not finish in time")
             return fault_until - began
         time.sleep(0.2)
+    return time.monotonic() - began
 
 
 def supervise(soak: Soak) -> None:

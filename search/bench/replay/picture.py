@@ -4,6 +4,7 @@ lcbench extra) and as a self-contained HTML page (plotly.js inline, as the study
 
 import math
 import statistics
+import textwrap
 from pathlib import Path
 
 from registry import files
@@ -48,7 +49,8 @@ def write_png(path: Path, lines, title: str) -> None:
         axes.plot(epochs, means, label=name)
         axes.fill_between(epochs, [m - e for m, e in zip(means, errors, strict=True)],
                           [m + e for m, e in zip(means, errors, strict=True)], alpha=0.2)  # fmt: skip
-    axes.set(xlabel="epochs spent", ylabel="normalized regret", title=title)
+    axes.set(xlabel="epochs spent", ylabel="normalized regret")
+    axes.set_title(textwrap.fill(title, 80), fontsize=9)
     axes.legend()
     axes.grid(alpha=0.3)
     with files.atomic_path(path) as partial:

@@ -8,6 +8,7 @@ of our own spaces' curves (recorded.py, one task). It loads no image dataset and
 nothing."""
 
 import dataclasses
+import logging
 import statistics
 import time
 from collections.abc import Iterator
@@ -123,6 +124,8 @@ def section(setting: ReplaySetting) -> Iterator[Row]:
     """A row a strategy, each over every task and seed."""
     for name in setting.strategies:
         check_replayable(name)
+    # what a live worker says of each trial (a rung's promotion, ...): thousands of lines here
+    logging.getLogger("search").setLevel(logging.WARNING)
     started = time.perf_counter()
     runs, seconds, distances, scales = [], {}, {}, {}
     for task in setting.tasks:

@@ -7,7 +7,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import optuna
 from optuna.trial import TrialState
@@ -18,6 +18,8 @@ from search.tuning.execution import retries
 from search.tuning.execution.endings import CUT_OFF, TAKEN_AWAY
 from search.tuning.records import keys, ledger
 from search.tuning.store import faults
+
+T = TypeVar("T")
 
 log = logging.getLogger("search.worker")
 
@@ -102,6 +104,24 @@ class Outage:
     def over(self) -> None:
         log.warning("the storage is back after %.0f s", time.monotonic() - self.began)
         self.began = None
+
+
+def patiently(read: Callable[[], T], outage: Outage) -> T:
+    """`read()`, waiting out a lost storage as a running worker does (`outage`'s lines,
+    backoff and patience): for what a worker reads before its trial loop, when its scheduler
+    (re)starts it while the database or the proxy is away."""
+    while True:
+        try:
+            found = read()
+        except Exception as error:
+            lost = faults.outage(error)
+            if lost is None:
+                raise
+            outage.wait(lost)
+            continue
+        if outage.began is not None:
+            outage.over()
+        return found
 
 
 def taken_away(running: optuna.Study, objective: TrialRunner) -> str | None:

@@ -164,11 +164,13 @@ def run_trials(
     target = settings.trials
     guard = FailureGuard(MAX_CONSECUTIVE_FAILURES)
     deadline = None if timeout is None else time.monotonic() + timeout
-    finished_before = len(running.get_trials(deepcopy=False, states=ledger.FINISHED))
+    outage = recovery.Outage(settings.storage_patience)
+    finished_before = recovery.patiently(
+        lambda: len(running.get_trials(deepcopy=False, states=ledger.FINISHED)), outage
+    )
     printer = live.TrialPrinter(target, finished_before, output)
     callbacks = [printer, guard, *callbacks, SurvivorsFrozen()]  # last: after the others' work
     poll_seconds = min(recovery.POLL_SECONDS, settings.heartbeat_interval)
-    outage = recovery.Outage(settings.storage_patience)
     with startup_heap_frozen():
         while not guard.tripped and not out_of_time(deadline):
             try:

@@ -86,8 +86,13 @@ def describe_fault(error: BaseException, url: str | None = None) -> UsageError |
     """The storage fault behind `error` as one line (for `url`, by default the storage this
     process opened last), or None if it is not one."""
     lost = outage(error) or _behind(error, (sqlalchemy.exc.DBAPIError, sqlite3.DatabaseError))
-    if lost is None or not (url or OPENED) or proxy_client.is_proxy_url(url or OPENED[-1]):
+    if lost is None or not (url or OPENED):
         return None
+    if proxy_client.is_proxy_url(url or OPENED[-1]):  # the proxy, or the database behind it
+        if not isinstance(lost, PROXY_ERRORS):
+            return None
+        return RunFailure(f"cannot reach storage {url or OPENED[-1]}: {first_line(lost)} (is "
+                          "search.proxy running there, and its database up?)")  # fmt: skip
     parsed = urls.parse_url(url or OPENED[-1])
     shown = parsed.render_as_string(hide_password=True)
     text = first_line(lost)
