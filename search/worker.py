@@ -30,17 +30,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli.check_positive(args, "timeout")
     if args.slot < 0:
         raise UsageError(f"--slot must be 0 or more, not {args.slot}")
-    from search.tuning.execution import launch, recovery, trial_loop, worker_loop
-    from search.tuning.records.settings import StudySettings
+    from search.tuning.execution import launch, trial_loop, worker_loop
     from search.tuning.store import room
 
     slots = launch.plan_slots(args.device, args.gpus, args.workers_per_gpu)
-    # the one read of them, waiting out a storage that is away (a worker its scheduler
-    # restarted during an outage), for the default --storage-patience: the study's own is
-    # among what is read
-    waiting = recovery.Outage(StudySettings.storage_patience)
-    settings = recovery.patiently(lambda: trial_loop.read_settings(args.storage, args.study),
-                                  waiting)  # fmt: skip
+    # the one read of them; a storage that cannot be reached now is one line and exit 1
+    # (its scheduler starts it again), as at any start: a typo must not wait half an hour
+    settings = trial_loop.read_settings(args.storage, args.study)
     room.check_connections(args.storage, len(slots))
     return worker_loop.run_workers(
         slots, args.storage, args.study, settings, args.data_dir, args.timeout, args.quiet,

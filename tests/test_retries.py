@@ -1,5 +1,7 @@
 """Re-runs of failed trials and the checkpoints they resume from, on a real SQLite study."""
 
+import logging
+
 import optuna
 import pytest
 import torch
@@ -158,6 +160,9 @@ def test_a_read_before_the_trial_loop_waits_out_a_lost_storage_and_says_so(caplo
         return answer
 
     monkeypatch.setattr(recovery, "POLL_SECONDS", 0.01)  # the back-off's first step
+    # the commands' logging (cli.configure_logging, run in this process by earlier tests)
+    # keeps our lines from the root logger, where caplog listens
+    monkeypatch.setattr(logging.getLogger("search"), "propagate", True)
     with caplog.at_level("INFO", logger="search"):
         assert recovery.patiently(read, recovery.Outage(patience=60)) == 42
     said = [record.getMessage() for record in caplog.records]
