@@ -301,13 +301,18 @@ def freeze(soak: Soak) -> bool:
     return True
 
 
+def for_a_while(soak: Soak, what: str, low: float, high: float, restore) -> bool:
+    """A fault held for a few seconds (uniform in [low, high]), said, then undone."""
+    held = soak.rng.uniform(low, high)
+    soak.say(f"{what} for {held:.1f} s")
+    time.sleep(held)
+    restore()
+    return True
+
+
 def restart_postgres(soak: Soak) -> bool:
     subprocess.run([*soak.cluster, "stop"], capture_output=True, check=False)
-    away = soak.rng.uniform(1, 6)
-    soak.say(f"PostgreSQL stopped for {away:.1f} s")
-    time.sleep(away)
-    restore_postgres(soak)
-    return True
+    return for_a_while(soak, "PostgreSQL stopped", 1, 6, lambda: restore_postgres(soak))
 
 
 def restore_postgres(soak: Soak) -> None:
@@ -318,11 +323,7 @@ def restore_postgres(soak: Soak) -> None:
 def restart_proxy(soak: Soak) -> bool:
     soak.proxy.terminate()
     soak.proxy.wait()
-    away = soak.rng.uniform(0.5, 5)
-    soak.say(f"the proxy stopped for {away:.1f} s")
-    time.sleep(away)
-    soak.start_proxy()
-    return True
+    return for_a_while(soak, "the proxy stopped", 0.5, 5, soak.start_proxy)
 
 
 def fill_disk(soak: Soak) -> bool:
@@ -330,11 +331,7 @@ def fill_disk(soak: Soak) -> bool:
     with open(filler, "wb", buffering=0) as out, contextlib.suppress(OSError):
         while True:
             out.write(b"\0" * (1 << 20))
-    held = soak.rng.uniform(2, 8)
-    soak.say(f"the checkpoint disk full for {held:.1f} s")
-    time.sleep(held)
-    filler.unlink()
-    return True
+    return for_a_while(soak, "the checkpoint disk full", 2, 8, filler.unlink)
 
 
 def truncate(soak: Soak) -> bool:
