@@ -357,7 +357,11 @@ INJECT = {"kill": kill, "freeze": freeze, "postgres": restart_postgres, "proxy":
 
 
 def settle(soak: Soak) -> None:
-    """Every frozen process thawed, the database and the proxy up."""
+    """Every frozen process thawed, the database and the proxy up, and each process's last
+    exit code recorded (one that ended between the supervisor's look and the loop's last)."""
+    for member in soak.members:
+        if member.code is None and member.process and member.process.poll() is not None:
+            member.code = member.process.returncode
     thaw(soak, float("inf"))
     restore_postgres(soak)
     if soak.proxy.poll() is not None:
