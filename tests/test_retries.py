@@ -44,11 +44,12 @@ def test_a_trial_still_running_is_left_to_the_heartbeats(tmp_path):
 
 def test_re_runs_stop_after_max_retries(tmp_path):
     study = new_study(tmp_path)
+    queued = []
     for _ in range(retries.MAX_RETRIES + 1):
         trial = study.ask()  # the first, then each re-run of it
         study.tell(trial, state=TrialState.FAIL)
-        queued = retries.retry_cut_off(study, trial.number)
-    assert not queued
+        queued.append(retries.retry_cut_off(study, trial.number))
+    assert queued == [True] * retries.MAX_RETRIES + [False]  # the last re-run is queued too
     assert [t.state for t in study.trials] == [TrialState.FAIL] * (retries.MAX_RETRIES + 1)
     assert study.trials[-1].user_attrs[spaces.RETRY_HISTORY] == list(range(retries.MAX_RETRIES))
 
@@ -124,6 +125,11 @@ def test_a_trial_the_heartbeats_re_queued_first_is_not_queued_again(tmp_path):
     study.tell(trial, state=TrialState.FAIL)
     assert retries.retry(study, study.trials[0])  # the heartbeats' re-run
     assert not retries.retry_cut_off(study, trial.number)
+    assert len(study.get_trials(states=(TrialState.WAITING,))) == 1
+    rerun = study.ask()  # that re-run, cut off in its turn: the heartbeats first again
+    study.tell(rerun, state=TrialState.FAIL)
+    assert retries.retry(study, study.trials[rerun.number])
+    assert not retries.retry_cut_off(study, rerun.number)
     assert len(study.get_trials(states=(TrialState.WAITING,))) == 1
 
 
