@@ -108,6 +108,10 @@ class Coordinates:
             name: optuna.distributions.json_to_distribution(json.dumps(ranges[name]))
             for name in self.names
         }  # fmt: skip
+        self.categorical = np.array([
+            isinstance(self.ranges[name], optuna.distributions.CategoricalDistribution)
+            for name in self.names
+        ])  # fmt: skip
 
     def of(self, configs: list[dict]) -> np.ndarray:
         """A row per configuration; NaN where it lacks a parameter (another branch's)."""
@@ -129,14 +133,8 @@ class Coordinates:
     def distances(self, points: np.ndarray, config: dict) -> np.ndarray:
         """Each point's distance to `config`, root mean square over the parameters."""
         query = self.of([config])[0]
-        categorical = np.array(
-            [
-                isinstance(self.ranges[n], optuna.distributions.CategoricalDistribution)
-                for n in self.names
-            ]
-        )
         with np.errstate(invalid="ignore"):
-            apart = np.where(categorical, (points != query).astype(float),
+            apart = np.where(self.categorical, (points != query).astype(float),
                              np.abs(points - query))  # fmt: skip
         absent_here, absent_there = np.isnan(query), np.isnan(points)
         apart = np.where(absent_here & absent_there, 0.0, apart)
