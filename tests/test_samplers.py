@@ -76,3 +76,84 @@ def test_refused_combinations():
     assert strategy.check_choice("qmc", "none", 2) == "none"
     assert strategy.check_choice("tpe", "moasha", 2) == "moasha"
     assert strategy.check_choice("random", "sha", 1) == "sha"
+
+
+# Each strategy as its docstring names it, against the peer or default it claims to be: Ray
+# Tune's ASHAScheduler (grace period 1, reduction factor 4), the Hyperband paper's and Syne
+# Tune's eta 3, Optuna's own defaults computed here rather than copied.
+OPTUNA_MEDIAN = vars(optuna.pruners.MedianPruner())
+PRUNER_SETTINGS = {
+    "hyperband": {"_min_resource": 1, "_max_resource": 9, "_reduction_factor": 3},
+    "sha": {"_min_resource": 1, "_reduction_factor": 4, "_min_early_stopping_rate": 0},
+    "sha3": {"_min_resource": 1, "_reduction_factor": 3, "_min_early_stopping_rate": 0},
+    "median": {**OPTUNA_MEDIAN, "_n_startup_trials": 5, "_n_warmup_steps": 1},
+    "percentile": {**OPTUNA_MEDIAN, "_percentile": 25.0, "_n_startup_trials": 5,
+                   "_n_warmup_steps": 1},
+    "optuna-median": OPTUNA_MEDIAN,
+}  # fmt: skip
+INNER_SETTINGS = {
+    "lce": None,
+    "sha-lce": (optuna.pruners.SuccessiveHalvingPruner, PRUNER_SETTINGS["sha"]),
+    "hyperband-lce": (optuna.pruners.HyperbandPruner, PRUNER_SETTINGS["hyperband"]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(PRUNER_SETTINGS))
+def test_each_pruner_is_set_as_its_docstring_says(name):
+    settings = vars(pruners.PRUNERS[name](9))
+    assert {key: settings[key] for key in PRUNER_SETTINGS[name]} == PRUNER_SETTINGS[name]
+
+
+@pytest.mark.parametrize("name", sorted(INNER_SETTINGS))
+def test_each_extrapolation_pruner_extrapolates_to_the_last_epoch_beside_its_rungs(name):
+    pruner = pruners.PRUNERS[name](9)
+    assert (pruner.max_epochs, pruner.threshold, pruner.min_epochs) == (
+        9, CurveExtrapolation(9).threshold, CurveExtrapolation(9).min_epochs,
+    )  # fmt: skip
+    if INNER_SETTINGS[name] is None:
+        assert pruner.inner is None
+    else:
+        cls, settings = INNER_SETTINGS[name]
+        assert type(pruner.inner) is cls
+        assert {key: vars(pruner.inner)[key] for key in settings} == settings
+
+
+def test_tpe_is_multivariate_grouped_and_lies_for_running_trials_and_optuna_tpe_is_as_it_comes():
+    ours, plain = samplers.SAMPLERS["tpe"](0), samplers.SAMPLERS["optuna-tpe"](0)
+    assert (ours._multivariate, ours._group, ours._constant_liar) == (True, True, True)
+    default = optuna.samplers.TPESampler()
+    assert (plain._multivariate, plain._group, plain._constant_liar) == (
+        default._multivariate, default._group, default._constant_liar,
+    )  # fmt: skip
+    mf = samplers.SAMPLERS["mf-tpe"](0)
+    assert (mf._tpe._multivariate, mf._tpe._group, mf._tpe._constant_liar) == (True, True, True)
+
+
+def first_params(name: str, seed: int) -> list[dict]:
+    """What a sampler proposes for its first trials on a small conditional space."""
+    found = optuna.create_study(sampler=samplers.SAMPLERS[name](seed))
+
+    def objective(trial):
+        x = trial.suggest_float("x", 1e-3, 1.0, log=True)
+        if trial.suggest_categorical("branch", ["a", "b"]) == "a":
+            trial.suggest_int("depth", 1, 8)
+        return x
+
+    found.optimize(objective, n_trials=3)
+    return [trial.params for trial in found.trials]
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLER_CLASSES))
+def test_each_sampler_is_seeded_by_the_study_s_seed(name):
+    assert first_params(name, 7) == first_params(name, 7)
+    assert first_params(name, 7) != first_params(name, 8)
+
+
+@pytest.mark.parametrize("name", ["cmaes", "gp", "qmc"])
+def test_samplers_that_fall_back_on_conditional_branches_do_so_without_a_warning_a_trial(name):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first_params(name, 0)
+    assert not [w for w in caught if "independent" in str(w.message).lower()], caught
