@@ -109,8 +109,9 @@ def test_generation_0_has_room_until_its_members_are_finished_running_or_queued(
     trials = study.get_trials()
     assert POPULATION.fresh_room(trials) is False
     assert POPULATION.has_work(trials) is True  # the queued one
-    assert not pbt.Population(3, 2, 5, 0).has_work(study.get_trials(states=(TrialState.PRUNED,
-                                                                      TrialState.COMPLETE)))
+    assert not pbt.Population(3, 2, 5, 0).has_work(
+        study.get_trials(states=(TrialState.PRUNED, TrialState.COMPLETE))
+    )
 
 
 def test_the_next_generation_is_queued_once_every_member_has_finished_its_segment(study):
@@ -253,7 +254,9 @@ def test_a_fresh_trial_is_surplus_behind_a_whole_generation_0_and_a_segment_by_t
     assert scheduler.claim(fresh, study.get_trials()) == (
         "not needed: 5 earlier trials had finished or were under way"
     )
-    assert pbt.PopulationScheduler(6, population=POPULATION).claim(fresh, study.get_trials()) is None
+    assert (
+        pbt.PopulationScheduler(6, population=POPULATION).claim(fresh, study.get_trials()) is None
+    )
 
 
 def test_the_kept_checkpoints_are_those_the_next_generation_goes_on_from(study):

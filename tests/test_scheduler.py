@@ -132,8 +132,9 @@ def test_a_paused_trial_taken_over_is_counted_once_as_its_continuation(study):
 @pytest.mark.parametrize(("pause", "value", "expected"), [
     (False, 0.9, Decision.CONTINUE), (False, 0.1, Decision.STOP), (True, 0.1, Decision.PAUSE),
 ])  # fmt: skip
-def test_an_epoch_is_reported_at_its_number_and_judged_by_the_pruner(tmp_path, pause, value,
-                                                                     expected):
+def test_an_epoch_is_reported_at_its_number_and_judged_by_the_pruner(
+    tmp_path, pause, value, expected
+):
     study = new_study(tmp_path, pruner=ThresholdPruner(lower=0.5))
     trial = running(study)
     assert Scheduler(target=5, pause=pause).on_epoch(trial, [0.8, value]) is expected
@@ -146,7 +147,10 @@ def test_a_paused_trial_keeps_its_epoch_and_a_pruned_one_does_not(study):
     assert scheduler.ended(paused, Decision.PAUSE, [0.3, 0.41236]) == (
         "paused after epoch 2 at val_accuracy 0.4124"
     )
-    assert scheduler.ended(pruned, Decision.STOP, [0.2]) == "pruned after epoch 1 at val_accuracy 0.2000"
+    assert (
+        scheduler.ended(pruned, Decision.STOP, [0.2])
+        == "pruned after epoch 1 at val_accuracy 0.2000"
+    )
     assert study.trials[0].user_attrs == {keys.PAUSED: 2}
     assert study.trials[1].user_attrs == {}
 
@@ -178,8 +182,13 @@ def test_the_kept_checkpoints_are_the_most_promising_paused_trials(study):
     for value in (0.2, 0.6, 0.4, 0.9):
         add(study, TrialState.PRUNED, value=value, user_attrs={keys.PAUSED: 1},
             system_attrs=rung_value(value))  # fmt: skip
-    add(study, TrialState.PRUNED, value=0.1, user_attrs={keys.PAUSED: 1},
-        system_attrs={**rung_value(0.1), f"{continuation.RUNG}1": 0.1})  # a rung higher
+    add(
+        study,
+        TrialState.PRUNED,
+        value=0.1,
+        user_attrs={keys.PAUSED: 1},
+        system_attrs={**rung_value(0.1), f"{continuation.RUNG}1": 0.1},
+    )  # a rung higher
     add(study, TrialState.COMPLETE, user_attrs={keys.CONTINUES: [3]})  # 0.9 taken over
     trials = study.get_trials(deepcopy=False)
     assert Scheduler(5, keep_paused=2).keeps(trials, StudyDirection.MAXIMIZE) == {4, 1}
@@ -190,8 +199,9 @@ def test_the_kept_checkpoints_are_the_most_promising_paused_trials(study):
 def promoting_study(tmp_path) -> optuna.Study:
     """Trial 0 paused at rung 0 with 0.5 beside three weaker trials: successive halving at
     eta 2 now ranks it in its rung's top half."""
-    found = new_study(tmp_path, continuation.PausingSuccessiveHalving(min_resource=1,
-                                                                      reduction_factor=2))
+    found = new_study(
+        tmp_path, continuation.PausingSuccessiveHalving(min_resource=1, reduction_factor=2)
+    )
     add(found, TrialState.PRUNED, value=0.5, user_attrs={keys.PAUSED: 1},
         system_attrs=rung_value(0.5))  # fmt: skip
     for value in (0.1, 0.2, 0.3):

@@ -199,3 +199,155 @@ def test_one_config_s_box_runs_when_asked_for_by_name(tmp_path, run_here):
     assert "held at one value: sgd_lr=0.25, sgd_momentum=0.8, width=64" in result.stdout
     found = optuna.load_study(study_name="target", storage=storage)
     assert all(t.params == SOURCE_TRIALS[0][0] for t in found.trials)
+
+
+# Fast rules (a mutation tester affords them; the tests above run search.run): what is taken
+# and said, the source a real SQLite study made with Optuna's create_trial.
+RANGES = {"lr": FloatDistribution(1e-3, 0.1, log=True), "depth": IntDistribution(1, 10),
+          "act": CategoricalDistribution(["relu", "gelu"])}  # fmt: skip
+
+
+def source_study(tmp_path, rows, direction="maximize") -> optuna.Study:
+    found = optuna.create_study(storage=f"sqlite:///{tmp_path / 'src.db'}", study_name="earlier",
+                                direction=direction)  # fmt: skip
+    wide = {"lr": FloatDistribution(1e-4, 1.0, log=True), "depth": IntDistribution(1, 20),
+            "act": CategoricalDistribution(["relu", "gelu", "silu"]), "seed_knob": IntDistribution(0, 9)}  # fmt: skip
+    for params, value in rows:
+        found.add_trial(optuna.trial.create_trial(
+            params=params, distributions={k: wide[k] for k in params}, value=value,
+        ))  # fmt: skip
+    return found
+
+
+def test_what_had_to_change_to_fit_is_said_once_a_parameter_with_at_most_three_values():
+    earlier = {
+        "lr": FloatDistribution(1e-4, 1.0, log=True),
+        "act": CategoricalDistribution(["relu", "silu"]),
+        "old": IntDistribution(0, 3),
+    }
+    trials = [optuna.trial.create_trial(
+        params=p, distributions={k: earlier[k] for k in p}, value=0.5,
+    ) for p in ({"lr": 0.5, "act": "silu", "old": 1}, {"lr": 0.2, "act": "silu", "old": 2},
+                {"lr": 0.3, "act": "relu"}, {"lr": 0.4, "act": "relu"})]  # fmt: skip
+    configs, changes = transfer.fitted_configs(trials, RANGES, fixed={"depth": 4})
+    assert configs == [
+        {"lr": 0.1, "depth": 4}, {"lr": 0.1, "depth": 4},
+        {"lr": 0.1, "act": "relu", "depth": 4}, {"lr": 0.1, "act": "relu", "depth": 4},
+    ]  # fmt: skip
+    assert changes == [
+        "clamped lr 0.5 -> 0.1, 0.2 -> 0.1, 0.3 -> 0.1 (in 4 configs) to its range",
+        "dropped act=silu (in 2 configs): not one of relu, gelu",
+        "dropped old (in 2 configs): not a parameter of this space",
+    ]
+    _, one = transfer.fitted_configs(trials[:1], RANGES, fixed={}, pinned={"old": 1})
+    assert one == ["clamped lr 0.5 -> 0.1 (in 1 config) to its range",
+                   "dropped act=silu (in 1 config): not one of relu, gelu"]  # fmt: skip
+
+
+def test_a_plan_takes_the_best_k_by_the_source_s_direction_and_leaves_out_its_pins(tmp_path):
+    from search.tuning.records.settings import StudySettings
+
+    rows = [({"lr": 0.05, "depth": 3, "act": "relu", "seed_knob": 1}, 0.7),
+            ({"lr": 0.01, "depth": 8, "act": "gelu", "seed_knob": 1}, 0.9),
+            ({"lr": 0.002, "depth": 5, "act": "relu", "seed_knob": 1}, 0.8)]  # fmt: skip
+    wanted = StudySettings(space="s", dataset="sample", epochs=3, fixed_params={"depth": 6})
+    planned = transfer.plan(source_study(tmp_path, rows), wanted, RANGES, top=2,
+                            pinned={"seed_knob": 1, "depth": 2})  # fmt: skip
+    assert planned.configs == [(1, {"lr": 0.01, "act": "gelu", "depth": 6}),
+                               (2, {"lr": 0.002, "act": "relu", "depth": 6})]  # fmt: skip
+    assert planned.values == [0.9, 0.8]
+    assert planned.box == {"lr": {"low": 0.002, "high": 0.01},
+                           "act": {"choices": ["relu", "gelu"]}}  # fmt: skip
+    assert planned.changes == [  # depth: this study's --fix, not left out of anything
+        "left out seed_knob: pinned by the --fix of study 'earlier', not chosen by its search"
+    ]
+    assert planned.describe() == (
+        "warm start from study 'earlier': queued its 2 best config(s) (val_accuracy 0.9000 to "
+        "0.8000), and the sampler searches the box they span (2 parameter(s) narrowed); left "
+        "out seed_knob: pinned by the --fix of study 'earlier', not chosen by its search"
+    )
+    (tmp_path / "low").mkdir()
+    lowest = transfer.plan(source_study(tmp_path / "low", rows, "minimize"), wanted, RANGES,
+                           top=1)  # fmt: skip
+    assert lowest.configs[0][0] == 0 and lowest.values == [0.7]
+    assert lowest.collapsed() == ["lr=0.05", "act=relu"]
+    assert lowest.describe().endswith(
+        "(val_accuracy 0.7000), and the sampler searches the box they span (2 parameter(s) "
+        "narrowed; held at one value: lr=0.05, act=relu); dropped seed_knob (in 1 config): "
+        "not a parameter of this space"
+    )
+
+
+def test_a_source_without_a_complete_trial_is_refused_by_name(tmp_path):
+    from registry import UsageError
+    from search.tuning.records.settings import StudySettings
+
+    found = source_study(tmp_path, [])
+    found.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED, params={},
+                                              distributions={}))  # fmt: skip
+    with pytest.raises(UsageError, match="--warm-start-from earlier: that study has no complete"):
+        transfer.plan(found, StudySettings(space="s", dataset="sample", epochs=3), RANGES)
+    transfer.check_source("s", "earlier", "s")
+    with pytest.raises(UsageError, match="that study searched space t, not s"):
+        transfer.check_source("t", "earlier", "s")
+
+
+def test_the_configs_are_queued_once_each_with_where_they_came_from(tmp_path):
+    found = optuna.create_study(storage=f"sqlite:///{tmp_path / 'target.db'}")
+    planned = transfer.Transfer("earlier", [(4, {"lr": 0.01}), (7, {"lr": 0.02})], [0.9, 0.8],
+                                {}, [])  # fmt: skip
+    assert transfer.enqueue(found, planned) == 2
+    assert transfer.enqueue(found, planned) == 0
+    queued = found.get_trials(states=(TrialState.WAITING,))
+    assert [t.user_attrs["warm_start_from"] for t in queued] == [
+        "earlier trial 4", "earlier trial 7",
+    ]  # fmt: skip
+    assert [t.system_attrs["fixed_params"] for t in queued] == [{"lr": 0.01}, {"lr": 0.02}]
+
+
+def test_a_boxed_trial_suggests_inside_the_box_and_as_the_space_says_outside_it(tmp_path):
+    box = {"lr": {"low": 0.01, "high": 0.02}, "depth": {"low": 4, "high": 4},
+           "act": {"choices": ["gelu"]}, "far": {"low": 50, "high": 60}}  # fmt: skip
+
+    def space(trial, context):
+        return (trial.suggest_float("lr", 1e-3, 0.1, log=True), trial.suggest_int("depth", 1, 10),
+                trial.suggest_categorical("act", ["relu", "gelu"]),
+                trial.suggest_categorical("width", [8, 16]), trial.suggest_int("far", 1, 10),
+                trial.number)  # fmt: skip
+
+    assert transfer.within_box(space, {}) is space
+    found = optuna.create_study(storage=f"sqlite:///{tmp_path / 'b.db'}",
+                                sampler=optuna.samplers.RandomSampler(seed=0))  # fmt: skip
+    seen = []
+    for _ in range(20):
+        trial = found.ask()
+        seen.append(transfer.within_box(space, box)(trial, None))
+        found.tell(trial, 0.5)
+    assert all(0.01 <= lr <= 0.02 and depth == 4 and act == "gelu" for lr, depth, act, *_ in seen)
+    assert {width for *_, width, _, _ in seen} == {8, 16}
+    assert len({far for *_, far, _ in seen}) > 3  # a box that misses the range: not boxed
+    assert [s[5] for s in seen] == list(range(20))  # the rest is the trial's
+    assert found.trials[0].distributions["lr"] == FloatDistribution(0.01, 0.02, log=True)
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    ({"warm_start_from": "s", "warm_start_top": 1}, "--warm-start-top 1 holds every parameter"),
+    ({"warm_start": True, "warm_start_from": "s"}, "both queue configs first"),
+    ({"warm_start_storage": "sqlite:///x.db"}, "give --warm-start-from STUDY too"),
+    ({"warm_start_from": "s", "warm_start_top": 0}, "warm-start-top"),
+])  # fmt: skip
+def test_warm_start_flags_that_cannot_run_are_refused(flags, message):
+    from registry import UsageError
+
+    given = {field: getattr(transfer.WarmStartOptions(), field)
+             for field in ("warm_start", "warm_start_from", "warm_start_storage",
+                           "warm_start_top", "warm_start_single")}  # fmt: skip
+    with pytest.raises(UsageError, match=message):
+        transfer.WarmStartOptions.of({**given, **flags}).check({**given, **flags})
+    fine = transfer.WarmStartOptions.of({**given, "warm_start_from": "s", "warm_start_top": 1,
+                                         "warm_start_single": True})  # fmt: skip
+    fine.check({**given, "warm_start_top": 1})
+    assert fine.settings({}) == {"warm_start_from": "s"}
+    assert transfer.WarmStartOptions().settings({}) == {"warm_start_from": ""}
+    assert fine.run_options() == {"warm_start": False, "warm_start_storage": None,
+                                  "warm_start_top": 1}  # fmt: skip
