@@ -196,3 +196,99 @@ def test_a_taken_over_trial_no_longer_competes_at_its_rungs(tmp_path):
     newcomer = found.ask({"sgd_lr": LR})
     newcomer.report(0.5, 1)
     assert not newcomer.should_prune()
+
+
+def paused_trial(found, value, rung_values, **user_attrs):
+    found.add_trial(optuna.trial.create_trial(
+        state=TrialState.PRUNED, params={"sgd_lr": 0.01}, distributions={"sgd_lr": LR},
+        intermediate_values={1: value}, user_attrs={keys.PAUSED: 1, **user_attrs},
+        system_attrs={f"{continuation.RUNG}{r}": v for r, v in enumerate(rung_values)},
+    ))  # fmt: skip
+    return found.trials[-1]
+
+
+def test_a_continuation_is_described_by_the_trial_it_continues_and_where_that_paused():
+    def described(**attrs):
+        return continuation.described(optuna.trial.create_trial(value=0.5, user_attrs=attrs))
+
+    assert described(continued_from=3, resumed_after_epoch=2) == (
+        " (continues trial 3, paused after epoch 2)"
+    )
+    assert described(continued_from=3) == " (continues trial 3)"
+    assert described(resumed_after_epoch=2) == ""
+
+
+def test_a_trial_s_rung_is_the_last_of_an_unbroken_run_of_rungs():
+    def rung(*names):
+        attrs = {f"{continuation.RUNG}{n}": 0.5 for n in names}
+        return continuation.rung_of(optuna.trial.create_trial(value=0.5, system_attrs=attrs))
+
+    assert (rung(), rung(0), rung(0, 1), rung(1)) == (-1, 0, 1, -1)
+
+
+@pytest.mark.parametrize(("direction", "rivals", "value", "promoted"), [
+    ("maximize", (0.9, 0.8, 0.7), 0.8, True),  # top 2 of 4: 0.9 and its 0.8 (a tie: promoted)
+    ("maximize", (0.9, 0.8, 0.7), 0.75, False),
+    ("minimize", (0.9, 0.8, 0.7), 0.75, True),  # second lowest of 0.7, 0.75, 0.8, 0.9
+    ("minimize", (0.9, 0.8, 0.7), 0.85, False),
+    ("maximize", (), 0.9, False),  # alone at the rung: fewer than eta to judge by
+    ("maximize", (0.1,), 0.9, True),  # eta of them: the top one of two
+])  # fmt: skip
+def test_a_paused_trial_is_promoted_when_its_rung_value_is_in_the_top_1_over_eta(
+    tmp_path, direction, rivals, value, promoted
+):
+    pruner = continuation.PausingSuccessiveHalving(min_resource=1, reduction_factor=2)
+    found = optuna.create_study(storage=f"sqlite:///{tmp_path / 'p.db'}", direction=direction,
+                                pruner=pruner)  # fmt: skip
+    for rival_value in rivals:
+        rival(found, rival_value)
+    paused = paused_trial(found, value, [value])
+    found_now = pruner.promotable(found, found.get_trials())
+    assert [t.number for t in found_now] == ([paused.number] if promoted else [])
+
+
+def test_promotion_leaves_out_taken_over_trials_and_trials_at_no_rung(tmp_path):
+    pruner = continuation.PausingSuccessiveHalving(min_resource=1, reduction_factor=2)
+    found = optuna.create_study(storage=f"sqlite:///{tmp_path / 'p.db'}", direction="maximize",
+                                pruner=pruner)  # fmt: skip
+    for value in (0.2, 0.3):
+        rival(found, value)
+    taken = paused_trial(found, 0.95, [0.95])
+    found.add_trial(
+        optuna.trial.create_trial(value=0.9, user_attrs={keys.CONTINUES: [taken.number]})
+    )
+    paused_trial(found, 0.0, [])  # paused before its first rung: nothing to rank it by
+    mid = paused_trial(found, 0.4, [0.4])  # top 2 of 0.2, 0.3, 0.4 and the continuation's none
+    assert [t.number for t in pruner.promotable(found, found.get_trials())] == [mid.number]
+
+
+def test_the_most_promising_paused_trial_is_queued_first_while_there_is_room(tmp_path):
+    pruner = continuation.PausingSuccessiveHalving(min_resource=1, reduction_factor=2)
+    found = optuna.create_study(storage=f"sqlite:///{tmp_path / 'p.db'}", direction="maximize",
+                                pruner=pruner)  # fmt: skip
+    for value in (0.1, 0.2, 0.3, 0.4):
+        rival(found, value)
+    low, high = paused_trial(found, 0.5, [0.5]), paused_trial(found, 0.6, [0.6])
+    rooms = iter([True, False])
+    assert continuation.promote(found, lambda n: True, lambda: next(rooms)) == [high.number]
+    assert found.trials[-1].user_attrs[keys.CONTINUES] == [high.number]
+    assert continuation.promote(found, lambda n: n != low.number, lambda: True) == []
+    plain = optuna.create_study(pruner=optuna.pruners.SuccessiveHalvingPruner())
+    assert continuation.promote(plain, lambda n: True, lambda: True) == []
+
+
+def test_a_failed_or_surplus_continuation_does_not_hold_the_paused_trial(tmp_path):
+    opened = storage.open_storage(f"sqlite:///{tmp_path / 't.db'}")
+    found = optuna.create_study(storage=opened, direction="maximize")
+    paused = paused_trial(found, 0.5, [0.5, 0.6])
+    for attrs, state in (({}, TrialState.FAIL), ({keys.NOT_NEEDED: True}, TrialState.PRUNED)):
+        found.add_trial(optuna.trial.create_trial(
+            state=state, user_attrs={keys.CONTINUES: [paused.number], **attrs},
+        ))  # fmt: skip
+    found.enqueue_trial({"sgd_lr": 0.01}, user_attrs={keys.CONTINUES: [paused.number]})
+    continued = found.ask({"sgd_lr": LR})
+    assert continuation.take_over(continued) is None
+    carried = found.trials[continued.number].system_attrs
+    assert {k: v for k, v in carried.items() if k.startswith(continuation.RUNG)} == {
+        f"{continuation.RUNG}0": 0.5, f"{continuation.RUNG}1": 0.6,
+    }  # fmt: skip
