@@ -61,7 +61,29 @@ def test_a_recorded_configuration_gets_its_own_curve_at_distance_zero(table):
     assert task.distances() == [0.0, 0.0, 0.0]
     finals = sorted(row.val_accuracy[-1] for row in task.rows)
     assert task.reference() == figures.Reference(best=finals[-1], median=finals[1])
-    assert task.spread() > 0
+    assert task.fidelity()["spread"] > 0
+
+
+@pytest.mark.parametrize(("finals", "correlated"), [
+    ((0.1, 0.2, 0.3, 0.4, 0.5, 0.6), lambda rho: rho > 0.8),  # a neighbour's curve is telling
+    ((0.1, 0.9, 0.2, 0.8, 0.3, 0.7), lambda rho: rho < 0),  # a neighbour's curve misleads
+])  # fmt: skip
+def test_a_table_s_fidelity_is_how_well_a_left_out_configuration_s_neighbour_predicts_it(
+    table, tmp_path, finals, correlated
+):
+    """Six configurations that differ in dropout alone, their last accuracies in dropout's
+    order or alternating: each one's nearest other is next to it in dropout."""
+    settings, rows = recording.read_table(table)
+    made = [
+        recording.Recorded(k, {**rows[0].params, "dropout": k / 10}, [0.05, final],
+                           [1.0, 1.0], [1.0, 1.0])
+        for k, final in enumerate(finals)
+    ]  # fmt: skip
+    recording.write_table(tmp_path, settings, made)
+    fidelity = recorded.Table(tmp_path).fidelity()
+    free = [name for name in settings["ranges"] if name not in settings["fixed_params"]]
+    assert fidelity["spread"] == pytest.approx(math.sqrt((0.1 / 0.5) ** 2 / len(free)))
+    assert correlated(fidelity["loo_spearman"]), fidelity
 
 
 def test_a_new_configuration_gets_its_nearest_neighbour_s_curve(table):

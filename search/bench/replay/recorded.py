@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+import scipy.stats
 
 import spaces
 from registry import UsageError
@@ -67,15 +68,23 @@ class Table:
         """Each lookup so far (a trial's start): how far its nearest recorded neighbour was."""
         return list(self._distances)
 
-    def spread(self) -> float:
-        """The median distance from a recorded configuration to its nearest other one: how
-        densely the table covers its space."""
-        nearest = []
+    def fidelity(self) -> dict[str, float]:
+        """How well the table stands in for training, each recorded configuration left out in
+        turn and looked up among the others: the median distance to its nearest one (how
+        densely the table covers its space), and the rank correlation (Spearman) of that
+        neighbour's last accuracy with its own (how much a lookup says of a configuration:
+        near 0, the curve it gets is no likelier to be good than any other)."""
+        nearest, own, neighbours = [], [], []
         for index, row in enumerate(self.rows):
             distance = self.coordinates.distances(self.recorded, row.params)
             distance[index] = math.inf
-            nearest.append(float(distance.min()))
-        return statistics.median(nearest) if nearest else math.nan
+            other = int(np.argmin(distance))
+            nearest.append(float(distance[other]))
+            own.append(row.val_accuracy[-1])
+            neighbours.append(self.rows[other].val_accuracy[-1])
+        correlated = scipy.stats.spearmanr(own, neighbours).statistic if len(own) > 2 else math.nan
+        return {"spread": statistics.median(nearest) if nearest else math.nan,
+                "loo_spearman": float(correlated)}  # fmt: skip
 
     def reference(self) -> Reference:
         """The table's scale: its own configurations, trained to the end."""

@@ -128,6 +128,8 @@ def section(setting: ReplaySetting) -> Iterator[Row]:
     logging.getLogger("search").setLevel(logging.WARNING)
     started = time.perf_counter()
     runs, seconds, distances, scales = [], {}, {}, {}
+    tables = {}  # a recorded table's fidelity (recorded.py); LCBench's surrogate has a curve
+    # for every configuration and looks up no neighbour
     for task in setting.tasks:
         scale = scales[task.task] = task.reference()
         for strategy in setting.strategies:
@@ -137,6 +139,12 @@ def section(setting: ReplaySetting) -> Iterator[Row]:
                 runs.append(run)
                 seconds.setdefault(strategy, []).append(replayed.seconds)
             distances.setdefault(strategy, []).extend(task.distances()[looked_up:])
+        if task.distances():
+            tables[task.task] = task.fidelity()
+            print(f"replay: table {task.task}: a recorded configuration's nearest other one "
+                  f"at median distance {tables[task.task]['spread']:.2f}, their last "
+                  f"accuracies' rank correlation {tables[task.task]['loo_spearman']:.2f}",
+                  flush=True)  # fmt: skip
     rows = figures.summary(runs, DEFAULT_STRATEGY)
     took = time.perf_counter() - started
     if setting.picture:
@@ -149,6 +157,7 @@ def section(setting: ReplaySetting) -> Iterator[Row]:
         row["simulated_hours"] = sum(seconds[row["strategy"]]) / 3600
         if distances[row["strategy"]]:  # a recorded table: how near its curves were
             row["neighbour_distance"] = neighbour_figures(distances[row["strategy"]])
+            row["recorded_tables"] = tables
         regret = " / ".join(f"{row['regret'][str(f)]:.3f}" for f in figures.FRACTIONS)
         yield Row(
             f"replay: {row['strategy']}", setting.describe(),
