@@ -21,6 +21,13 @@ from PIL import Image
 import spaces
 from tests.conftest import REPO, run_in_this_process
 
+# PostgreSQL at its limits (make_postgres_limits): a role without CREATE, a read-only standby
+NO_CREATE_ROLE, NO_CREATE_DB, STANDBY_DB = (
+    "bad_input_role",
+    "bad_input_nocreate",
+    "bad_input_standby",
+)
+
 RUN = ["search.run", "--space", "test_tiny", "--space-module", "tests.spaces_for_tests",
        "--dataset", "sample", "--epochs", "1", "--trials", "4"]  # fmt: skip
 IMAGEFOLDER_RUN = ["search.run", "--space", "mlp", "--dataset", "imagefolder", "--data-dir"]
@@ -523,6 +530,24 @@ CASES = {  # name: (command and arguments, exit code, a fragment of the stderr l
         ["search.status", "--study", "s", "--storage",
          "postgresql://postgres@127.0.0.1:5432/no_such_database"], 2,
         'database "no_such_database" does not exist'),  # fmt: skip
+    "a PostgreSQL role that may not create Optuna's tables": (
+        RUN + ["--storage", f"postgresql://{NO_CREATE_ROLE}@127.0.0.1:5432/{NO_CREATE_DB}"], 2,
+        "refused this role: permission denied for schema public; Optuna makes its tables"),
+    "status through that role": (
+        ["search.status", "--study", "s", "--storage",
+         f"postgresql://{NO_CREATE_ROLE}@127.0.0.1:5432/{NO_CREATE_DB}"], 2,
+        "holds no Optuna studies"),
+    "a search on a PostgreSQL standby (read-only, in recovery)": (
+        RUN + ["--storage", f"postgresql://postgres@127.0.0.1:5432/{STANDBY_DB}"], 1,
+        "is read-only: cannot execute INSERT in a read-only transaction (a standby in "
+        "recovery, or default_transaction_read_only); point --storage at the primary"),
+    "status on that standby works": (
+        ["search.status", "--study", "s", "--storage",
+         f"postgresql://postgres@127.0.0.1:5432/{STANDBY_DB}"], 0, ""),
+    "a worker on that standby": (
+        ["search.worker", "--study", "plain", "--storage",
+         f"postgresql://postgres@127.0.0.1:5432/{STANDBY_DB}"], 2,
+        "study 'plain' was not created by search.run"),
     # The dashboard.
     "a port out of range": (["search.dashboard", "--port", "99999"], 2,
                             "--port must be 0 to 65535, not 99999"),
@@ -626,6 +651,35 @@ CASES = {  # name: (command and arguments, exit code, a fragment of the stderr l
     "a report of a small study is quiet": (["search.report", "--study", "s", "-o", "r.html"], 0,
                                            ""),
 }  # fmt: skip
+
+
+def make_postgres_limits() -> None:
+    """A database whose schema a role may not create in (PostgreSQL 15's default for a role
+    that does not own it), and a database that holds a plain Optuna study and one of ours
+    (created, nothing run) and then answers as a standby in recovery does: every
+    transaction read-only."""
+    import psycopg
+
+    admin = "postgresql://postgres@127.0.0.1:5432/test"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        for database in (NO_CREATE_DB, STANDBY_DB):
+            connection.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+            connection.execute(f"CREATE DATABASE {database}")
+        if not connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s",
+                                  (NO_CREATE_ROLE,)).fetchone():  # fmt: skip
+            connection.execute(f"CREATE ROLE {NO_CREATE_ROLE} LOGIN")
+    with psycopg.connect(admin.replace("/test", f"/{NO_CREATE_DB}"), autocommit=True) as db:
+        db.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    standby = admin.replace("/test", f"/{STANDBY_DB}")
+    opened = optuna.storages.RDBStorage(standby)
+    plain = optuna.create_study(study_name="plain", storage=opened, direction="maximize")
+    plain.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    opened.engine.dispose()  # its connections would hold the database open
+    from search import run
+
+    assert run.main(RUN[1:] + ["--storage", standby, "--study", "s", "--create-only"]) == 0
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f"ALTER DATABASE {STANDBY_DB} SET default_transaction_read_only = on")
 
 
 def write_image(path: Path, size: int, seed: int = 0) -> None:
@@ -758,6 +812,7 @@ def folder(tmp_path_factory):
     with sqlite3.connect(root / "old-schema.db") as old:
         old.execute("UPDATE alembic_version SET version_num = 'v3.0.0.a'")
     (root / "locked-dir").mkdir()
+    make_postgres_limits()
     immutable = chattr("+i", root / "readonly.db", root / "locked-dir")
     yield root, storage, immutable
     chattr("-i", root / "readonly.db", root / "locked-dir")

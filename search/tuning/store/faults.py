@@ -77,6 +77,18 @@ SQLITE_FAULTS = {
 }  # fmt: skip
 
 
+# A PostgreSQL that answers but refuses: what the server said (in the error's first line), what
+# it means, and what to do about it
+POSTGRES_FAULTS = {
+    "does not exist": (UsageError, "cannot be opened: {text} (a typo in the URL?)"),
+    "permission denied": (UsageError, "refused this role: {text}; Optuna makes its tables "
+                          "there once (the role needs CREATE on the schema for that) and then "
+                          "writes them: grant those rights, or use a role that has them"),
+    "read-only transaction": (RunFailure, "is read-only: {text} (a standby in recovery, or "
+                              "default_transaction_read_only); point --storage at the primary"),
+}  # fmt: skip
+
+
 # The storages this process opened, latest last: a fault that surfaces at the command's
 # boundary (search.cli) is described with the URL it came from.
 OPENED: list[str] = []
@@ -103,6 +115,7 @@ def describe_fault(error: BaseException, url: str | None = None) -> UsageError |
                     f"storage {shown} " + meaning.format(timeout=urls.sqlite_timeout(parsed))
                 )
         return RunFailure(f"storage {shown} failed: {text}")
-    if "does not exist" in text:  # a database or role that is not there: a typo in the URL
-        return UsageError(f"cannot open storage {shown}: {text}")
+    for cause, (kind, meaning) in POSTGRES_FAULTS.items():
+        if cause in text:
+            return kind(f"storage {shown} " + meaning.format(text=text))
     return RunFailure(f"cannot reach storage {shown}: {text}")
