@@ -5,6 +5,8 @@ stopped early ends, which paused checkpoints are kept. The fleet tests (test_wor
 test_scale) exercise the same rules through worker processes, minutes a run; these take
 milliseconds, so that a mutation tester can afford them (TESTING.md)."""
 
+import logging
+
 import optuna
 import pytest
 from optuna.distributions import FloatDistribution
@@ -23,6 +25,30 @@ LR = {"lr": FloatDistribution(1e-3, 0.1, log=True)}
 @pytest.fixture
 def study(tmp_path):
     return new_study(tmp_path)
+
+
+class Said(logging.Handler):
+    """The worker's log lines, as said."""
+
+    def __init__(self):
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def worker_log():
+    """What the worker logs, read from its own logger: an earlier command run in this process
+    (search.cli's configure_logging) stops "search" from passing records up to pytest's."""
+    logger, said = logging.getLogger("search.worker"), Said()
+    level = logger.level
+    logger.addHandler(said)
+    logger.setLevel(logging.INFO)
+    yield said
+    logger.removeHandler(said)
+    logger.setLevel(level)
 
 
 def new_study(tmp_path, pruner=None) -> optuna.Study:
@@ -84,7 +110,7 @@ def test_a_worker_waits_while_running_trials_may_yet_reach_n(study):
     assert study.trials[-1].state == TrialState.WAITING  # not dropped: the study is not done
 
 
-def test_done_drops_what_is_still_queued_and_nothing_else(study):
+def test_done_drops_what_is_still_queued_and_nothing_else(study, worker_log):
     add(study, TrialState.COMPLETE)
     under_way = running(study)
     study.enqueue_trial({"lr": 0.02})
@@ -93,6 +119,9 @@ def test_done_drops_what_is_still_queued_and_nothing_else(study):
     queued = study.trials[2]
     assert queued.state == TrialState.FAIL and queued.user_attrs[keys.NOT_NEEDED] is True
     assert study.trials[under_way.number].state == TrialState.RUNNING
+    assert worker_log.messages == [
+        "trial 2: queued, and not needed: not needed: the study holds what it is run for"
+    ]
 
 
 @pytest.mark.parametrize(("target", "budget", "expected"), [
@@ -137,8 +166,8 @@ def test_an_epoch_is_reported_at_its_number_and_judged_by_the_pruner(
 ):
     study = new_study(tmp_path, pruner=ThresholdPruner(lower=0.5))
     trial = running(study)
-    assert Scheduler(target=5, pause=pause).on_epoch(trial, [0.8, value]) is expected
-    assert study.trials[0].intermediate_values == {2: value}
+    assert Scheduler(target=5, pause=pause).on_epoch(trial, [0.8, 0.7, value]) is expected
+    assert study.trials[0].intermediate_values == {3: value}
 
 
 def test_a_paused_trial_keeps_its_epoch_and_a_pruned_one_does_not(study):
@@ -216,7 +245,7 @@ def promoting_study(tmp_path) -> optuna.Study:
     (Scheduler(target=5, pause=True, resumable=lambda n: True), False),  # no room: 4 + 1 running
 ])  # fmt: skip
 def test_a_promoted_paused_trial_is_queued_to_continue_when_it_can_and_there_is_room(
-    tmp_path, scheduler, queued
+    tmp_path, scheduler, queued, worker_log
 ):
     found = promoting_study(tmp_path)
     running(found)
@@ -224,3 +253,5 @@ def test_a_promoted_paused_trial_is_queued_to_continue_when_it_can_and_there_is_
     assert scheduler.next(found) is expected
     waiting = found.get_trials(states=(TrialState.WAITING,))
     assert [t.user_attrs.get(keys.CONTINUES) for t in waiting] == ([[0]] if queued else [])
+    promoted = ["trial 0: its rung promotes it; queued to continue"]
+    assert [m for m in worker_log.messages if "promotes" in m] == (promoted if queued else [])

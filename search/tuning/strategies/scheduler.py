@@ -83,7 +83,8 @@ class Scheduler:
             promoted = continuation.promote(study, self.resumable, lambda: self.has_room(study))
             for number in promoted:
                 log.info("trial %d: its rung promotes it; queued to continue", number)
-            trials = study.get_trials(deepcopy=False) if promoted else trials
+            if promoted:  # there was room for it: this worker takes it
+                return Next.START
         counts = ledger.count_by_state(trials)
         if ledger.finished(counts) + counts[TrialState.RUNNING] >= self.target:
             # enough run elsewhere; a queued trial (a re-run) is taken all the same, and the
