@@ -60,10 +60,14 @@ def test_pbt_implies_no_pruner_and_a_trial_for_each_member_s_each_interval():
     }  # fmt: skip
 
 
-@pytest.mark.parametrize("flag", [(4, None), (None, 2)])
-def test_population_flags_without_pbt_are_refused(flag):
-    with pytest.raises(UsageError, match="is for --scheduler pbt"):
+@pytest.mark.parametrize(("flag", "message"), [
+    ((4, None), "--population is for --scheduler pbt"),
+    ((None, 2), "--pbt-interval is for --scheduler pbt"),
+])  # fmt: skip
+def test_population_flags_without_pbt_are_refused(flag, message):
+    with pytest.raises(UsageError) as refused:
         pbt.implied("", *flag, 9, None)
+    assert str(refused.value) == message
 
 
 PBT_SETTINGS = StudySettings(space="mlp", dataset="sample", epochs=4, scheduler="pbt",
@@ -71,20 +75,28 @@ PBT_SETTINGS = StudySettings(space="mlp", dataset="sample", epochs=4, scheduler=
                              checkpoint_dir="ckpt")  # fmt: skip
 
 
+INTERVAL = ("--pbt-interval must be at least 1 and below --epochs 4, so that members exploit "
+            "at least once")  # fmt: skip
+STOPS_ITSELF = ("--scheduler pbt stops and copies members itself: leave out --pruner and "
+                "--pause-pruned")  # fmt: skip
+
+
 @pytest.mark.parametrize(("change", "message"), [
-    ({"objectives": ("accuracy", "params")}, "accuracy alone"),
-    ({"checkpoint_dir": ""}, "needs --checkpoint-dir"),
-    ({"pause_pruned": True}, "leave out --pruner and --pause-pruned"),
-    ({"pruner": "sha"}, "leave out --pruner and --pause-pruned"),
-    ({"population": 1}, "--population must be at least 2"),
-    ({"pbt_interval": 0}, "at least 1 and below --epochs 4"),
-    ({"pbt_interval": 4}, "at least 1 and below --epochs 4"),
+    ({"objectives": ("accuracy", "params")},
+     "--scheduler pbt ranks members by one objective: accuracy alone"),
+    ({"checkpoint_dir": ""}, "--scheduler pbt needs --checkpoint-dir: members copy each other's"),
+    ({"pause_pruned": True}, STOPS_ITSELF),
+    ({"pruner": "sha"}, STOPS_ITSELF),
+    ({"population": 1}, "--population must be at least 2: members exploit each other"),
+    ({"pbt_interval": 0}, INTERVAL),
+    ({"pbt_interval": 4}, INTERVAL),
 ])  # fmt: skip
 def test_a_population_that_cannot_run_is_refused(change, message):
     pbt.check(PBT_SETTINGS)  # these settings run
     pbt.check(dataclasses.replace(PBT_SETTINGS, population=2, pbt_interval=3))
-    with pytest.raises(UsageError, match=message):
+    with pytest.raises(UsageError) as refused:
         pbt.check(dataclasses.replace(PBT_SETTINGS, **change))
+    assert str(refused.value) == message
 
 
 def test_a_population_s_generations_end_at_each_interval_and_the_last_epoch():
@@ -123,6 +135,14 @@ def test_the_next_generation_is_queued_once_every_member_has_finished_its_segmen
     assert [t.user_attrs[keys.PBT]["generation"] for t in queued] == [1] * 4
     assert sorted(t.user_attrs[keys.PBT]["member"] for t in queued) == [0, 1, 2, 3]
     assert POPULATION.plan(study) == 0  # the newest generation is 1 now, unfinished
+
+
+def test_the_last_generation_is_queued_after_the_one_before_it(study):
+    for member in range(4):
+        segment(study, 1, member, 0.5, epochs=4)
+    assert POPULATION.plan(study) == 4
+    queued = study.get_trials(states=(TrialState.WAITING,))
+    assert {t.user_attrs[keys.PBT]["generation"] for t in queued} == {2}
 
 
 def test_the_last_generation_queues_nothing_after_it(study):
@@ -210,6 +230,11 @@ def test_a_generation_0_trial_becomes_its_own_member_and_a_second_segment_is_not
         scheduler.start(second, born)
     study.tell(first, state=TrialState.FAIL)  # failed: a later one may run the member
     assert pbt.start_segment(second, born) == born.replace(changes=[change])
+    study.enqueue_trial({}, user_attrs={keys.PBT: {"generation": 1, "member": 0,
+                                                   "changes": [change]}})  # fmt: skip
+    third = study.ask()  # behind a failed one and a running one of the same member
+    with pytest.raises(NotNeeded, match="trial 2 already runs member 0 in generation 1"):
+        scheduler.start(third, born)
 
 
 def test_a_segment_stops_at_its_interval_s_end_and_says_so(study):
@@ -237,6 +262,9 @@ def test_the_scheduler_queues_the_next_generation_and_waits_for_it_rather_than_s
     assert scheduler.next(study) is Next.START  # generation 1 queued by this call
     assert len(study.get_trials(states=(TrialState.WAITING,))) == 4
     assert pbt.PopulationScheduler(4, population=POPULATION).next(study) is Next.DONE  # target
+    budgeted = pbt.PopulationScheduler(100, epoch_budget=6, population=POPULATION)
+    assert budgeted.next(study) is Next.DONE  # 3 members' 2 epochs trained
+    assert dataclasses.replace(budgeted, epoch_budget=7).next(study) is Next.START
 
 
 def test_a_fresh_trial_is_surplus_behind_a_whole_generation_0_and_a_segment_by_the_target(study):
@@ -274,12 +302,13 @@ def test_the_kept_checkpoints_are_those_the_next_generation_goes_on_from(study):
 
 
 def test_the_lineage_rows_are_the_finished_segments_with_their_parents_and_donors(study):
+    segment(study, 0, 2, 0.5, state=TrialState.RUNNING)  # under way: not drawn yet
     generation_0(study, values=(0.9, 0.8))
     segment(study, 1, 1, 0.7, state=TrialState.COMPLETE, epochs=3,
-            **{keys.CONTINUES: [0]})  # fmt: skip
+            **{keys.CONTINUES: [2]})  # fmt: skip
     study.ask()  # running: not drawn
     rows = pbt.lineage_rows(study.get_trials())
     assert [(r["trial"], r["member"], r["generation"], r["parent"]) for r in rows] == [
-        (0, 0, 0, None), (1, 1, 0, None), (2, 1, 1, 0),
+        (1, 0, 0, None), (2, 1, 0, None), (3, 1, 1, 2),
     ]  # fmt: skip
     assert rows[2]["curve"] == {1: 0.7, 2: 0.7, 3: 0.7} and rows[2]["donor"] is None
