@@ -28,14 +28,15 @@ def study(tmp_path):
     return optuna.create_study(storage=f"sqlite:///{tmp_path / 'pbt.db'}", direction="maximize")
 
 
-def segment(study, generation, member, value, state=TrialState.PRUNED, epochs=2, **attrs):
+def segment(study, generation, member, value, state=TrialState.PRUNED, epochs=2, changes=(),
+            **attrs):  # fmt: skip
     """A member's finished segment of `generation`, its curve `value` at every epoch."""
     study.add_trial(optuna.trial.create_trial(
         state=state, params={}, distributions={},
         value=value if state == TrialState.COMPLETE else None,
         intermediate_values={e: value for e in range(1, epochs + 1)},
         user_attrs={keys.PBT: {"generation": generation, "member": member, "donor": None,
-                               "changes": []}, **CONFIG_ATTRS, **attrs},
+                               "changes": list(changes)}, **CONFIG_ATTRS, **attrs},
     ))  # fmt: skip
     return study.trials[-1]
 
@@ -312,3 +313,39 @@ def test_the_lineage_rows_are_the_finished_segments_with_their_parents_and_donor
         (1, 0, 0, None), (2, 1, 0, None), (3, 1, 1, 2),
     ]  # fmt: skip
     assert rows[2]["curve"] == {1: 0.7, 2: 0.7, 3: 0.7} and rows[2]["donor"] is None
+
+
+def test_explore_perturbs_the_donor_s_settings_of_the_epoch_after_the_interval(study):
+    """The donor switches to a second phase (learning rate 0.5) at epoch 3, the first after
+    generation 0's interval: explore starts from that phase's rate, and its cutout's size."""
+    two_phase = config.TrialConfig(
+        model="mlp", epochs=5, lr=0.1, weight_decay=1e-4, augment={"cutout": {"size": 8}},
+        second_phase=config.SecondPhase(start_fraction=0.4, optimizer="sgd", lr=0.5),
+    )  # fmt: skip
+    plain, nested = config_attrs.split(two_phase)
+    attrs = {"config": plain, **{config_attrs.PREFIX + k: v for k, v in nested.items()}}
+    for member, value in enumerate((0.9, 0.8, 0.7, 0.6)):
+        segment(study, 0, member, value, **attrs)
+    members = pbt.finished_members(study.get_trials(), 0)
+    [worst] = [s for s in POPULATION.next_generation(members, 0)
+               if s.user_attrs[keys.PBT]["donor"] is not None]  # fmt: skip
+    [change] = worst.user_attrs[keys.PBT]["changes"]
+    assert change["lr"] in (pytest.approx(0.6), pytest.approx(0.4))
+    assert change["augment"]["cutout"]["size"] in (10, 6)
+
+
+def test_the_next_generation_carries_each_segment_s_changes_and_the_donor_s(study):
+    earlier = {"start_fraction": 0.4, "lr": 0.2, "weight_decay": 0.0, "augment": {}}
+    for member, value in enumerate((0.9, 0.8, 0.7, 0.6)):
+        segment(study, 1, member, value, epochs=4, changes=[earlier])
+    members = pbt.finished_members(study.get_trials(), 1)
+    planned = {s.user_attrs[keys.PBT]["member"]: s.user_attrs[keys.PBT]["changes"]
+               for s in POPULATION.next_generation(members, 1)}  # fmt: skip
+    assert [planned[m] for m in (0, 1, 2)] == [[earlier]] * 3
+    assert planned[3][0] == earlier and len(planned[3]) == 2  # the donor's, then explore's
+
+
+def test_explore_perturbs_each_strength_a_spec_sets_and_skips_those_it_leaves_out():
+    assert pbt.perturbed({"affine": {"translate": 0.1}}, lambda: 1.2) == {
+        "affine": {"translate": pytest.approx(0.12)}
+    }
