@@ -45,6 +45,7 @@ def test_values_are_clamped_to_a_range_and_dropped_outside_the_choices():
     assert transfer.fit(0.25, rate) == (0.1, "clamped")
     assert transfer.fit(1e-4, rate) == (1e-3, "clamped")
     assert transfer.fit(0.05, rate) == (0.05, "")
+    assert transfer.fit(1e-3, rate) == (1e-3, "") and transfer.fit(0.1, rate) == (0.1, "")
     assert transfer.fit(12, IntDistribution(1, 10)) == (10, "clamped")
     assert transfer.fit(64, CategoricalDistribution([4, 16])) == (None, "dropped")
     assert transfer.fit(16, CategoricalDistribution([4, 16])) == (16, "")
@@ -221,13 +222,13 @@ def source_study(tmp_path, rows, direction="maximize") -> optuna.Study:
 
 def test_what_had_to_change_to_fit_is_said_once_a_parameter_with_at_most_three_values():
     earlier = {
+        "old": IntDistribution(0, 3),  # first: the params after it are fitted all the same
         "lr": FloatDistribution(1e-4, 1.0, log=True),
-        "act": CategoricalDistribution(["relu", "silu"]),
-        "old": IntDistribution(0, 3),
+        "act": CategoricalDistribution(["relu", "silu", "mish"]),
     }
     trials = [optuna.trial.create_trial(
         params=p, distributions={k: earlier[k] for k in p}, value=0.5,
-    ) for p in ({"lr": 0.5, "act": "silu", "old": 1}, {"lr": 0.2, "act": "silu", "old": 2},
+    ) for p in ({"old": 1, "lr": 0.5, "act": "silu"}, {"old": 2, "lr": 0.2, "act": "mish"},
                 {"lr": 0.3, "act": "relu"}, {"lr": 0.4, "act": "relu"})]  # fmt: skip
     configs, changes = transfer.fitted_configs(trials, RANGES, fixed={"depth": 4})
     assert configs == [
@@ -235,9 +236,9 @@ def test_what_had_to_change_to_fit_is_said_once_a_parameter_with_at_most_three_v
         {"lr": 0.1, "act": "relu", "depth": 4}, {"lr": 0.1, "act": "relu", "depth": 4},
     ]  # fmt: skip
     assert changes == [
-        "clamped lr 0.5 -> 0.1, 0.2 -> 0.1, 0.3 -> 0.1 (in 4 configs) to its range",
-        "dropped act=silu (in 2 configs): not one of relu, gelu",
         "dropped old (in 2 configs): not a parameter of this space",
+        "clamped lr 0.5 -> 0.1, 0.2 -> 0.1, 0.3 -> 0.1 (in 4 configs) to its range",
+        "dropped act=mish, silu (in 2 configs): not one of relu, gelu",
     ]
     _, one = transfer.fitted_configs(trials[:1], RANGES, fixed={}, pinned={"old": 1})
     assert one == ["clamped lr 0.5 -> 0.1 (in 1 config) to its range",
@@ -252,19 +253,22 @@ def test_a_plan_takes_the_best_k_by_the_source_s_direction_and_leaves_out_its_pi
             ({"lr": 0.002, "depth": 5, "act": "relu", "seed_knob": 1}, 0.8)]  # fmt: skip
     wanted = StudySettings(space="s", dataset="sample", epochs=3, fixed_params={"depth": 6})
     planned = transfer.plan(source_study(tmp_path, rows), wanted, RANGES, top=2,
-                            pinned={"seed_knob": 1, "depth": 2})  # fmt: skip
-    assert planned.configs == [(1, {"lr": 0.01, "act": "gelu", "depth": 6}),
-                               (2, {"lr": 0.002, "act": "relu", "depth": 6})]  # fmt: skip
+                            pinned={"seed_knob": 1, "depth": 2, "act": "relu"})  # fmt: skip
+    assert planned.configs == [(1, {"lr": 0.01, "depth": 6}), (2, {"lr": 0.002, "depth": 6})]
     assert planned.values == [0.9, 0.8]
-    assert planned.box == {"lr": {"low": 0.002, "high": 0.01},
-                           "act": {"choices": ["relu", "gelu"]}}  # fmt: skip
+    assert planned.box == {"lr": {"low": 0.002, "high": 0.01}}
     assert planned.changes == [  # depth: this study's --fix, not left out of anything
-        "left out seed_knob: pinned by the --fix of study 'earlier', not chosen by its search"
+        "left out act, seed_knob: pinned by the --fix of study 'earlier', not chosen by its search"
     ]
     assert planned.describe() == (
         "warm start from study 'earlier': queued its 2 best config(s) (val_accuracy 0.9000 to "
-        "0.8000), and the sampler searches the box they span (2 parameter(s) narrowed); left "
-        "out seed_knob: pinned by the --fix of study 'earlier', not chosen by its search"
+        "0.8000), and the sampler searches the box they span (1 parameter(s) narrowed); left "
+        "out act, seed_knob: pinned by the --fix of study 'earlier', not chosen by its search"
+    )
+    three = transfer.Transfer("e", [(0, {}), (1, {}), (2, {})], [0.9, 0.8, 0.7], {}, [])
+    assert three.describe() == (
+        "warm start from study 'e': queued its 3 best config(s) (val_accuracy 0.9000 to "
+        "0.7000), and the sampler searches the box they span (0 parameter(s) narrowed)"
     )
     (tmp_path / "low").mkdir()
     lowest = transfer.plan(source_study(tmp_path / "low", rows, "minimize"), wanted, RANGES,
@@ -330,11 +334,37 @@ def test_a_boxed_trial_suggests_inside_the_box_and_as_the_space_says_outside_it(
     assert found.trials[0].distributions["lr"] == FloatDistribution(0.01, 0.02, log=True)
 
 
+def test_a_boxed_trial_suggests_outside_its_box_exactly_as_optuna_does(tmp_path):
+    def space(trial, context):
+        trial.suggest_float("plain", 0.1, 1.0)
+        trial.suggest_float("stepped", 0.0, 0.9, step=0.1)
+        trial.suggest_float("logged", 1e-3, 1.0, log=True)
+        trial.suggest_int("count", 1, 10)
+        trial.suggest_int("every_second", 2, 10, step=2)
+        trial.suggest_int("units", 1, 64, log=True)
+        return context
+
+    found = [optuna.create_study(storage=f"sqlite:///{tmp_path / f'{n}.db'}") for n in "ab"]
+    plain, boxed = found[0].ask(), found[1].ask()
+    space(plain, None)
+    context = object()
+    assert transfer.within_box(space, {"elsewhere": {"low": 0, "high": 1}})(boxed, context) is (
+        context
+    )
+    assert found[1].trials[0].distributions == found[0].trials[0].distributions
+
+
 @pytest.mark.parametrize(("flags", "message"), [
-    ({"warm_start_from": "s", "warm_start_top": 1}, "--warm-start-top 1 holds every parameter"),
-    ({"warm_start": True, "warm_start_from": "s"}, "both queue configs first"),
-    ({"warm_start_storage": "sqlite:///x.db"}, "give --warm-start-from STUDY too"),
-    ({"warm_start_from": "s", "warm_start_top": 0}, "warm-start-top"),
+    ({"warm_start_from": "s", "warm_start_top": 1},
+     "--warm-start-top 1 holds every parameter at the one config's value: the sampler would "
+     "search nothing; take 2 or more, or add --warm-start-single"),
+    ({"warm_start": True, "warm_start_from": "s"},
+     "--warm-start and --warm-start-from both queue configs first: choose one (the earlier "
+     "study's box may leave out the reports' configs)"),
+    ({"warm_start_storage": "sqlite:///x.db"},
+     "--warm-start-storage names where --warm-start-from's study is; give --warm-start-from "
+     "STUDY too"),
+    ({"warm_start_from": "s", "warm_start_top": 0}, "--warm-start-top must be"),
 ])  # fmt: skip
 def test_warm_start_flags_that_cannot_run_are_refused(flags, message):
     from registry import UsageError
@@ -342,8 +372,11 @@ def test_warm_start_flags_that_cannot_run_are_refused(flags, message):
     given = {field: getattr(transfer.WarmStartOptions(), field)
              for field in ("warm_start", "warm_start_from", "warm_start_storage",
                            "warm_start_top", "warm_start_single")}  # fmt: skip
-    with pytest.raises(UsageError, match=message):
+    with pytest.raises(UsageError) as refused:
         transfer.WarmStartOptions.of({**given, **flags}).check({**given, **flags})
+    assert str(refused.value).startswith(message)
+    transfer.WarmStartOptions().check(given)  # no warm start: nothing to refuse
+    assert transfer.WarmStartOptions(warm_start=True).run_options()["warm_start"] is True
     fine = transfer.WarmStartOptions.of({**given, "warm_start_from": "s", "warm_start_top": 1,
                                          "warm_start_single": True})  # fmt: skip
     fine.check({**given, "warm_start_top": 1})
