@@ -155,13 +155,13 @@ def test_hyperband_judges_a_continuation_in_its_origins_bracket(tmp_path):
     assert pruner.bracket(found, queued) == pruner.bracket(found, origin)
 
 
-def rung_study(tmp_path, rivals, paused_value):
+def rung_study(tmp_path, rivals, paused_value, pruner=None):
     """A real SQLite study under successive halving at eta 2: rivals at rung 0 (epoch 1), and
     trial P paused there with `paused_value`, continued by trial C (queued, then started:
     continuation.take_over). Returns the study and C, a live trial that has re-reported P's
     epoch."""
     opened = storage.open_storage(f"sqlite:///{tmp_path / 'rungs.db'}")
-    pruner = continuation.PausingSuccessiveHalving(min_resource=1, reduction_factor=2)
+    pruner = pruner or continuation.PausingSuccessiveHalving(min_resource=1, reduction_factor=2)
     found = optuna.create_study(storage=opened, direction="maximize", pruner=pruner)
     for value in rivals:
         rival(found, value)
@@ -186,6 +186,19 @@ def test_a_continuation_carries_its_rung_and_is_judged_at_the_next_one(tmp_path)
     assert found.trials[-1].system_attrs["completed_rung_0"] == 0.5
     continued.report(0.6, 2)
     assert not continued.should_prune()
+
+
+def test_hyperband_leaves_a_taken_over_trial_out_and_promotes_in_its_bracket(tmp_path):
+    """test_a_taken_over_trial_no_longer_competes_at_its_rungs with Hyperband of one bracket
+    (it is then successive halving at eta 2): the newcomer's 0.5 is in the top 2 of four."""
+    hyperband = continuation.PausingHyperband(min_resource=1, max_resource=1, reduction_factor=2)
+    found, continued = rung_study(tmp_path, rivals=(0.2, 0.3), paused_value=0.9,
+                                  pruner=hyperband)  # fmt: skip
+    newcomer = found.ask({"sgd_lr": LR})
+    newcomer.report(0.5, 1)
+    assert not newcomer.should_prune()
+    later = paused_trial(found, 0.6, [0.6])  # second of 0.2, 0.3, 0.9, 0.5 and 0.6
+    assert [t.number for t in hyperband.promotable(found, found.get_trials())] == [later.number]
 
 
 def test_a_taken_over_trial_no_longer_competes_at_its_rungs(tmp_path):
@@ -258,7 +271,8 @@ def test_promotion_leaves_out_taken_over_trials_and_trials_at_no_rung(tmp_path):
         optuna.trial.create_trial(value=0.9, user_attrs={keys.CONTINUES: [taken.number]})
     )
     paused_trial(found, 0.0, [])  # paused before its first rung: nothing to rank it by
-    mid = paused_trial(found, 0.4, [0.4])  # top 2 of 0.2, 0.3, 0.4 and the continuation's none
+    paused_trial(found, 0.1, [0.1, 0.5])  # alone at rung 1: too few there to judge it by
+    mid = paused_trial(found, 0.4, [0.4])  # top 2 of 0.2, 0.3, 0.1, 0.4 at rung 0
     assert [t.number for t in pruner.promotable(found, found.get_trials())] == [mid.number]
 
 
@@ -269,10 +283,13 @@ def test_the_most_promising_paused_trial_is_queued_first_while_there_is_room(tmp
     for value in (0.1, 0.2, 0.3, 0.4):
         rival(found, value)
     low, high = paused_trial(found, 0.5, [0.5]), paused_trial(found, 0.6, [0.6])
+    unkept = high.number  # its checkpoint is gone: the next is queued instead
+    assert continuation.promote(found, lambda n: n != unkept, lambda: True) == [low.number]
+    assert continuation.promote(found, lambda n: True, lambda: False) == []  # no room
     rooms = iter([True, False])
     assert continuation.promote(found, lambda n: True, lambda: next(rooms)) == [high.number]
     assert found.trials[-1].user_attrs[keys.CONTINUES] == [high.number]
-    assert continuation.promote(found, lambda n: n != low.number, lambda: True) == []
+    assert continuation.promote(found, lambda n: True, lambda: True) == []  # both taken
     plain = optuna.create_study(pruner=optuna.pruners.SuccessiveHalvingPruner())
     assert continuation.promote(plain, lambda n: True, lambda: True) == []
 
@@ -286,8 +303,18 @@ def test_a_failed_or_surplus_continuation_does_not_hold_the_paused_trial(tmp_pat
             state=state, user_attrs={keys.CONTINUES: [paused.number], **attrs},
         ))  # fmt: skip
     found.enqueue_trial({"sgd_lr": 0.01}, user_attrs={keys.CONTINUES: [paused.number]})
+    optuna.create_study(storage=opened, study_name="beside")  # another study in the storage
     continued = found.ask({"sgd_lr": LR})
     assert continuation.take_over(continued) is None
+    notes = [optuna_dashboard.get_note(optuna.Trial(found, t._trial_id))
+             for t in (found.trials[continued.number], paused)]  # fmt: skip
+    assert notes == [
+        "## Continues trial 0\n\nPaused there after epoch 1 and continued here from its "
+        "checkpoint: this trial's learning curve is the whole run.",
+        f"## Paused after epoch 1, continued as trial {continued.number}\n\nTrial "
+        f"{continued.number} carries this run on from its checkpoint: its learning curve is "
+        "the whole run.",
+    ]
     carried = found.trials[continued.number].system_attrs
     assert {k: v for k, v in carried.items() if k.startswith(continuation.RUNG)} == {
         f"{continuation.RUNG}0": 0.5, f"{continuation.RUNG}1": 0.6,

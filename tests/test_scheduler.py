@@ -219,7 +219,9 @@ def test_the_kept_checkpoints_are_the_most_promising_paused_trials(study):
         system_attrs={**rung_value(0.1), f"{continuation.RUNG}1": 0.1},
     )  # a rung higher
     add(study, TrialState.COMPLETE, user_attrs={keys.CONTINUES: [3]})  # 0.9 taken over
+    add(study, TrialState.PRUNED, value=0.95, user_attrs={keys.PAUSED: 1})  # at no rung: last
     trials = study.get_trials(deepcopy=False)
+    assert Scheduler(5, keep_paused=4).keeps(trials, StudyDirection.MAXIMIZE) == {4, 1, 2, 0}
     assert Scheduler(5, keep_paused=2).keeps(trials, StudyDirection.MAXIMIZE) == {4, 1}
     assert Scheduler(5, keep_paused=2).keeps(trials, StudyDirection.MINIMIZE) == {4, 0}
     assert Scheduler(5, keep_paused=0).keeps(trials, StudyDirection.MAXIMIZE) == set()
