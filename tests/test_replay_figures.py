@@ -42,7 +42,7 @@ def test_ranks_are_shared_by_ties_and_counted_only_where_every_strategy_ran():
             run("c", 0, (0.5, 0.6, 0.9)),
             run("a", 1, (0.5, 0.6, 0.9)), run("b", 1, (0.5, 0.6, 0.8)),
             run("c", 1, (0.5, 0.6, 0.7)),
-            run("a", 2, (0.5, 0.6, 0.5))]  # seed 2: b and c did not run; not ranked  # fmt: skip
+            run("a", 2, (0.5, 0.6, 0.5), task="s")]  # b, c did not run it: not ranked  # fmt: skip
     rows = {row["strategy"]: row for row in figures.summary(runs, "a")}
     assert rows["a"]["mean_rank"] == pytest.approx((2.5 + 1) / 2)
     assert rows["b"]["mean_rank"] == pytest.approx((2.5 + 2) / 2)
@@ -52,6 +52,8 @@ def test_ranks_are_shared_by_ties_and_counted_only_where_every_strategy_ran():
     )
     assert rows["a"]["runs"] == 3 and rows["b"]["runs"] == 2
     assert list(rows) == ["a", "b", "c"]  # in their first order
+    apart = figures.summary([run("a", 0, (0.5, 0.6, 0.7)), run("b", 1, (0.5, 0.6, 0.7))], "a")
+    assert all(math.isnan(row["mean_rank"]) for row in apart)  # no case both ran
 
 
 def test_the_paired_test_is_scipy_s_wilcoxon_by_task_and_seed():

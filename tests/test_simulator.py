@@ -4,6 +4,7 @@ seconds its curve says, ties broken by when an epoch was started, the budget's s
 training that diverges, a curve longer than the study's epochs."""
 
 import pytest
+from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from search.bench.replay import simulator
@@ -37,7 +38,9 @@ def test_two_workers_take_trials_as_they_free_up_on_the_simulated_clock():
     assert [replayed.best_by(e) for e in (3, 4, 7, 8, 9)] == [None, 0.3, 0.3, 0.7, 0.9]
     assert replayed.epochs_to_reach(0.7) == 8 and replayed.epochs_to_reach(0.95) is None
     study = replayed.study
+    assert (study.study_name, study.direction) == ("hand", StudyDirection.MAXIMIZE)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    assert [t.value for t in study.trials] == [0.3, 0.7, 0.9]
     assert study.trials[1].intermediate_values == {1: 0.5, 2: 0.6, 3: 0.7}
 
 
@@ -52,6 +55,8 @@ def test_the_replay_stops_at_the_first_trial_s_end_once_the_budget_is_trained():
     assert replayed.epochs == 8
     assert [c.number for c in replayed.completions] == [0, 1]
     assert replayed.study.trials[2].state == TrialState.RUNNING  # cut off by the budget
+    exactly = replay(budget=4, trials=10)  # trial 0's end trains the 4th epoch: the stop
+    assert (exactly.epochs, [c.number for c in exactly.completions]) == (4, [0])
 
 
 def test_a_training_that_diverges_is_pruned_at_that_epoch_unreported():
