@@ -121,3 +121,55 @@ def test_the_pareto_section_counts_each_front_by_the_epochs_trained_when_its_tri
     )
     by_hand = (1 - 0.4) * (6 - 3) + (1 - 0.2) * (6 - 5) - (1 - 0.4) * (6 - 5)
     assert pareto.hypervolume(search.front_at(9), (1.0, 6.0)) == pytest.approx(by_hand)
+
+
+def test_a_spread_is_the_mean_and_standard_deviation_in_percent():
+    assert strategies.spread([]) == "-"
+    assert strategies.spread([0.5]) == "50.00% ± 0.00"
+    assert strategies.spread([0.4, 0.6]) == "50.00% ± 14.14"
+
+
+def test_only_a_warm_start_is_charged_its_source_s_epochs():
+    from argparse import Namespace
+
+    args = Namespace(transfer_source_budget=40)
+    assert strategies.charge_of("tpe-hyperband-warm", args) == 40
+    assert strategies.charge_of("asha", args) == 0
+
+
+def test_a_trial_not_yet_started_or_ended_spends_no_epochs_in_the_timeline():
+    """A queued trial (no start) and a running one (no end) numbered first, then the two of
+    the first test: their epochs alone are in the timeline."""
+    found = optuna.create_study(direction="maximize")
+    queued = trial(TrialState.WAITING, 0, 0, 0)
+    found.add_trial(queued)
+    running = trial(TrialState.RUNNING, 2, 0, 0)
+    running.datetime_start = START
+    found.add_trial(running)
+    for state, epochs, begin, end, value in ((TrialState.COMPLETE, 4, 0, 40, 0.5),
+                                             (TrialState.PRUNED, 2, 0, 10, None)):  # fmt: skip
+        made = trial(state, epochs, begin, end, value)
+        made.datetime_start = START + datetime.timedelta(seconds=begin)
+        made.datetime_complete = START + datetime.timedelta(seconds=end)
+        found.add_trial(made)
+    timeline = strategies.Timeline.of(found.get_trials())
+    assert timeline.events == [5, 10, 10, 20, 30, 40]
+    assert timeline.reached(6) == 40 and timeline.reached(7) == float("inf")
+
+
+def test_the_best_is_the_first_of_equals_by_when_they_ended_and_the_highest_by_then():
+    """Trial 0 ends last (at 40 s) with 0.8; trials 1 and 2 end at 20 s and 30 s with 0.5
+    each; one worker's worth of epochs a second each. The improvements, in the order the
+    trials ended: 0.5 (trial 1, its tie not one), then 0.8."""
+    found = study_of([
+        (TrialState.COMPLETE, 10, 30, 40, 0.8, 0),
+        (TrialState.COMPLETE, 10, 10, 20, 0.5, 0),
+        (TrialState.COMPLETE, 10, 20, 30, 0.5, 0),
+    ])  # fmt: skip
+    search = strategies.read_search("x", 3, 60.0, found, budget=30)
+    assert (search.strategy, search.seed, search.seconds) == ("x", 3, 60.0)
+    assert search.curve == [(10, 0.5), (30, 0.8)]
+    assert search.best == {0.25: None, 0.5: 0.5, 1.0: 0.8}
+    assert search.winner.number == 0
+    at_its_end = strategies.read_search("x", 3, 60.0, found, budget=20)
+    assert at_its_end.best[1.0] == 0.5  # trial 2 ended with the 20th epoch: in
