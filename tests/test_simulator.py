@@ -19,9 +19,9 @@ CURVES = {
 }
 
 
-def replay(curves=CURVES, workers=2, trials=3, budget=0, epochs=3):
+def replay(curves=CURVES, workers=2, trials=3, budget=0, epochs=3, pruner="none"):
     settings = StudySettings(space="hand", dataset="made", epochs=epochs, trials=trials,
-                             sampler="random", pruner="none", epoch_budget=budget)  # fmt: skip
+                             sampler="random", pruner=pruner, epoch_budget=budget)  # fmt: skip
     return simulator.replay(settings, lambda trial: {"n": trial.number},
                             lambda params: curves[params["n"]], workers, "hand")  # fmt: skip
 
@@ -73,3 +73,17 @@ def test_a_curve_longer_than_the_study_s_epochs_ends_at_its_last_epoch():
     replayed = replay(epochs=2, workers=1)
     assert [(c.epochs, c.value) for c in replayed.completions] == [(2, 0.2), (4, 0.6), (6, 0.9)]
     assert replayed.seconds == pytest.approx(8.0)
+
+
+def test_a_trial_the_pruner_stops_at_its_last_epoch_completes_as_the_live_trainer_ends_it():
+    """Successive halving at eta 3 has rungs at epochs 1 and 3: trial 1 leads at the first
+    and trails trial 0 at the last, where the pruner stops it; it trained every epoch, so it
+    completes (the trainer is done: TrainResult.stopped_early is False), as in search.run.
+    A replay of 2026-12-06 pruned it there, and on 9-epoch curves paused such trials too."""
+    curves = {0: simulator.Curve((0.9, 0.9, 0.9), (1.0, 1.0, 1.0)),
+              1: simulator.Curve((0.95, 0.2, 0.2), (1.0, 1.0, 1.0))}  # fmt: skip
+    replayed = replay(curves, workers=1, trials=2, pruner="sha3")
+    assert [(t.state, t.value) for t in replayed.study.trials] == [
+        (TrialState.COMPLETE, 0.9), (TrialState.COMPLETE, 0.2),
+    ]  # fmt: skip
+    assert [c.number for c in replayed.completions] == [0, 1]

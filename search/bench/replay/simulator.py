@@ -153,8 +153,11 @@ class Simulation:
                 return worker
             curve = running.curve.val_accuracy[: running.done]
             decision = self.scheduler.on_epoch(running.trial, curve)
-            last = running.done in (len(running.curve.seconds), self.settings.epochs)
-            if decision is Decision.CONTINUE and not last:
+            if running.done in (len(running.curve.seconds), self.settings.epochs):
+                # it trained them all: it completes whatever the epoch decided, as the live
+                # trainer ends it (its last epoch can be a rung: 9 epochs at eta 3)
+                decision = Decision.CONTINUE
+            elif decision is Decision.CONTINUE:
                 self.push(worker, running)
                 continue
             self.end(running.trial, decision, curve)
