@@ -78,11 +78,15 @@ def test_a_warm_start_s_source_must_not_have_searched_the_target_s_classes():
 
     apart = Namespace(strategy_classes="cat,dog", transfer_source_classes="ship,truck")
     strategies.check_classes_apart(apart)
-    for target in ("", "cat,ship"):  # all classes, or one shared
-        with pytest.raises(UsageError, match="shares classes with the searches'"):
+    for target, shown in (("", "all"), ("cat,ship", "cat,ship")):  # all classes, or one shared
+        with pytest.raises(UsageError) as refused:
             strategies.check_classes_apart(
                 Namespace(strategy_classes=target, transfer_source_classes="ship,truck")
             )
+        assert str(refused.value) == (
+            "the warm start's source study (--transfer-source-classes ship,truck) shares "
+            f"classes with the searches' (--strategy-classes {shown}); give them other classes"
+        )
 
 
 def test_random_search_runs_first_wherever_it_is_named():

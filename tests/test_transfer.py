@@ -265,10 +265,10 @@ def test_a_plan_takes_the_best_k_by_the_source_s_direction_and_leaves_out_its_pi
         "0.8000), and the sampler searches the box they span (1 parameter(s) narrowed); left "
         "out act, seed_knob: pinned by the --fix of study 'earlier', not chosen by its search"
     )
-    three = transfer.Transfer("e", [(0, {}), (1, {}), (2, {})], [0.9, 0.8, 0.7], {}, [])
+    three = transfer.Transfer("e", [(0, {}), (1, {}), (2, {})], [0.9, 0.8, 0.7], {}, ["a", "b"])
     assert three.describe() == (
         "warm start from study 'e': queued its 3 best config(s) (val_accuracy 0.9000 to "
-        "0.7000), and the sampler searches the box they span (0 parameter(s) narrowed)"
+        "0.7000), and the sampler searches the box they span (0 parameter(s) narrowed); a; b"
     )
     (tmp_path / "low").mkdir()
     lowest = transfer.plan(source_study(tmp_path / "low", rows, "minimize"), wanted, RANGES,
