@@ -1,6 +1,8 @@
 """Re-runs of failed trials and the checkpoints they resume from, on a real SQLite study."""
 
+import datetime
 import logging
+import sqlite3
 
 import optuna
 import pytest
@@ -198,3 +200,26 @@ def test_a_proxy_lost_at_a_command_s_boundary_is_one_line():
         "all addresses (is search.proxy running there, and its database up?)"
     )
     assert line.exit_code == 1
+
+
+def test_an_orphan_is_judged_by_how_long_this_worker_saw_it_not_by_another_host_s_clock(
+    tmp_path,
+):
+    """A trial another host has just asked, its start stamped by that host's clock ten
+    minutes behind this one's, and its worker not yet named: the old rule (now minus its
+    start, past the grace period) failed it at once as an orphan. This worker now counts
+    from when it first saw the trial unnamed, on its own monotonic clock."""
+    from search.tuning.execution import recovery
+
+    study = new_study(tmp_path)
+    behind = datetime.datetime.now() - datetime.timedelta(minutes=10)
+    study.add_trial(optuna.trial.create_trial(state=TrialState.RUNNING))
+    with sqlite3.connect(tmp_path / "studies.db") as connection:  # as that host's clock wrote it
+        connection.execute("UPDATE trials SET datetime_start = ? WHERE trial_id = ?",
+                           (behind.isoformat(" "), study.trials[0]._trial_id))  # fmt: skip
+    assert study.trials[0].datetime_start == behind
+    recovery.fail_orphans(study, grace_seconds=60)
+    assert study.trials[0].state == TrialState.RUNNING
+    recovery.fail_orphans(study, grace_seconds=0)  # seen unnamed for the whole grace period
+    assert study.trials[0].state == TrialState.FAIL
+    assert study.trials[0].user_attrs["fail_reason"].startswith("orphaned")

@@ -2,7 +2,6 @@
 hand to resume from its checkpoint, drop one that someone else ended, fail the orphans a lost
 storage left RUNNING, and wait out an outage with backoff and a limit."""
 
-import datetime
 import logging
 import random
 import time
@@ -56,14 +55,27 @@ def in_hand(objective: TrialRunner, trial: optuna.Trial, run: Callable[[], objec
     return values
 
 
+# When this process first saw each unnamed RUNNING trial (its storage id and start), by its own
+# monotonic clock: a trial's datetime_start is the asking host's local time, and a host whose
+# clock is minutes off would otherwise find every trial another host has just asked
+# "started minutes ago", and fail it before its worker could name itself
+_UNNAMED_SINCE: dict[tuple, float] = {}
+
+
 def fail_orphans(running: optuna.Study, grace_seconds: float) -> None:
     """Fail RUNNING trials that no worker ever started: a worker that loses the storage
     inside study.ask() can leave its new trial RUNNING with no heartbeat, which heartbeats
-    never catch. A started trial names its worker within moments (search/objective.py)."""
-    now = datetime.datetime.now()  # Optuna stores naive local times
-    for trial in running.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        started = trial.datetime_start
-        if keys.WORKER in trial.user_attrs or (now - started).total_seconds() < grace_seconds:
+    never catch. A started trial names its worker within moments (search/objective.py); one
+    this worker has seen unnamed for `grace_seconds` is an orphan."""
+    now = time.monotonic()
+    unnamed = [trial for trial in running.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+               if keys.WORKER not in trial.user_attrs]  # fmt: skip
+    seen = {(t._trial_id, t.datetime_start): _UNNAMED_SINCE.get((t._trial_id, t.datetime_start), now)
+            for t in unnamed}  # fmt: skip
+    _UNNAMED_SINCE.clear()  # those named or ended since are no longer watched
+    _UNNAMED_SINCE.update(seen)
+    for trial in unnamed:
+        if now - seen[(trial._trial_id, trial.datetime_start)] < grace_seconds:
             continue
         ledger.fail(
             running, trial, "orphaned: its worker lost the storage before the trial could start"
