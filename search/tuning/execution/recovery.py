@@ -68,18 +68,20 @@ def fail_orphans(running: optuna.Study, grace_seconds: float) -> None:
     never catch. A started trial names its worker within moments (search/objective.py); one
     this worker has seen unnamed for `grace_seconds` is an orphan."""
     now = time.monotonic()
-    unnamed = [trial for trial in running.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-               if keys.WORKER not in trial.user_attrs]  # fmt: skip
-    seen = {(t._trial_id, t.datetime_start): _UNNAMED_SINCE.get((t._trial_id, t.datetime_start), now)
-            for t in unnamed}  # fmt: skip
-    _UNNAMED_SINCE.clear()  # those named or ended since are no longer watched
-    _UNNAMED_SINCE.update(seen)
-    for trial in unnamed:
-        if now - seen[(trial._trial_id, trial.datetime_start)] < grace_seconds:
-            continue
-        ledger.fail(
-            running, trial, "orphaned: its worker lost the storage before the trial could start"
-        )
+    watched = {}
+    try:
+        for trial in running.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if keys.WORKER in trial.user_attrs:
+                continue
+            key = (trial._trial_id, trial.datetime_start)
+            watched[key] = _UNNAMED_SINCE.get(key, now)
+            if now - watched[key] < grace_seconds:
+                continue
+            ledger.fail(running, trial,
+                        "orphaned: its worker lost the storage before the trial could start")  # fmt: skip
+    finally:
+        _UNNAMED_SINCE.clear()  # those named or ended since are no longer watched
+        _UNNAMED_SINCE.update(watched)
 
 
 class Outage:
