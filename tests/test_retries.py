@@ -218,8 +218,12 @@ def test_an_orphan_is_judged_by_how_long_this_worker_saw_it_not_by_another_host_
         connection.execute("UPDATE trials SET datetime_start = ? WHERE trial_id = ?",
                            (behind.isoformat(" "), study.trials[0]._trial_id))  # fmt: skip
     assert study.trials[0].datetime_start == behind
+    named = study.ask()  # under way on this host, its worker named: never an orphan
+    named.set_user_attr("worker", "here:0")
     recovery.fail_orphans(study, grace_seconds=60)
     assert study.trials[0].state == TrialState.RUNNING
-    recovery.fail_orphans(study, grace_seconds=0)  # seen unnamed for the whole grace period
-    assert study.trials[0].state == TrialState.FAIL
+    study.ask()  # another unnamed one, first seen by the next look
+    recovery.fail_orphans(study, grace_seconds=1e-9)  # trial 0 seen unnamed that long
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING]
     assert study.trials[0].user_attrs["fail_reason"].startswith("orphaned")
