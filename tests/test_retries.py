@@ -213,17 +213,17 @@ def test_an_orphan_is_judged_by_how_long_this_worker_saw_it_not_by_another_host_
 
     study = new_study(tmp_path)
     behind = datetime.datetime.now() - datetime.timedelta(minutes=10)
+    named = study.ask()  # under way on this host, its worker named, first in the scan
+    named.set_user_attr("worker", "here:0")
     study.add_trial(optuna.trial.create_trial(state=TrialState.RUNNING))
     with sqlite3.connect(tmp_path / "studies.db") as connection:  # as that host's clock wrote it
         connection.execute("UPDATE trials SET datetime_start = ? WHERE trial_id = ?",
-                           (behind.isoformat(" "), study.trials[0]._trial_id))  # fmt: skip
-    assert study.trials[0].datetime_start == behind
-    named = study.ask()  # under way on this host, its worker named: never an orphan
-    named.set_user_attr("worker", "here:0")
+                           (behind.isoformat(" "), study.trials[1]._trial_id))  # fmt: skip
+    assert study.trials[1].datetime_start == behind
     recovery.fail_orphans(study, grace_seconds=60)
-    assert study.trials[0].state == TrialState.RUNNING
+    assert study.trials[1].state == TrialState.RUNNING
     study.ask()  # another unnamed one, first seen by the next look
-    recovery.fail_orphans(study, grace_seconds=1e-9)  # trial 0 seen unnamed that long
+    recovery.fail_orphans(study, grace_seconds=1e-9)  # trial 1 seen unnamed that long
     states = [t.state for t in study.trials]
-    assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING]
-    assert study.trials[0].user_attrs["fail_reason"].startswith("orphaned")
+    assert states == [TrialState.RUNNING, TrialState.FAIL, TrialState.RUNNING]
+    assert study.trials[1].user_attrs["fail_reason"].startswith("orphaned")
