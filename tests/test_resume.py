@@ -17,6 +17,7 @@ import torch
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
+from tests import postgres
 from tests.conftest import REPO, run_here_once
 from tests.spaces_for_tests import STALL_AFTER_STEPS, STALL_MARKER
 
@@ -127,9 +128,6 @@ def test_sigterm_fails_the_trial_at_once_and_queues_its_resumption(tmp_path, uni
     check_resumed(load(storage), uninterrupted, tmp_path)
 
 
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("localhost", 0))
@@ -140,7 +138,7 @@ def free_port() -> int:
 def proxy_url(tmp_path):
     """python -m search.proxy in front of the real PostgreSQL, as a user starts it."""
     port = free_port()
-    served = start([sys.executable, "-m", "search.proxy", "--storage", POSTGRES,
+    served = start([sys.executable, "-m", "search.proxy", "--storage", postgres.URL,
                     "--port", str(port)], tmp_path)  # fmt: skip
     assert "serving" in served.stdout.readline(), served.communicate()[1]
     yield f"grpc://localhost:{port}"
@@ -160,7 +158,7 @@ def test_behind_the_proxy_a_killed_trial_is_failed_re_queued_and_resumed(
         stalled.communicate()
 
         def re_queued():
-            trials = load(POSTGRES, name).trials
+            trials = postgres.load_study(name).trials
             return [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
 
         deadline = time.monotonic() + HANG_GUARD_SECONDS
@@ -168,6 +166,6 @@ def test_behind_the_proxy_a_killed_trial_is_failed_re_queued_and_resumed(
             assert time.monotonic() < deadline, "the proxy never failed the dead trial"
             time.sleep(0.5)
         run_to_the_end(search_command(proxy_url, name), tmp_path)
-        check_resumed(load(POSTGRES, name), uninterrupted, tmp_path)
+        check_resumed(postgres.load_study(name), uninterrupted, tmp_path)
     finally:
-        optuna.delete_study(study_name=name, storage=POSTGRES)
+        postgres.delete_study(name)

@@ -7,13 +7,13 @@ holds (with 40 workers and 22 connections held elsewhere, the workers that could
 left killed trials failed and never re-run, and this waited out its timeout)."""
 
 from search.bench import scale
-
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+from tests import postgres
 
 
 def test_thirty_workers_and_four_kills_lose_nothing(tmp_path):
+    url = postgres.URL
     result = scale.measure(
-        POSTGRES, POSTGRES, workers=30, trials=60, kills=4, timeout=600, log_dir=str(tmp_path)
+        url, url, workers=30, trials=60, kills=4, timeout=600, log_dir=str(tmp_path)
     )
     counts = ("finished", "left_running", "left_waiting", "killed", "killed_requeued",
               "other_workers_failed")  # fmt: skip

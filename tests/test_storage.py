@@ -13,13 +13,12 @@ from registry import RunFailure, UsageError
 from search import run
 from search.tuning.results import artifacts
 from search.tuning.store import faults, room, storage, urls
+from tests import postgres
 from tests.conftest import run_command, run_tiny_study
-
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def test_a_plain_postgresql_url_gets_psycopg_3_and_sqlite_keeps_its_driver():
-    assert urls.parse_url(POSTGRES).drivername == "postgresql+psycopg"
+    assert urls.parse_url(postgres.URL).drivername == "postgresql+psycopg"
     assert urls.parse_url("postgresql+psycopg://u@h/db").drivername == "postgresql+psycopg"
     assert urls.parse_url("sqlite:///s.db").drivername == "sqlite"
 
@@ -50,12 +49,12 @@ def test_sqlite_opens_in_wal_mode_with_the_heartbeat_settings(tmp_path):
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # ask/tell outside optimize
 def test_postgresql_holds_a_study_that_another_storage_object_reads():
     name = f"storage-{uuid.uuid4().hex[:8]}"
-    first = storage.open_storage(POSTGRES)
+    first = storage.open_storage(postgres.URL)
     try:
         optuna.create_study(study_name=name, storage=first).tell(
             optuna.load_study(study_name=name, storage=first).ask(), 1.0
         )
-        second = storage.open_storage(POSTGRES)
+        second = storage.open_storage(postgres.URL)
         assert optuna.load_study(study_name=name, storage=second).best_value == 1.0
         second.engine.dispose()
     finally:
@@ -124,7 +123,9 @@ def test_a_search_run_in_a_process_that_goes_on_leaves_every_trial_in_the_study_
 
 def connections_named(label: str) -> int:
     """Connections to the test database that carry this application_name."""
-    counter = sqlalchemy.create_engine(urls.parse_url(POSTGRES), poolclass=sqlalchemy.pool.NullPool)
+    counter = sqlalchemy.create_engine(
+        urls.parse_url(postgres.URL), poolclass=sqlalchemy.pool.NullPool
+    )
     try:
         with counter.connect() as connection:
             return connection.exec_driver_sql(
@@ -140,7 +141,7 @@ def test_a_search_run_in_a_process_that_goes_on_gives_back_its_postgresql_connec
     hold only so many: README, Many GPUs, many hosts). Its connections carry a name of their
     own, so what else uses the database does not count."""
     label = f"search-{uuid.uuid4().hex[:8]}"
-    url = f"{POSTGRES}?application_name={label}"
+    url = f"{postgres.URL}?application_name={label}"
     argv = ["--space", "test_tiny", "--space-module", "tests.spaces_for_tests",
             "--dataset", "sample", "--epochs", "1", "--trials", "2", "--storage", url,
             "--study", label]  # fmt: skip
@@ -148,7 +149,7 @@ def test_a_search_run_in_a_process_that_goes_on_gives_back_its_postgresql_connec
         assert run.main(argv) == 0
         assert connections_named(label) == 0
     finally:
-        with storage.kept_open(POSTGRES, create=False) as opened:
+        with storage.kept_open(postgres.URL, create=False) as opened:
             with contextlib.suppress(KeyError):  # the run failed before it made the study
                 optuna.delete_study(study_name=label, storage=opened)
 
@@ -158,8 +159,8 @@ def test_a_retrain_holds_no_connection_to_the_study_it_attaches_to_while_it_trai
     after it (artifacts.source_trial, entered twice), each time giving its connections back:
     hours of training hold none, and a retrain in a notebook leaves none behind."""
     label = f"attach-{uuid.uuid4().hex[:8]}"
-    url = f"{POSTGRES}?application_name={label}"
-    with storage.kept_open(POSTGRES) as opened:
+    url = f"{postgres.URL}?application_name={label}"
+    with storage.kept_open(postgres.URL) as opened:
         optuna.create_study(study_name=label, storage=opened).add_trial(
             optuna.trial.create_trial(value=0.5)
         )
@@ -169,7 +170,7 @@ def test_a_retrain_holds_no_connection_to_the_study_it_attaches_to_while_it_trai
             assert connections_named(label) == 1
         assert connections_named(label) == 0
     finally:
-        with storage.kept_open(POSTGRES, create=False) as opened:
+        with storage.kept_open(postgres.URL, create=False) as opened:
             optuna.delete_study(study_name=label, storage=opened)
 
 
@@ -216,7 +217,7 @@ def connections(names: list[str]):
     """Real connections to the test database, one per name (its application_name), held
     open for the block: other hosts' search processes, or an operator's other clients, as the
     server sees them."""
-    engines = [sqlalchemy.create_engine(urls.parse_url(POSTGRES),
+    engines = [sqlalchemy.create_engine(urls.parse_url(postgres.URL),
                                         poolclass=sqlalchemy.pool.NullPool,
                                         connect_args={"application_name": name})
                for name in names]  # fmt: skip
@@ -240,12 +241,12 @@ def test_a_worker_that_finds_no_room_behind_the_workers_connected_before_it_ends
     them, and ends with one line naming the proxy, before it takes a trial."""
     name = f"room-{uuid.uuid4().hex[:8]}"
     argv = ["--space", "test_tiny", "--space-module", "tests.spaces_for_tests", "--dataset",
-            "sample", "--epochs", "1", "--trials", "2", "--storage", POSTGRES, "--study", name,
+            "sample", "--epochs", "1", "--trials", "2", "--storage", postgres.URL, "--study", name,
             "--create-only"]  # fmt: skip
     assert run.main(argv) == 0
     peers = [f"cifar-search {pid}@peer-{pid}" for pid in (101, 102, 103)]
     try:
-        with connections(peers), storage.kept_open(POSTGRES, create=False) as opened:
+        with connections(peers), storage.kept_open(postgres.URL, create=False) as opened:
             room.check_room(opened, 0)  # this process, behind them: room enough
             with opened.engine.connect() as connection:
                 seen = room.Room.read(connection)
@@ -255,17 +256,17 @@ def test_a_worker_that_finds_no_room_behind_the_workers_connected_before_it_ends
             available = seen.limit - seen.reserved - seen.others
             hogs = available - (3 * 2 + 2 + room.CONNECTIONS_KEPT_FREE) + 1
         with connections(peers), connections([f"someone else {i}" for i in range(hogs)]):
-            result = run_command("search.worker", "--study", name, "--storage", POSTGRES,
+            result = run_command("search.worker", "--study", name, "--storage", postgres.URL,
                                  "--quiet", cwd=tmp_path)  # fmt: skip
         assert result.returncode == 2, result.stderr
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
         assert "worker 0: this and the 3 search processes connected before it" in lines[0]
         assert "python -m search.proxy" in lines[0]
-        study = optuna.load_study(study_name=name, storage=POSTGRES)
+        study = postgres.load_study(name)
         assert study.trials == []  # refused before it took a trial
     finally:
-        optuna.delete_study(study_name=name, storage=POSTGRES)
+        postgres.delete_study(name)
 
 
 def test_transient_proxy_errors_are_retried_and_a_call_succeeds(tmp_path):

@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from search import run
 from search.tuning.execution import memory
+from tests import postgres
 from tests.conftest import REPO, run_command, run_tiny_study
 from tests.spaces_for_tests import RENDEZVOUS
 
@@ -22,7 +23,6 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # Heartbeats every second; a trial is dead after 10 s without one: a live worker on a loaded
 # 2-core machine never goes that long without a beat, a killed one is noticed soon after.
 GRACE_SECONDS = 10
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 TEST_SPACES = ["--space-module", "tests.spaces_for_tests", "--dataset", "sample"]
 
 
@@ -46,7 +46,7 @@ def test_eight_workers_finish_exactly_the_requested_trials(backend, tmp_path, mo
     worker has started one (tests/spaces_for_tests.py's rendezvous), then they race to 16, so up
     to 7 of them may start a trial that is no longer needed."""
     name = f"many-{uuid.uuid4().hex[:8]}"
-    storage = f"sqlite:///{tmp_path / 'many.db'}" if backend == "sqlite" else POSTGRES
+    storage = f"sqlite:///{tmp_path / 'many.db'}" if backend == "sqlite" else postgres.URL
     monkeypatch.setenv(RENDEZVOUS, "8")
     result = run_command(
         "search.run", "--space", "test_rendezvous", *TEST_SPACES, "--epochs", "1",
@@ -167,7 +167,7 @@ def test_a_live_trial_failed_from_outside_is_dropped_and_the_worker_goes_on(
     from tests.test_resume import free_port
 
     name = f"outside-{uuid.uuid4().hex[:8]}"
-    storage = POSTGRES if through_proxy else f"sqlite:///{tmp_path / 'outside.db'}"
+    storage = postgres.URL if through_proxy else f"sqlite:///{tmp_path / 'outside.db'}"
     proxy = serve_proxy(port := free_port(), tmp_path) if through_proxy else None
     try:
         result = run_here(
@@ -188,7 +188,7 @@ def test_a_live_trial_failed_from_outside_is_dropped_and_the_worker_goes_on(
         if proxy:
             proxy.terminate()
             proxy.communicate()
-            optuna.delete_study(study_name=name, storage=POSTGRES)
+            postgres.delete_study(name)
 
 
 def test_a_study_deleted_while_its_worker_runs_ends_the_worker_with_one_line(tmp_path, run_here):
@@ -291,7 +291,7 @@ def drain(stream, into: list[str]) -> None:
 def finished_in_postgres(name: str) -> int:
     """The finished trials of study `name` on the test PostgreSQL (0 before it exists)."""
     try:
-        study = optuna.load_study(study_name=name, storage=POSTGRES)
+        study = postgres.load_study(name)
     except KeyError:
         return 0
     return len(study.get_trials(states=FINISHED))
@@ -306,7 +306,7 @@ def test_workers_survive_a_postgresql_restart(tmp_path):
     command = [
         sys.executable, "-m", "search.run", "--space", "test_tiny", *TEST_SPACES, "--epochs", "2",
         "--trials", "24", "--sampler", "random", "--workers-per-gpu", "3",
-        "--heartbeat-interval", "1", "--grace-period", str(GRACE_SECONDS), "--storage", POSTGRES,
+        "--heartbeat-interval", "1", "--grace-period", str(GRACE_SECONDS), "--storage", postgres.URL,
         "--study", name,
     ]  # fmt: skip
     parent = start(command, tmp_path)
@@ -331,11 +331,11 @@ def test_workers_survive_a_postgresql_restart(tmp_path):
         assert parent.returncode == 0, err[-3000:]  # the workers noticed, and went on
         assert "waiting up to 1800 s for it (--storage-patience)" in err
         assert "the storage is back after" in err  # each worker says when it waited, and until
-        study = optuna.load_study(study_name=name, storage=POSTGRES)
+        study = postgres.load_study(name)
         check_all_accounted_for(study, 24)
     finally:
         parent.kill()
-        optuna.delete_study(study_name=name, storage=POSTGRES)
+        postgres.delete_study(name)
 
 
 # How long the proxy and the database stay down in the outage test. 15 s in the suite (its
@@ -345,7 +345,7 @@ OUTAGE_SECONDS = float(os.environ.get("OUTAGE_SECONDS", 15))
 
 
 def serve_proxy(port: int, cwd) -> subprocess.Popen:
-    served = start([sys.executable, "-m", "search.proxy", "--storage", POSTGRES,
+    served = start([sys.executable, "-m", "search.proxy", "--storage", postgres.URL,
                     "--port", str(port)], cwd)  # fmt: skip
     assert "serving" in served.stdout.readline(), served.communicate()[1]
     return served
@@ -370,7 +370,9 @@ def test_workers_ride_out_a_proxy_outage_and_a_database_restart_mid_trial(tmp_pa
     parent = start(command, tmp_path)
     cluster = ["pg_ctlcluster", "--skip-systemctl-redirect", postgres_version(), "main"]
     try:
-        wait_for(lambda: finished_in_postgres(name) >= 2 and trial_mid_training(name, POSTGRES))
+        wait_for(
+            lambda: finished_in_postgres(name) >= 2 and trial_mid_training(name, postgres.storage())
+        )
         outputs = {"out": [], "err": []}
         readers = [threading.Thread(target=drain, args=(stream, outputs[key]), daemon=True)
                    for key, stream in (("out", parent.stdout), ("err", parent.stderr))]  # fmt: skip
@@ -398,7 +400,7 @@ def test_workers_ride_out_a_proxy_outage_and_a_database_restart_mid_trial(tmp_pa
         assert err.count("waiting up to 1800 s for it (--storage-patience)") == 2, err[-3000:]
         assert err.count("the storage is back after") == 2, err[-3000:]
         assert "Traceback" not in err
-        study = optuna.load_study(study_name=name, storage=POSTGRES)
+        study = postgres.load_study(name)
         check_all_accounted_for(study, 6)
         cut_off = [t for t in study.trials if t.state == TrialState.FAIL]
         assert cut_off, "the outage cut no trial off: it did not land mid-trial"
@@ -408,7 +410,7 @@ def test_workers_ride_out_a_proxy_outage_and_a_database_restart_mid_trial(tmp_pa
         parent.kill()
         proxy.terminate()
         proxy.communicate()
-        optuna.delete_study(study_name=name, storage=POSTGRES)
+        postgres.delete_study(name)
 
 
 def test_a_worker_gives_up_on_a_lost_storage_after_its_patience_with_one_line(tmp_path):
@@ -417,7 +419,7 @@ def test_a_worker_gives_up_on_a_lost_storage_after_its_patience_with_one_line(tm
     name = f"patience-{uuid.uuid4().hex[:8]}"
     command = [
         sys.executable, "-m", "search.run", "--space", "test_tiny", *TEST_SPACES, "--epochs", "1",
-        "--trials", "1000", "--storage-patience", "3", "--storage", POSTGRES, "--study", name,
+        "--trials", "1000", "--storage-patience", "3", "--storage", postgres.URL, "--study", name,
         "--checkpoint-dir", "", "--quiet",
     ]  # fmt: skip
     parent = start(command, tmp_path)
@@ -435,7 +437,7 @@ def test_a_worker_gives_up_on_a_lost_storage_after_its_patience_with_one_line(tm
     finally:
         parent.kill()
         wait_for(lambda: subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1"]).returncode == 0)
-        optuna.delete_study(study_name=name, storage=POSTGRES)
+        postgres.delete_study(name)
 
 
 def test_each_gpu_worker_sees_only_its_gpu_and_cpu_workers_share_the_cores(monkeypatch):
