@@ -12,8 +12,8 @@ from optuna.trial import TrialState
 import spaces
 from search.bench import chaos
 from search.tuning.records import keys
+from tests import postgres
 from tests.conftest import run_command
-from tests.test_worker import POSTGRES
 
 
 def made(number_epochs: int, state=TrialState.FAIL, **attrs) -> optuna.trial.FrozenTrial:
@@ -54,7 +54,7 @@ def test_a_minute_of_faults_leaves_every_guarantee_standing(tmp_path):
     traceback, and every process's last exit 0."""
     out = tmp_path / "chaos.json"
     result = run_command(
-        "search.bench", "--sections", "chaos", "--chaos-storage", POSTGRES, "--chaos-minutes",
+        "search.bench", "--sections", "chaos", "--chaos-storage", postgres.URL, "--chaos-minutes",
         "1", "--chaos-trials", "30", "--chaos-epochs", "2", "--chaos-workers", "8",
         "--chaos-fault-seconds", "4", "--chaos-hang-minutes", "5", "--chaos-seed", "1",
         "--json", str(out), cwd=tmp_path, timeout=900,
