@@ -220,6 +220,10 @@ CASES = {  # name: (command and arguments, exit code, a fragment of the stderr l
     "pausing without checkpoints": (
         RUN + ["--pause-pruned", "--checkpoint-dir", ""], 2,
         "--pause-pruned needs --checkpoint-dir: a paused trial goes on from its checkpoint"),
+    "a thaw rule without pausing": (
+        RUN + ["--thaw", "forecast"], 2, "--thaw forecast ranks paused trials: it needs --pause-pruned"),
+    "an unknown thaw rule": (
+        RUN + ["--pause-pruned", "--thaw", "warmest"], 2, "argument --thaw: invalid choice: 'warmest'"),
     # careless inputs found on 2026-12-06 (issue 44)
     "NaN run timeout": (RUN + ["--timeout", "nan"], 2, "--timeout must be positive, not nan"),
     "negative worker slot": (["search.worker", "--study", "s", "--slot", "-1"], 2,

@@ -23,6 +23,7 @@ from tests import spaces_for_tests  # noqa: F401  registers test_tiny
 CONTEXT = spaces.SpaceContext("sample", 3, 0)
 CPU = torch.device("cpu")
 LR = FloatDistribution(1e-3, 0.1, log=True)
+AT_RUNG = continuation.THAW_RULES["rung"](3)  # ASHA's ranking: each trial's value at the rung
 
 
 def rival(found: optuna.Study, rung_value: float) -> None:
@@ -198,7 +199,9 @@ def test_hyperband_leaves_a_taken_over_trial_out_and_promotes_in_its_bracket(tmp
     newcomer.report(0.5, 1)
     assert not newcomer.should_prune()
     later = paused_trial(found, 0.6, [0.6])  # second of 0.2, 0.3, 0.9, 0.5 and 0.6
-    assert [t.number for t in hyperband.promotable(found, found.get_trials())] == [later.number]
+    assert [t.number for t in hyperband.promotable(found, found.get_trials(), AT_RUNG)] == [
+        later.number
+    ]
 
 
 def test_a_taken_over_trial_no_longer_competes_at_its_rungs(tmp_path):
@@ -256,7 +259,7 @@ def test_a_paused_trial_is_promoted_when_its_rung_value_is_in_the_top_1_over_eta
     for rival_value in rivals:
         rival(found, rival_value)
     paused = paused_trial(found, value, [value])
-    found_now = pruner.promotable(found, found.get_trials())
+    found_now = pruner.promotable(found, found.get_trials(), AT_RUNG)
     assert [t.number for t in found_now] == ([paused.number] if promoted else [])
 
 
@@ -273,7 +276,7 @@ def test_promotion_leaves_out_taken_over_trials_and_trials_at_no_rung(tmp_path):
     paused_trial(found, 0.0, [])  # paused before its first rung: nothing to rank it by
     paused_trial(found, 0.1, [0.1, 0.5])  # alone at rung 1: too few there to judge it by
     mid = paused_trial(found, 0.4, [0.4])  # top 2 of 0.2, 0.3, 0.1, 0.4 at rung 0
-    assert [t.number for t in pruner.promotable(found, found.get_trials())] == [mid.number]
+    assert [t.number for t in pruner.promotable(found, found.get_trials(), AT_RUNG)] == [mid.number]
 
 
 def test_the_most_promising_paused_trial_is_queued_first_while_there_is_room(tmp_path):
@@ -284,14 +287,16 @@ def test_the_most_promising_paused_trial_is_queued_first_while_there_is_room(tmp
         rival(found, value)
     low, high = paused_trial(found, 0.5, [0.5]), paused_trial(found, 0.6, [0.6])
     unkept = high.number  # its checkpoint is gone: the next is queued instead
-    assert continuation.promote(found, lambda n: n != unkept, lambda: True) == [low.number]
-    assert continuation.promote(found, lambda n: True, lambda: False) == []  # no room
+    assert continuation.promote(found, lambda n: n != unkept, lambda: True, AT_RUNG) == [low.number]
+    assert continuation.promote(found, lambda n: True, lambda: False, AT_RUNG) == []  # no room
     rooms = iter([True, False])
-    assert continuation.promote(found, lambda n: True, lambda: next(rooms)) == [high.number]
+    assert continuation.promote(found, lambda n: True, lambda: next(rooms), AT_RUNG) == [
+        high.number
+    ]
     assert found.trials[-1].user_attrs[keys.CONTINUES] == [high.number]
-    assert continuation.promote(found, lambda n: True, lambda: True) == []  # both taken
+    assert continuation.promote(found, lambda n: True, lambda: True, AT_RUNG) == []  # both taken
     plain = optuna.create_study(pruner=optuna.pruners.SuccessiveHalvingPruner())
-    assert continuation.promote(plain, lambda n: True, lambda: True) == []
+    assert continuation.promote(plain, lambda n: True, lambda: True, AT_RUNG) == []
 
 
 def test_a_failed_or_surplus_continuation_does_not_hold_the_paused_trial(tmp_path):
@@ -319,3 +324,68 @@ def test_a_failed_or_surplus_continuation_does_not_hold_the_paused_trial(tmp_pat
     assert {k: v for k, v in carried.items() if k.startswith(continuation.RUNG)} == {
         f"{continuation.RUNG}0": 0.5, f"{continuation.RUNG}1": 0.6,
     }  # fmt: skip
+
+
+def trial_at_rung(found, curve, paused=False, later=()):
+    """A trial whose rung 0 was its curve's last epoch (so `curve` up to it), paused there or
+    gone on to report `later` epochs after it."""
+    found.add_trial(optuna.trial.create_trial(
+        state=TrialState.PRUNED, params={"sgd_lr": 0.01}, distributions={"sgd_lr": LR},
+        intermediate_values=dict(enumerate([*curve, *later], start=1)),
+        user_attrs={keys.PAUSED: len(curve)} if paused else {},
+        system_attrs={f"{continuation.RUNG}0": curve[-1]},
+    ))  # fmt: skip
+    return found.trials[-1]
+
+
+FLAT, CLIMBING, LOW = [0.55, 0.58, 0.59, 0.60], [0.30, 0.40, 0.48, 0.55], [0.2, 0.25, 0.28, 0.3]
+
+
+@pytest.mark.parametrize(("direction", "sign"), [("maximize", 1), ("minimize", -1)])
+def test_thawed_by_forecast_a_climbing_curve_goes_before_a_flat_one_above_it(
+    tmp_path, direction, sign
+):
+    """At eta 2 three trials at a rung promote one. By the value there the flat curve (0.60)
+    leads the climbing one (0.55) that paused; by where each extrapolates to at epoch 50
+    (0.65 against 0.89) the climbing one is thawed. As losses (minimize), the same."""
+    pruner = continuation.PausingSuccessiveHalving(min_resource=4, reduction_factor=2)
+    found = optuna.create_study(storage=f"sqlite:///{tmp_path / 'p.db'}", direction=direction,
+                                pruner=pruner)  # fmt: skip
+    for curve in (FLAT, LOW):
+        trial_at_rung(found, [sign * v for v in curve])
+    climbing = trial_at_rung(found, [sign * v for v in CLIMBING], paused=True)
+    trials = found.get_trials()
+    assert pruner.promotable(found, trials, AT_RUNG) == []
+    forecast = continuation.THAW_RULES["forecast"](50)
+    assert [t.number for t in pruner.promotable(found, trials, forecast)] == [climbing.number]
+
+
+def test_a_rival_that_went_on_is_forecast_from_its_curve_up_to_the_rung(tmp_path):
+    """The flat rival then rose to 0.99: judged where the paused trial stopped (epoch 4), what
+    it did after does not count, and the climbing trial is thawed still; the rung's epoch is
+    the paused trial's, a rival's rung value and forecast are made of its first four epochs."""
+    pruner = continuation.PausingSuccessiveHalving(min_resource=4, reduction_factor=2)
+    found = optuna.create_study(storage=f"sqlite:///{tmp_path / 'p.db'}", direction="maximize",
+                                pruner=pruner)  # fmt: skip
+    flat = trial_at_rung(found, FLAT, later=[0.9, 0.95, 0.99, 0.99])
+    trial_at_rung(found, LOW)
+    climbing = trial_at_rung(found, CLIMBING, paused=True)
+    forecast = continuation.THAW_RULES["forecast"](50)
+    judged = [forecast(t, 0, 4, found.direction) for t in (flat, climbing)]
+    assert judged == pytest.approx([0.649, 0.886], abs=1e-3)  # extrapolation.forecast's means
+    assert [t.number for t in pruner.promotable(found, found.get_trials(), forecast)] == [
+        climbing.number
+    ]
+
+
+def test_too_few_epochs_before_the_rung_to_fit_are_judged_by_the_rung_value(tmp_path):
+    """A rung at epoch 2: no curve is fitted from two points (extrapolation.MIN_EPOCHS), and
+    the forecast rule ranks as ASHA does; a curve that diverged on the way ranks last, whatever
+    its value at the rung."""
+    forecast = continuation.THAW_RULES["forecast"](50)
+    found = optuna.create_study(storage=f"sqlite:///{tmp_path / 'p.db'}", direction="maximize")
+    short = trial_at_rung(found, [0.3, 0.5], paused=True)
+    assert forecast(short, 0, 2, found.direction) == AT_RUNG(short, 0, 2, found.direction) == 0.5
+    diverged = trial_at_rung(found, [0.3, 0.4, float("nan"), 0.6], paused=True)
+    assert forecast(diverged, 0, 4, found.direction) == float("-inf")
+    assert continuation.ranked([short, diverged], found.direction, forecast)[0] is short

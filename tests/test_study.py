@@ -46,6 +46,7 @@ def test_a_created_study_records_its_settings_and_a_resumed_one_keeps_them(opene
         "scheduler": "",
         "population": 0,
         "pbt_interval": 0,
+        "thaw": "rung",
     }  # defaults of settings added since
     assert SETTINGS.to_attrs() == {**FIXED, **OPTIONS, "objectives": ["accuracy"], **later}
     assert created.metric_names == ["val_accuracy"]

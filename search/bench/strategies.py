@@ -51,6 +51,10 @@ STRATEGIES = {
     "bohb": ("--sampler", "mf-tpe", "--pruner", "hyperband"),  # BOHB: its model and Hyperband
     "tpe-hyperband-pause": ("--sampler", "tpe", "--pruner", "hyperband", "--pause-pruned"),
     "asha-pause": ("--sampler", "random", "--pruner", "sha", "--pause-pruned"),
+    "default-pause": ("--pause-pruned",),
+    # freeze-thaw: paused trials thawed by their curves' forecasts, not their rung values
+    "default-thaw": ("--pause-pruned", "--thaw", "forecast"),
+    "asha-thaw": ("--sampler", "random", "--pruner", "sha", "--pause-pruned", "--thaw", "forecast"),
     # population-based training, its members filling the budget (members x --epochs)
     "pbt": ("--scheduler", "pbt", "--population", "{population}"),
     # the old default, warm-started from a study of other classes (--transfer-source-classes)

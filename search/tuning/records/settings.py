@@ -53,6 +53,7 @@ class StudySettings:
     epoch_budget: NonNegativeInt = 0  # stop once trials have trained this many epochs (0: no limit)
     pause_pruned: bool = False  # pruned trials pause, and continue when their rung promotes them
     keep_paused: NonNegativeInt = 20  # paused trials whose checkpoints stay, the most promising
+    thaw: str = "rung"  # how a rung ranks its trials to promote a paused one (continuation.py)
     # Set when the study is created from an earlier one (--warm-start-from, transfer.py): its
     # name, and the box of its best configs that every trial suggests inside.
     warm_start_from: str = ""
@@ -87,7 +88,7 @@ LATER = {"compile": "", "classes": [], "init_from": "", "fixed_params": {},
          "checkpoint_dir": "", "keep_checkpoints": 0, "epoch_budget": 0, "pause_pruned": False,
          "keep_paused": 20, "storage_patience": 1800, "checkpoint_key": "",
          "warm_start_from": "", "search_box": {}, "scheduler": "", "population": 0,
-         "pbt_interval": 0}  # fmt: skip
+         "pbt_interval": 0, "thaw": "rung"}  # fmt: skip
 
 
 def upgraded(recorded: dict[str, Any]) -> dict[str, Any]:

@@ -11,20 +11,77 @@ failed trial does, re-reporting the earlier epochs (its curve is the whole run),
 the paused trial's rung values, so that the pruner judges it at the next rung. It takes the
 paused trial's place: that one no longer counts among the study's finished trials (`--trials
 N` counts runs, a paused and continued one once), nor competes at its rungs, nor costs epochs
-twice (a continuation's budget is the epochs it trains itself)."""
+twice (a continuation's budget is the epochs it trains itself).
 
+Which paused trials a rung promotes is ranked by a thaw rule (--thaw, THAW_RULES): the value
+each trial had at the rung, as ASHA ranks; or, freeze-thaw's way (Swersky et al. 2014; DyHPO,
+ifBO), where each trial's curve up to the rung extrapolates to at the last epoch, so that a
+curve still climbing steeply is thawed before a flat one that stands a little higher."""
+
+import math
 import types
 from collections.abc import Callable
 
+import numpy as np
 import optuna
 from optuna.pruners import HyperbandPruner, SuccessiveHalvingPruner
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 import spaces
+from registry import Registry
 from search.tuning.records import keys, ledger
+from search.tuning.strategies import extrapolation
 
 RUNG = "completed_rung_"  # Optuna's SuccessiveHalvingPruner's system attributes, one a rung
+# How promising a trial is at a rung (larger: more), given the trial, the rung's number, the
+# rung's epoch and the study's direction
+Judge = Callable[[FrozenTrial, int, int, StudyDirection], float]
+# --thaw NAME -> the judge of a study of that many epochs
+THAW_RULES: Registry = Registry("thaw rule", supplied=("epochs",))
+DEFAULT_THAW = "rung"
+
+
+@THAW_RULES.register("rung")
+def by_rung_value(epochs: int) -> Judge:
+    """The value the trial reported at the rung, as ASHA and Optuna's pruners rank."""
+
+    def judge(trial: FrozenTrial, rung: int, epoch: int, direction: StudyDirection) -> float:
+        sign = 1 if direction == StudyDirection.MAXIMIZE else -1
+        return sign * trial.system_attrs.get(f"{RUNG}{rung}", float("-inf"))
+
+    return judge
+
+
+@THAW_RULES.register("forecast")
+def by_forecast(epochs: int) -> Judge:
+    """The value at the last epoch that the trial's curve up to the rung's epoch extrapolates
+    to (extrapolation.forecast's mean); the rung value where too few epochs lie before the
+    rung to fit a curve. A trial that went on past the rung is judged on what it showed
+    there, as the paused one is."""
+    at_rung = by_rung_value(epochs)
+    # A trial's curve up to a rung it reached no longer changes: each forecast is made once
+    # (promotion asks about every rival of every paused trial whenever a worker is free)
+    made: dict[tuple[int, int, StudyDirection], float] = {}
+
+    def judge(trial: FrozenTrial, rung: int, epoch: int, direction: StudyDirection) -> float:
+        key = (trial._trial_id, epoch, direction)
+        if key not in made:
+            made[key] = forecast_at(trial, rung, epoch, direction)
+        return made[key]
+
+    def forecast_at(trial: FrozenTrial, rung: int, epoch: int, direction) -> float:
+        seen = sorted(s for s in trial.intermediate_values if s <= epoch)
+        if len(seen) < extrapolation.MIN_EPOCHS:
+            return at_rung(trial, rung, epoch, direction)
+        sign = 1 if direction == StudyDirection.MAXIMIZE else -1
+        curve = sign * np.array([trial.intermediate_values[s] for s in seen], dtype=float)
+        if not np.isfinite(curve).all():
+            return float("-inf")
+        predicted = extrapolation.forecast(np.array(seen), curve, epochs).mean
+        return predicted if math.isfinite(predicted) else float("-inf")
+
+    return judge
 
 
 def described(trial: FrozenTrial) -> str:
@@ -50,13 +107,13 @@ def paused(trials: list[FrozenTrial]) -> list[FrozenTrial]:
     return [t for t in trials if keys.PAUSED in t.user_attrs and t.number not in taken]
 
 
-def ranked(trials: list[FrozenTrial], direction: StudyDirection) -> list[FrozenTrial]:
-    """Paused trials, the most promising first: the highest rung, then the best value there."""
-    sign = 1 if direction == StudyDirection.MAXIMIZE else -1
+def ranked(trials: list[FrozenTrial], direction: StudyDirection, judge: Judge) -> list[FrozenTrial]:
+    """Paused trials, the most promising first: the highest rung, then the best judged there
+    (a paused trial stopped at its rung's epoch)."""
 
     def key(trial: FrozenTrial) -> tuple[int, float]:
         rung = rung_of(trial)
-        return rung, sign * trial.system_attrs.get(f"{RUNG}{rung}", float("-inf"))
+        return rung, judge(trial, rung, trial.user_attrs[keys.PAUSED], direction)
 
     return sorted(trials, key=key, reverse=True)
 
@@ -87,8 +144,10 @@ class Promoting:
     def bracket(self, study: optuna.Study, trial: FrozenTrial) -> int:
         return 0
 
-    def promotable(self, study: optuna.Study, trials: list[FrozenTrial]) -> list[FrozenTrial]:
-        """Paused trials whose value at the rung they paused at is now within the top
+    def promotable(
+        self, study: optuna.Study, trials: list[FrozenTrial], judge: Judge
+    ) -> list[FrozenTrial]:
+        """Paused trials that `judge` now ranks, at the rung they paused at, within the top
         len(rung) // eta of the trials that reached that rung in their bracket (at least eta
         of them: the first few are judged as Optuna's pruner judged them), best first."""
         taken = ledger.continued(trials)
@@ -100,8 +159,9 @@ class Promoting:
                 continue
             key = f"{RUNG}{rung}"
             bracket = self.bracket(study, trial)
+            epoch = trial.user_attrs[keys.PAUSED]  # it paused at this rung's epoch
             values = [
-                other.system_attrs[key]
+                judge(other, rung, epoch, direction)
                 for other in trials
                 if key in other.system_attrs
                 and other.number not in taken
@@ -110,12 +170,10 @@ class Promoting:
             top = len(values) // self._reduction_factor
             if top < 1:
                 continue
-            values.sort(reverse=direction == StudyDirection.MAXIMIZE)
-            value = trial.system_attrs[key]
-            threshold = values[top - 1]
-            if value >= threshold if direction == StudyDirection.MAXIMIZE else value <= threshold:
+            values.sort(reverse=True)
+            if judge(trial, rung, epoch, direction) >= values[top - 1]:
                 found.append(trial)
-        return ranked(found, direction)
+        return ranked(found, direction, judge)
 
 
 class PausingSuccessiveHalving(Promoting, SuccessiveHalvingPruner):
@@ -149,23 +207,29 @@ class PausingHyperband(Promoting, HyperbandPruner):
             self._try_initialization(study)
         return self._get_bracket_id(study, trial)
 
-    def promotable(self, study: optuna.Study, trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    def promotable(
+        self, study: optuna.Study, trials: list[FrozenTrial], judge: Judge
+    ) -> list[FrozenTrial]:
         self._taken = ledger.continued(trials)
-        return super().promotable(study, trials)
+        return super().promotable(study, trials, judge)
 
 
 def promote(
-    study: optuna.Study, resumable: Callable[[int], bool], room: Callable[[], bool]
+    study: optuna.Study,
+    resumable: Callable[[int], bool],
+    room: Callable[[], bool],
+    judge: Judge,
 ) -> list[int]:
-    """Queue a continuation of every paused trial that its rung now promotes and that can
-    resume (`resumable(number)`: its checkpoint is kept), the most promising first, while the
-    study has `room()` for another trial; the numbers of the trials continued."""
+    """Queue a continuation of every paused trial that its rung now promotes, as `judge` ranks
+    the rung, and that can resume (`resumable(number)`: its checkpoint is kept), the most
+    promising first, while the study has `room()` for another trial; the numbers of the
+    trials continued."""
     pruner = study.pruner
     if not isinstance(pruner, Promoting):
         return []
     trials = study.get_trials(deepcopy=False)
     queued = []
-    for trial in pruner.promotable(study, trials):
+    for trial in pruner.promotable(study, trials, judge):
         if not resumable(trial.number) or not room():
             continue
         study.enqueue_trial(

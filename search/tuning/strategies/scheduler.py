@@ -61,13 +61,16 @@ class Scheduler:
     """Independent trials until `target` finished ones (or `epoch_budget` epochs trained),
     stopped by the study's pruner; paused instead with `pause`, continued when their rung
     promotes them and their checkpoint is `resumable`, the `keep_paused` most promising of
-    them keeping their checkpoints."""
+    them keeping their checkpoints; `judge` ranks a rung's trials for promotion (--thaw)."""
 
     target: int
     epoch_budget: int = 0
     pause: bool = False
     keep_paused: int = 0
     resumable: Callable[[int], bool] | None = None
+    judge: continuation.Judge = dataclasses.field(
+        default_factory=lambda: continuation.THAW_RULES[continuation.DEFAULT_THAW](0)
+    )
     measures_costs_first = False  # whether the objective records a trial's costs before it trains
 
     def next(self, study: optuna.Study) -> Next:
@@ -80,7 +83,9 @@ class Scheduler:
                     log.info("trial %d: queued, and not needed: %s", number, NOT_NEEDED_ONCE_DONE)
             return Next.DONE
         if self.pause:
-            promoted = continuation.promote(study, self.resumable, lambda: self.has_room(study))
+            promoted = continuation.promote(
+                study, self.resumable, lambda: self.has_room(study), self.judge
+            )
             for number in promoted:
                 log.info("trial %d: its rung promotes it; queued to continue", number)
             if promoted:  # there was room for it: this worker takes it
@@ -153,5 +158,5 @@ class Scheduler:
     def keeps(self, trials: list[FrozenTrial], direction: StudyDirection) -> set[int]:
         """The finished trials whose checkpoints the strategy may yet resume: the most promising
         paused ones."""
-        ranked = continuation.ranked(continuation.paused(trials), direction)
+        ranked = continuation.ranked(continuation.paused(trials), direction, self.judge)
         return {t.number for t in ranked[: self.keep_paused]}

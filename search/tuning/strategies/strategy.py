@@ -12,7 +12,7 @@ import optuna
 from registry import Registry, UsageError, seed_plus
 from registry.options import OptionGroup, flag
 from search.tuning.records.settings import StudySettings, parse_objectives
-from search.tuning.strategies import pbt
+from search.tuning.strategies import continuation, pbt
 from search.tuning.strategies.pareto_halving import ParetoHalving, ParetoScheduler
 from search.tuning.strategies.pruners import (
     DEFAULT_MULTI_OBJECTIVE_PRUNER,
@@ -81,6 +81,14 @@ class StrategyOptions(OptionGroup):
         "(the highest rung, then the best value); the others' are removed and they cannot be "
         "continued (default 20)",
     )  # fmt: skip
+    thaw: str = flag(
+        continuation.DEFAULT_THAW,
+        choices=continuation.THAW_RULES.names(),
+        help="with --pause-pruned, how a rung ranks its trials to promote a paused one: rung, "
+        "the value each had there (as ASHA); forecast, the value its curve up to the rung "
+        "extrapolates to at the last epoch (freeze-thaw's way) (default "
+        f"{continuation.DEFAULT_THAW})",
+    )
     seed: int = flag(0, type=int, help="sampler seed; trial N trains with seed+N (default 0)")
 
     def settings(self, given: Mapping[str, Any]) -> dict[str, Any]:
@@ -95,7 +103,7 @@ class StrategyOptions(OptionGroup):
                 self.scheduler, self.population, self.pbt_interval, given["epochs"], self.pruner
             ),
             "seed": self.seed, "pause_pruned": bool(self.pause_pruned),
-            "keep_paused": self.keep_paused,
+            "keep_paused": self.keep_paused, "thaw": self.thaw,
         }  # fmt: skip
 
 
@@ -156,7 +164,7 @@ def attach(found: optuna.Study, settings: StudySettings, slot: int) -> optuna.St
 def independent(settings: StudySettings, resumable: Callable[[int], bool] | None) -> Scheduler:
     """Independent trials: judged by the study's pruner, or with several objectives by the
     Pareto-front rule (--pruner moasha) or none."""
-    if settings.pause_pruned:
+    if settings.pause_pruned or settings.thaw != continuation.DEFAULT_THAW:
         check_pausing(settings)
     if len(settings.objectives) > 1:
         halving = ParetoHalving(settings.objectives, settings.epochs)
@@ -167,11 +175,15 @@ def independent(settings: StudySettings, resumable: Callable[[int], bool] | None
     return Scheduler(
         settings.trials, settings.epoch_budget, pause=settings.pause_pruned,
         keep_paused=settings.keep_paused if settings.pause_pruned else 0, resumable=resumable,
+        judge=continuation.THAW_RULES[settings.thaw](settings.epochs),
     )  # fmt: skip
 
 
 def check_pausing(settings: StudySettings) -> None:
-    """What --pause-pruned needs: rungs that can promote a paused trial, and its checkpoint."""
+    """What --pause-pruned needs: rungs that can promote a paused trial, and its checkpoint;
+    and what --thaw needs: paused trials."""
+    if not settings.pause_pruned:
+        raise UsageError(f"--thaw {settings.thaw} ranks paused trials: it needs --pause-pruned")
     if settings.pruner not in PAUSING_PRUNERS:
         raise UsageError(
             f"--pause-pruned needs a pruner whose rungs can promote a paused trial "
