@@ -8,7 +8,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
-from search.tuning.records import keys, ledger
+from search.tuning.records import clock, keys, ledger
 from search.tuning.store import faults
 from search.tuning.strategies import continuation
 
@@ -60,7 +60,7 @@ class TrialPrinter:
             shown = f"val_accuracy {trial.intermediate_values[epochs]:.4f}"
         else:
             shown = "no value"
-        seconds = trial.duration.total_seconds() if trial.duration else 0.0
+        seconds = clock.seconds(trial) or 0.0
         best_text = describe_best(study)
         reason = trial.user_attrs.get(keys.FAIL_REASON, "")
         plural = "s" if epochs != 1 else ""

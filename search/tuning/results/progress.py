@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 from search.tuning import DEFAULT_STORAGE
 from search.tuning.execution import live
 from search.tuning.execution.checkpoints import TrialCheckpoints
-from search.tuning.records import keys, ledger
+from search.tuning.records import clock, keys, ledger
 from search.tuning.results import seed_selection
 from search.tuning.store import proxy_client
 from search.tuning.strategies import continuation, pbt
@@ -106,7 +106,7 @@ def describe_status(found: optuna.Study, now: datetime.datetime, target: int) ->
     ]
     lines.append(live.describe_best(found))
     for trial in found.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        age = (now - trial.datetime_start).total_seconds()
+        age = clock.elapsed(trial.datetime_start, now).total_seconds()
         epochs = trial.last_step or 0
         lines.append(
             f"  running trial {trial.number} on {trial.user_attrs.get(keys.WORKER, '?')} "

@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from search.tuning.records import config_attrs, keys, ledger
+from search.tuning.records import clock, config_attrs, keys, ledger
 from search.tuning.results import seed_selection
 from search.tuning.strategies import continuation, pbt
 
@@ -124,7 +124,7 @@ def against(found: optuna.Study, attribute: str, title: str) -> go.Figure:
 
 def attribute_of(trial: FrozenTrial, attribute: str) -> float | None:
     if attribute == "seconds":
-        return trial.duration.total_seconds() if trial.duration else None
+        return clock.seconds(trial)
     return trial.user_attrs.get(attribute)
 
 
@@ -142,7 +142,7 @@ def timeline(found: optuna.Study, ranked: list[str] | None) -> go.Figure:
         figure.add_trace(go.Bar(
             orientation="h", name=state.name.lower(), marker_color=STATE_COLOURS[state],
             base=[t.datetime_start.isoformat() for t in chosen],
-            x=[((t.datetime_complete or now) - t.datetime_start).total_seconds() * 1000
+            x=[clock.elapsed(t.datetime_start, t.datetime_complete or now).total_seconds() * 1000
                for t in chosen],
             y=[t.user_attrs.get(keys.WORKER, "?") for t in chosen],
             text=[f"trial {t.number}" for t in chosen], hoverinfo="text+name",
