@@ -152,28 +152,39 @@ class Promoting:
         of them: the first few are judged as Optuna's pruner judged them), best first."""
         taken = ledger.continued(trials)
         direction = study.direction
+        # Each rung's cut is made once for all the trials paused there (a study holds
+        # hundreds of paused trials under ASHA's eta 4, and each cut reads every trial)
+        cuts: dict[tuple[int, int, int], float | None] = {}
         found = []
         for trial in paused(trials):
             rung = rung_of(trial)
             if rung < 0:
                 continue
-            key = f"{RUNG}{rung}"
-            bracket = self.bracket(study, trial)
             epoch = trial.user_attrs[keys.PAUSED]  # it paused at this rung's epoch
-            values = [
-                judge(other, rung, epoch, direction)
-                for other in trials
-                if key in other.system_attrs
-                and other.number not in taken
-                and self.bracket(study, other) == bracket
-            ]
-            top = len(values) // self._reduction_factor
-            if top < 1:
-                continue
-            values.sort(reverse=True)
-            if judge(trial, rung, epoch, direction) >= values[top - 1]:
+            group = (rung, self.bracket(study, trial), epoch)
+            if group not in cuts:
+                cuts[group] = self._cut(study, trials, taken, judge, *group)
+            cut = cuts[group]
+            if cut is not None and judge(trial, rung, epoch, direction) >= cut:
                 found.append(trial)
         return ranked(found, direction, judge)
+
+    def _cut(
+        self, study: optuna.Study, trials: list[FrozenTrial], taken: set[int], judge: Judge,
+        rung: int, bracket: int, epoch: int,
+    ) -> float | None:  # fmt: skip
+        """The judged value that the top len // eta of the trials that reached `rung` (at
+        `epoch`) in `bracket` reach; None where fewer than eta reached it."""
+        key = f"{RUNG}{rung}"
+        values = sorted((
+            judge(other, rung, epoch, study.direction)
+            for other in trials
+            if key in other.system_attrs
+            and other.number not in taken
+            and self.bracket(study, other) == bracket
+        ), reverse=True)  # fmt: skip
+        top = len(values) // self._reduction_factor
+        return values[top - 1] if top >= 1 else None
 
 
 class PausingSuccessiveHalving(Promoting, SuccessiveHalvingPruner):
