@@ -286,6 +286,8 @@ def test_the_most_promising_paused_trial_is_queued_first_while_there_is_room(tmp
     for value in (0.1, 0.2, 0.3, 0.4):
         rival(found, value)
     low, high = paused_trial(found, 0.5, [0.5]), paused_trial(found, 0.6, [0.6])
+    promotable = pruner.promotable(found, found.get_trials(), AT_RUNG)
+    assert [t.number for t in promotable] == [high.number, low.number]  # the best first
     unkept = high.number  # its checkpoint is gone: the next is queued instead
     assert continuation.promote(found, lambda n: n != unkept, lambda: True, AT_RUNG) == [low.number]
     assert continuation.promote(found, lambda n: True, lambda: False, AT_RUNG) == []  # no room
