@@ -391,3 +391,36 @@ def test_too_few_epochs_before_the_rung_to_fit_are_judged_by_the_rung_value(tmp_
     diverged = trial_at_rung(found, [0.3, 0.4, float("nan"), 0.6], paused=True)
     assert forecast(diverged, 0, 4, found.direction) == float("-inf")
     assert continuation.ranked([short, diverged], found.direction, forecast)[0] is short
+
+
+def test_a_taken_over_trial_is_in_no_hyperband_bracket_not_another_one(tmp_path):
+    """Three brackets (eta 3, epochs 1 to 9); study "brackets" puts trial numbers 0, 4, 6 and
+    8 in bracket 1 and 1 in bracket 0. Trial 1 paused with 0.9 and trial 2 continues it (in
+    bracket 0, its lineage's). In bracket 1, trial 4 paused with 0.5 beside rivals at 0.3 and
+    0.2: the top one of three, promoted. Had the taken trial been put in bracket 1 (a
+    surviving mutant of 2026-12-06), its 0.9 would have raised the cut there and kept trial 4
+    paused."""
+    hyperband = continuation.PausingHyperband(min_resource=1, max_resource=9, reduction_factor=3)
+    found = optuna.create_study(storage=f"sqlite:///{tmp_path / 'p.db'}", study_name="brackets",
+                                direction="maximize", pruner=hyperband)  # fmt: skip
+
+    def filler():  # a number taken, at no rung
+        found.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
+
+    filler()  # 0
+    taken = paused_trial(found, 0.9, [0.9])  # 1, bracket 0
+    found.add_trial(optuna.trial.create_trial(  # 2: its continuation, carrying its rung value
+        value=0.95, params={"sgd_lr": 0.01}, distributions={"sgd_lr": LR},
+        intermediate_values={1: 0.9, 2: 0.95}, user_attrs={keys.CONTINUES: [taken.number]},
+        system_attrs={f"{continuation.RUNG}0": 0.9},
+    ))  # fmt: skip
+    filler()  # 3
+    waiting = paused_trial(found, 0.5, [0.5])  # 4, bracket 1
+    filler()  # 5
+    rival(found, 0.3)  # 6, bracket 1
+    filler()  # 7
+    rival(found, 0.2)  # 8, bracket 1
+    trials = found.get_trials()
+    assert [hyperband.bracket(found, trials[n]) for n in (2, 4, 6, 8)] == [0, 1, 1, 1]
+    assert [t.number for t in hyperband.promotable(found, trials, AT_RUNG)] == [waiting.number]
+    assert hyperband.bracket(found, trials[1]) == -1  # taken over: in none
