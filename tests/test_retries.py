@@ -227,3 +227,19 @@ def test_an_orphan_is_judged_by_how_long_this_worker_saw_it_not_by_another_host_
     states = [t.state for t in study.trials]
     assert states == [TrialState.RUNNING, TrialState.FAIL, TrialState.RUNNING]
     assert study.trials[1].user_attrs["fail_reason"].startswith("orphaned")
+
+
+def test_an_orphan_is_failed_even_behind_a_trial_first_seen_unnamed_now(tmp_path):
+    """Trial 0 was queued and trial 1 left RUNNING unnamed when this worker first looked; then
+    a worker popped trial 0 and has not named itself yet. The next look finds trial 0 young
+    (first seen now) ahead of trial 1, an orphan past its grace: the young one is passed over
+    and the scan goes on to fail trial 1 (a scan that stopped at the young one left it)."""
+    from search.tuning.execution import recovery
+
+    study = new_study(tmp_path)
+    study.enqueue_trial({})
+    study.add_trial(optuna.trial.create_trial(state=TrialState.RUNNING))
+    recovery.fail_orphans(study, grace_seconds=60)  # trial 1 watched from now
+    assert study.ask().number == 0  # popped, RUNNING, its worker not named yet
+    recovery.fail_orphans(study, grace_seconds=1e-9)
+    assert [t.state for t in study.trials] == [TrialState.RUNNING, TrialState.FAIL]
