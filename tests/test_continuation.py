@@ -424,3 +424,17 @@ def test_a_taken_over_trial_is_in_no_hyperband_bracket_not_another_one(tmp_path)
     assert [hyperband.bracket(found, trials[n]) for n in (2, 4, 6, 8)] == [0, 1, 1, 1]
     assert [t.number for t in hyperband.promotable(found, trials, AT_RUNG)] == [waiting.number]
     assert hyperband.bracket(found, trials[1]) == -1  # taken over: in none
+
+
+def test_a_continuation_judged_before_it_re_reported_its_curve_is_judged_again_after(tmp_path):
+    """A continuation carries its parent's rung value (0.55 at epoch 4) before it re-reports
+    the epochs that led there: judged then, it has only the rung value; once its curve is
+    back, the same rule (one instance, as a worker keeps it) forecasts from it."""
+    forecast = continuation.THAW_RULES["forecast"](50)
+    found = optuna.create_study(storage=f"sqlite:///{tmp_path / 'p.db'}", direction="maximize")
+    running = found.ask()
+    found._storage.set_trial_system_attr(running._trial_id, f"{continuation.RUNG}0", 0.55)
+    assert forecast(found.trials[0], 0, 4, found.direction) == 0.55
+    for epoch, value in enumerate(CLIMBING, start=1):
+        running.report(value, epoch)
+    assert forecast(found.trials[0], 0, 4, found.direction) == pytest.approx(0.886, abs=1e-3)

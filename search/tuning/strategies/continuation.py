@@ -66,9 +66,14 @@ def by_forecast(epochs: int) -> Judge:
 
     def judge(trial: FrozenTrial, rung: int, epoch: int, direction: StudyDirection) -> float:
         key = (trial._trial_id, epoch, direction)
-        if key not in made:
-            made[key] = forecast_at(trial, rung, epoch, direction)
-        return made[key]
+        if key in made:
+            return made[key]
+        judged = forecast_at(trial, rung, epoch, direction)
+        # kept once the curve holds the rung's epoch: a continuation carries its rung values
+        # before it has re-reported the epochs that lead to them
+        if epoch in trial.intermediate_values:
+            made[key] = judged
+        return judged
 
     def forecast_at(trial: FrozenTrial, rung: int, epoch: int, direction) -> float:
         seen = sorted(s for s in trial.intermediate_values if s <= epoch)
