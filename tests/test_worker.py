@@ -73,12 +73,16 @@ def test_eight_workers_finish_exactly_the_requested_trials(backend, tmp_path, mo
 HANG_GUARD_SECONDS = 900
 
 
-def wait_for(predicate, seconds: float = HANG_GUARD_SECONDS):
+def wait_for(predicate, seconds: float = HANG_GUARD_SECONDS, process=None):
+    """predicate()'s first true value; fails at once if `process` ends first (what was awaited
+    can no longer happen), or after `seconds`."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the process ended (exit {process.returncode}) first")
         time.sleep(0.2)
     raise AssertionError(f"still waiting after {seconds} s")
 
@@ -288,10 +292,11 @@ def drain(stream, into: list[str]) -> None:
         into.append(line)
 
 
-def finished_in_postgres(name: str) -> int:
-    """The finished trials of study `name` on the test PostgreSQL (0 before it exists)."""
+def finished_in_postgres(name: str, storage=None) -> int:
+    """The finished trials of study `name` on the test PostgreSQL (0 before it exists), read
+    through `storage` (one of postgres.storage()) or a new one."""
     try:
-        study = postgres.load_study(name)
+        study = optuna.load_study(study_name=name, storage=storage or postgres.storage())
     except KeyError:
         return 0
     return len(study.get_trials(states=FINISHED))
@@ -311,7 +316,7 @@ def test_workers_survive_a_postgresql_restart(tmp_path):
     ]  # fmt: skip
     parent = start(command, tmp_path)
     try:
-        wait_for(lambda: finished_in_postgres(name) >= 5)
+        wait_for(lambda: finished_in_postgres(name) >= 5, process=parent)
         outputs = {"out": [], "err": []}
         readers = [threading.Thread(target=drain, args=(stream, outputs[key]), daemon=True)
                    for key, stream in (("out", parent.stdout), ("err", parent.stderr))]  # fmt: skip
@@ -362,7 +367,7 @@ def test_workers_ride_out_a_proxy_outage_and_a_database_restart_mid_trial(tmp_pa
     port = free_port()
     proxy = serve_proxy(port, tmp_path)
     command = [
-        sys.executable, "-m", "search.run", "--space", "test_tiny", *TEST_SPACES, "--epochs", "3",
+        sys.executable, "-m", "search.run", "--space", "test_tiny", *TEST_SPACES, "--epochs", "6",
         "--trials", "6", "--sampler", "random", "--workers-per-gpu", "2", "--pruner", "none",
         "--heartbeat-interval", "1", "--grace-period", str(GRACE_SECONDS), "--storage",
         f"grpc://localhost:{port}", "--study", name,
@@ -370,9 +375,14 @@ def test_workers_ride_out_a_proxy_outage_and_a_database_restart_mid_trial(tmp_pa
     parent = start(command, tmp_path)
     cluster = ["pg_ctlcluster", "--skip-systemctl-redirect", postgres_version(), "main"]
     try:
-        wait_for(
-            lambda: finished_in_postgres(name) >= 2 and trial_mid_training(name, postgres.storage())
-        )
+        polled = postgres.storage()  # one storage for every look: each look is quick
+
+        def two_finished_and_one_mid_trial():
+            if finished_in_postgres(name, polled) < 2:
+                return None
+            return trial_mid_training(name, polled)
+
+        wait_for(two_finished_and_one_mid_trial, process=parent)
         outputs = {"out": [], "err": []}
         readers = [threading.Thread(target=drain, args=(stream, outputs[key]), daemon=True)
                    for key, stream in (("out", parent.stdout), ("err", parent.stderr))]  # fmt: skip
