@@ -111,7 +111,9 @@ def test_a_killed_worker_s_trial_fails_and_is_retried(tmp_path):
         "--heartbeat-interval", "1", "--grace-period", str(GRACE_SECONDS), "--storage", storage,
     ]  # fmt: skip
     parent = start(command, tmp_path)
-    victim = wait_for(lambda: trial_mid_training("test_hopeless_lr-sample", storage))
+    victim = wait_for(
+        lambda: trial_mid_training("test_hopeless_lr-sample", storage), process=parent
+    )
     os.kill(int(victim.user_attrs["worker"].split(":")[1]), signal.SIGKILL)
     out, err = parent.communicate(timeout=HANG_GUARD_SECONDS)
 
