@@ -388,6 +388,8 @@ def test_too_few_epochs_before_the_rung_to_fit_are_judged_by_the_rung_value(tmp_
     found = optuna.create_study(storage=f"sqlite:///{tmp_path / 'p.db'}", direction="maximize")
     short = trial_at_rung(found, [0.3, 0.5], paused=True)
     assert forecast(short, 0, 2, found.direction) == AT_RUNG(short, 0, 2, found.direction) == 0.5
+    three = trial_at_rung(found, CLIMBING[:3], paused=True)  # the fewest epochs a fit takes
+    assert forecast(three, 0, 3, found.direction) > AT_RUNG(three, 0, 3, found.direction) + 0.1
     diverged = trial_at_rung(found, [0.3, 0.4, float("nan"), 0.6], paused=True)
     assert forecast(diverged, 0, 4, found.direction) == float("-inf")
     assert continuation.ranked([short, diverged], found.direction, forecast)[0] is short

@@ -18,7 +18,6 @@ each trial had at the rung, as ASHA ranks; or, freeze-thaw's way (Swersky et al.
 ifBO), where each trial's curve up to the rung extrapolates to at the last epoch, so that a
 curve still climbing steeply is thawed before a flat one that stands a little higher."""
 
-import math
 import types
 from collections.abc import Callable
 
@@ -42,51 +41,63 @@ THAW_RULES: Registry = Registry("thaw rule", supplied=("epochs",))
 DEFAULT_THAW = "rung"
 
 
+def value_at_rung(trial: FrozenTrial, rung: int, direction: StudyDirection) -> float:
+    """The value the trial reported at the rung, larger the better in either direction."""
+    sign = 1 if direction == StudyDirection.MAXIMIZE else -1
+    return sign * trial.system_attrs.get(f"{RUNG}{rung}", float("-inf"))
+
+
+def forecast_from_rung(
+    trial: FrozenTrial, rung: int, epoch: int, direction: StudyDirection, epochs: int
+) -> float:
+    """The value at epoch `epochs` that the trial's curve up to `epoch` extrapolates to
+    (extrapolation.forecast's mean), larger the better; the rung value where too few epochs
+    lie before the rung to fit a curve, -inf for a curve that diverged on the way."""
+    seen = sorted(s for s in trial.intermediate_values if s <= epoch)
+    if len(seen) < extrapolation.MIN_EPOCHS:
+        return value_at_rung(trial, rung, direction)
+    sign = 1 if direction == StudyDirection.MAXIMIZE else -1
+    curve = sign * np.array([trial.intermediate_values[s] for s in seen], dtype=float)
+    if not np.isfinite(curve).all():
+        return float("-inf")
+    return extrapolation.forecast(np.array(seen), curve, epochs).mean
+
+
+class Forecasts:
+    """forecast_from_rung as a Judge, each forecast made once: a trial's curve up to a rung it
+    reached no longer changes, and promotion asks about every rival of every paused trial
+    whenever a worker is free."""
+
+    def __init__(self, epochs: int):
+        self.epochs = epochs
+        self.made: dict[tuple[int, int, StudyDirection], float] = {}
+
+    def __call__(self, trial: FrozenTrial, rung: int, epoch: int, direction) -> float:
+        key = (trial._trial_id, epoch, direction)
+        if key in self.made:
+            return self.made[key]
+        judged = forecast_from_rung(trial, rung, epoch, direction, self.epochs)
+        # kept once the curve holds the rung's epoch: a continuation carries its rung values
+        # before it has re-reported the epochs that lead to them
+        if epoch in trial.intermediate_values:
+            self.made[key] = judged
+        return judged
+
+
+# The registered rules only name what the functions above do (mutmut 3.8 does not mutate a
+# decorated function, so the rules' logic lives outside them, where a mutation run reaches it)
 @THAW_RULES.register("rung")
 def by_rung_value(epochs: int) -> Judge:
     """The value the trial reported at the rung, as ASHA and Optuna's pruners rank."""
-
-    def judge(trial: FrozenTrial, rung: int, epoch: int, direction: StudyDirection) -> float:
-        sign = 1 if direction == StudyDirection.MAXIMIZE else -1
-        return sign * trial.system_attrs.get(f"{RUNG}{rung}", float("-inf"))
-
-    return judge
+    return lambda trial, rung, epoch, direction: value_at_rung(trial, rung, direction)
 
 
 @THAW_RULES.register("forecast")
 def by_forecast(epochs: int) -> Judge:
-    """The value at the last epoch that the trial's curve up to the rung's epoch extrapolates
-    to (extrapolation.forecast's mean); the rung value where too few epochs lie before the
-    rung to fit a curve. A trial that went on past the rung is judged on what it showed
+    """Where the trial's curve up to the rung's epoch extrapolates to at the last epoch
+    (forecast_from_rung). A trial that went on past the rung is judged on what it showed
     there, as the paused one is."""
-    at_rung = by_rung_value(epochs)
-    # A trial's curve up to a rung it reached no longer changes: each forecast is made once
-    # (promotion asks about every rival of every paused trial whenever a worker is free)
-    made: dict[tuple[int, int, StudyDirection], float] = {}
-
-    def judge(trial: FrozenTrial, rung: int, epoch: int, direction: StudyDirection) -> float:
-        key = (trial._trial_id, epoch, direction)
-        if key in made:
-            return made[key]
-        judged = forecast_at(trial, rung, epoch, direction)
-        # kept once the curve holds the rung's epoch: a continuation carries its rung values
-        # before it has re-reported the epochs that lead to them
-        if epoch in trial.intermediate_values:
-            made[key] = judged
-        return judged
-
-    def forecast_at(trial: FrozenTrial, rung: int, epoch: int, direction) -> float:
-        seen = sorted(s for s in trial.intermediate_values if s <= epoch)
-        if len(seen) < extrapolation.MIN_EPOCHS:
-            return at_rung(trial, rung, epoch, direction)
-        sign = 1 if direction == StudyDirection.MAXIMIZE else -1
-        curve = sign * np.array([trial.intermediate_values[s] for s in seen], dtype=float)
-        if not np.isfinite(curve).all():
-            return float("-inf")
-        predicted = extrapolation.forecast(np.array(seen), curve, epochs).mean
-        return predicted if math.isfinite(predicted) else float("-inf")
-
-    return judge
+    return Forecasts(epochs)
 
 
 def described(trial: FrozenTrial) -> str:
