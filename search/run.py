@@ -89,6 +89,7 @@ class RunOptions:
     warm_start: bool = False
     warm_start_storage: str | None = None  # where --warm-start-from's study is (None: storage)
     warm_start_top: int = DEFAULT_TOP
+    warm_start_by: str = "box"  # how the earlier study's configs guide it (transfer.GUIDES)
     create_only: bool = False
     quiet: bool = False
     command: str = ""  # how it was asked for, for the study's note
@@ -226,11 +227,11 @@ def created(study_storage, wanted: StudySettings, options: RunOptions, dataset, 
             wanted, source_storage, study_storage if source_storage == options.storage else None,
             worker_loop.space_context(wanted), options.warm_start_top,
         )  # fmt: skip
-        wanted = dataclasses.replace(wanted, search_box=transferred.box)
+        wanted = transfer.born_with(wanted, transferred, options.warm_start_by)
     running = study.create_or_resume(study_storage, options.study, wanted)
     if transferred:
         transfer.enqueue(running, transferred)
-        print(transferred.describe())
+        print(transferred.describe(options.warm_start_by))
     if options.warm_start:
         queued = study.enqueue_warm_starts(running, wanted.space)
         print(f"warm start: queued {queued} known-good config(s) of space {wanted.space}")

@@ -222,6 +222,12 @@ CASES = {  # name: (command and arguments, exit code, a fragment of the stderr l
         "--pause-pruned needs --checkpoint-dir: a paused trial goes on from its checkpoint"),
     "a thaw rule without pausing": (
         RUN + ["--thaw", "forecast"], 2, "--thaw forecast ranks paused trials: it needs --pause-pruned"),
+    "a prior without an earlier study": (
+        RUN + ["--warm-start-by", "prior"], 2, "--warm-start-by prior says how an earlier study's "
+        "best configs guide the search; name that study with --warm-start-from STUDY"),
+    "an unknown warm start's guide": (
+        RUN + ["--warm-start-from", "s", "--warm-start-by", "nearest"], 2,
+        "argument --warm-start-by: invalid choice: 'nearest'"),
     "an unknown thaw rule": (
         RUN + ["--pause-pruned", "--thaw", "warmest"], 2, "argument --thaw: invalid choice: 'warmest'"),
     # careless inputs found on 2026-12-06 (issue 44)

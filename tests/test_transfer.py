@@ -202,6 +202,29 @@ def test_one_config_s_box_runs_when_asked_for_by_name(tmp_path, run_here):
     assert all(t.params == SOURCE_TRIALS[0][0] for t in found.trials)
 
 
+def test_a_prior_draws_near_the_earlier_winners_without_boxing_the_space(tmp_path, run_here):
+    """--warm-start-by prior: the earlier study's best configs are queued and recorded as the
+    prior (prior.py draws a share of trials near them); no box, so a trial may go anywhere
+    in this study's ranges."""
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    make_source(run_here, tmp_path, storage)
+    result = run_here("search.run", *SPACE, "--dataset", "sample", "--epochs", "3",
+                      "--trials", "8", "--storage", storage, "--study", "target",
+                      "--warm-start-from", "source", "--warm-start-top", "2",
+                      "--warm-start-by", "prior", "--sampler", "random", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "queued its 2 best config(s)" in result.stdout
+    assert "a share of trials is drawn near them or near this study's best" in result.stdout
+    found = optuna.load_study(study_name="target", storage=storage)
+    assert found.user_attrs["search_box"] == {}
+    assert found.user_attrs["warm_start_prior"] == [
+        SOURCE_TRIALS[0][0], SOURCE_TRIALS[1][0]
+    ]  # fmt: skip
+    assert [t.params for t in found.trials[:2]] == [SOURCE_TRIALS[0][0], SOURCE_TRIALS[1][0]]
+    widths = {t.params["width"] for t in found.trials}
+    assert len(found.trials) == 8 and widths - {64, 16}  # outside the two configs' choices
+
+
 # Fast rules (a mutation tester affords them; the tests above run search.run): what is taken
 # and said, the source a real SQLite study made with Optuna's create_trial.
 RANGES = {"lr": FloatDistribution(1e-3, 0.1, log=True), "depth": IntDistribution(1, 10),
@@ -365,13 +388,16 @@ def test_a_boxed_trial_suggests_outside_its_box_exactly_as_optuna_does(tmp_path)
      "--warm-start-storage names where --warm-start-from's study is; give --warm-start-from "
      "STUDY too"),
     ({"warm_start_from": "s", "warm_start_top": 0}, "--warm-start-top must be"),
+    ({"warm_start_by": "prior"},
+     "--warm-start-by prior says how an earlier study's best configs guide the search; name "
+     "that study with --warm-start-from STUDY"),
 ])  # fmt: skip
 def test_warm_start_flags_that_cannot_run_are_refused(flags, message):
     from registry import UsageError
 
     given = {field: getattr(transfer.WarmStartOptions(), field)
              for field in ("warm_start", "warm_start_from", "warm_start_storage",
-                           "warm_start_top", "warm_start_single")}  # fmt: skip
+                           "warm_start_top", "warm_start_single", "warm_start_by")}  # fmt: skip
     with pytest.raises(UsageError) as refused:
         transfer.WarmStartOptions.of({**given, **flags}).check({**given, **flags})
     assert str(refused.value).startswith(message)
@@ -383,4 +409,8 @@ def test_warm_start_flags_that_cannot_run_are_refused(flags, message):
     assert fine.settings({}) == {"warm_start_from": "s"}
     assert transfer.WarmStartOptions().settings({}) == {"warm_start_from": ""}
     assert fine.run_options() == {"warm_start": False, "warm_start_storage": None,
-                                  "warm_start_top": 1}  # fmt: skip
+                                  "warm_start_top": 1, "warm_start_by": "box"}  # fmt: skip
+    as_prior = transfer.WarmStartOptions.of({**given, "warm_start_from": "s", "warm_start_top": 1,
+                                             "warm_start_by": "prior"})  # fmt: skip
+    as_prior.check({**given, "warm_start_top": 1})  # a prior of one config still searches
+    assert as_prior.run_options()["warm_start_by"] == "prior"

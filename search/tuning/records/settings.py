@@ -58,6 +58,9 @@ class StudySettings:
     # name, and the box of its best configs that every trial suggests inside.
     warm_start_from: str = ""
     search_box: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    # With --warm-start-by prior, its best configs as a prior a share of trials is drawn from
+    # (prior.py), in place of the box
+    warm_start_prior: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def to_attrs(self) -> dict[str, Any]:
         """The settings as the study's (JSON) user attributes hold them: tuples as lists."""
@@ -82,13 +85,13 @@ FIXED = ("space", "dataset", "classes", "init_from", "epochs", "objectives", "fi
          "scheduler", "population", "pbt_interval")  # fmt: skip
 FIELDS = tuple(field.name for field in dataclasses.fields(StudySettings))
 # Drawn or derived when the study is created, and kept as they were when it is resumed.
-BORN = ("checkpoint_key", "warm_start_from", "search_box")
+BORN = ("checkpoint_key", "warm_start_from", "search_box", "warm_start_prior")
 # Settings added since the first studies were made, with what those studies mean by them.
 LATER = {"compile": "", "classes": [], "init_from": "", "fixed_params": {},
          "checkpoint_dir": "", "keep_checkpoints": 0, "epoch_budget": 0, "pause_pruned": False,
          "keep_paused": 20, "storage_patience": 1800, "checkpoint_key": "",
          "warm_start_from": "", "search_box": {}, "scheduler": "", "population": 0,
-         "pbt_interval": 0, "thaw": "rung"}  # fmt: skip
+         "pbt_interval": 0, "thaw": "rung", "warm_start_prior": []}  # fmt: skip
 
 
 def upgraded(recorded: dict[str, Any]) -> dict[str, Any]:

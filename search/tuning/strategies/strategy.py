@@ -12,7 +12,7 @@ import optuna
 from registry import Registry, UsageError, seed_plus
 from registry.options import OptionGroup, flag
 from search.tuning.records.settings import StudySettings, parse_objectives
-from search.tuning.strategies import continuation, pbt
+from search.tuning.strategies import continuation, pbt, prior
 from search.tuning.strategies.pareto_halving import ParetoHalving, ParetoScheduler
 from search.tuning.strategies.pruners import (
     DEFAULT_MULTI_OBJECTIVE_PRUNER,
@@ -152,6 +152,8 @@ def attach(found: optuna.Study, settings: StudySettings, slot: int) -> optuna.St
     workers do not propose the same points."""
     seed = seed_plus(settings.seed, len(found.get_trials(deepcopy=False)) + 7919 * slot)
     found.sampler = SAMPLERS[settings.sampler](seed)
+    if settings.warm_start_prior:  # --warm-start-by prior: PriorBand's share of trials
+        found.sampler = prior.PriorSampler(found.sampler, settings.warm_start_prior, seed)
     if settings.fixed_params:  # search.run --fix: those parameters take the given values
         found.sampler = optuna.samplers.PartialFixedSampler(
             dict(settings.fixed_params), found.sampler

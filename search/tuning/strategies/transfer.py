@@ -62,6 +62,14 @@ class WarmStartOptions(OptionGroup):
         f"with (default {DEFAULT_TOP})",
     )  # fmt: skip
 
+    warm_start_by: str = flag(
+        "box", choices=("box", "prior"),
+        help="with --warm-start-from, how its best configs guide the search after they have "
+        "run: box (the sampler searches the box they span, Syne Tune's BoundingBox) or prior "
+        "(a share of trials is drawn near them or near this study's best so far, the rest by "
+        "the sampler over the whole space, the share following which the best trials agree "
+        "with: PriorBand) (default: box)",
+    )  # fmt: skip
     warm_start_single: bool = flag(
         False,
         help="with --warm-start-top 1: run that one config's box, every parameter it set "
@@ -70,7 +78,12 @@ class WarmStartOptions(OptionGroup):
 
     def check(self, given: Mapping[str, Any]) -> None:
         check_positive(given, "warm_start_top")
-        if self.warm_start_from and self.warm_start_top == 1 and not self.warm_start_single:
+        if self.warm_start_by != "box" and not self.warm_start_from:
+            raise UsageError(f"--warm-start-by {self.warm_start_by} says how an earlier study's "
+                             "best configs guide the search; name that study with "
+                             "--warm-start-from STUDY")  # fmt: skip
+        single = self.warm_start_single or self.warm_start_by == "prior"  # searches everywhere
+        if self.warm_start_from and self.warm_start_top == 1 and not single:
             raise UsageError(
                 "--warm-start-top 1 holds every parameter at the one config's value: the "
                 "sampler would search nothing; take 2 or more, or add --warm-start-single"
@@ -90,7 +103,7 @@ class WarmStartOptions(OptionGroup):
     def run_options(self) -> dict[str, Any]:
         return {
             "warm_start": bool(self.warm_start), "warm_start_storage": self.warm_start_storage,
-            "warm_start_top": self.warm_start_top,
+            "warm_start_top": self.warm_start_top, "warm_start_by": self.warm_start_by,
         }  # fmt: skip
 
 
@@ -114,19 +127,55 @@ class Transfer:
                 held.append(f"{name}={values[0]}")
         return held
 
-    def describe(self) -> str:
-        """One line for the user: what was queued, the box, what was changed to fit."""
+    def describe(self, by: str = "box") -> str:
+        """One line for the user: what was queued, how they guide the search after (`by`, a
+        name of GUIDES), what was changed to fit."""
         accuracy = f"val_accuracy {self.values[0]:.4f}" + (
             f" to {self.values[-1]:.4f}" if len(self.values) > 1 else ""
         )
         changed = f"; {'; '.join(self.changes)}" if self.changes else ""
-        held = self.collapsed()
-        one = f"; held at one value: {', '.join(held)}" if held else ""
         return (
             f"warm start from study '{self.source}': queued its {len(self.configs)} best "
-            f"config(s) ({accuracy}), and the sampler searches the box they span "
-            f"({len(self.box)} parameter(s) narrowed{one}){changed}"
+            f"config(s) ({accuracy}), and {GUIDES[by].said(self)}{changed}"
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class Guide:
+    """How an earlier study's best configs guide a new study once they have run: what the
+    study records of them, and how the run's line says it."""
+
+    born: Callable[[StudySettings, Transfer], StudySettings]
+    said: Callable[[Transfer], str]
+
+
+def boxed(wanted: StudySettings, transferred: Transfer) -> StudySettings:
+    return dataclasses.replace(wanted, search_box=transferred.box)
+
+
+def box_said(transferred: Transfer) -> str:
+    held = transferred.collapsed()
+    one = f"; held at one value: {', '.join(held)}" if held else ""
+    return (f"the sampler searches the box they span ({len(transferred.box)} parameter(s) "
+            f"narrowed{one})")  # fmt: skip
+
+
+def as_prior(wanted: StudySettings, transferred: Transfer) -> StudySettings:
+    return dataclasses.replace(wanted, warm_start_prior=[c for _, c in transferred.configs])
+
+
+def prior_said(transferred: Transfer) -> str:
+    return ("a share of trials is drawn near them or near this study's best (PriorBand), the "
+            "rest by the sampler over the whole space")  # fmt: skip
+
+
+# --warm-start-by NAME -> how the earlier study's configs guide the new one
+GUIDES = {"box": Guide(boxed, box_said), "prior": Guide(as_prior, prior_said)}
+
+
+def born_with(wanted: StudySettings, transferred: Transfer, by: str) -> StudySettings:
+    """The new study's settings with what it takes from the earlier one, as `by` guides."""
+    return GUIDES[by].born(wanted, transferred)
 
 
 def fit(value: Any, distribution: BaseDistribution) -> tuple[Any, str]:

@@ -1,0 +1,167 @@
+"""--warm-start-by prior (prior.py): PriorBand's ensemble sampling on Optuna's sampler interface,
+checked against scipy's truncated normal, hand-worked scores, and the draws of real Optuna
+studies (in memory) whose trials are written with Optuna's create_trial."""
+
+import numpy as np
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+from scipy import stats
+
+from search.tuning.strategies import prior
+
+X = FloatDistribution(0.0, 1.0)
+
+
+@pytest.mark.parametrize(("x", "center", "scale"), [
+    (0.5, 0.5, 0.25), (0.0, 0.9, 0.25), (1.0, 0.1, 0.125), (0.3, 0.95, 0.5), (0.7, 0.7, 0.05),
+])  # fmt: skip
+def test_the_density_is_scipy_s_truncated_normal_on_the_unit_range(x, center, scale):
+    a, b = (0 - center) / scale, (1 - center) / scale
+    expected = stats.truncnorm.pdf(x, a, b, loc=center, scale=scale)
+    assert prior.truncated_normal_pdf(x, center, scale) == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize(("value", "distribution", "place"), [
+    (0.3, FloatDistribution(0.1, 0.5), 0.5),
+    (1e-3, FloatDistribution(1e-4, 1e-2, log=True), 0.5),
+    (16, IntDistribution(1, 31), 0.5),
+    (0.4, FloatDistribution(0.0, 0.9, step=0.1), 4 / 9),
+    (2, IntDistribution(2, 2), 0.5),
+])  # fmt: skip
+def test_a_number_s_unit_place_and_back(value, distribution, place):
+    assert prior.to_unit(value, distribution) == pytest.approx(place)
+    assert prior.from_unit(place, distribution) == pytest.approx(value)
+    assert type(prior.from_unit(place, distribution)) is type(value)
+
+
+def test_a_place_off_the_grid_lands_on_it_and_inside_the_range():
+    assert prior.from_unit(0.47, FloatDistribution(0.0, 0.9, step=0.1)) == pytest.approx(0.4)
+    assert prior.from_unit(1.3, IntDistribution(1, 31)) == 31
+    assert prior.from_unit(-0.2, FloatDistribution(1e-4, 1e-2, log=True)) == pytest.approx(1e-4)
+
+
+def trial(number, x, curve, state=TrialState.PRUNED, width=None):
+    params, distributions = {"x": x}, {"x": X}
+    if width is not None:
+        params["width"], distributions["width"] = width, CategoricalDistribution([4, 16, 64])
+    made = optuna.trial.create_trial(
+        params=params, distributions=distributions, state=state,
+        value=curve[max(curve)] if state == TrialState.COMPLETE else None,
+        intermediate_values=curve,
+    )  # fmt: skip
+    made.number = number
+    return made
+
+
+def test_the_prior_takes_every_draw_until_a_trial_has_finished():
+    trials = [trial(n, 0.1 * n, {1: 0.1 * n}) for n in range(6)]
+    assert prior.prior_share(trials, [{"x": 0.9}], None, maximize=True) == 1.0
+
+
+def test_the_split_is_the_rank_weighted_densities_of_the_highest_rung_s_top_third():
+    """Epoch 3 is the highest that 3 trials reached (4 did: the top third of 4 is at least 3,
+    so trials 5, 4 and 3 there, weighted 3, 2, 1); the prior at 0.9, the incumbent (trial 5)
+    at 0.8. Worked out with scipy's truncated normal."""
+    trials = [trial(n, 0.1 * n + 0.3, {1: 0.1, 3: 0.1 * n}) for n in range(6)]
+    trials.append(trial(6, 0.2, {1: 0.9}))  # best at epoch 1, not at the highest rung
+    incumbent = trial(7, 0.8, {5: 0.99}, state=TrialState.COMPLETE)
+
+    def pdf(x, center, scale):
+        return stats.truncnorm.pdf(x, -center / scale, (1 - center) / scale, center, scale)
+
+    top = [(3, 0.8), (2, 0.7), (1, 0.6)]  # (weight, x) of trials 5, 4, 3
+    prior_score = sum(w * pdf(x, 0.9, 0.25) for w, x in top)
+    incumbent_score = sum(w * pdf(x, 0.8, 0.25) for w, x in top)
+    share = prior.prior_share(trials + [incumbent], [{"x": 0.9}], incumbent, maximize=True)
+    assert share == pytest.approx(prior_score / (prior_score + incumbent_score))
+    # minimizing, the top are the lowest at epoch 3: trials 0, 1, 2 at 0.3, 0.4, 0.5
+    low = [(3, 0.3), (2, 0.4), (1, 0.5)]
+    expected = sum(w * pdf(x, 0.9, 0.25) for w, x in low) / sum(
+        w * (pdf(x, 0.9, 0.25) + pdf(x, 0.8, 0.25)) for w, x in low
+    )
+    assert prior.prior_share(trials, [{"x": 0.9}], incumbent, maximize=False) == pytest.approx(
+        expected
+    )
+
+
+def test_several_prior_configs_score_as_their_mixture_and_choices_by_weight():
+    trials = [trial(n, 0.5, {2: 0.5 + n}, width=16) for n in range(3)]
+    incumbent = trial(9, 0.5, {2: 9.0}, state=TrialState.COMPLETE, width=64)
+    configs = [{"x": 0.5, "width": 16}, {"x": 0.1, "width": 4}]
+    prior_density = np.mean([
+        prior.truncated_normal_pdf(0.5, 0.5, 0.25) * 4 / 6,
+        prior.truncated_normal_pdf(0.5, 0.1, 0.25) * 1 / 6,
+    ])  # fmt: skip
+    incumbent_density = prior.truncated_normal_pdf(0.5, 0.5, 0.25) * 1 / 6
+    share = prior.prior_share(trials, configs, incumbent, maximize=True)
+    assert share == pytest.approx(prior_density / (prior_density + incumbent_density))
+
+
+def study_of(configs, seed=0, trials=()):
+    study = optuna.create_study(direction="maximize", storage=optuna.storages.InMemoryStorage())
+    for made in trials:
+        study.add_trial(made)
+    study.sampler = prior.PriorSampler(optuna.samplers.RandomSampler(seed=seed), configs, seed)
+    return study
+
+
+def test_half_the_trials_are_drawn_near_the_prior_the_rest_by_the_sampler():
+    """Random search on [0, 1] with a prior at 0.9: the mean is half uniform's and half the
+    truncated normal's (scipy's mean), over 2,000 trials."""
+    study = study_of([{"x": 0.9}])
+    xs = [study.ask().suggest_float("x", 0.0, 1.0) for _ in range(2000)]
+    near = stats.truncnorm.mean(-0.9 / 0.25, 0.1 / 0.25, loc=0.9, scale=0.25)
+    assert np.mean(xs) == pytest.approx(0.5 * 0.5 + 0.5 * near, abs=0.015)
+    assert np.mean(xs) > 0.6  # a plain random sampler's mean is 0.5
+
+
+def test_once_the_best_trials_sit_far_from_the_prior_draws_follow_the_incumbent():
+    """The prior at 0.05; every trial at the highest rung and the incumbent near 0.95: the
+    prior's share falls to almost nothing, and the non-sampler half mutates the incumbent
+    (half its draws keep 0.95 exactly, PriorBand's mutation rate)."""
+    made = [trial(n, 0.95, {3: 0.5 + 0.01 * n}) for n in range(6)]
+    made.append(trial(6, 0.95, {5: 0.99}, state=TrialState.COMPLETE))
+    share = prior.prior_share(made, [{"x": 0.05}], made[-1], maximize=True)
+    assert share < 0.01
+    study = study_of([{"x": 0.05}], trials=made)
+    xs = np.array([study.ask().suggest_float("x", 0.0, 1.0) for _ in range(1000)])
+    assert 0.2 < np.mean(xs == 0.95) < 0.3  # half the draws, half of those unmutated
+    assert np.mean(xs < 0.2) < 0.25  # the uniform half's 20%, hardly any from the prior
+
+
+def test_a_parameter_the_center_did_not_set_or_cannot_take_is_the_sampler_s():
+    study = study_of([{"x": 0.9, "width": 128}])
+    widths = [study.ask().suggest_categorical("width", [4, 16, 64]) for _ in range(300)]
+    assert set(widths) == {4, 16, 64}  # 128 is not a choice here: the sampler's, uniformly
+    assert 0.25 < widths.count(64) / 300 < 0.42
+    other = study_of([{"x": 0.9}], seed=1)
+    ys = [other.ask().suggest_float("y", 0.0, 1.0) for _ in range(1000)]
+    assert np.mean(ys) == pytest.approx(0.5, abs=0.03)
+
+
+def test_without_configs_it_is_the_sampler_draw_for_draw():
+    plain = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    wrapped = study_of([], seed=3)
+    assert [plain.ask().suggest_float("x", 0, 1) for _ in range(20)] == [
+        wrapped.ask().suggest_float("x", 0, 1) for _ in range(20)
+    ]
+
+
+def test_a_choice_keeps_the_prior_s_value_four_times_as_often_as_each_other():
+    rng = np.random.default_rng(0)
+    widths = [prior.near(rng, 16, CategoricalDistribution([4, 16, 64])) for _ in range(6000)]
+    assert widths.count(16) / 6000 == pytest.approx(4 / 6, abs=0.02)
+    assert widths.count(4) / 6000 == pytest.approx(1 / 6, abs=0.02)
+
+
+def test_a_mutation_moves_half_the_parameters_by_a_quarter_of_the_range():
+    rng = np.random.default_rng(0)
+    moved = [prior.mutated(rng, 0.5, X) for _ in range(4000)]
+    changed = [m - 0.5 for m in moved if m != 0.5]
+    assert len(changed) / 4000 == pytest.approx(0.5, abs=0.03)
+    assert np.std(changed) == pytest.approx(
+        0.25 * 0.95, rel=0.08
+    )  # clipped at the ends: a bit less
+    assert all(0 <= m <= 1 for m in moved)
