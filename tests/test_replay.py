@@ -7,7 +7,7 @@ import optuna
 import pytest
 
 from registry import UsageError
-from search.bench.replay import figures, lcbench, simulator
+from search.bench.replay import figures, lcbench, section, simulator
 from search.bench.replay.section import settings_of
 
 TASK = "3945"
@@ -22,6 +22,44 @@ def replayed(strategy, surrogate, workers=1, budget_trials=3, seed=0):
     settings = settings_of(strategy, surrogate, seed, budget_trials * lcbench.EPOCHS)
     return simulator.replay(settings, surrogate.suggest, surrogate.curve, workers,
                             f"{strategy}-{TASK}-{seed}")  # fmt: skip
+
+
+def test_a_warm_start_queues_another_task_s_best_and_searches_their_box_or_prior(surrogate):
+    """default-box and default-prior on task 3945 start from the default's search of task
+    7593 (the earlier study): its 5 best complete trials run first, in order; the box holds
+    every later trial inside their span, the prior records them and boxes nothing."""
+    other = lcbench.Surrogate("7593")
+    source = simulator.replay(settings_of("default", other, 100, 8 * lcbench.EPOCHS),
+                              other.suggest, other.curve, 2, "default-7593-100").study  # fmt: skip
+    best = sorted((t for t in source.trials if t.state.name == "COMPLETE"),
+                  key=lambda t: t.value, reverse=True)[:5]  # fmt: skip
+    assert len(best) == 5
+    for strategy in ("default-box", "default-prior"):
+        settings, queued = section.planned(strategy, surrogate, 0, 4 * lcbench.EPOCHS, source)
+        assert settings.warm_start_from == "default-7593-100"
+        search = simulator.replay(settings, surrogate.suggest, surrogate.curve, 2, strategy,
+                                  queued=queued)  # fmt: skip
+        assert [t.params for t in search.study.trials[:5]] == [t.params for t in best]
+        assert [t.user_attrs["warm_start_from"] for t in search.study.trials[:5]] == [
+            f"default-7593-100 trial {t.number}" for t in best
+        ]  # fmt: skip
+        later = search.study.trials[5:]
+        assert len(later) > 5
+        if strategy == "default-box":
+            box = settings.search_box
+            assert settings.warm_start_prior == [] and set(box) == set(best[0].params)
+            assert all(box[name]["low"] <= value <= box[name]["high"]
+                       for t in later for name, value in t.params.items())  # fmt: skip
+        else:
+            assert settings.search_box == {}
+            assert settings.warm_start_prior == [t.params for t in best]
+
+
+def test_a_warm_start_needs_another_task_to_start_from(surrogate):
+    with pytest.raises(UsageError, match="'default-prior' starts from a search of another task"):
+        section.check_strategies(("default", "default-prior"), (surrogate,))
+    section.check_strategies(("default", "default-prior"), (surrogate, lcbench.Surrogate("7593")))
+    assert section.source_of(surrogate, (surrogate, "b", "c")) == "c"  # the last, for the first
 
 
 def test_a_curve_is_fifty_epochs_of_accuracy_and_seconds_the_same_each_call(surrogate):
@@ -96,6 +134,15 @@ def test_the_figures_of_three_strategies_rank_and_pair_them():
     assert rows["random"]["p_vs_default"]["1.0"] < 0.05  # six of six worse, paired
     assert rows["default"]["epochs_to_random_best"] == {"median": 10, "reached": 6}
     assert rows["asha"]["epochs_to_random_best"] == {"median": 25, "reached": 6}
+    # every pair, not only against the default: the same test, scipy's own p
+    from scipy import stats
+
+    asha, random = [0.25] * 6, [0.5] * 6  # regrets at the budget's end: 0.8 and 0.7 found
+    assert rows["random"]["p_vs"]["asha"]["1.0"] == stats.wilcoxon(random, asha).pvalue
+    assert rows["asha"]["p_vs"]["default"] == {
+        "0.25": rows["asha"]["p_vs"]["default"]["0.25"], **rows["asha"]["p_vs_default"]
+    }  # fmt: skip
+    assert set(rows["default"]["p_vs"]) == {"random", "asha"}
 
 
 def test_the_picture_draws_each_strategy_s_mean_regret_by_epochs_spent_with_its_band():

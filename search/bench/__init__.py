@@ -145,9 +145,11 @@ def add_strategy_arguments(parser: cli.ArgumentParser) -> None:
         "random, optuna-defaults, asha, tpe-hyperband (the default until 2026-12-06), default "
         "(search.run with no strategy flags), tpe-hyperband-pause, asha-pause, pbt (its "
         "population filling the budget), tpe-hyperband-warm (warm-started from a study of "
-        "--transfer-source-classes); the replay section takes any of them that needs no "
-        "earlier study, and lce, asha-lce, mftpe-asha, mftpe-asha-lce, bohb "
-        "(default: the first five)",
+        "--transfer-source-classes), default-box and default-prior (the default so "
+        "warm-started: the box of its best configs, or those as a prior); the replay section "
+        "takes any of them but pbt (a warm start there starts from the search of the task "
+        "before it in --tasks), and lce, asha-lce, mftpe-asha, mftpe-asha-lce, bohb, "
+        "default-pause, default-thaw, asha-thaw (default: the first five)",
     )  # fmt: skip
     group.add_argument(
         "--strategy-space", default="mlp", help="strategies section: the space searched (mlp)"
@@ -464,8 +466,7 @@ def replay_setting(args):
 
     tasks = section.tasks_of(args.benchmark, args.tasks)
     strategies = tuple(part.strip() for part in args.strategies.split(","))
-    for name in strategies:
-        section.check_replayable(name)
+    section.check_strategies(strategies, tasks)
     stem = args.replay_picture or (args.json.with_suffix("") if args.json else None)
     if stem:
         files.check_output(stem.with_suffix(".html"))

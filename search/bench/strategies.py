@@ -55,6 +55,9 @@ STRATEGIES = {
     # freeze-thaw: paused trials thawed by their curves' forecasts, not their rung values
     "default-thaw": ("--pause-pruned", "--thaw", "forecast"),
     "asha-thaw": ("--sampler", "random", "--pruner", "sha", "--pause-pruned", "--thaw", "forecast"),
+    # warm-started from another task's study (the replay: the task before it in --tasks)
+    "default-box": ("--warm-start-from", "{source}"),  # its best configs' box
+    "default-prior": ("--warm-start-from", "{source}", "--warm-start-by", "prior"),  # as a prior
     # population-based training, its members filling the budget (members x --epochs)
     "pbt": ("--scheduler", "pbt", "--population", "{population}"),
     # the old default, warm-started from a study of other classes (--transfer-source-classes)

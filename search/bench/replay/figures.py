@@ -68,6 +68,10 @@ def summary(runs: Sequence[Run], default: str, random: str = "random") -> list[d
             row["p_vs_default"] = {
                 str(f): paired_p(by, name, default, cases, f) for f in (0.5, 1.0)
             }
+        row["p_vs"] = {  # against each other strategy: the best peer is not always the default
+            other: {str(f): paired_p(by, name, other, cases, f) for f in FRACTIONS}
+            for other in strategies if other != name
+        }  # fmt: skip
         if random in strategies:
             reached = [reached_random(by, r, random) for r in own]
             found = [epochs for epochs in reached if epochs is not None]

@@ -17,7 +17,7 @@ from pathlib import Path
 from registry import Registry, UsageError
 from search.bench.replay import figures, lcbench, picture, recorded, simulator
 from search.bench.rows import Row
-from search.bench.strategies import STRATEGIES
+from search.bench.strategies import SOURCE_SEED, STRATEGIES
 
 DEFAULT_STRATEGY = "default"
 # --benchmark NAME[:ARGUMENT] -> its tasks, given the argument and --tasks (None: not given)
@@ -77,18 +77,36 @@ def settings_of(strategy: str, task, seed: int, budget_epochs: int):
     """The study settings search.run would record for this strategy's flags, on the task's
     space (its --fix held): its strategy group as search.run checks it, the budget in epochs
     alone."""
+    return planned(strategy, task, seed, budget_epochs)[0]
+
+
+def planned(strategy: str, task, seed: int, budget_epochs: int, source=None):
+    """settings_of's settings, and what a warm start queues (None: nothing), taken from the
+    `source` study as search.run takes it from --warm-start-from's."""
     from search import run
     from search.tuning import study
+    from search.tuning.strategies import transfer
     from search.tuning.strategies.strategy import StrategyOptions
 
     check_replayable(strategy)
-    flags = [*STRATEGIES[strategy], "--seed", str(seed)]
+    source_name = source.study_name if source is not None else ""
+    filled = {"{source}": source_name, "{top}": str(transfer.DEFAULT_TOP)}
+    flags = [filled.get(flag, flag) for flag in STRATEGIES[strategy]] + ["--seed", str(seed)]
     given = {**vars(run.get_args_parser().parse_args(flags)), "epochs": task.epochs}
-    return study.checked({
+    wanted = study.checked({
         "space": task.space, "dataset": task.dataset, "epochs": task.epochs, "trials": 10**9,
         "epoch_budget": budget_epochs, "checkpoint_dir": "replay",  # every curve is kept
         "fixed_params": task.fixed_params, **StrategyOptions.of(given).settings(given),
+        "warm_start_from": source_name if "{source}" in STRATEGIES[strategy] else "",
     })  # fmt: skip
+    if not wanted.warm_start_from:
+        return wanted, None
+    ranges = {}  # the space's, as the earlier study's trials suggested them: one space
+    for trial in source.get_trials(deepcopy=False):
+        ranges.update(trial.distributions)
+    transferred = transfer.plan(source, wanted, ranges, given["warm_start_top"],
+                                pinned=task.fixed_params)  # fmt: skip
+    return transfer.born_with(wanted, transferred, given["warm_start_by"]), transferred
 
 
 def check_replayable(strategy: str) -> None:
@@ -98,16 +116,37 @@ def check_replayable(strategy: str) -> None:
 
 
 def replayable() -> list[str]:
-    """The strategies whose flags need nothing but the curves (not PBT: no recorded curve
-    knows a changed configuration's future; not a warm start: it needs an earlier study)."""
-    return [name for name, flags in STRATEGIES.items() if "{" not in " ".join(flags)]
+    """The strategies whose flags need nothing but the curves and, for a warm start, another
+    task's search (not PBT: no recorded curve knows a changed configuration's future)."""
+    return [name for name, flags in STRATEGIES.items() if "{population}" not in flags]
 
 
-def run_one(strategy: str, task, seed: int, setting: ReplaySetting, scale: figures.Reference):
+def check_strategies(strategies, tasks: tuple) -> None:
+    for name in strategies:
+        check_replayable(name)
+        if warm(name) and len(tasks) < 2:
+            raise UsageError(f"--strategies: {name!r} starts from a search of another task; "
+                             "name two or more --tasks of LCBench")  # fmt: skip
+
+
+def warm(strategy: str) -> bool:
+    return "{source}" in STRATEGIES[strategy]
+
+
+def source_of(task, tasks: tuple) -> object:
+    """The task whose search a warm start on `task` starts from: the one before it in
+    --tasks (the last for the first), as a user's earlier study on another dataset."""
+    return tasks[tasks.index(task) - 1]
+
+
+def run_one(
+    strategy: str, task, seed: int, setting: ReplaySetting, scale: figures.Reference, source=None
+):  # fmt: skip
     budget = setting.budget * task.epochs
+    settings, transferred = planned(strategy, task, seed, budget, source)
     replayed = simulator.replay(
-        settings_of(strategy, task, seed, budget), task.suggest, task.curve, setting.workers,
-        f"{strategy}-{task.task}-{seed}",
+        settings, task.suggest, task.curve, setting.workers, f"{strategy}-{task.task}-{seed}",
+        queued=transferred,
     )  # fmt: skip
     best = {f: replayed.best_by(f * budget) for f in figures.FRACTIONS}
     final = best[1.0]
@@ -122,8 +161,8 @@ def run_one(strategy: str, task, seed: int, setting: ReplaySetting, scale: figur
 
 def section(setting: ReplaySetting) -> Iterator[Row]:
     """A row a strategy, each over every task and seed."""
-    for name in setting.strategies:
-        check_replayable(name)
+    check_strategies(setting.strategies, setting.tasks)
+    sources = {}  # (task, seed) -> the default's search there, a warm start's earlier study
     # what a live worker says of each trial (a rung's promotion, ...): thousands of lines here
     logging.getLogger("search").setLevel(logging.WARNING)
     started = time.perf_counter()
@@ -135,7 +174,8 @@ def section(setting: ReplaySetting) -> Iterator[Row]:
         for strategy in setting.strategies:
             looked_up = len(task.distances())
             for seed in range(setting.seeds):
-                run, replayed = run_one(strategy, task, seed, setting, scale)
+                source = earlier_study(sources, strategy, task, seed, setting)
+                run, replayed = run_one(strategy, task, seed, setting, scale, source)
                 runs.append(run)
                 seconds.setdefault(strategy, []).append(replayed.seconds)
             distances.setdefault(strategy, []).extend(task.distances()[looked_up:])
@@ -164,6 +204,25 @@ def section(setting: ReplaySetting) -> Iterator[Row]:
             f"normalized regret at 25/50/100%: {regret}; mean rank {row['mean_rank']:.2f}",
             None, {**row, "section_seconds": took},
         )  # fmt: skip
+
+
+def earlier_study(sources: dict, strategy: str, task, seed: int, setting: ReplaySetting):
+    """For a warm start: the default's search of the task before this one, at another seed
+    (SOURCE_SEED on), its whole budget; searched once for every strategy that needs it. Not
+    charged to the warm start's budget: it stands for a study the user already had of
+    another dataset. None for a strategy that starts cold."""
+    if not warm(strategy):
+        return None
+    earlier = source_of(task, setting.tasks)
+    key = (earlier.task, seed)
+    if key not in sources:
+        budget = setting.budget * earlier.epochs
+        settings = settings_of(DEFAULT_STRATEGY, earlier, SOURCE_SEED + seed, budget)
+        sources[key] = simulator.replay(
+            settings, earlier.suggest, earlier.curve, setting.workers,
+            f"{DEFAULT_STRATEGY}-{earlier.task}-{SOURCE_SEED + seed}",
+        ).study  # fmt: skip
+    return sources[key]
 
 
 def neighbour_figures(distances: list[float]) -> dict:

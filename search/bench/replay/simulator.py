@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from search.tuning.records import keys
 from search.tuning.records.settings import StudySettings
-from search.tuning.strategies import strategy
+from search.tuning.strategies import strategy, transfer
 from search.tuning.strategies.scheduler import Decision, Next, NotNeeded
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -82,11 +82,13 @@ def replay(
     curve_of: Callable[[dict], object],
     workers: int,
     study_name: str,
+    queued: transfer.Transfer | None = None,
 ) -> Replayed:
     """Run a search of `settings` (its budget: settings.epoch_budget) with `workers` simulated
     workers, each trial's configuration chosen by `suggest` on the trial and its curve from
-    `curve_of`; the study named as search.run names it, since Hyperband's brackets hash it."""
-    simulation = Simulation(settings, suggest, curve_of, study_name)
+    `curve_of`; the study named as search.run names it, since Hyperband's brackets hash it.
+    A warm start's configs (`queued`) are queued first, as search.run queues them."""
+    simulation = Simulation(settings, suggest, curve_of, study_name, queued)
     idle = list(range(workers))
     while True:
         idle = [worker for worker in idle if not simulation.start(worker)]
@@ -103,12 +105,16 @@ def replay(
 class Simulation:
     """The study, its strategy, the clock and the queue of epoch ends."""
 
-    def __init__(self, settings: StudySettings, suggest, curve_of, study_name: str):
-        self.settings, self.suggest, self.curve_of = settings, suggest, curve_of
+    def __init__(self, settings: StudySettings, suggest, curve_of, study_name: str, queued=None):
+        self.settings, self.curve_of = settings, curve_of
+        box = settings.search_box  # a warm start's, as the objective suggests inside it
+        self.suggest = (lambda trial: suggest(transfer.BoxedTrial(trial, box))) if box else suggest
         self.study = optuna.create_study(
             storage=optuna.storages.InMemoryStorage(), study_name=study_name,
             directions=settings.directions,
         )  # fmt: skip
+        if queued is not None:
+            transfer.enqueue(self.study, queued)
         strategy.attach(self.study, settings, slot=0)
         self.scheduler = strategy.of(settings, resumable=lambda number: True)  # curves are kept
         self.events: list[tuple[float, int, int, _Running]] = []
