@@ -444,6 +444,18 @@ CASES = {  # name: (command and arguments, exit code, a fragment of the stderr l
     "a strategy no curve can replay": (
         ["search.bench", "--sections", "replay", "--strategies", "pbt"], 2,
         "--strategies: 'pbt' cannot be replayed; choose from random"),
+    "a replayed warm start with one task to start from": (
+        ["search.bench", "--sections", "replay", "--tasks", "3945", "--strategies",
+         "default-prior"], 2,
+        "--strategies: 'default-prior' starts from a search of another task; name two or more "
+        "--tasks of LCBench"),
+    "a transfer table with no cold search first": (
+        ["search.bench", "--sections", "transfer", "--transfer-strategies",
+         "default-prior,default-box"], 2,
+        "--transfer-strategies names a strategy started cold, then one or more that warm-start"),
+    "a transfer table of an unknown strategy": (
+        ["search.bench", "--sections", "transfer", "--transfer-strategies", "default,warmest"],
+        2, "--transfer-strategies: unknown strategy warmest; choose of random"),
     # A recorded table of our own curves, and the record section that writes one.
     "a recorded table with an epoch missing": (
         REPLAY + ["--benchmark", "recorded:short-table"], 2,

@@ -235,11 +235,12 @@ def test_the_transfer_section_compares_a_warm_start_with_a_cold_one(tmp_path, ru
     args = [*STRATEGIES_TINY[:5], "transfer", "--strategy-fix", CHEAP,
             "--strategy-epochs", "2", "--strategy-budget", "6", "--strategy-repeats", "1",
             "--strategy-workers", "1", "--transfer-source-budget", "6", "--transfer-top", "2",
-            *TWO_CLASSES, "--transfer-source-classes", "airplane,automobile"]  # fmt: skip
+            *TWO_CLASSES, "--transfer-source-classes", "airplane,automobile",
+            "--transfer-strategies", "default,default-prior"]  # fmt: skip
     result = run_here("search.bench", *args, "--json", "t.json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads((tmp_path / "t.json").read_text())["sections"]["transfer"]["rows"]
-    assert [row["what"] for row in rows] == ["transfer: cold", "transfer: warm"]
+    assert [row["what"] for row in rows] == ["transfer: default", "transfer: default-prior"]
     cold_final = rows[0]["figures"]["searches"][0]["best_val"]["1.0"]
     for row in rows:
         assert row["figures"]["reference_final"] == pytest.approx(cold_final)
@@ -247,5 +248,7 @@ def test_the_transfer_section_compares_a_warm_start_with_a_cold_one(tmp_path, ru
         assert 6 <= search["epochs"] <= 6 + 2
         best = [search["best_val"][f] for f in ("0.25", "0.5", "1.0")]
         assert all(b is not None for b in best) and best == sorted(best)
-    source = "--warm-start-from (a study of --classes airplane,automobile"
-    assert source in rows[1]["setting"]
+    source = (
+        "--warm-start-from (a study of --classes airplane,automobile, budget 6 epochs, not charged)"
+    )
+    assert source in rows[1]["setting"] and "--warm-start-by prior" in rows[1]["setting"]

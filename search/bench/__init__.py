@@ -206,6 +206,12 @@ def add_pareto_arguments(parser: cli.ArgumentParser) -> None:
         "(--epoch-budget; 108)",
     )  # fmt: skip
     group.add_argument(
+        "--transfer-strategies", default="tpe-hyperband,tpe-hyperband-warm",
+        help="transfer section: a strategy searched cold (the reference), then those "
+        "warm-started from the earlier study (tpe-hyperband-warm, default-box, default-prior); "
+        "default tpe-hyperband,tpe-hyperband-warm",
+    )  # fmt: skip
+    group.add_argument(
         "--transfer-top", type=int, default=5,
         help="transfer section and tpe-hyperband-warm: the warm search's --warm-start-top (5)",
     )  # fmt: skip
@@ -408,6 +414,10 @@ def checked(args) -> tuple[list[str], list[int], list[int]]:
                        "transfer_source_budget", "transfer_top", "replay_seeds",
                        "replay_budget", "replay_workers", "record_epochs",
                        "record_configs")  # fmt: skip
+    if "transfer" in chosen:
+        from search.bench import warm_start
+
+        warm_start.chosen(args.transfer_strategies)
     batch_sizes = parse_counts(args.batch_sizes, "--batch-sizes")
     workers_per_gpu = parse_counts(args.workers_per_gpu, "--workers-per-gpu")
     from registry import files
