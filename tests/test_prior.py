@@ -165,3 +165,17 @@ def test_a_mutation_moves_half_the_parameters_by_a_quarter_of_the_range():
         0.25 * 0.95, rel=0.08
     )  # clipped at the ends: a bit less
     assert all(0 <= m <= 1 for m in moved)
+
+
+def test_with_several_objectives_the_prior_keeps_its_whole_share():
+    """Accuracy first, a size second (minimized): no curve is reported to Optuna, so no rung
+    can score the prior, and half the draws stay near it while trials finish."""
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.sampler = prior.PriorSampler(optuna.samplers.RandomSampler(seed=0), [{"x": 0.9}], 0)
+    xs = []
+    for _ in range(400):
+        asked = study.ask()
+        xs.append(asked.suggest_float("x", 0.0, 1.0))
+        study.tell(asked, [xs[-1], 1 - xs[-1]])
+    near = stats.truncnorm.mean(-0.9 / 0.25, 0.1 / 0.25, loc=0.9, scale=0.25)
+    assert np.mean(xs) == pytest.approx(0.5 * 0.5 + 0.5 * near, abs=0.03)

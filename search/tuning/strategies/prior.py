@@ -180,11 +180,12 @@ class PriorSampler(BaseSampler):
             return
         trials = [t for t in study.get_trials(deepcopy=False)
                   if t.number != trial.number and t.state != TrialState.WAITING]  # fmt: skip
-        maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+        # by validation accuracy, the first objective whatever others the study has (which
+        # report no curve: there the prior keeps its whole share)
+        maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
         finished = [t for t in trials if t.state == TrialState.COMPLETE]
-        incumbent = (
-            (max if maximize else min)(finished, key=lambda t: t.value) if finished else None
-        )
+        best = max if maximize else min
+        incumbent = best(finished, key=lambda t: t.values[0]) if finished else None
         if self._rng.random() < prior_share(trials, self._configs, incumbent, maximize):
             center = self._configs[self._rng.integers(len(self._configs))]
             self._draws[trial.number] = (PRIOR, center)
