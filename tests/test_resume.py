@@ -21,7 +21,7 @@ from tests import postgres
 from tests.conftest import REPO, run_here_once
 from tests.spaces_for_tests import STALL_AFTER_STEPS, STALL_MARKER
 
-GRACE_SECONDS = 10  # as tests/test_worker.py: a killed worker's trial is stale after 10 s
+GRACE_SECONDS = 6  # as tests/test_worker.py: a killed worker's trial is stale after 6 s
 HANG_GUARD_SECONDS = 900  # waits end on their event; this only stops a test that would hang
 EPOCHS = 4
 STEPS_PER_EPOCH = 8  # the sample's 4,500 training images in batches of 512

@@ -1,4 +1,5 @@
 import dataclasses
+import functools
 import io
 import itertools
 
@@ -168,11 +169,15 @@ def test_the_targets_give_cross_entropys_loss_on_smoothed_one_hot_rows(augment, 
 
 
 @pytest.mark.parametrize("mode", ["default", "reduce-overhead"])
-def test_compiling_trains_the_same_and_reports_its_cost_apart(sample, mode):
+def test_compiling_trains_the_same_and_reports_its_cost_apart(sample, mode, monkeypatch):
     """torch.compile is compiled before the first epoch's clock starts, from a step whose
     effect on the weights, BN statistics and the data order is undone: the losses match.
     reduce-overhead's CUDA graphs are skipped on the CPU; its steps still mark where each
-    begins, and train as the default mode's do."""
+    begins, and train as the default mode's do. Dynamo and AOTAutograd trace and run the
+    graphs (backend aot_eager); Inductor's C++ code generation, 15 s of a 2-core machine for
+    this MLP and torch's own numerics, is left to GPU.md's trainer section, which compiles
+    for real."""
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
     plain = train(MLP, sample.train, sample.val, sample.num_classes, CPU)
     compiled = train(MLP, sample.train, sample.val, sample.num_classes, CPU, compile_model=mode)
     assert plain.compile_seconds == 0 and compiled.compile_seconds > 0
