@@ -179,3 +179,88 @@ def test_with_several_objectives_the_prior_keeps_its_whole_share():
         study.tell(asked, [xs[-1], 1 - xs[-1]])
     near = stats.truncnorm.mean(-0.9 / 0.25, 0.1 / 0.25, loc=0.9, scale=0.25)
     assert np.mean(xs) == pytest.approx(0.5 * 0.5 + 0.5 * near, abs=0.03)
+
+
+def test_the_highest_rung_is_the_highest_epoch_three_trials_reached_ranked_by_value_there():
+    """Two trials reached epoch 9 (too few), four epoch 3, three only epoch 1: the rung is
+    epoch 3, its trials ranked by their value there, not by their number."""
+    made = [trial(0, 0.1, {1: 0.9, 3: 0.2, 9: 0.9}), trial(1, 0.2, {1: 0.1, 3: 0.8, 9: 0.1})]
+    made += [trial(2, 0.3, {1: 0.5, 3: 0.5}), trial(3, 0.4, {1: 0.5, 3: 0.6})]
+    made += [trial(n, 0.5, {1: 0.99}) for n in (4, 5, 6)]
+    top = prior.top_of_highest_rung(made, maximize=True)
+    assert [t.number for t in top] == [1, 3, 2]  # 0.8, 0.6, 0.5 at epoch 3
+    assert [t.number for t in prior.top_of_highest_rung(made, maximize=False)] == [0, 2, 3]
+    many = [trial(n, 0.5, {3: n / 10}) for n in range(10)]  # the top third of ten, at least 3
+    assert [t.number for t in prior.top_of_highest_rung(many, maximize=True)] == [9, 8, 7]
+    assert prior.top_of_highest_rung(made[:2], maximize=True) == []
+
+
+def test_a_parameter_the_prior_config_lacks_scores_nothing_and_choices_score_first_too():
+    """Top trials that set a choice before a number, and a number no prior config sets: the
+    prior's density is the choice's weight times the number's, the extra parameter left out."""
+    width = CategoricalDistribution([4, 16, 64])
+    made = []
+    for n in range(3):
+        made.append(optuna.trial.create_trial(
+            params={"width": 16, "x": 0.5, "y": 0.3},
+            distributions={"width": width, "x": X, "y": X},
+            state=TrialState.PRUNED, intermediate_values={2: 1.0 + n},
+        ))  # fmt: skip
+    incumbent = trial(9, 0.5, {2: 9.0}, state=TrialState.COMPLETE)  # sets x alone
+    share = prior.prior_share(made, [{"width": 16, "x": 0.1}], incumbent, maximize=True)
+    prior_density = 4 / 6 * prior.truncated_normal_pdf(0.5, 0.1, 0.25)
+    incumbent_density = prior.truncated_normal_pdf(0.5, 0.5, 0.25)
+    assert share == pytest.approx(prior_density / (prior_density + incumbent_density))
+
+
+def test_a_prior_value_outside_this_range_is_the_sampler_s_to_draw():
+    study = study_of([{"x": 5.0}])  # a range that depends on another parameter, say
+    xs = [study.ask().suggest_float("x", 0.0, 1.0) for _ in range(600)]
+    assert np.mean(xs) == pytest.approx(0.5, abs=0.03)
+
+
+def test_the_same_seed_draws_the_same_trials_and_a_reseed_does_not():
+    first, second = study_of([{"x": 0.9}], seed=4), study_of([{"x": 0.9}], seed=4)
+    draws = [[s.ask().suggest_float("x", 0.0, 1.0) for _ in range(40)] for s in (first, second)]
+    assert draws[0] == draws[1]
+    first.sampler.reseed_rng()
+    assert [first.ask().suggest_float("x", 0.0, 1.0) for _ in range(40)] != [
+        second.ask().suggest_float("x", 0.0, 1.0) for _ in range(40)
+    ]
+
+
+def test_a_sampler_that_samples_jointly_is_bypassed_for_a_prior_draw():
+    """Under QMC (which samples every parameter of the space at once after the first trial),
+    the prior's draws still come from the prior: half the trials near (0.9, 0.9)."""
+    study = optuna.create_study(sampler=prior.PriorSampler(
+        optuna.samplers.QMCSampler(seed=0, warn_independent_sampling=False), [{"x": 0.9, "y": 0.9}], 0
+    ))  # fmt: skip
+    points = []
+    for _ in range(300):
+        asked = study.ask()
+        points.append((asked.suggest_float("x", 0, 1), asked.suggest_float("y", 0, 1)))
+        study.tell(asked, 0.0)
+    near = stats.truncnorm.mean(-0.9 / 0.25, 0.1 / 0.25, loc=0.9, scale=0.25)
+    assert np.mean(points, axis=0) == pytest.approx([0.25 + 0.5 * near] * 2, abs=0.04)
+    assert study.sampler._draws == {}  # nothing kept of a finished trial
+
+
+def test_under_tpe_a_parameter_the_prior_lacks_is_tpe_s_and_the_incumbent_is_the_best():
+    """TPE as the sampler (it reads the study to draw): a prior config that sets x alone
+    leaves y to TPE; once trials finish, the mutated incumbent is the best of them, not the
+    last nor the first."""
+    study = optuna.create_study(direction="maximize", sampler=prior.PriorSampler(
+        optuna.samplers.TPESampler(seed=0, n_startup_trials=5), [{"x": 0.05}], 0
+    ))  # fmt: skip
+    study.add_trial(trial(0, 0.5, {1: 0.1}, state=TrialState.COMPLETE))
+    study.add_trial(trial(1, 0.95, {1: 0.9}, state=TrialState.COMPLETE))  # the incumbent
+    study.add_trial(trial(2, 0.3, {1: 0.2}, state=TrialState.COMPLETE))
+    for n in range(3, 9):  # the highest rung's top sits at the incumbent
+        study.add_trial(trial(n, 0.95, {1: 0.5 + 0.01 * n}))
+    xs = []
+    for _ in range(200):
+        asked = study.ask()
+        xs.append(asked.suggest_float("x", 0.0, 1.0))
+        asked.suggest_float("y", 0.0, 1.0)
+        study.tell(asked, state=TrialState.FAIL)
+    assert 0.2 < np.mean(np.array(xs) == 0.95) < 0.3  # the incumbent's unmutated half

@@ -51,7 +51,7 @@ def test_run_writes_a_study_with_the_requested_finished_trials(mlp_study):
         "checkpoint_dir": str(folder / "checkpoints"), "checkpoint_key": key,
         "keep_checkpoints": 0, "epoch_budget": 0, "pause_pruned": False, "keep_paused": 20,
         "warm_start_from": "", "search_box": {}, "scheduler": "", "population": 0,
-        "pbt_interval": 0, "thaw": "rung",
+        "pbt_interval": 0, "thaw": "rung", "warm_start_prior": [],
     }  # fmt: skip
     # Every trial checkpointed its epochs there; finished, they were removed.
     assert (folder / "checkpoints").is_dir() and not list((folder / "checkpoints").rglob("*.pt"))

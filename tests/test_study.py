@@ -47,6 +47,7 @@ def test_a_created_study_records_its_settings_and_a_resumed_one_keeps_them(opene
         "population": 0,
         "pbt_interval": 0,
         "thaw": "rung",
+        "warm_start_prior": [],
     }  # defaults of settings added since
     assert SETTINGS.to_attrs() == {**FIXED, **OPTIONS, "objectives": ["accuracy"], **later}
     assert created.metric_names == ["val_accuracy"]

@@ -49,9 +49,8 @@ def to_unit(value: Any, distribution: BaseDistribution) -> float:
 
 
 def from_unit(place: float, distribution: BaseDistribution) -> Any:
-    """The number at a place of its range, on its step's grid."""
+    """The number at a place of its range (clamped to it), on its step's grid."""
     low, high = distribution.low, distribution.high
-    place = min(max(place, 0.0), 1.0)
     if distribution.log:
         value = math.exp(math.log(low) + place * (math.log(high) - math.log(low)))
     else:
@@ -158,8 +157,7 @@ def prior_share(
         incumbent_score += weight * density(
             trial.params, incumbent.params, distributions, MUTATION_STD
         )
-    total = prior_score + incumbent_score
-    return 1.0 if total <= 0 else prior_score / total
+    return prior_score / (prior_score + incumbent_score)  # densities are never 0 on [0, 1]
 
 
 class PriorSampler(BaseSampler):
@@ -178,8 +176,8 @@ class PriorSampler(BaseSampler):
         self._base.before_trial(study, trial)
         if not self._configs or self._rng.random() >= PRIOR_SHARE:
             return
-        trials = [t for t in study.get_trials(deepcopy=False)
-                  if t.number != trial.number and t.state != TrialState.WAITING]  # fmt: skip
+        # this trial and queued ones have no values yet: they score nothing
+        trials = study.get_trials(deepcopy=False)
         # by validation accuracy, the first objective whatever others the study has (which
         # report no curve: there the prior keeps its whole share)
         maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
