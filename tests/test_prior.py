@@ -141,12 +141,44 @@ def test_a_parameter_the_center_did_not_set_or_cannot_take_is_the_sampler_s():
     assert np.mean(ys) == pytest.approx(0.5, abs=0.03)
 
 
-def test_without_configs_it_is_the_sampler_draw_for_draw():
-    plain = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
-    wrapped = study_of([], seed=3)
-    assert [plain.ask().suggest_float("x", 0, 1) for _ in range(20)] == [
-        wrapped.ask().suggest_float("x", 0, 1) for _ in range(20)
-    ]
+@pytest.mark.parametrize("sampler", [
+    lambda: optuna.samplers.RandomSampler(seed=3),
+    lambda: optuna.samplers.QMCSampler(seed=3, warn_independent_sampling=False),
+])  # fmt: skip
+def test_without_configs_it_is_the_sampler_draw_for_draw(sampler):
+    """Random search, and QMC, which samples jointly after its first trial."""
+    draws = []
+    for study in (optuna.create_study(sampler=sampler()),
+                  optuna.create_study(sampler=prior.PriorSampler(sampler(), [], 3))):  # fmt: skip
+        points = []
+        for _ in range(20):
+            asked = study.ask()
+            points.append((asked.suggest_float("x", 0, 1), asked.suggest_float("y", 0, 1)))
+            study.tell(asked, 0.0)
+        draws.append(points)
+    assert draws[0] == draws[1]
+
+
+@pytest.mark.parametrize("end", [0.0, 1.0])
+def test_a_prior_at_either_end_of_the_range_is_drawn_near(end):
+    study = study_of([{"x": end}])
+    xs = [study.ask().suggest_float("x", 0.0, 1.0) for _ in range(1000)]
+    a, b = (0 - end) / 0.25, (1 - end) / 0.25
+    near = stats.truncnorm.mean(a, b, loc=end, scale=0.25)
+    assert np.mean(xs) == pytest.approx(0.25 + 0.5 * near, abs=0.03)
+
+
+def test_a_prior_choice_is_drawn_four_times_as_often_as_each_other_half_the_time():
+    study = study_of([{"width": 16}])
+    widths = [study.ask().suggest_categorical("width", [4, 16, 64]) for _ in range(1500)]
+    assert widths.count(16) / 1500 == pytest.approx(0.5 * 4 / 6 + 0.5 / 3, abs=0.035)
+
+
+def test_a_mutated_choice_is_any_choice_half_the_time():
+    rng = np.random.default_rng(0)
+    widths = [prior.mutated(rng, 16, CategoricalDistribution([4, 16, 64])) for _ in range(3000)]
+    assert widths.count(4) / 3000 == pytest.approx(0.5 / 3, abs=0.03)
+    assert widths.count(16) / 3000 == pytest.approx(0.5 + 0.5 / 3, abs=0.03)
 
 
 def test_a_choice_keeps_the_prior_s_value_four_times_as_often_as_each_other():
@@ -245,18 +277,20 @@ def test_a_sampler_that_samples_jointly_is_bypassed_for_a_prior_draw():
     assert study.sampler._draws == {}  # nothing kept of a finished trial
 
 
-def test_under_tpe_a_parameter_the_prior_lacks_is_tpe_s_and_the_incumbent_is_the_best():
-    """TPE as the sampler (it reads the study to draw): a prior config that sets x alone
-    leaves y to TPE; once trials finish, the mutated incumbent is the best of them, not the
-    last nor the first."""
-    study = optuna.create_study(direction="maximize", sampler=prior.PriorSampler(
-        optuna.samplers.TPESampler(seed=0, n_startup_trials=5), [{"x": 0.05}], 0
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_under_tpe_a_parameter_the_prior_lacks_is_tpe_s_and_the_incumbent_is_the_best(direction):
+    """TPE as the sampler (it reads the study to draw): a prior config that sets x alone,
+    and at 5.0 outside the range, leaves y and x to TPE; once trials finish, the mutated
+    incumbent is the best of them, not the last nor the first."""
+    sign = 1 if direction == "maximize" else -1
+    study = optuna.create_study(direction=direction, sampler=prior.PriorSampler(
+        optuna.samplers.TPESampler(seed=0, n_startup_trials=5), [{"x": 0.05}, {"x": 5.0}], 0
     ))  # fmt: skip
-    study.add_trial(trial(0, 0.5, {1: 0.1}, state=TrialState.COMPLETE))
-    study.add_trial(trial(1, 0.95, {1: 0.9}, state=TrialState.COMPLETE))  # the incumbent
-    study.add_trial(trial(2, 0.3, {1: 0.2}, state=TrialState.COMPLETE))
+    study.add_trial(trial(0, 0.5, {1: sign * 0.1}, state=TrialState.COMPLETE))
+    study.add_trial(trial(1, 0.95, {1: sign * 0.9}, state=TrialState.COMPLETE))  # the best
+    study.add_trial(trial(2, 0.3, {1: sign * 0.2}, state=TrialState.COMPLETE))
     for n in range(3, 9):  # the highest rung's top sits at the incumbent
-        study.add_trial(trial(n, 0.95, {1: 0.5 + 0.01 * n}))
+        study.add_trial(trial(n, 0.95, {1: sign * (0.5 + 0.01 * n)}))
     xs = []
     for _ in range(200):
         asked = study.ask()

@@ -79,9 +79,10 @@ def near(rng: np.random.Generator, value: Any, distribution: BaseDistribution) -
 
 
 def inside(value: Any, distribution: BaseDistribution) -> bool:
+    """Whether a value (None: unset) is one the distribution can take."""
     if isinstance(distribution, CategoricalDistribution):
         return value in distribution.choices
-    return distribution.low <= value <= distribution.high
+    return value is not None and distribution.low <= value <= distribution.high
 
 
 def mutated(rng: np.random.Generator, value: Any, distribution: BaseDistribution) -> Any:
@@ -96,11 +97,12 @@ def mutated(rng: np.random.Generator, value: Any, distribution: BaseDistribution
 
 def density(params: Mapping, center: Mapping, distributions: Mapping, scale: float) -> float:
     """A config's density under a product of truncated normals of `scale` (choices weighted
-    CHOICE_WEIGHT) around `center`, over the parameters both set."""
+    CHOICE_WEIGHT) around `center`, over the parameters both set where the center's value is
+    one the trial's distribution can take (elsewhere the sampler drew it: see sample_independent)."""
     found = 1.0
     for name, value in params.items():
         distribution = distributions.get(name)
-        if name not in center or distribution is None:
+        if distribution is None or not inside(center.get(name), distribution):
             continue
         if isinstance(distribution, CategoricalDistribution):
             total = CHOICE_WEIGHT + len(distribution.choices) - 1
@@ -196,19 +198,16 @@ class PriorSampler(BaseSampler):
         return self._base.infer_relative_search_space(study, trial)
 
     def sample_relative(self, study, trial, search_space) -> dict:
-        if self.kind_of(trial.number) != SAMPLER:
-            return {}
-        return self._base.sample_relative(study, trial, search_space)
+        return self._base.sample_relative(study, trial, search_space)  # {} for a prior draw's
 
     def sample_independent(self, study, trial, param_name, param_distribution):
         kind, center = self._draws.get(trial.number, (SAMPLER, {}))
-        if kind == SAMPLER or param_name not in center:  # a branch the center did not take
-            return self._base.sample_independent(study, trial, param_name, param_distribution)
-        value = center[param_name]
-        if not inside(value, param_distribution):  # a range that depends on another parameter
+        # the sampler's where the center took another branch, or its value is outside a range
+        # that depends on another parameter
+        if kind == SAMPLER or not inside(center.get(param_name), param_distribution):
             return self._base.sample_independent(study, trial, param_name, param_distribution)
         draw = near if kind == PRIOR else mutated
-        return draw(self._rng, value, param_distribution)
+        return draw(self._rng, center[param_name], param_distribution)
 
     def after_trial(self, study, trial, state, values) -> None:
         self._draws.pop(trial.number, None)
