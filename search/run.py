@@ -30,7 +30,7 @@ from search.tuning.store import room, storage, urls
 from search.tuning.store.storage import Liveness
 from search.tuning.strategies import transfer
 from search.tuning.strategies.strategy import StrategyOptions
-from search.tuning.strategies.transfer import DEFAULT_TOP, WarmStartOptions
+from search.tuning.strategies.transfer import DEFAULT_GUIDE, DEFAULT_TOP, WarmStartOptions
 
 # The option groups of the study's settings and this run's options, each defined beside the
 # code that uses it, in the order --help shows and request() checks them; where two set the
@@ -89,7 +89,7 @@ class RunOptions:
     warm_start: bool = False
     warm_start_storage: str | None = None  # where --warm-start-from's study is (None: storage)
     warm_start_top: int = DEFAULT_TOP
-    warm_start_by: str = "box"  # how the earlier study's configs guide it (transfer.GUIDES)
+    warm_start_by: str = DEFAULT_GUIDE  # how the earlier study's configs guide it (GUIDES)
     create_only: bool = False
     quiet: bool = False
     command: str = ""  # how it was asked for, for the study's note

@@ -72,7 +72,7 @@ def test_a_warm_started_study_runs_the_earlier_winners_first_inside_its_ranges(t
     make_source(run_here, tmp_path, storage)
     target = [*SPACE, "--dataset", "sample", "--epochs", "2", "--sampler", "random",
               "--pruner", "none", "--storage", storage, "--study", "target",
-              "--warm-start-from", "source", "--warm-start-top", "2"]  # fmt: skip
+              "--warm-start-from", "source", "--warm-start-top", "2", "--warm-start-by", "box"]  # fmt: skip
     first = run_here("search.run", *target, "--trials", "6", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     line = next(ln for ln in first.stdout.splitlines() if ln.startswith("warm start from"))
@@ -127,7 +127,7 @@ def test_the_earlier_study_may_be_in_another_storage(tmp_path, run_here):
          "test_transfer"),
         (SPACE, ["--warm-start-from", "source", "--warm-start"], "choose one"),
         (SPACE, ["--warm-start-storage", "sqlite:///x.db"], "give --warm-start-from STUDY too"),
-        (SPACE, ["--warm-start-from", "source", "--warm-start-top", "1"],
+        (SPACE, ["--warm-start-from", "source", "--warm-start-top", "1", "--warm-start-by", "box"],
          "--warm-start-top 1 holds every parameter at the one config's value"),
     ],
 )  # fmt: skip
@@ -179,7 +179,7 @@ def test_the_earlier_study_s_pins_are_not_carried_over(tmp_path, run_here):
     result = run_here("search.run", *SPACE, "--dataset", "sample", "--epochs", "3",
                       "--trials", "4", "--sampler", "random", "--storage", storage,
                       "--study", "target", "--warm-start-from", "source",
-                      "--warm-start-top", "2", cwd=tmp_path)  # fmt: skip
+                      "--warm-start-top", "2", "--warm-start-by", "box", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     line = next(ln for ln in result.stdout.splitlines() if ln.startswith("warm start from"))
     assert "left out width: pinned by the --fix of study 'source', not chosen by its search" in line
@@ -195,7 +195,7 @@ def test_one_config_s_box_runs_when_asked_for_by_name(tmp_path, run_here):
     result = run_here("search.run", *SPACE, "--dataset", "sample", "--epochs", "3",
                       "--trials", "2", "--storage", storage, "--study", "target",
                       "--warm-start-from", "source", "--warm-start-top", "1",
-                      "--warm-start-single", cwd=tmp_path)  # fmt: skip
+                      "--warm-start-by", "box", "--warm-start-single", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "held at one value: sgd_lr=0.25, sgd_momentum=0.8, width=64" in result.stdout
     found = optuna.load_study(study_name="target", storage=storage)
@@ -203,15 +203,15 @@ def test_one_config_s_box_runs_when_asked_for_by_name(tmp_path, run_here):
 
 
 def test_a_prior_draws_near_the_earlier_winners_without_boxing_the_space(tmp_path, run_here):
-    """--warm-start-by prior: the earlier study's best configs are queued and recorded as the
-    prior (prior.py draws a share of trials near them); no box, so a trial may go anywhere
+    """--warm-start-from, by default with the prior (--warm-start-by prior): the earlier
+    study's best configs are queued and recorded as the prior (prior.py draws a share of trials near them); no box, so a trial may go anywhere
     in this study's ranges."""
     storage = f"sqlite:///{tmp_path / 'studies.db'}"
     make_source(run_here, tmp_path, storage)
     result = run_here("search.run", *SPACE, "--dataset", "sample", "--epochs", "3",
                       "--trials", "8", "--storage", storage, "--study", "target",
                       "--warm-start-from", "source", "--warm-start-top", "2",
-                      "--warm-start-by", "prior", "--sampler", "random", cwd=tmp_path)  # fmt: skip
+                      "--sampler", "random", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "queued its 2 best config(s)" in result.stdout
     assert "a share of trials is drawn near them or near this study's best" in result.stdout
@@ -283,13 +283,13 @@ def test_a_plan_takes_the_best_k_by_the_source_s_direction_and_leaves_out_its_pi
     assert planned.changes == [  # depth: this study's --fix, not left out of anything
         "left out act, seed_knob: pinned by the --fix of study 'earlier', not chosen by its search"
     ]
-    assert planned.describe() == (
+    assert planned.describe("box") == (
         "warm start from study 'earlier': queued its 2 best config(s) (val_accuracy 0.9000 to "
         "0.8000), and the sampler searches the box they span (1 parameter(s) narrowed); left "
         "out act, seed_knob: pinned by the --fix of study 'earlier', not chosen by its search"
     )
     three = transfer.Transfer("e", [(0, {}), (1, {}), (2, {})], [0.9, 0.8, 0.7], {}, ["a", "b"])
-    assert three.describe() == (
+    assert three.describe("box") == (
         "warm start from study 'e': queued its 3 best config(s) (val_accuracy 0.9000 to "
         "0.7000), and the sampler searches the box they span (0 parameter(s) narrowed); a; b"
     )
@@ -298,7 +298,7 @@ def test_a_plan_takes_the_best_k_by_the_source_s_direction_and_leaves_out_its_pi
                            top=1)  # fmt: skip
     assert lowest.configs[0][0] == 0 and lowest.values == [0.7]
     assert lowest.collapsed() == ["lr=0.05", "act=relu"]
-    assert lowest.describe().endswith(
+    assert lowest.describe("box").endswith(
         "(val_accuracy 0.7000), and the sampler searches the box they span (2 parameter(s) "
         "narrowed; held at one value: lr=0.05, act=relu); dropped seed_knob (in 1 config): "
         "not a parameter of this space"
@@ -378,7 +378,7 @@ def test_a_boxed_trial_suggests_outside_its_box_exactly_as_optuna_does(tmp_path)
 
 
 @pytest.mark.parametrize(("flags", "message"), [
-    ({"warm_start_from": "s", "warm_start_top": 1},
+    ({"warm_start_from": "s", "warm_start_top": 1, "warm_start_by": "box"},
      "--warm-start-top 1 holds every parameter at the one config's value: the sampler would "
      "search nothing; take 2 or more, or add --warm-start-single"),
     ({"warm_start": True, "warm_start_from": "s"},
@@ -404,13 +404,13 @@ def test_warm_start_flags_that_cannot_run_are_refused(flags, message):
     transfer.WarmStartOptions().check(given)  # no warm start: nothing to refuse
     assert transfer.WarmStartOptions(warm_start=True).run_options()["warm_start"] is True
     fine = transfer.WarmStartOptions.of({**given, "warm_start_from": "s", "warm_start_top": 1,
-                                         "warm_start_single": True})  # fmt: skip
+                                         "warm_start_single": True, "warm_start_by": "box"})  # fmt: skip
     fine.check({**given, "warm_start_top": 1})
     assert fine.settings({}) == {"warm_start_from": "s"}
     assert transfer.WarmStartOptions().settings({}) == {"warm_start_from": ""}
     assert fine.run_options() == {"warm_start": False, "warm_start_storage": None,
                                   "warm_start_top": 1, "warm_start_by": "box"}  # fmt: skip
-    as_prior = transfer.WarmStartOptions.of({**given, "warm_start_from": "s", "warm_start_top": 1,
-                                             "warm_start_by": "prior"})  # fmt: skip
-    as_prior.check({**given, "warm_start_top": 1})  # a prior of one config still searches
-    assert as_prior.run_options()["warm_start_by"] == "prior"
+    # not given, the prior (the default since 2026-12-07); a prior of one config still searches
+    as_prior = transfer.WarmStartOptions.of({**given, "warm_start_from": "s", "warm_start_top": 1})
+    as_prior.check({**given, "warm_start_top": 1})
+    assert as_prior.run_options()["warm_start_by"] == "prior" == transfer.DEFAULT_GUIDE

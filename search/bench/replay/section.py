@@ -106,7 +106,9 @@ def planned(strategy: str, task, seed: int, budget_epochs: int, source=None):
         ranges.update(trial.distributions)
     transferred = transfer.plan(source, wanted, ranges, given["warm_start_top"],
                                 pinned=task.fixed_params)  # fmt: skip
-    return transfer.born_with(wanted, transferred, given["warm_start_by"]), transferred
+    return transfer.born_with(
+        wanted, transferred, transfer.WarmStartOptions.of(given).guide
+    ), transferred
 
 
 def check_replayable(strategy: str) -> None:
