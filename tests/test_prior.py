@@ -298,3 +298,21 @@ def test_under_tpe_a_parameter_the_prior_lacks_is_tpe_s_and_the_incumbent_is_the
         asked.suggest_float("y", 0.0, 1.0)
         study.tell(asked, state=TrialState.FAIL)
     assert 0.2 < np.mean(np.array(xs) == 0.95) < 0.3  # the incumbent's unmutated half
+
+
+def test_the_product_s_own_samplers_run_under_the_prior():
+    """mf-tpe (the default) and tpe (grouped multivariate TPE, whose sample_relative asserts
+    that it inferred the trial's space itself): a prior draw never calls them jointly."""
+    from search.tuning.strategies.samplers import SAMPLERS
+
+    for name in ("mf-tpe", "tpe"):
+        study = optuna.create_study(direction="maximize", sampler=prior.PriorSampler(
+            SAMPLERS[name](0), [{"x": 0.9, "y": 0.9}], 0
+        ))  # fmt: skip
+        for _ in range(40):
+            asked = study.ask()
+            x, y = asked.suggest_float("x", 0, 1), asked.suggest_float("y", 0, 1)
+            for epoch in (1, 2, 3):
+                asked.report(x * y * epoch / 3, epoch)
+            study.tell(asked, x * y)
+        assert len(study.trials) == 40

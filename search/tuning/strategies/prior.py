@@ -198,7 +198,9 @@ class PriorSampler(BaseSampler):
         return self._base.infer_relative_search_space(study, trial)
 
     def sample_relative(self, study, trial, search_space) -> dict:
-        return self._base.sample_relative(study, trial, search_space)  # {} for a prior draw's
+        if self.kind_of(trial.number) != SAMPLER:
+            return {}  # not the sampler's to call: grouped TPE asserts it inferred a space first
+        return self._base.sample_relative(study, trial, search_space)
 
     def sample_independent(self, study, trial, param_name, param_distribution):
         kind, center = self._draws.get(trial.number, (SAMPLER, {}))
