@@ -67,6 +67,13 @@ STRATEGIES = {
     ),
 }  # fmt: skip
 SOURCE_SEED = 100  # the warm start's earlier study: not one of the searches' seeds
+
+
+def warm_started(strategy: str) -> bool:
+    """Whether the strategy starts from an earlier study (its flags name {source})."""
+    return "{source}" in STRATEGIES[strategy]
+
+
 FRACTIONS = (0.25, 0.5, 1.0)
 ROUNDING_SECONDS = 1e-6  # a trial's end and its last epoch's event, computed apart
 
@@ -227,10 +234,12 @@ def run_source(bench, folder: Path) -> str:
     return f"{strategy}-{SOURCE_SEED}"
 
 
-def source_text(args) -> str:
-    """The earlier study, as a row's flags name it."""
+def source_text(args, charged: bool = True) -> str:
+    """The earlier study, as a row's flags name it (charged to the warm search's budget, or
+    not: the transfer section leaves it out)."""
+    charge = "charged to the warm search's" if charged else "not charged"
     return (f"(a study of --classes {args.transfer_source_classes}, budget "
-            f"{args.transfer_source_budget} epochs, charged to the warm search's)")  # fmt: skip
+            f"{args.transfer_source_budget} epochs, {charge})")  # fmt: skip
 
 
 def retrained(bench, dataset: data.Dataset, winner: FrozenTrial) -> float:
@@ -259,7 +268,7 @@ def strategy_rows(bench) -> Iterator[Row]:
         raise UsageError(
             f"unknown strategy {', '.join(unknown)}; choose of {', '.join(STRATEGIES)}"
         )
-    warm = any("{source}" in STRATEGIES[strategy] for strategy in chosen)
+    warm = any(warm_started(strategy) for strategy in chosen)
     if warm:
         check_classes_apart(args)
     classes = [c for c in args.strategy_classes.split(",") if c] if args.strategy_classes else []
@@ -288,7 +297,7 @@ def charge_of(strategy: str, args) -> int:
     """The epochs a strategy spent before its search: a warm start's source study's. A user
     who has such a study paid for it once; a table that left it out (until 2026-12-06) gave
     the warm start those epochs free."""
-    return args.transfer_source_budget if "{source}" in STRATEGIES[strategy] else 0
+    return args.transfer_source_budget if warm_started(strategy) else 0
 
 
 def check_classes_apart(args) -> None:

@@ -23,8 +23,6 @@ from registry import UsageError
 from search.bench import strategies
 from search.bench.rows import Row
 
-DEFAULT_STRATEGIES = "tpe-hyperband,tpe-hyperband-warm"  # as measured on 2026-12-05
-
 
 def chosen(names: str) -> list[str]:
     """--transfer-strategies: one started cold, then one or more warm starts, by name."""
@@ -33,7 +31,7 @@ def chosen(names: str) -> list[str]:
     if unknown:
         raise UsageError(f"--transfer-strategies: unknown strategy {', '.join(unknown)}; "
                          f"choose of {', '.join(strategies.STRATEGIES)}")  # fmt: skip
-    warm = ["{source}" in strategies.STRATEGIES[name] for name in picked]
+    warm = [strategies.warm_started(name) for name in picked]
     if len(picked) < 2 or warm[0] or not all(warm[1:]):
         raise UsageError("--transfer-strategies names a strategy started cold, then one or more "
                          "that warm-start from the earlier study (tpe-hyperband-warm, "
@@ -61,10 +59,8 @@ def transfer_rows(bench) -> Iterator[Row]:
                 )
     finals = [s.best[1.0] for s in searches[names[0]] if s.best[1.0] is not None]
     reference = statistics.mean(finals) if finals else None
-    earlier = (f"(a study of --classes {args.transfer_source_classes}, budget "
-               f"{args.transfer_source_budget} epochs, not charged)")  # fmt: skip
     for name in names:
-        shown = strategies.flags_of(name, args, earlier)
+        shown = strategies.flags_of(name, args, strategies.source_text(args, charged=False))
         yield strategies.row_of(
             f"transfer: {name}", searches[name], reference, args,
             f"{' '.join(shown)} --classes {args.transfer_target_classes}",

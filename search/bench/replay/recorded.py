@@ -25,6 +25,7 @@ from registry import UsageError
 from search.bench.replay import recording
 from search.bench.replay.figures import Reference
 from search.bench.replay.simulator import Curve
+from search.tuning.strategies import prior
 
 
 class Table:
@@ -134,10 +135,7 @@ class Coordinates:
         distribution = self.ranges[name]
         if isinstance(distribution, optuna.distributions.CategoricalDistribution):
             return float(distribution.to_internal_repr(value))  # its index
-        low, high = float(distribution.low), float(distribution.high)
-        if distribution.log:
-            low, high, value = math.log(low), math.log(high), math.log(value)
-        return (float(value) - low) / (high - low) if high > low else 0.0
+        return prior.to_unit(value, distribution)
 
     def distances(self, points: np.ndarray, config: dict) -> np.ndarray:
         """Each point's distance to `config`, root mean square over the parameters."""

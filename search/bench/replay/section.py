@@ -17,7 +17,7 @@ from pathlib import Path
 from registry import Registry, UsageError
 from search.bench.replay import figures, lcbench, picture, recorded, simulator
 from search.bench.rows import Row
-from search.bench.strategies import SOURCE_SEED, STRATEGIES
+from search.bench.strategies import SOURCE_SEED, STRATEGIES, warm_started
 
 DEFAULT_STRATEGY = "default"
 # --benchmark NAME[:ARGUMENT] -> its tasks, given the argument and --tasks (None: not given)
@@ -97,7 +97,7 @@ def planned(strategy: str, task, seed: int, budget_epochs: int, source=None):
         "space": task.space, "dataset": task.dataset, "epochs": task.epochs, "trials": 10**9,
         "epoch_budget": budget_epochs, "checkpoint_dir": "replay",  # every curve is kept
         "fixed_params": task.fixed_params, **StrategyOptions.of(given).settings(given),
-        "warm_start_from": source_name if "{source}" in STRATEGIES[strategy] else "",
+        "warm_start_from": source_name if warm_started(strategy) else "",
     })  # fmt: skip
     if not wanted.warm_start_from:
         return wanted, None
@@ -126,13 +126,9 @@ def replayable() -> list[str]:
 def check_strategies(strategies, tasks: tuple) -> None:
     for name in strategies:
         check_replayable(name)
-        if warm(name) and len(tasks) < 2:
+        if warm_started(name) and len(tasks) < 2:
             raise UsageError(f"--strategies: {name!r} starts from a search of another task; "
                              "name two or more --tasks of LCBench")  # fmt: skip
-
-
-def warm(strategy: str) -> bool:
-    return "{source}" in STRATEGIES[strategy]
 
 
 def source_of(task, tasks: tuple) -> object:
@@ -213,7 +209,7 @@ def earlier_study(sources: dict, strategy: str, task, seed: int, setting: Replay
     (SOURCE_SEED on), its whole budget; searched once for every strategy that needs it. Not
     charged to the warm start's budget: it stands for a study the user already had of
     another dataset. None for a strategy that starts cold."""
-    if not warm(strategy):
+    if not warm_started(strategy):
         return None
     earlier = source_of(task, setting.tasks)
     key = (earlier.task, seed)

@@ -32,6 +32,8 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, IntD
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
+from search.tuning.strategies import multifidelity
+
 PRIOR_SHARE = 0.5  # PriorBand's geometric weight at the base rung: w_prior = eta**0 * w_random
 CONFIDENCE = 0.25  # PriorBand's "medium": a numeric parameter's standard deviation, unit scale
 CHOICE_WEIGHT = 4.0  # a choice's own value against 1 for each other
@@ -129,11 +131,9 @@ def truncated_normal_pdf(x: float, center: float, scale: float) -> float:
 def top_of_highest_rung(trials: Sequence[FrozenTrial], maximize: bool) -> list[FrozenTrial]:
     """The top third (at least ETA) of the trials at the highest epoch that ETA reached, best
     first; [] where none has."""
-    reached = sorted((max(t.intermediate_values) for t in trials if t.intermediate_values),
-                     reverse=True)  # fmt: skip
-    if len(reached) < ETA:
+    epoch = multifidelity.highest_epoch(trials, ETA)
+    if epoch is None:
         return []
-    epoch = reached[ETA - 1]
     there = [t for t in trials if math.isfinite(t.intermediate_values.get(epoch, math.nan))]
     there.sort(key=lambda t: t.intermediate_values[epoch], reverse=maximize)
     return there[: max(len(there) // ETA, ETA)]
