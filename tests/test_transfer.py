@@ -268,6 +268,30 @@ def test_what_had_to_change_to_fit_is_said_once_a_parameter_with_at_most_three_v
                    "dropped act=silu (in 1 config): not one of relu, gelu"]  # fmt: skip
 
 
+def test_each_guide_records_its_part_and_says_so_in_one_line():
+    """The prior (the default) records the configs and boxes nothing; the box records the
+    box and no prior; each line says which, with no changes to tell."""
+    from search.tuning.records.settings import StudySettings
+
+    configs = [(3, {"sgd_lr": 0.02, "width": 16}), (5, {"sgd_lr": 0.05, "width": 64})]
+    box = {"sgd_lr": {"low": 0.02, "high": 0.05}, "width": {"choices": [16, 64]}}
+    planned = transfer.Transfer("earlier", configs, [0.9, 0.8], box, [])
+    wanted = StudySettings(space="test_transfer", dataset="sample", epochs=3)
+    as_prior = transfer.born_with(wanted, planned, "prior")
+    assert as_prior.warm_start_prior == [c for _, c in configs] and as_prior.search_box == {}
+    boxed = transfer.born_with(wanted, planned, "box")
+    assert boxed.search_box == box and boxed.warm_start_prior == []
+    head = "warm start from study 'earlier': queued its 2 best config(s) (val_accuracy 0.9000 to 0.8000), and "
+    assert planned.describe() == head + (
+        "a share of trials is drawn near them or near this study's best (PriorBand), the rest "
+        "by the sampler over the whole space"
+    )  # fmt: skip
+    assert (
+        planned.describe("box")
+        == head + "the sampler searches the box they span (2 parameter(s) narrowed)"
+    )
+
+
 def test_a_plan_takes_the_best_k_by_the_source_s_direction_and_leaves_out_its_pins(tmp_path):
     from search.tuning.records.settings import StudySettings
 
