@@ -36,6 +36,24 @@ def test_each_family_fit_is_numpy_s_least_squares():
         assert variance == pytest.approx(expected, rel=1e-6)
 
 
+def test_an_exponential_of_a_grid_rate_is_fitted_exactly_by_its_family():
+    """The exponential family is c - a * exp(-5 k x / horizon), k on the shapes' grid (its rate
+    in units of the horizon): such a curve is its family's exact fit, with the noise floor's
+    variance alone."""
+    epochs, horizon = np.arange(1, 11, dtype=float), 50
+    rate = 5 * extrapolation._SHAPES[4] / horizon
+    curve = 0.9 - 0.4 * np.exp(-rate * epochs)
+    exponential = extrapolation._bases(np.append(epochs, horizon), horizon)[1]
+    mean, variance = extrapolation._fit(exponential[:, :10], exponential[:, -1], curve)
+    assert mean == pytest.approx(0.9 - 0.4 * math.exp(-rate * horizon), abs=1e-9)
+    row = exponential[4]
+    x = row[:10]
+    spread = ((x - x.mean()) ** 2).sum()
+    assert variance == pytest.approx(
+        1e-4**2 * (1 + 1 / 10 + (row[-1] - x.mean()) ** 2 / spread), rel=1e-6
+    )  # the floor: a standard deviation of 1e-4
+
+
 def test_a_forecast_s_chances_are_the_normal_distribution_s():
     found = extrapolation.Forecast(mean=0.5, std=0.1)
     assert found.chance_above(0.5 + 0.1 * 1.6448536) == pytest.approx(0.05, abs=1e-6)
@@ -95,6 +113,19 @@ def test_a_flat_curve_far_below_the_best_is_stopped_once_it_has_three_epochs():
     study = study_with_best(0.9)
     study.pruner = CurveExtrapolation(max_epochs=50)
     assert report(study, [0.50, 0.51, 0.51, 0.51]) == [False, False, True, True]
+
+
+def test_a_flat_curve_is_stopped_once_its_chance_of_the_best_falls_below_the_threshold():
+    """A flat curve's forecast is its level, its deviation the noise floor's (widened by the
+    calibration): a best 1.5 deviations above leaves it a 6.7% chance, and it goes on; 2.5
+    deviations above, 0.6%, and it stops (the threshold is 5%)."""
+    curve = [0.5, 0.5, 0.5]
+    found = forecast(np.arange(1, 4), np.array(curve), 50)
+    assert found.mean == pytest.approx(0.5) and 0 < found.std < 0.01
+    for deviations, stopped in ((1.5, False), (2.5, True)):
+        study = study_with_best(0.5 + deviations * found.std)
+        study.pruner = CurveExtrapolation(max_epochs=50)
+        assert report(study, curve) == [False, False, stopped], deviations
 
 
 def test_a_curve_still_climbing_towards_the_best_goes_on():

@@ -53,6 +53,16 @@ def test_a_front_is_ranked_ends_first_then_the_least_crowded():
     assert pareto_halving.ranked(losses) == [1, 4, 3, 0, 2]
 
 
+def test_a_front_s_crowding_is_computed_among_its_own_points_alone():
+    """Three fronts: (0, 2) and (2, 1) are the front, (0, 4) is behind (0, 2), (1, 4) behind
+    (0, 4). A front of two points has both at the ends of both axes (infinite distance), so
+    they keep their numbers' order. Among the next front's point as well, (0, 2) would lie
+    between the others on both axes (2 / 2 + 3 / 3 = 2, finite) and fall behind (2, 1)."""
+    losses = [[0.0, 4.0], [0.0, 2.0], [2.0, 1.0], [1.0, 4.0]]
+    assert pareto_halving.fronts(losses) == [1, 0, 0, 2]
+    assert pareto_halving.ranked(losses) == [1, 2, 0, 3]
+
+
 def test_an_axis_on_which_all_points_are_equal_is_skipped_not_the_end_of_the_count():
     """Equal on the first objective, spread on the second: the middle point's distance is the
     second axis's (3 - 0) / 3 = 1 (a mutant that stopped at the first equal axis survived)."""
@@ -114,6 +124,19 @@ def test_a_failed_trial_is_not_compared(tmp_path):
     study.tell(killed, state=TrialState.FAIL)
     second = at_rung(study, 0.1, 10**6)
     assert not ParetoHalving(("accuracy", "params"), max_epochs=10).should_stop(study, second, 1)
+
+
+def test_a_trial_whose_costs_are_not_recorded_is_not_stopped(tmp_path):
+    """At a rung, a trial with its curve but no measured cost has no point to rank: it goes
+    on, however far behind the others' accuracy is."""
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'unmeasured.db'}",
+                                directions=["maximize", "minimize"])  # fmt: skip
+    for accuracy in (0.9, 0.8, 0.7):
+        at_rung(study, accuracy, 10)
+    unmeasured = study.ask()
+    study._storage.set_trial_user_attr(unmeasured._trial_id, CURVE, [0.01])
+    halving = ParetoHalving(("accuracy", "params"), max_epochs=10)
+    assert not halving.should_stop(study, unmeasured.number, 1)
 
 
 def test_the_first_trial_at_a_rung_goes_on(tmp_path):
