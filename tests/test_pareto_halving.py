@@ -14,6 +14,7 @@ from search import run
 from search.tuning.records.keys import CURVE
 from search.tuning.strategies import pareto_halving
 from search.tuning.strategies.pareto_halving import ParetoHalving
+from search.tuning.strategies.scheduler import Decision
 
 PARAMS = pareto_halving.COST_ATTRS["params"]
 
@@ -61,6 +62,10 @@ def test_a_front_s_crowding_is_computed_among_its_own_points_alone():
     losses = [[0.0, 4.0], [0.0, 2.0], [2.0, 1.0], [1.0, 4.0]]
     assert pareto_halving.fronts(losses) == [1, 0, 0, 2]
     assert pareto_halving.ranked(losses) == [1, 2, 0, 3]
+
+
+def test_no_points_have_no_distances():
+    assert pareto_halving.crowding([]) == []
 
 
 def test_an_axis_on_which_all_points_are_equal_is_skipped_not_the_end_of_the_count():
@@ -114,6 +119,66 @@ def test_a_dominated_trial_is_stopped_at_a_rung_and_a_non_dominated_one_goes_on(
     assert halving.should_stop(study, b, 1)
     assert all(halving.should_stop(study, number, 1) for number in others)
     assert not halving.should_stop(study, b, 2)  # not a rung: nothing is decided there
+
+
+def test_a_later_rung_and_another_reduction_factor_decide_alike(tmp_path):
+    """The rungs are 1, eta, eta^2 ... of the halving's own eta: at 3 for eta 3, at 2 for eta
+    2 (not a rung of eta 3). Four trials there, A the front on both objectives: eta 3 keeps
+    max(1, 4 // 3) = 1, A; eta 2 keeps 2, A and the best of the rest (it dominates the other two)."""
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'later.db'}",
+                                directions=["maximize", "minimize"])  # fmt: skip
+    third = ParetoHalving(("accuracy", "params"), max_epochs=10)
+    a, *others = [at_rung(study, accuracy, params, epochs=3)
+                  for accuracy, params in ((0.9, 10), (0.5, 20), (0.4, 30), (0.3, 40))]  # fmt: skip
+    assert not third.should_stop(study, a, 3)
+    assert all(third.should_stop(study, number, 3) for number in others)
+    half = ParetoHalving(("accuracy", "params"), max_epochs=10, reduction_factor=2)
+    assert not half.should_stop(study, a, 2) and not half.should_stop(study, others[0], 2)
+    assert half.should_stop(study, others[1], 2) and half.should_stop(study, others[2], 2)
+    assert not third.should_stop(study, others[2], 2)  # epoch 2 is no rung of eta 3
+
+
+def test_of_three_trials_at_a_rung_one_goes_on(tmp_path):
+    """max(1, 3 // 3) = 1: the front's one trial, not the two best."""
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'three.db'}",
+                                directions=["maximize", "minimize"])  # fmt: skip
+    best, second, third = [at_rung(study, accuracy, 10) for accuracy in (0.9, 0.8, 0.7)]
+    halving = ParetoHalving(("accuracy", "params"), max_epochs=10)
+    assert [halving.should_stop(study, n, 1) for n in (best, second, third)] == [False, True, True]
+
+
+def test_a_trial_that_has_recorded_nothing_yet_is_not_a_rival(tmp_path):
+    """A trial just started (no curve, no costs) stands at no rung: the others are ranked
+    among themselves, and it raises nothing."""
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'started.db'}",
+                                directions=["maximize", "minimize"])  # fmt: skip
+    best = at_rung(study, 0.9, 10)
+    study.ask()
+    worse = at_rung(study, 0.1, 10)
+    halving = ParetoHalving(("accuracy", "params"), max_epochs=10)
+    assert not halving.should_stop(study, best, 1) and halving.should_stop(study, worse, 1)
+
+
+def test_the_scheduler_records_each_epoch_s_curve_and_stops_as_the_halving_says(tmp_path):
+    """ParetoScheduler: each epoch writes the whole curve so far to the trial (the halving
+    reads it there); with --pruner moasha a dominated trial stops at its rung, without it
+    nothing stops; the costs are measured first only for the halving."""
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'scheduler.db'}",
+                                directions=["maximize", "minimize"])  # fmt: skip
+    at_rung(study, 0.9, 10)
+    at_rung(study, 0.8, 10)
+    halving = ParetoHalving(("accuracy", "params"), max_epochs=10)
+    pruning = pareto_halving.ParetoScheduler(10, halving=halving)
+    plain = pareto_halving.ParetoScheduler(10)
+    assert pruning.measures_costs_first and not plain.measures_costs_first
+    trial = study.ask()
+    study._storage.set_trial_user_attr(trial._trial_id, PARAMS, 10)
+    assert plain.on_epoch(trial, [0.1]) == Decision.CONTINUE
+    assert study._storage.get_trial(trial._trial_id).user_attrs[CURVE] == [0.1]
+    assert pruning.on_epoch(trial, [0.95, 0.5]) == Decision.CONTINUE  # epoch 2: no rung
+    assert study._storage.get_trial(trial._trial_id).user_attrs[CURVE] == [0.95, 0.5]
+    assert pruning.on_epoch(trial, [0.1]) == Decision.STOP  # behind both at epoch 1
+    assert plain.on_epoch(trial, [0.1]) == Decision.CONTINUE
 
 
 def test_a_failed_trial_is_not_compared(tmp_path):
