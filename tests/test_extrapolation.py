@@ -115,15 +115,18 @@ def test_a_flat_curve_far_below_the_best_is_stopped_once_it_has_three_epochs():
     assert report(study, [0.50, 0.51, 0.51, 0.51]) == [False, False, True, True]
 
 
-def test_a_flat_curve_is_stopped_once_its_chance_of_the_best_falls_below_the_threshold():
+@pytest.mark.parametrize("direction, sign", [("maximize", 1), ("minimize", -1)])
+def test_a_flat_curve_is_stopped_once_its_chance_of_the_best_falls_below_the_threshold(
+    direction, sign
+):  # fmt: skip
     """A flat curve's forecast is its level, its deviation the noise floor's (widened by the
-    calibration): a best 1.5 deviations above leaves it a 6.7% chance, and it goes on; 2.5
-    deviations above, 0.6%, and it stops (the threshold is 5%)."""
+    calibration): a best 1.5 deviations better leaves it a 6.7% chance, and it goes on; 2.5
+    deviations better, 0.6%, and it stops (the threshold is 5%)."""
     curve = [0.5, 0.5, 0.5]
     found = forecast(np.arange(1, 4), np.array(curve), 50)
     assert found.mean == pytest.approx(0.5) and 0 < found.std < 0.01
     for deviations, stopped in ((1.5, False), (2.5, True)):
-        study = study_with_best(0.5 + deviations * found.std)
+        study = study_with_best(0.5 + sign * deviations * found.std, direction)
         study.pruner = CurveExtrapolation(max_epochs=50)
         assert report(study, curve) == [False, False, stopped], deviations
 

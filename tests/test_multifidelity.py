@@ -30,6 +30,8 @@ def test_the_modelled_epoch_is_the_highest_that_enough_trials_reached():
     assert highest_epoch(trials, 4) == 4  # three at 8, the fourth highest at 4
     early = short + [trial_of(0.2, [0.5] * 8)]  # one trial went on: epoch 2 is too early
     assert highest_epoch(early, 10, lowest=3) is None
+    first = [trial_of(0.1, [0.5]) for _ in range(3)] + [trial_of(0.2, [0.5] * 8)]
+    assert highest_epoch(first, 3) == 1  # with no lowest, the first epoch will do
 
 
 def test_at_an_epoch_each_trial_that_reached_it_is_finished_at_its_value_there():
@@ -104,3 +106,11 @@ def test_the_first_epoch_alone_is_not_modelled_and_a_seed_repeats_its_proposals(
     study.tell(trial, state=TrialState.FAIL)
     assert not any(key.startswith("tpe:") for key in study.trials[-1].system_attrs)
     assert proposals(samplers.SAMPLERS["mf-tpe"](7)) == proposals(samplers.SAMPLERS["mf-tpe"](7))
+
+
+def test_a_reseeded_sampler_still_models_as_before():
+    """reseed_rng (Optuna calls it when one sampler serves several threads) gives the random
+    share and TPE new seeds: the sampler still models the study where the values point."""
+    sampler = MultiFidelityTPE(samplers.tpe(0), 0, random_fraction=0.0)
+    sampler.reseed_rng()
+    assert sum(abs(x - 0.2) < 0.15 for x in proposals(sampler)) >= 20
