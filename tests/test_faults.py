@@ -136,6 +136,7 @@ def test_each_postgresql_refusal_is_its_line_and_its_kind():
         "storage postgresql+psycopg://postgres@127.0.0.1:5432/no_such_database cannot be opened: "
     )
     assert str(line).endswith('database "no_such_database" does not exist (a typo in the URL?)')
+    optuna.storages.RDBStorage(postgres.URL).engine.dispose()  # Optuna's tables, made first
     read_only = postgres.URL + "?options=-c%20default_transaction_read_only%3Don"
     storage = optuna.storages.RDBStorage(read_only)
     error = raised_by(lambda: optuna.create_study(storage=storage))
