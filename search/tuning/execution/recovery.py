@@ -188,7 +188,7 @@ def interrupted(running: optuna.Study, objective: TrialRunner) -> None:
     try:
         requeue(running, objective, "was interrupted")
     except Exception as error:  # noqa: BLE001  stopping anyway; say what is left
-        log.warning("could not re-queue trial %s: %s", objective.in_hand, error)
+        log.warning("could not re-queue trial %s: %s", objective.in_hand, faults.first_line(error))
 
 
 def ride_out(running: optuna.Study, objective: TrialRunner, error: Exception, outage: Outage):
