@@ -221,3 +221,53 @@ def test_the_jitter_spreads_a_look_over_its_second_half(monkeypatch):
         outage.began = None
         outage.wait(LOST)
     assert all(2.5 <= pause <= 5 for pause in pauses) and max(pauses) - min(pauses) > 1
+
+
+def test_the_trial_in_hand_is_held_while_it_runs_and_kept_only_when_cut_off(study):
+    """While run() runs, the trial is in hand; cleared when it returns or fails on its own;
+    kept when an outage or a signal cuts it off (the loop re-queues it then)."""
+    trial = running_trial(study)
+    runner = Runner(None)
+    seen = []
+    assert recovery.in_hand(runner, trial, lambda: seen.append(runner.in_hand) or 0.5) == 0.5
+    assert seen == [trial.number] and runner.in_hand is None
+    with pytest.raises(ZeroDivisionError):
+        recovery.in_hand(runner, trial, lambda: 1 / 0)
+    assert runner.in_hand is None
+
+    def cut_off():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        recovery.in_hand(runner, trial, cut_off)
+    assert runner.in_hand == trial.number
+
+
+def test_a_trial_ended_elsewhere_without_a_reason_says_so(study):
+    trial = running_trial(study)
+    study.tell(trial, state=TrialState.FAIL)
+    assert recovery.taken_away(study, Runner(trial.number)) == (
+        "trial 0 was marked FAIL by another process while this worker ran it (no reason "
+        "recorded); dropped it, and going on"
+    )
+
+
+def test_a_full_disk_re_queues_quietly_since_the_worker_s_own_line_says_it(study, caplog):
+    trial = running_trial(study)
+    with caplog.at_level(logging.INFO, logger="search.worker"):
+        recovery.out_of_space(study, Runner(trial.number), files.OutOfSpace("disk full"))
+    assert not caplog.records
+
+
+def test_a_study_deleted_under_a_worker_stops_it_with_one_line(study, clock, caplog):
+    """An error that is no outage and no race, on a study someone deleted: one line naming
+    it. An outage's error is the one the wait line names."""
+    with caplog.at_level(logging.WARNING, logger="search.worker"):
+        recovery.ride_out(study, Runner(None), LOST, recovery.Outage(patience=0))
+    assert "lost the storage (server closed the connection)" in caplog.records[-1].getMessage()
+    optuna.delete_study(study_name=study.study_name, storage=study._storage)
+    with pytest.raises(RunFailure) as stopped:
+        recovery.ride_out(study, Runner(None), KeyError(0), recovery.Outage(patience=0))
+    assert str(stopped.value) == (
+        f"study '{study.study_name}' was deleted while this worker ran it; stopped"
+    )
