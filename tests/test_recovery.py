@@ -22,6 +22,13 @@ LOST = sqlalchemy.exc.OperationalError(
 )
 
 
+@pytest.fixture(autouse=True)
+def heard(monkeypatch):
+    """Our lines reach pytest's caplog: a command run earlier in this process
+    (cli.configure_logging) gave our loggers their own handler and stopped their propagation."""
+    monkeypatch.setattr(logging.getLogger("search"), "propagate", True)
+
+
 class Clock:
     """time.monotonic and time.sleep for recovery.py: a sleep moves the clock on, at once."""
 
