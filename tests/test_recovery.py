@@ -173,14 +173,16 @@ def test_a_full_disk_re_queues_the_trial_and_says_when_it_resumes(study):
     assert recovery.out_of_space(study, Runner(None), error) is error
 
 
-def test_an_interrupt_re_queues_the_trial_and_a_lost_storage_is_said_not_raised(
-    study, tmp_path, caplog
-):  # fmt: skip
+def test_an_interrupt_re_queues_the_trial_and_a_lost_storage_is_said_not_raised(study, caplog):
     trial = running_trial(study)
     recovery.interrupted(study, Runner(trial.number))
     assert study.get_trials()[0].user_attrs[keys.FAIL_REASON] == "was interrupted"
+
+    def no_answer(**_):  # its storage stopped answering
+        raise LOST
+
     gone = optuna.load_study(study_name=study.study_name, storage=study._storage)
-    gone.get_trials = lambda **_: (_ for _ in ()).throw(LOST)  # its storage stopped answering
+    gone.get_trials = no_answer
     with caplog.at_level(logging.WARNING, logger="search.worker"):
         recovery.interrupted(gone, Runner(1))
     assert caplog.records[-1].getMessage() == (

@@ -186,15 +186,10 @@ def test_a_proxy_lost_at_a_command_s_boundary_is_one_line():
     import grpc
 
     from search.tuning.store import faults
+    from tests.test_faults import Status
 
-    class Unavailable(grpc.RpcError):
-        def code(self):
-            return grpc.StatusCode.UNAVAILABLE
-
-        def details(self):
-            return "failed to connect to all addresses"
-
-    line = faults.describe_fault(Unavailable(), "grpc://localhost:13000")
+    unavailable = Status(grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses")
+    line = faults.describe_fault(unavailable, "grpc://localhost:13000")
     assert str(line) == (
         "cannot reach storage grpc://localhost:13000: gRPC UNAVAILABLE: failed to connect to "
         "all addresses (is search.proxy running there, and its database up?)"
