@@ -1,6 +1,7 @@
 """The replay section (search/bench/replay/): LCBench's surrogate curves, the simulated clock
 with asynchronous workers driving the product's own strategies, and the figures read of them."""
 
+import dataclasses
 import json
 
 import optuna
@@ -9,6 +10,7 @@ import pytest
 from registry import UsageError
 from search.bench.replay import figures, lcbench, section, simulator
 from search.bench.replay.section import settings_of
+from search.tuning.records import keys
 
 TASK = "3945"
 
@@ -108,6 +110,29 @@ def test_a_paused_trial_is_continued_from_where_it_paused(surrogate):
         assert trial.user_attrs["resumed_after_epoch"] == parent.user_attrs["paused_after_epoch"]
         epochs = sorted(trial.intermediate_values)
         assert epochs[0] == 1  # its curve is the whole run, the paused part reported again
+
+
+def test_a_paused_trial_whose_checkpoint_a_live_search_would_remove_is_not_continued(surrogate):
+    """As a live worker removes the checkpoints of all but the --keep-paused most promising
+    paused trials, the replay continues none of the others (it had assumed every curve kept,
+    flattering the pausing strategies)."""
+    settings = settings_of("tpe-hyperband-pause", surrogate, 0, 12 * lcbench.EPOCHS)
+
+    def search(keep_paused):
+        simulation = simulator.Simulation(dataclasses.replace(settings, keep_paused=keep_paused),
+                                          surrogate.suggest, surrogate.curve, "paused")  # fmt: skip
+        idle = list(range(4))
+        while simulation.trained < settings.epoch_budget:  # as simulator.replay drives it
+            idle = [worker for worker in idle if not simulation.start(worker)]
+            idle.append(simulation.step())
+        trials = simulation.study.get_trials()
+        return simulation.removed, [t.user_attrs[keys.CONTINUES][-1] for t in trials
+                                    if keys.CONTINUED_FROM in t.user_attrs]  # fmt: skip
+
+    removed, parents = search(keep_paused=1000)
+    assert parents and not removed
+    removed, parents = search(keep_paused=0)  # every paused trial's checkpoint removed
+    assert removed and not parents
 
 
 def test_strategies_that_need_more_than_curves_are_refused(surrogate):

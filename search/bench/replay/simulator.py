@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from search.tuning.records import keys
 from search.tuning.records.settings import StudySettings
-from search.tuning.strategies import strategy, transfer
+from search.tuning.strategies import continuation, strategy, transfer
 from search.tuning.strategies.scheduler import Decision, Next, NotNeeded
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -116,7 +116,10 @@ class Simulation:
         if queued is not None:
             transfer.enqueue(self.study, queued)
         strategy.attach(self.study, settings, slot=0)
-        self.scheduler = strategy.of(settings, resumable=lambda number: True)  # curves are kept
+        # paused trials whose checkpoints a live search would have removed: it keeps only the
+        # --keep-paused most promising, and one removed cannot be continued
+        self.removed: set[int] = set()
+        self.scheduler = strategy.of(settings, resumable=lambda number: number not in self.removed)
         self.events: list[tuple[float, int, int, _Running]] = []
         self.order = itertools.count()
         self.now, self.trained, self.completions = 0.0, 0, []
@@ -176,14 +179,25 @@ class Simulation:
         reason = f"the training loss became nan in epoch {running.done}"
         running.trial.set_user_attr(keys.PRUNE_REASON, reason)
         self.study.tell(running.trial, state=TrialState.PRUNED)
+        self.remove_checkpoints()
 
     def end(self, trial: optuna.Trial, decision: Decision, curve) -> None:
         if decision is Decision.CONTINUE:  # it trained all its epochs
             self.study.tell(trial, curve[-1])
             self.completions.append(Completion(self.trained, self.now, curve[-1], trial.number))
+        else:
+            trial.set_user_attr(keys.PRUNE_REASON, self.scheduler.ended(trial, decision, curve))
+            self.study.tell(trial, state=TrialState.PRUNED)
+        self.remove_checkpoints()
+
+    def remove_checkpoints(self) -> None:
+        """As a live worker does after each trial (TrialCheckpoints.remove_finished): the
+        paused trials that the strategy no longer keeps lose their checkpoints for good."""
+        if not self.scheduler.pause:
             return
-        trial.set_user_attr(keys.PRUNE_REASON, self.scheduler.ended(trial, decision, curve))
-        self.study.tell(trial, state=TrialState.PRUNED)
+        trials = self.study.get_trials(deepcopy=False)
+        kept = self.scheduler.keeps(trials, self.study.direction)
+        self.removed.update(t.number for t in continuation.paused(trials) if t.number not in kept)
 
 
 def resumed_after(study: optuna.Study, trial: optuna.Trial) -> int:
