@@ -16,7 +16,7 @@ from search.tuning.execution.endings import TrialFailed
 from search.tuning.execution.objective import Objective
 from search.tuning.records import keys, ledger
 from search.tuning.store import storage
-from search.tuning.strategies import continuation
+from search.tuning.strategies import continuation, pruners
 from search.tuning.strategies.scheduler import Scheduler
 from tests import spaces_for_tests  # noqa: F401  registers test_tiny
 
@@ -440,3 +440,32 @@ def test_a_continuation_judged_before_it_re_reported_its_curve_is_judged_again_a
     for epoch, value in enumerate(CLIMBING, start=1):
         running.report(value, epoch)
     assert forecast(found.trials[0], 0, 4, found.direction) == pytest.approx(0.886, abs=1e-3)
+
+
+def test_promotion_type_halving_holds_a_rung_s_first_trials_until_three_have_reached_it(
+    tmp_path,
+):
+    """--pruner sha3-promotion (the ASHA paper's Algorithm 2): the first two trials at a rung
+    stop there (to wait, paused) whatever their value, the third goes on only as the best of
+    the three, and a waiting one is promoted once it ranks in the rung's top third; the
+    stopping type (sha3) lets the first ones go on while each is the best so far."""
+
+    def arrivals(name: str, values: list[float]) -> tuple[optuna.Study, list[bool]]:
+        found = optuna.create_study(storage=f"sqlite:///{tmp_path / name}-{values}.db",
+                                    direction="maximize", pruner=pruners.PRUNERS[name](9))  # fmt: skip
+        stopped = []
+        for value in values:
+            trial = found.ask({"sgd_lr": LR})
+            trial.report(value, 1)
+            stopped.append(trial.should_prune())
+            if stopped[-1]:  # as the scheduler pauses it (the others run on)
+                trial.set_user_attr(keys.PAUSED, 1)
+                found.tell(trial, state=TrialState.PRUNED)
+        return found, stopped
+
+    waited, stopped = arrivals("sha3-promotion", [0.5, 0.9, 0.7])
+    assert stopped == [True, True, True]
+    promoted = waited.pruner.promotable(waited, waited.get_trials(), AT_RUNG)
+    assert [t.number for t in promoted] == [1]  # 0.9, the top third of three
+    assert arrivals("sha3-promotion", [0.5, 0.6, 0.9])[1] == [True, True, False]
+    assert arrivals("sha3", [0.5, 0.9, 0.7])[1] == [False, False, True]

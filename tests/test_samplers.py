@@ -9,6 +9,7 @@ from registry import UsageError
 from search import run
 from search.tuning.records import config_attrs
 from search.tuning.strategies import pruners, samplers, strategy
+from search.tuning.strategies.continuation import PausingSuccessiveHalving
 from search.tuning.strategies.extrapolation import CurveExtrapolation
 from search.tuning.strategies.multifidelity import MultiFidelityTPE
 
@@ -28,7 +29,8 @@ PRUNER_CLASSES = {
     "sha": optuna.pruners.SuccessiveHalvingPruner, "none": optuna.pruners.NopPruner,
     "optuna-median": optuna.pruners.MedianPruner, "percentile": optuna.pruners.PercentilePruner,
     "moasha": optuna.pruners.NopPruner,  # to Optuna; the objective stops its trials itself
-    "sha3": optuna.pruners.SuccessiveHalvingPruner, "lce": CurveExtrapolation, "sha-lce": CurveExtrapolation, "hyperband-lce": CurveExtrapolation,
+    "sha3": optuna.pruners.SuccessiveHalvingPruner, "sha3-promotion": PausingSuccessiveHalving,
+    "lce": CurveExtrapolation, "sha-lce": CurveExtrapolation, "hyperband-lce": CurveExtrapolation,
 }  # fmt: skip
 
 
@@ -86,6 +88,8 @@ PRUNER_SETTINGS = {
     "hyperband": {"_min_resource": 1, "_max_resource": 9, "_reduction_factor": 3},
     "sha": {"_min_resource": 1, "_reduction_factor": 4, "_min_early_stopping_rate": 0},
     "sha3": {"_min_resource": 1, "_reduction_factor": 3, "_min_early_stopping_rate": 0},
+    # the promotion type (ASHA's Algorithm 2): eta trials at a rung before one goes on
+    "sha3-promotion": {"_min_resource": 1, "_reduction_factor": 3, "_bootstrap_count": 2},
     "median": {**OPTUNA_MEDIAN, "_n_startup_trials": 5, "_n_warmup_steps": 1},
     "percentile": {**OPTUNA_MEDIAN, "_percentile": 25.0, "_n_startup_trials": 5,
                    "_n_warmup_steps": 1},

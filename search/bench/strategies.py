@@ -52,6 +52,8 @@ STRATEGIES = {
     "tpe-hyperband-pause": ("--sampler", "tpe", "--pruner", "hyperband", "--pause-pruned"),
     "asha-pause": ("--sampler", "random", "--pruner", "sha", "--pause-pruned"),
     "default-pause": ("--pause-pruned",),
+    # ASHA of the promotion type: a rung's trials wait, paused, until 3 have reached it
+    "default-promotion": ("--pruner", "sha3-promotion", "--pause-pruned"),
     # freeze-thaw: paused trials thawed by their curves' forecasts, not their rung values
     "default-thaw": ("--pause-pruned", "--thaw", "forecast"),
     "asha-thaw": ("--sampler", "random", "--pruner", "sha", "--pause-pruned", "--thaw", "forecast"),

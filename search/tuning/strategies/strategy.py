@@ -20,6 +20,7 @@ from search.tuning.strategies.pruners import (
     MULTI_OBJECTIVE_PRUNERS,
     PAUSING_PRUNERS,
     PRUNERS,
+    WAITING_PRUNERS,
 )
 from search.tuning.strategies.samplers import (
     DEFAULT_MULTI_OBJECTIVE_SAMPLER,
@@ -70,7 +71,8 @@ class StrategyOptions(OptionGroup):
     )  # fmt: skip
     pause_pruned: bool = flag(
         False,
-        help="successive halving (--pruner hyperband or sha) pauses the trials it stops, "
+        help="successive halving (--pruner hyperband, sha or sha3; sha3-promotion needs it) "
+        "pauses the trials it stops, "
         "keeping their checkpoints, and continues one from there when later results put it "
         "in its rung's top share (as ASHA promotes); a continuation takes the paused trial's "
         "place in --trials",
@@ -166,7 +168,8 @@ def attach(found: optuna.Study, settings: StudySettings, slot: int) -> optuna.St
 def independent(settings: StudySettings, resumable: Callable[[int], bool] | None) -> Scheduler:
     """Independent trials: judged by the study's pruner, or with several objectives by the
     Pareto-front rule (--pruner moasha) or none."""
-    if settings.pause_pruned or settings.thaw != continuation.DEFAULT_THAW:
+    if (settings.pause_pruned or settings.thaw != continuation.DEFAULT_THAW
+            or settings.pruner in WAITING_PRUNERS):  # fmt: skip
         check_pausing(settings)
     if len(settings.objectives) > 1:
         halving = ParetoHalving(settings.objectives, settings.epochs)
@@ -183,7 +186,10 @@ def independent(settings: StudySettings, resumable: Callable[[int], bool] | None
 
 def check_pausing(settings: StudySettings) -> None:
     """What --pause-pruned needs: rungs that can promote a paused trial, and its checkpoint;
-    and what --thaw needs: paused trials."""
+    and what --thaw and a pruner that holds trials paused need: paused trials."""
+    if not settings.pause_pruned and settings.pruner in WAITING_PRUNERS:
+        raise UsageError(f"--pruner {settings.pruner} holds a rung's trials paused until "
+                         "enough have reached it: it needs --pause-pruned")  # fmt: skip
     if not settings.pause_pruned:
         raise UsageError(f"--thaw {settings.thaw} ranks paused trials: it needs --pause-pruned")
     if settings.pruner not in PAUSING_PRUNERS:
