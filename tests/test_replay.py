@@ -133,6 +133,16 @@ def test_a_paused_trial_whose_checkpoint_a_live_search_would_remove_is_not_conti
     assert parents and not removed
     removed, parents = search(keep_paused=0)  # every paused trial's checkpoint removed
     assert removed and not parents
+    # with room for one, the more promising of two paused trials keeps its checkpoint
+    kept = simulator.Simulation(dataclasses.replace(settings, keep_paused=1), surrogate.suggest,
+                                surrogate.curve, "one kept")  # fmt: skip
+    for value in (0.7, 0.9):
+        kept.study.add_trial(optuna.trial.create_trial(
+            state=optuna.trial.TrialState.PRUNED, intermediate_values={1: value},
+            user_attrs={keys.PAUSED: 1}, system_attrs={"completed_rung_0": value},
+        ))  # fmt: skip
+    kept.remove_checkpoints()
+    assert kept.removed == {0}
 
 
 def test_strategies_that_need_more_than_curves_are_refused(surrogate):
