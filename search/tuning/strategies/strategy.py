@@ -72,8 +72,8 @@ class StrategyOptions(OptionGroup):
     pause_pruned: bool = flag(
         False,
         help="successive halving (--pruner hyperband, sha or sha3; sha3-promotion needs it) "
-        "pauses the trials it stops, "
-        "keeping their checkpoints, and continues one from there when later results put it "
+        "pauses the trials it stops, keeping their checkpoints, and continues one from there "
+        "when later results put it "
         "in its rung's top share (as ASHA promotes); a continuation takes the paused trial's "
         "place in --trials",
     )
@@ -187,10 +187,10 @@ def independent(settings: StudySettings, resumable: Callable[[int], bool] | None
 def check_pausing(settings: StudySettings) -> None:
     """What --pause-pruned needs: rungs that can promote a paused trial, and its checkpoint;
     and what --thaw and a pruner that holds trials paused need: paused trials."""
-    if not settings.pause_pruned and settings.pruner in WAITING_PRUNERS:
-        raise UsageError(f"--pruner {settings.pruner} holds a rung's trials paused until "
-                         "enough have reached it: it needs --pause-pruned")  # fmt: skip
     if not settings.pause_pruned:
+        if settings.pruner in WAITING_PRUNERS:
+            raise UsageError(f"--pruner {settings.pruner} holds a rung's trials paused until "
+                             "enough have reached it: it needs --pause-pruned")  # fmt: skip
         raise UsageError(f"--thaw {settings.thaw} ranks paused trials: it needs --pause-pruned")
     if settings.pruner not in PAUSING_PRUNERS:
         raise UsageError(
