@@ -1,6 +1,8 @@
 """Every sampler and pruner by name, each in a real search (search.run in this process, real
 SQLite, the real trainer), and the refusals of combinations Optuna cannot run."""
 
+import dataclasses
+
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -8,6 +10,7 @@ from optuna.trial import TrialState
 from registry import UsageError
 from search import run
 from search.tuning.records import config_attrs
+from search.tuning.records.settings import StudySettings
 from search.tuning.strategies import pruners, samplers, strategy
 from search.tuning.strategies.continuation import PausingSuccessiveHalving
 from search.tuning.strategies.extrapolation import CurveExtrapolation
@@ -78,6 +81,25 @@ def test_refused_combinations():
     assert strategy.check_choice("qmc", "none", 2) == "none"
     assert strategy.check_choice("tpe", "moasha", 2) == "moasha"
     assert strategy.check_choice("random", "sha", 1) == "sha"
+
+
+@pytest.mark.parametrize("given, refusal", [
+    ({"pruner": "sha3-promotion"}, "--pruner sha3-promotion holds a rung's trials paused until "
+     "enough have reached it: it needs --pause-pruned"),
+    ({"thaw": "forecast"}, "--thaw forecast ranks paused trials: it needs --pause-pruned"),
+    ({"pause_pruned": True, "pruner": "median"}, "--pause-pruned needs a pruner whose rungs can "
+     "promote a paused trial (hyperband, sha, sha3, sha3-promotion), not --pruner median"),
+    ({"pause_pruned": True, "pruner": "sha3-promotion"}, "--pause-pruned needs --checkpoint-dir"),
+])  # fmt: skip
+def test_pausing_is_refused_without_what_it_needs(given, refusal):
+    """The settings' check, as search.run makes it before a study exists (tests/test_bad_input.py
+    runs the same through the command)."""
+    settings = StudySettings(space="mlp", dataset="sample", epochs=9, checkpoint_dir="", **given)
+    with pytest.raises(UsageError) as refused:
+        strategy.check(settings)
+    assert str(refused.value).startswith(refusal)
+    strategy.check(dataclasses.replace(settings, pause_pruned=True, checkpoint_dir="c",
+                                       pruner="sha3-promotion"))  # fmt: skip
 
 
 # Each strategy as its docstring names it, against the peer or default it claims to be: Ray
