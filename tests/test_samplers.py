@@ -89,7 +89,8 @@ def test_refused_combinations():
     ({"thaw": "forecast"}, "--thaw forecast ranks paused trials: it needs --pause-pruned"),
     ({"pause_pruned": True, "pruner": "median"}, "--pause-pruned needs a pruner whose rungs can "
      "promote a paused trial (hyperband, sha, sha3, sha3-promotion), not --pruner median"),
-    ({"pause_pruned": True, "pruner": "sha3-promotion"}, "--pause-pruned needs --checkpoint-dir"),
+    ({"pause_pruned": True, "pruner": "sha3-promotion"}, "--pause-pruned needs --checkpoint-dir: a "
+     "paused trial goes on from its checkpoint"),
 ])  # fmt: skip
 def test_pausing_is_refused_without_what_it_needs(given, refusal):
     """The settings' check, as search.run makes it before a study exists (tests/test_bad_input.py
