@@ -469,3 +469,27 @@ def test_promotion_type_halving_holds_a_rung_s_first_trials_until_three_have_rea
     assert [t.number for t in promoted] == [1]  # 0.9, the top third of three
     assert arrivals("sha3-promotion", [0.5, 0.6, 0.9])[1] == [True, True, False]
     assert arrivals("sha3", [0.5, 0.9, 0.7])[1] == [False, False, True]
+
+
+def test_hybrid_halving_waits_at_the_cheap_rungs_and_at_every_rung_once_a_trial_has_finished(
+    tmp_path,
+):
+    """--pruner sha3-hybrid: at epochs 1 and 3 a rung's first trials wait, as the promotion
+    type's do; at epoch 9 the first trial goes on while nothing has finished (the stopping
+    type: the study gets a finished trial soon), and once one has, the next waits there."""
+    found = optuna.create_study(storage=f"sqlite:///{tmp_path / 'h.db'}", direction="maximize",
+                                pruner=pruners.PRUNERS["sha3-hybrid"](50))  # fmt: skip
+
+    def arrives(epoch: int, value: float) -> tuple[optuna.Trial, bool]:
+        trial = found.ask({"sgd_lr": LR})
+        for rung in range({1: 0, 3: 1, 9: 2}[epoch]):  # the rungs below it, as carried
+            found._storage.set_trial_system_attr(trial._trial_id, f"{continuation.RUNG}{rung}",
+                                                 value)  # fmt: skip
+        trial.report(value, epoch)
+        return trial, trial.should_prune()
+
+    assert arrives(1, 0.9)[1] and arrives(3, 0.9)[1]  # the first at each: waits
+    first, stopped = arrives(9, 0.8)
+    assert not stopped  # the first at epoch 9, nothing finished: goes on
+    found.tell(first, 0.8)
+    assert arrives(9, 0.95)[1]  # the best there, but a trial has finished: it waits

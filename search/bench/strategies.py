@@ -54,6 +54,8 @@ STRATEGIES = {
     "default-pause": ("--pause-pruned",),
     # ASHA of the promotion type: a rung's trials wait, paused, until 3 have reached it
     "default-promotion": ("--pruner", "sha3-promotion", "--pause-pruned"),
+    # the promotion type at epochs 1 and 3, and at every rung once a trial has finished
+    "default-hybrid": ("--pruner", "sha3-hybrid", "--pause-pruned"),
     # freeze-thaw: paused trials thawed by their curves' forecasts, not their rung values
     "default-thaw": ("--pause-pruned", "--thaw", "forecast"),
     "asha-thaw": ("--sampler", "random", "--pruner", "sha", "--pause-pruned", "--thaw", "forecast"),

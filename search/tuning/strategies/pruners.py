@@ -67,6 +67,16 @@ def sha3_promotion(max_epochs: int) -> optuna.pruners.BasePruner:
     )
 
 
+@PRUNERS.register("sha3-hybrid")
+def sha3_hybrid(max_epochs: int) -> optuna.pruners.BasePruner:
+    """sha3 of the promotion type at its first two rungs (epochs 1 and 3), and at every rung
+    once a trial has finished; of the stopping type at the higher rungs until then. The first
+    finished trial is the best of a few selected at the cheap rungs, not the first that came
+    (sha3) nor the best of 81 after a quarter of the budget (sha3-promotion); after it, no
+    trial is trained to the end without a rung's top third behind it."""
+    return continuation.HybridSuccessiveHalving(reduction_factor=3, always=2)
+
+
 @PRUNERS.register("lce")
 def lce(max_epochs: int) -> optuna.pruners.BasePruner:
     """Learning-curve extrapolation (extrapolation.py): stops a trial once its curve, fitted
@@ -105,5 +115,7 @@ def none(max_epochs: int) -> optuna.pruners.BasePruner:
 MULTI_OBJECTIVE_PRUNERS = ("moasha", "none")
 DEFAULT_PRUNER = "sha3"
 DEFAULT_MULTI_OBJECTIVE_PRUNER = "moasha"  # measured against none (BENCHMARKS.md)
-PAUSING_PRUNERS = ("hyperband", "sha", "sha3", "sha3-promotion")  # --pause-pruned: rungs promote
-WAITING_PRUNERS = ("sha3-promotion",)  # they hold trials paused: they need --pause-pruned
+# --pause-pruned: rungs that promote
+PAUSING_PRUNERS = ("hyperband", "sha", "sha3", "sha3-promotion", "sha3-hybrid")
+# rungs that hold trials paused: they need --pause-pruned
+WAITING_PRUNERS = ("sha3-promotion", "sha3-hybrid")
