@@ -33,6 +33,7 @@ PRUNER_CLASSES = {
     "optuna-median": optuna.pruners.MedianPruner, "percentile": optuna.pruners.PercentilePruner,
     "moasha": optuna.pruners.NopPruner,  # to Optuna; the objective stops its trials itself
     "sha3": optuna.pruners.SuccessiveHalvingPruner, "sha3-promotion": PausingSuccessiveHalving,
+    "sha3-hybrid": PausingSuccessiveHalving,
     "lce": CurveExtrapolation, "sha-lce": CurveExtrapolation, "hyperband-lce": CurveExtrapolation,
 }  # fmt: skip
 
@@ -88,7 +89,7 @@ def test_refused_combinations():
      "enough have reached it: it needs --pause-pruned"),
     ({"thaw": "forecast"}, "--thaw forecast ranks paused trials: it needs --pause-pruned"),
     ({"pause_pruned": True, "pruner": "median"}, "--pause-pruned needs a pruner whose rungs can "
-     "promote a paused trial (hyperband, sha, sha3, sha3-promotion), not --pruner median"),
+     "promote a paused trial (hyperband, sha, sha3, sha3-promotion, sha3-hybrid), not --pruner median"),
     ({"pause_pruned": True, "pruner": "sha3-promotion"}, "--pause-pruned needs --checkpoint-dir: a "
      "paused trial goes on from its checkpoint"),
 ])  # fmt: skip
@@ -113,6 +114,8 @@ PRUNER_SETTINGS = {
     "sha3": {"_min_resource": 1, "_reduction_factor": 3, "_min_early_stopping_rate": 0},
     # the promotion type (ASHA's Algorithm 2): eta trials at a rung before one goes on
     "sha3-promotion": {"_min_resource": 1, "_reduction_factor": 3, "_bootstrap_count": 2},
+    # the promotion type at rungs 0 and 1, the others' type chosen per report
+    "sha3-hybrid": {"_min_resource": 1, "_reduction_factor": 3, "_always": 2},
     "median": {**OPTUNA_MEDIAN, "_n_startup_trials": 5, "_n_warmup_steps": 1},
     "percentile": {**OPTUNA_MEDIAN, "_percentile": 25.0, "_n_startup_trials": 5,
                    "_n_warmup_steps": 1},
