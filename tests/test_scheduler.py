@@ -257,3 +257,33 @@ def test_a_promoted_paused_trial_is_queued_to_continue_when_it_can_and_there_is_
     assert [t.user_attrs.get(keys.CONTINUES) for t in waiting] == ([[0]] if queued else [])
     promoted = ["trial 0: its rung promotes it; queued to continue"]
     assert [m for m in worker_log.messages if "promotes" in m] == (promoted if queued else [])
+
+
+@pytest.mark.parametrize(("scheduler", "extra", "queued"), [
+    (Scheduler(target=3, pause=True, resumable=lambda n: True), None, [1]),  # the best paused
+    (Scheduler(target=3, pause=True, resumable=lambda n: n != 1), None, [2]),  # 1's was removed
+    (Scheduler(target=3, pause=True, resumable=lambda n: True), TrialState.COMPLETE, None),
+    (Scheduler(target=3, pause=True, resumable=lambda n: True), TrialState.RUNNING, None),
+    (Scheduler(target=3, pause=True, resumable=lambda n: True, epoch_budget=3), None, None),
+    (Scheduler(target=3, pause=False, resumable=lambda n: True), None, None),
+])  # fmt: skip
+def test_a_study_that_ends_with_every_trial_paused_continues_its_most_promising_one(
+    study, scheduler, extra, queued, worker_log
+):
+    """A pruner that holds a rung's first trials can leave a small study with nothing
+    finished: at its end, its best paused trial that can resume is continued (taking its place
+    in --trials) so that the study has a result; not where a trial finished or still runs,
+    where the epoch budget is spent, or without pausing."""
+    for value in (0.2, 0.9, 0.6):
+        add(study, TrialState.PRUNED, value=value, user_attrs={keys.PAUSED: 1},
+            system_attrs=rung_value(value))  # fmt: skip
+    if extra == TrialState.RUNNING:
+        running(study)
+    elif extra is not None:
+        add(study, extra)
+    assert scheduler.next(study) is (Next.START if queued else Next.DONE)
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [t.user_attrs.get(keys.CONTINUES) for t in waiting] == ([queued] if queued else [])
+    said = [m for m in worker_log.messages if "every trial paused" in m]
+    assert said == ([f"trial {queued[0]}: every trial paused; continued to end the study with a "
+                     "result"] if queued else [])  # fmt: skip

@@ -288,13 +288,36 @@ def promote(
     for trial in pruner.promotable(study, trials, judge):
         if not resumable(trial.number) or not room():
             continue
-        study.enqueue_trial(
-            trial.params,
-            user_attrs={keys.CONTINUES: [*spaces.lineage(trial), trial.number]},
-            skip_if_exists=False,
-        )
+        queue_continuation(study, trial)
         queued.append(trial.number)
     return queued
+
+
+def finish_one(study: optuna.Study, resumable: Callable[[int], bool], judge: Judge) -> int | None:
+    """At a study's end with no finished trial, nothing running and nothing queued (every run
+    paused, as a pruner that holds a rung's first trials leaves a study of a few trials):
+    queue a continuation of its most promising paused trial that can resume, whatever its
+    rung's cut, so that the study ends with a result (it takes that trial's place in
+    --trials); the number continued, None where there is no need or none can resume."""
+    trials = study.get_trials(deepcopy=False)
+    if any(t.state in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+           for t in trials):  # fmt: skip
+        return None
+    for trial in ranked(paused(trials), study.direction, judge):
+        if resumable(trial.number):
+            queue_continuation(study, trial)
+            return trial.number
+    return None
+
+
+def queue_continuation(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue the paused `trial`'s continuation (its parameters and lineage, keys.CONTINUES):
+    the next free worker takes it first."""
+    study.enqueue_trial(
+        trial.params,
+        user_attrs={keys.CONTINUES: [*spaces.lineage(trial), trial.number]},
+        skip_if_exists=False,
+    )
 
 
 def take_over(trial: optuna.Trial) -> str | None:

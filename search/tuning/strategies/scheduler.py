@@ -78,6 +78,12 @@ class Scheduler:
         worker may do."""
         trials = study.get_trials(deepcopy=False)
         if ledger.reached(trials, self.target, self.epoch_budget):
+            if self.pause and not ledger.out_of_epochs(trials, self.epoch_budget):
+                number = continuation.finish_one(study, self.resumable, self.judge)
+                if number is not None:
+                    log.info("trial %d: every trial paused; continued to end the study with "
+                             "a result", number)  # fmt: skip
+                    return Next.START
             if any(t.state == TrialState.WAITING for t in trials):
                 for number in ledger.drop_queued(study, NOT_NEEDED_ONCE_DONE):
                     log.info("trial %d: queued, and not needed: %s", number, NOT_NEEDED_ONCE_DONE)
