@@ -46,10 +46,10 @@ def test_run_writes_a_study_with_the_requested_finished_trials(mlp_study):
     assert study.user_attrs == {
         "space": "mlp", "dataset": "sample", "classes": [], "init_from": "", "epochs": 2,
         "objectives": ["accuracy"], "fixed_params": {"image_size": 0},
-        "trials": 3, "sampler": "mf-tpe", "pruner": "sha3-hybrid", "seed": 0, "space_module": None,
+        "trials": 3, "sampler": "mf-tpe", "pruner": "sha3", "seed": 0, "space_module": None,
         "heartbeat_interval": 60, "grace_period": 180, "storage_patience": 1800, "compile": "",
         "checkpoint_dir": str(folder / "checkpoints"), "checkpoint_key": key,
-        "keep_checkpoints": 0, "epoch_budget": 0, "pause_pruned": True, "keep_paused": 20,
+        "keep_checkpoints": 0, "epoch_budget": 0, "pause_pruned": False, "keep_paused": 20,
         "warm_start_from": "", "search_box": {}, "scheduler": "", "population": 0,
         "pbt_interval": 0, "thaw": "rung", "warm_start_prior": [],
     }  # fmt: skip
