@@ -218,26 +218,33 @@ def test_the_section_writes_a_row_a_strategy_in_the_json(tmp_path, run_here):
 def curve_trainer(surrogate):
     """The trainer's stand-in for search.run: the configuration test_lcbench chose last (one
     worker, in this process) reports its surrogate curve epoch by epoch to the objective's
-    on_epoch, stopping where that says, as trainer.train does."""
+    on_epoch, stopping where that says, as trainer.train does; it checkpoints every epoch (the
+    epoch and the history: all a curve's run holds) and resumes after the checkpoint's epoch,
+    so that a paused trial can be continued."""
     import torch
 
     from search.training.trainer import EpochResult, TrainResult
     from tests.spaces_for_tests import LCBENCH_CHOSEN
 
-    def train(trial_config, train_set, eval_set, num_classes, on_device, on_epoch, **ignored):
+    def train(trial_config, train_set, eval_set, num_classes, on_device, on_epoch,
+              resume_from=None, on_checkpoint=None, **ignored):  # fmt: skip
         curve = surrogate.curve(LCBENCH_CHOSEN[-1])
-        history, stopped = [], False
-        for epoch, value in enumerate(curve.val_accuracy[: trial_config.epochs], start=1):
+        history = [EpochResult(**epoch) for epoch in resume_from["history"]] if resume_from else []
+        stopped = False
+        for epoch in range(len(history) + 1, trial_config.epochs + 1):
             history.append(
                 EpochResult(
                     epoch=epoch,
                     train_loss=1.0,
                     lr=0.0,
-                    val_accuracy=value,
+                    val_accuracy=float(curve.val_accuracy[epoch - 1]),
                     val_loss=1.0,
-                    train_seconds=curve.seconds[epoch - 1],
+                    train_seconds=float(curve.seconds[epoch - 1]),
                 )
             )
+            if on_checkpoint is not None:
+                on_checkpoint({"config": trial_config.to_dict(), "epoch": epoch,
+                               "history": [dataclasses.asdict(h) for h in history]})  # fmt: skip
             if on_epoch(history[-1]):
                 stopped = True
                 break
@@ -252,7 +259,7 @@ def decisions(study) -> list[tuple]:
              t.user_attrs.get("prune_reason")) for t in study.get_trials()]  # fmt: skip
 
 
-@pytest.mark.parametrize("strategy", ["asha", "tpe-hyperband", "default"])
+@pytest.mark.parametrize("strategy", ["asha", "tpe-hyperband", "default", "default-hybrid"])
 def test_the_replay_and_a_search_run_over_the_same_curves_decide_alike(
     strategy, surrogate, tmp_path, monkeypatch
 ):
@@ -273,8 +280,10 @@ def test_the_replay_and_a_search_run_over_the_same_curves_decide_alike(
         "--space", "test_lcbench", "--space-module", "tests.spaces_for_tests", "--dataset",
         "sample", "--epochs", str(lcbench.EPOCHS), "--trials", "100000", "--epoch-budget",
         str(budget), "--seed", "0", *STRATEGIES[strategy], "--storage", storage, "--study", name,
-        "--quiet",
+        "--checkpoint-dir", str(tmp_path / "checkpoints"), "--quiet",
     ]) == 0  # fmt: skip
     live = optuna.load_study(study_name=name, storage=storage)
     assert decisions(live) == decisions(replay.study)
     assert len(live.trials) > 5 and any(t.state.name == "PRUNED" for t in live.trials)
+    if "--pause-pruned" in STRATEGIES[strategy]:  # paused trials continued, live and replayed
+        assert any(keys.CONTINUES in t.user_attrs for t in live.trials)
