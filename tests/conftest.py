@@ -81,15 +81,15 @@ def run_here_once(module: str, *args: str, cwd: Path) -> subprocess.CompletedPro
     return subprocess.CompletedProcess([module, *args], code, out.getvalue(), err.getvalue())
 
 
-def run_tiny_study(folder: Path, name: str, epochs: int, trials: int) -> str:
+def run_tiny_study(folder: Path, name: str, epochs: int, trials: int, flags=()) -> str:
     """A real study of tests.spaces_for_tests' test_tiny space, run in this process by
-    search.run; returns its storage URL."""
+    search.run with `flags` besides; returns its storage URL."""
     from search import run
 
     storage = f"sqlite:///{folder / (name + '.db')}"
     argv = ["--space", "test_tiny", "--space-module", "tests.spaces_for_tests",
             "--dataset", "sample", "--epochs", str(epochs), "--trials", str(trials),
-            "--storage", storage, "--study", name]  # fmt: skip
+            "--storage", storage, "--study", name, *flags]  # fmt: skip
     assert run.main(argv) == 0
     return storage
 

@@ -222,10 +222,14 @@ CASES = {  # name: (command and arguments, exit code, a fragment of the stderr l
         RUN + ["--pause-pruned", "--checkpoint-dir", ""], 2,
         "--pause-pruned needs --checkpoint-dir: a paused trial goes on from its checkpoint"),
     "promotion-type halving without pausing": (
-        RUN + ["--pruner", "sha3-promotion"], 2, "--pruner sha3-promotion holds a rung's trials "
-        "paused until enough have reached it: it needs --pause-pruned"),
+        RUN + ["--pruner", "sha3-promotion", "--no-pause-pruned"], 2, "--pruner sha3-promotion "
+        "holds a rung's trials paused until enough have reached it: it needs --pause-pruned"),
+    "the default pruner without pausing": (
+        RUN + ["--no-pause-pruned"], 2, "--pruner sha3-hybrid holds a rung's trials paused until "
+        "enough have reached it: it needs --pause-pruned"),
     "a thaw rule without pausing": (
-        RUN + ["--thaw", "forecast"], 2, "--thaw forecast ranks paused trials: it needs --pause-pruned"),
+        RUN + ["--thaw", "forecast", "--pruner", "sha3"], 2,
+        "--thaw forecast ranks paused trials: it needs --pause-pruned"),
     "a prior without an earlier study": (
         RUN + ["--warm-start-by", "prior"], 2, "--warm-start-by prior says how an earlier study's "
         "best configs guide the search; name that study with --warm-start-from STUDY"),

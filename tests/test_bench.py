@@ -247,7 +247,9 @@ def test_the_transfer_section_compares_a_warm_start_with_a_cold_one(tmp_path, ru
         search = row["figures"]["searches"][0]
         assert 6 <= search["epochs"] <= 6 + 2
         best = [search["best_val"][f] for f in ("0.25", "0.5", "1.0")]
-        assert all(b is not None for b in best) and best == sorted(best)
+        # the default's first trials wait at epoch 1: by 25% nothing may have finished
+        found = [b for b in best if b is not None]
+        assert best[-1] is not None and found == sorted(found)
     source = (
         "--warm-start-from (a study of --classes airplane,automobile, budget 6 epochs, not charged)"
     )

@@ -76,12 +76,24 @@ def test_every_run_flag_parses():
         "sqlite:///studies.db", "cifar10", None, "accuracy"
     )  # fmt: skip
     assert not defaults.warm_start
-    # No --sampler or --pruner: multi-fidelity TPE with successive halving at eta 3 for one
-    # objective (the replay's choice), TPE pruned by Pareto front for several
+    # No --sampler or --pruner: multi-fidelity TPE with successive halving at eta 3, waiting
+    # at the cheap rungs, paused (the replay's choice), for one objective; its stopping type
+    # without checkpoints; TPE pruned by Pareto front for several
     assert strategy.chosen_sampler(defaults.sampler, 1) == "mf-tpe"
     assert strategy.chosen_sampler(defaults.sampler, 2) == "tpe"
-    assert strategy.check_choice("mf-tpe", defaults.pruner, 1) == "sha3"
+    assert strategy.check_choice("mf-tpe", defaults.pruner, 1) == "sha3-hybrid"
+    assert strategy.check_choice("mf-tpe", defaults.pruner, 1, checkpoints=False) == "sha3"
     assert strategy.check_choice("tpe", defaults.pruner, 2) == "moasha"
+    given = {**vars(defaults), "epochs": 9}
+    chosen = strategy.StrategyOptions.of(given).settings(given)
+    assert (chosen["pruner"], chosen["pause_pruned"]) == ("sha3-hybrid", True)
+    given = {**vars(run.get_args_parser().parse_args(["--space", "resnet", "--pruner", "sha3"])),
+             "epochs": 9}  # fmt: skip
+    chosen = strategy.StrategyOptions.of(given).settings(given)
+    assert (chosen["pruner"], chosen["pause_pruned"]) == ("sha3", False)
+    given = {**vars(defaults), "epochs": 9, "checkpoint_dir": ""}
+    chosen = strategy.StrategyOptions.of(given).settings(given)
+    assert (chosen["pruner"], chosen["pause_pruned"]) == ("sha3", False)
 
 
 def test_every_worker_and_status_flag_parses():

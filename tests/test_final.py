@@ -12,9 +12,10 @@ from tests.conftest import run_tiny_study
 
 @pytest.fixture(scope="module")
 def selected(tmp_path_factory):
-    """A real 4-trial study, then `search.final --top 2 --seeds 3` in this process."""
+    """A real 4-trial study, then `search.final --top 2 --seeds 3` in this process (no pruner:
+    the default's holds the first trials at epoch 1, and this needs two complete)."""
     folder = tmp_path_factory.mktemp("final")
-    storage = run_tiny_study(folder, "f", epochs=2, trials=4)
+    storage = run_tiny_study(folder, "f", epochs=2, trials=4, flags=("--pruner", "none"))
     argv = ["--study", "f", "--storage", storage, "--top", "2", "--seeds", "3"]
     assert final_command.main(argv) == 0
     return folder, storage, optuna.load_study(study_name="f", storage=storage)

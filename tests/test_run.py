@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 import spaces
 import tests.spaces_for_tests  # noqa: F401  (registers the test spaces here too)
 from search import run
-from search.tuning.records import config_attrs
+from search.tuning.records import config_attrs, keys
 from tests.conftest import run_here_once
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -46,15 +46,18 @@ def test_run_writes_a_study_with_the_requested_finished_trials(mlp_study):
     assert study.user_attrs == {
         "space": "mlp", "dataset": "sample", "classes": [], "init_from": "", "epochs": 2,
         "objectives": ["accuracy"], "fixed_params": {"image_size": 0},
-        "trials": 3, "sampler": "mf-tpe", "pruner": "sha3", "seed": 0, "space_module": None,
+        "trials": 3, "sampler": "mf-tpe", "pruner": "sha3-hybrid", "seed": 0, "space_module": None,
         "heartbeat_interval": 60, "grace_period": 180, "storage_patience": 1800, "compile": "",
         "checkpoint_dir": str(folder / "checkpoints"), "checkpoint_key": key,
-        "keep_checkpoints": 0, "epoch_budget": 0, "pause_pruned": False, "keep_paused": 20,
+        "keep_checkpoints": 0, "epoch_budget": 0, "pause_pruned": True, "keep_paused": 20,
         "warm_start_from": "", "search_box": {}, "scheduler": "", "population": 0,
         "pbt_interval": 0, "thaw": "rung", "warm_start_prior": [],
     }  # fmt: skip
-    # Every trial checkpointed its epochs there; finished, they were removed.
-    assert (folder / "checkpoints").is_dir() and not list((folder / "checkpoints").rglob("*.pt"))
+    # Every trial checkpointed its epochs there; the complete ones' were removed, the paused
+    # ones' stay (--keep-paused) to be continued
+    paused = {f"trial-{t.number}.pt" for t in study.trials if keys.PAUSED in t.user_attrs}
+    assert (folder / "checkpoints").is_dir()
+    assert {path.name for path in (folder / "checkpoints").rglob("*.pt")} == paused
     assert study.metric_names == ["val_accuracy"]
     for trial in study.get_trials(states=FINISHED):
         assert config_attrs.stored(trial)["model"] == "mlp"

@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from search import run
 from search.tuning.execution import memory
+from search.tuning.records import ledger
 from tests import postgres
 from tests.conftest import REPO, run_command, run_tiny_study
 from tests.spaces_for_tests import RENDEZVOUS
@@ -29,7 +30,8 @@ TEST_SPACES = ["--space-module", "tests.spaces_for_tests", "--dataset", "sample"
 
 def check_all_accounted_for(study: optuna.Study, target: int) -> None:
     trials = study.get_trials()
-    assert len([t for t in trials if t.state in FINISHED]) == target
+    # as --trials counts: a paused trial and its continuation once (the default pauses)
+    assert ledger.finished(ledger.count_by_state(trials)) == target
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     retried = {n for t in trials for n in RetryHeartbeatStaleTrialCallback.retry_history(t)}
     for trial in trials:  # a trial failed by its worker says why; one failed by heartbeats

@@ -39,7 +39,8 @@ SPACE = ["--space", "mlp", "--fix", "width=128,depth=1,image_size=0,batch_size=1
          "--dataset", "sample", "--device", "cpu"]  # fmt: skip
 GRACE_SECONDS = 6  # the study's --grace-period: a frozen worker's trial is failed after it
 MAX_RESTARTS = 200  # a process that keeps dying is a violation, not a loop
-DISK = "48m"  # the checkpoint tmpfs: a few dozen small mlp checkpoints, quick to fill
+DISK = "128m"  # the checkpoint tmpfs: the running, kept and paused trials' small mlp
+# checkpoints (1.6 MB each, written beside the last while it is replaced), quick to fill
 FAULTS = ("kill", "freeze", "postgres", "proxy", "disk", "truncate")
 
 
@@ -192,8 +193,9 @@ def create(soak: Soak, name: str, args, checkpoints: Path) -> None:
     run_command = [
         sys.executable, "-m", "search.run", *SPACE, "--epochs", str(args.chaos_epochs),
         "--trials", str(args.chaos_trials), "--checkpoint-dir", str(checkpoints),
-        "--keep-checkpoints", "3", "--heartbeat-interval", "1", "--grace-period",
-        str(GRACE_SECONDS), "--seed", str(args.chaos_seed), *common,
+        # the default pauses pruned trials: their checkpoints bounded too, for the small disk
+        "--keep-checkpoints", "3", "--keep-paused", "4", "--heartbeat-interval", "1",
+        "--grace-period", str(GRACE_SECONDS), "--seed", str(args.chaos_seed), *common,
     ]  # fmt: skip
     made = subprocess.run([*run_command, "--create-only"], capture_output=True, text=True,
                           env=soak.env)  # fmt: skip
@@ -380,7 +382,7 @@ def invariants(soak: Soak, name: str, target: int, checkpoints: Path):
     violations = []
     trials = optuna.load_study(study_name=name, storage=soak.storage).get_trials(deepcopy=False)
     finished = ledger.finished(ledger.count_by_state(trials))  # as --trials counts: a paused
-    # trial and its continuation once
+    # trial and its continuation once (the default pauses)
     if finished != target:
         violations.append(f"{finished} finished trials, not {target}")
     for state in (TrialState.RUNNING, TrialState.WAITING):

@@ -45,8 +45,9 @@ def sha(max_epochs: int) -> optuna.pruners.BasePruner:
 @PRUNERS.register("sha3")
 def sha3(max_epochs: int) -> optuna.pruners.BasePruner:
     """Asynchronous successive halving at reduction factor 3 (Syne Tune's and the Hyperband
-    paper's eta; grace period 1 epoch), of the stopping type; the default, with --sampler
-    mf-tpe (measured: BENCHMARKS.md, the replay); able to pause and continue."""
+    paper's eta; grace period 1 epoch), of the stopping type; the default until sha3-hybrid,
+    and still the default with --checkpoint-dir '' (it need not pause); able to pause and
+    continue."""
     return continuation.PausingSuccessiveHalving(min_resource=1, reduction_factor=3)
 
 
@@ -73,11 +74,10 @@ def sha3_hybrid(max_epochs: int) -> optuna.pruners.BasePruner:
     once a trial has finished; of the stopping type at the higher rungs until then. The first
     finished trial is the best of a few selected at the cheap rungs, not the first that came
     (sha3) nor the best of 81 after a quarter of the budget (sha3-promotion); after it, no
-    trial is trained to the end without a rung's top third behind it. Needs --pause-pruned.
-    Measured in the replay (BENCHMARKS.md: on LCBench's held-out tasks with 4 workers, regret
+    trial is trained to the end without a rung's top third behind it. The default, paused
+    (measured in the replay, BENCHMARKS.md: on LCBench's held-out tasks with 4 workers, regret
     0.447 / 0.209 / 0.087 at a quarter, half and all of the budget against random + ASHA's
-    0.477 / 0.235 / 0.135 and the default's 0.458 / 0.248 / 0.092): an option until the
-    replay's pausing is checked against a live search's (BENCHMARKS.md)."""
+    0.477 / 0.235 / 0.135 and sha3's 0.458 / 0.248 / 0.092)."""
     return continuation.HybridSuccessiveHalving(reduction_factor=3, always=2)
 
 
@@ -117,7 +117,8 @@ def none(max_epochs: int) -> optuna.pruners.BasePruner:
 
 
 MULTI_OBJECTIVE_PRUNERS = ("moasha", "none")
-DEFAULT_PRUNER = "sha3"
+DEFAULT_PRUNER = "sha3-hybrid"  # it pauses trials: with no --checkpoint-dir, its stopping type
+UNCHECKPOINTED_PRUNER = "sha3"
 DEFAULT_MULTI_OBJECTIVE_PRUNER = "moasha"  # measured against none (BENCHMARKS.md)
 # --pause-pruned: rungs that promote
 PAUSING_PRUNERS = ("hyperband", "sha", "sha3", "sha3-promotion", "sha3-hybrid")

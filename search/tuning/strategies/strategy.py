@@ -3,6 +3,7 @@ study runs with (attach), the scheduler that the execution loop drives (of: by t
 --scheduler, from SCHEDULERS), and which settings fit together (check). A new strategy is a
 module of this folder and its registration here."""
 
+import argparse
 import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -20,6 +21,7 @@ from search.tuning.strategies.pruners import (
     MULTI_OBJECTIVE_PRUNERS,
     PAUSING_PRUNERS,
     PRUNERS,
+    UNCHECKPOINTED_PRUNER,
     WAITING_PRUNERS,
 )
 from search.tuning.strategies.samplers import (
@@ -48,9 +50,10 @@ class StrategyOptions(OptionGroup):
     )
     pruner: str | None = flag(
         None,
-        help=f"{', '.join(PRUNERS.names())} (default {DEFAULT_PRUNER}; decides per epoch; with "
-        "several --objectives: moasha, successive halving by Pareto front (the default), or "
-        "none)",
+        help=f"{', '.join(PRUNERS.names())} (default {DEFAULT_PRUNER}, its paused trials "
+        f"continued from their checkpoints; with --checkpoint-dir '' {UNCHECKPOINTED_PRUNER}; "
+        "decides per epoch; with several --objectives: moasha, successive halving by Pareto "
+        "front (the default), or none)",
     )
     scheduler: str = flag(
         "",
@@ -69,15 +72,14 @@ class StrategyOptions(OptionGroup):
         None, type=int, metavar="E",
         help="with --scheduler pbt: epochs between exploits (default a quarter of --epochs)",
     )  # fmt: skip
-    pause_pruned: bool = flag(
-        False,
-        help="successive halving (--pruner hyperband, sha or sha3; sha3-promotion and "
-        "sha3-hybrid need it) "
-        "pauses the trials it stops, keeping their checkpoints, and continues one from there "
-        "when later results put it "
-        "in its rung's top share (as ASHA promotes); a continuation takes the paused trial's "
-        "place in --trials",
-    )
+    pause_pruned: bool | None = flag(
+        None, action=argparse.BooleanOptionalAction,
+        help="successive halving (--pruner hyperband, sha or sha3; sha3-hybrid and "
+        "sha3-promotion need it) pauses the trials it stops, keeping their checkpoints, and "
+        "continues one from there when later results put it in its rung's top share (as ASHA "
+        "promotes); a continuation takes the paused trial's place in --trials (default: on for "
+        f"{' and '.join(WAITING_PRUNERS)}, the default pruner among them, off for the others)",
+    )  # fmt: skip
     keep_paused: int = flag(
         20, type=int, metavar="K",
         help="with --pause-pruned, keep the checkpoints of the K most promising paused trials "
@@ -99,13 +101,17 @@ class StrategyOptions(OptionGroup):
         a population implies (pbt.implied)."""
         objectives = parse_objectives(given["objectives"])
         sampler = chosen_sampler(self.sampler, len(objectives))
-        return {
-            "sampler": sampler,
-            "pruner": check_choice(sampler, self.pruner, len(objectives)),
+        pruner = check_choice(sampler, self.pruner, len(objectives), bool(given["checkpoint_dir"]))
+        chosen = {
+            "sampler": sampler, "pruner": pruner,
             **pbt.implied(
                 self.scheduler, self.population, self.pbt_interval, given["epochs"], self.pruner
             ),
-            "seed": self.seed, "pause_pruned": bool(self.pause_pruned),
+        }  # fmt: skip
+        pause = self.pause_pruned
+        return {
+            **chosen, "seed": self.seed,
+            "pause_pruned": chosen["pruner"] in WAITING_PRUNERS if pause is None else pause,
             "keep_paused": self.keep_paused, "thaw": self.thaw,
         }  # fmt: skip
 
@@ -117,12 +123,15 @@ def chosen_sampler(sampler: str | None, objectives: int) -> str:
     return DEFAULT_SAMPLER if objectives == 1 else DEFAULT_MULTI_OBJECTIVE_SAMPLER
 
 
-def check_choice(sampler: str, pruner: str | None, objectives: int) -> str:
+def check_choice(
+    sampler: str, pruner: str | None, objectives: int, checkpoints: bool = True
+) -> str:
     """Refuse unknown names and combinations that cannot run; the pruner to use (moasha or
-    none for a multi-objective study: Optuna's own pruners take one value)."""
+    none for a multi-objective study: Optuna's own pruners take one value; without
+    `checkpoints`, the default's stopping type: the default pauses trials to continue them)."""
     SAMPLERS[sampler]
     if objectives == 1:
-        chosen = pruner or DEFAULT_PRUNER
+        chosen = pruner or (DEFAULT_PRUNER if checkpoints else UNCHECKPOINTED_PRUNER)
         PRUNERS[chosen]
         if chosen == "moasha":
             raise UsageError("--pruner moasha is for several --objectives; use hyperband or sha")
