@@ -84,16 +84,16 @@ def test_every_run_flag_parses():
     assert strategy.check_choice("mf-tpe", defaults.pruner, 1) == "sha3-hybrid"
     assert strategy.check_choice("mf-tpe", defaults.pruner, 1, checkpoints=False) == "sha3"
     assert strategy.check_choice("tpe", defaults.pruner, 2) == "moasha"
-    given = {**vars(defaults), "epochs": 9}
-    chosen = strategy.StrategyOptions.of(given).settings(given)
-    assert (chosen["pruner"], chosen["pause_pruned"]) == ("sha3-hybrid", True)
-    given = {**vars(run.get_args_parser().parse_args(["--space", "resnet", "--pruner", "sha3"])),
-             "epochs": 9}  # fmt: skip
-    chosen = strategy.StrategyOptions.of(given).settings(given)
-    assert (chosen["pruner"], chosen["pause_pruned"]) == ("sha3", False)
-    given = {**vars(defaults), "epochs": 9, "checkpoint_dir": ""}
-    chosen = strategy.StrategyOptions.of(given).settings(given)
-    assert (chosen["pruner"], chosen["pause_pruned"]) == ("sha3", False)
+
+    def pruning(*flags: str) -> tuple[str, bool]:
+        given = {**vars(run.get_args_parser().parse_args(["--space", "resnet", *flags])),
+                 "epochs": 9}  # fmt: skip
+        chosen = strategy.StrategyOptions.of(given).settings(given)
+        return chosen["pruner"], chosen["pause_pruned"]
+
+    assert pruning() == ("sha3-hybrid", True)
+    assert pruning("--pruner", "sha3") == ("sha3", False)
+    assert pruning("--checkpoint-dir", "") == ("sha3", False)
 
 
 def test_every_worker_and_status_flag_parses():

@@ -89,7 +89,8 @@ def test_refused_combinations():
      "enough have reached it: it needs --pause-pruned"),
     ({"thaw": "forecast"}, "--thaw forecast ranks paused trials: it needs --pause-pruned"),
     ({"pause_pruned": True, "pruner": "median"}, "--pause-pruned needs a pruner whose rungs can "
-     "promote a paused trial (hyperband, sha, sha3, sha3-promotion, sha3-hybrid), not --pruner median"),
+     "promote a paused trial (hyperband, sha, sha3, sha3-promotion, sha3-hybrid), not --pruner "
+     "median"),
     ({"pause_pruned": True, "pruner": "sha3-promotion"}, "--pause-pruned needs --checkpoint-dir: a "
      "paused trial goes on from its checkpoint"),
 ])  # fmt: skip

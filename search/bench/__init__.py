@@ -149,8 +149,8 @@ def add_strategy_arguments(parser: cli.ArgumentParser) -> None:
         "warm-started: the box of its best configs, or those as a prior); the replay section "
         "takes any of them but pbt (a warm start there starts from the search of the task "
         "before it in --tasks), and lce, asha-lce, mftpe-asha, mftpe-asha-lce, bohb, "
-        "mftpe-sha3 (the default until 2026-12-07), mftpe-sha3-pause, default-promotion, default-hybrid, "
-        "default-thaw, asha-thaw (default: the first five)",
+        "mftpe-sha3 (the default until 2026-12-07), mftpe-sha3-pause, default-promotion, "
+        "default-hybrid, default-thaw, asha-thaw (default: the first five)",
     )  # fmt: skip
     group.add_argument(
         "--strategy-space", default="mlp", help="strategies section: the space searched (mlp)"
