@@ -474,9 +474,10 @@ def test_promotion_type_halving_holds_a_rung_s_first_trials_until_three_have_rea
 def test_hybrid_halving_waits_at_the_cheap_rungs_and_at_every_rung_once_a_trial_has_finished(
     tmp_path,
 ):
-    """--pruner sha3-hybrid: at epochs 1 and 3 a rung's first trials wait, as the promotion
-    type's do; at epoch 9 the first trial goes on while nothing has finished (the stopping
-    type: the study gets a finished trial soon), and once one has, the next waits there."""
+    """--pruner sha3-hybrid: at epochs 1 and 3 a rung's first two trials wait, as the promotion
+    type's do, and the third goes on as the best of three; at epoch 9 the first trial goes on
+    while nothing has finished (the stopping type: the study gets a finished trial soon), and
+    once one has, the next waits there."""
     found = optuna.create_study(storage=f"sqlite:///{tmp_path / 'h.db'}", direction="maximize",
                                 pruner=pruners.PRUNERS["sha3-hybrid"](50))  # fmt: skip
 
@@ -488,7 +489,8 @@ def test_hybrid_halving_waits_at_the_cheap_rungs_and_at_every_rung_once_a_trial_
         trial.report(value, epoch)
         return trial, trial.should_prune()
 
-    assert arrives(1, 0.9)[1] and arrives(3, 0.9)[1]  # the first at each: waits
+    assert arrives(1, 0.5)[1] and arrives(3, 0.9)[1]  # the first at each: waits
+    assert arrives(1, 0.6)[1] and not arrives(1, 0.9)[1]  # the second waits, the third goes on
     first, stopped = arrives(9, 0.8)
     assert not stopped  # the first at epoch 9, nothing finished: goes on
     found.tell(first, 0.8)
