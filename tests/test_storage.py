@@ -136,7 +136,7 @@ def connections_named(label: str) -> int:
         counter.dispose()
 
 
-def test_a_search_run_in_a_process_that_goes_on_gives_back_its_postgresql_connections():
+def test_a_search_run_in_a_process_that_goes_on_gives_back_its_postgresql_connections(tmp_path):
     """The same on PostgreSQL: none of the search's connections outlive it (each process may
     hold only so many: README, Many GPUs, many hosts). Its connections carry a name of their
     own, so what else uses the database does not count."""
@@ -144,7 +144,7 @@ def test_a_search_run_in_a_process_that_goes_on_gives_back_its_postgresql_connec
     url = f"{postgres.URL}?application_name={label}"
     argv = ["--space", "test_tiny", "--space-module", "tests.spaces_for_tests",
             "--dataset", "sample", "--epochs", "1", "--trials", "2", "--storage", url,
-            "--study", label]  # fmt: skip
+            "--study", label, "--checkpoint-dir", str(tmp_path)]  # fmt: skip
     try:
         assert run.main(argv) == 0
         assert connections_named(label) == 0
