@@ -14,12 +14,6 @@ from search.training import data
 
 REPO = Path(__file__).resolve().parent.parent
 
-# The suite starts a few hundred interpreters (commands, their workers, fleets): where
-# PYTHONDONTWRITEBYTECODE is set (the development machines set it), each would compile this
-# project's modules from source again, about 0.5 s of CPU; they share the clone's __pycache__.
-os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-sys.dont_write_bytecode = False
-
 
 @pytest.fixture(scope="session")
 def sample() -> data.Dataset:
