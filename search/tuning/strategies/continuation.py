@@ -19,7 +19,7 @@ ifBO), where each trial's curve up to the rung extrapolates to at the last epoch
 curve still climbing steeply is thawed before a flat one that stands a little higher."""
 
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import optuna
@@ -293,13 +293,18 @@ def promote(
     return queued
 
 
-def finish_one(study: optuna.Study, resumable: Callable[[int], bool], judge: Judge) -> int | None:
-    """At a study's end with no finished trial, nothing running and nothing queued (every run
-    paused, as a pruner that holds a rung's first trials leaves a study of a few trials):
-    queue a continuation of its most promising paused trial that can resume, whatever its
-    rung's cut, so that the study ends with a result (it takes that trial's place in
-    --trials); the number continued, None where there is no need or none can resume."""
-    trials = study.get_trials(deepcopy=False)
+def finish_one(
+    study: optuna.Study,
+    trials: Sequence[FrozenTrial],
+    resumable: Callable[[int], bool],
+    judge: Judge,
+) -> int | None:
+    """At a study's end (`trials`, as the scheduler just read them) with no finished trial,
+    nothing running and nothing queued (every run paused, as a pruner that holds a rung's
+    first trials leaves a study of a few trials): queue a continuation of its most promising
+    paused trial that can resume, whatever its rung's cut, so that the study ends with a
+    result (it takes that trial's place in --trials); the number continued, None where there
+    is no need or none can resume."""
     if any(t.state in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
            for t in trials):  # fmt: skip
         return None

@@ -79,7 +79,7 @@ class Scheduler:
         trials = study.get_trials(deepcopy=False)
         if ledger.reached(trials, self.target, self.epoch_budget):
             if self.pause and not ledger.out_of_epochs(trials, self.epoch_budget):
-                number = continuation.finish_one(study, self.resumable, self.judge)
+                number = continuation.finish_one(study, trials, self.resumable, self.judge)
                 if number is not None:
                     log.info("trial %d: every trial paused; continued to end the study with "
                              "a result", number)  # fmt: skip
