@@ -124,7 +124,7 @@ def test_the_pruner_stops_hopeless_trials(tmp_path, pruner, capsys):
     argv = [
         "--space", "test_hopeless_lr", "--trials", "16", "--dataset", "sample", "--epochs", "4",
         "--pruner", pruner, "--sampler", "random", "--storage", storage,
-        "--space-module", "tests.spaces_for_tests",
+        "--space-module", "tests.spaces_for_tests", "--checkpoint-dir", str(tmp_path / "checkpoints"),
     ]  # fmt: skip
     assert run.main(argv) == 0
     study = optuna.load_study(study_name="test_hopeless_lr-sample", storage=storage)
@@ -156,7 +156,7 @@ def test_with_no_pruner_every_trial_trains_all_its_epochs(tmp_path):
     argv = [
         "--space", "test_hopeless_lr", "--trials", "4", "--dataset", "sample", "--epochs", "2",
         "--pruner", "none", "--sampler", "random", "--storage", storage,
-        "--space-module", "tests.spaces_for_tests",
+        "--space-module", "tests.spaces_for_tests", "--checkpoint-dir", str(tmp_path / "checkpoints"),
     ]  # fmt: skip
     assert run.main(argv) == 0
     study = optuna.load_study(study_name="test_hopeless_lr-sample", storage=storage)
@@ -173,7 +173,7 @@ def test_an_epoch_budget_stops_the_study_once_its_trials_have_trained_it(tmp_pat
     argv = [
         "--space", "test_tiny", "--trials", "100", "--epoch-budget", "5", "--dataset", "sample",
         "--epochs", "2", "--pruner", "none", "--storage", storage,
-        "--space-module", "tests.spaces_for_tests",
+        "--space-module", "tests.spaces_for_tests", "--checkpoint-dir", str(tmp_path / "checkpoints"),
     ]  # fmt: skip
     assert run.main(argv) == 0
     study = optuna.load_study(study_name="test_tiny-sample", storage=storage)
@@ -228,7 +228,7 @@ def test_latency_is_measured_per_batch_on_the_trials_device(tmp_path, capsys):
     storage = f"sqlite:///{tmp_path / 'latency.db'}"
     argv = ["--space", "test_widths", "--space-module", "tests.spaces_for_tests", "--dataset",
             "sample", "--epochs", "1", "--trials", "3", "--objectives", "accuracy,latency",
-            "--storage", storage]  # fmt: skip
+            "--storage", storage, "--checkpoint-dir", str(tmp_path / "checkpoints")]  # fmt: skip
     assert run.main(argv) == 0
     study = optuna.load_study(study_name="test_widths-sample", storage=storage)
     assert study.metric_names == ["val_accuracy", "latency_ms"]
@@ -239,7 +239,8 @@ def test_latency_is_measured_per_batch_on_the_trials_device(tmp_path, capsys):
 def test_fixed_parameters_hold_in_every_trial_and_are_recorded(tmp_path):
     storage = f"sqlite:///{tmp_path / 'fixed.db'}"
     argv = ["--space", "mlp", "--dataset", "sample", "--epochs", "1", "--trials", "3",
-            "--fix", "image_size=0,depth=1,taper=false", "--storage", storage, "--quiet"]  # fmt: skip
+            "--fix", "image_size=0,depth=1,taper=false", "--storage", storage, "--quiet",
+            "--checkpoint-dir", str(tmp_path / "checkpoints")]  # fmt: skip
     assert run.main(argv) == 0
     study = optuna.load_study(study_name="mlp-sample", storage=storage)
     assert study.user_attrs["fixed_params"] == {"image_size": 0, "depth": 1, "taper": False}

@@ -242,7 +242,7 @@ def test_a_worker_that_finds_no_room_behind_the_workers_connected_before_it_ends
     name = f"room-{uuid.uuid4().hex[:8]}"
     argv = ["--space", "test_tiny", "--space-module", "tests.spaces_for_tests", "--dataset",
             "sample", "--epochs", "1", "--trials", "2", "--storage", postgres.URL, "--study", name,
-            "--create-only"]  # fmt: skip
+            "--create-only", "--checkpoint-dir", str(tmp_path / "checkpoints")]  # fmt: skip
     assert run.main(argv) == 0
     peers = [f"cifar-search {pid}@peer-{pid}" for pid in (101, 102, 103)]
     try:

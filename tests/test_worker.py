@@ -141,7 +141,7 @@ def test_faults_end_one_trial_each_and_the_worker_goes_on(tmp_path):
     storage = f"sqlite:///{tmp_path / 'faults.db'}"
     argv = [
         "--space", "test_faults", *TEST_SPACES, "--epochs", "1", "--trials", "4",
-        "--storage", storage,
+        "--storage", storage, "--checkpoint-dir", str(tmp_path / "checkpoints"),
     ]  # fmt: skip
     assert run.main(argv) == 0
     study = optuna.load_study(study_name="test_faults-sample", storage=storage)
@@ -226,7 +226,7 @@ def test_the_collection_after_each_trial_skips_the_heap_the_worker_started_with(
 
     storage = f"sqlite:///{tmp_path / 'heap.db'}"
     argv = ["--space", "test_heap", *TEST_SPACES, "--epochs", "1", "--trials", "2",
-            "--storage", storage]  # fmt: skip
+            "--storage", storage, "--checkpoint-dir", str(tmp_path / "checkpoints")]  # fmt: skip
     assert run.main(argv) == 0
     trials = optuna.load_study(study_name="test_heap-sample", storage=storage).trials
     assert all(t.user_attrs["dynamo_loaded"] for t in trials)
