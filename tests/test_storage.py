@@ -359,3 +359,25 @@ def test_openers_started_at_once_on_one_new_sqlite_file_all_open_it_and_it_stays
     assert all(code == 0 for code, _ in ended), [err for _, err in ended]
     assert optuna.get_all_study_names(url) == ["s"]
     assert not list(tmp_path.glob("*.lock"))  # nothing left beside the study
+
+
+def test_optuna_s_migration_scripts_are_read_once_a_process_and_new_storages_are_at_their_head(
+    tmp_path,
+):
+    """Opening storages builds Optuna's alembic script directory once (storage.py); new
+    SQLite files are still stamped at the head that alembic itself reads from Optuna's
+    migration folder, the test PostgreSQL is read at it, and every revision is still known."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from optuna.storages._rdb import storage as rdb
+
+    folder = rdb.__file__.rsplit("/", 1)[0] + "/alembic"
+    config = Config()
+    config.set_main_option("script_location", folder)
+    reference = ScriptDirectory.from_config(config)  # alembic's own reading, not cached
+    first, second = (storage.open_storage(f"sqlite:///{tmp_path / f'{n}.db'}") for n in "ab")
+    managers = [opened._version_manager for opened in (first, second, postgres.storage())]
+    assert managers[0]._create_alembic_script() is managers[1]._create_alembic_script()
+    for manager in managers:
+        assert manager.get_current_version() == reference.get_current_head()
+        assert manager.get_all_versions() == [r.revision for r in reference.walk_revisions()]
