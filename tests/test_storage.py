@@ -381,3 +381,26 @@ def test_optuna_s_migration_scripts_are_read_once_a_process_and_new_storages_are
     for manager in managers:
         assert manager.get_current_version() == reference.get_current_head()
         assert manager.get_all_versions() == [r.revision for r in reference.walk_revisions()]
+
+
+def test_a_storage_that_cannot_be_opened_leaves_no_connection_for_the_garbage_collector():
+    """A read-only open of a PostgreSQL database without Optuna's tables is refused; the
+    connection its engine made on the way is closed then, not left for the garbage collector
+    to warn about (psycopg's ResourceWarning) on the stderr of whatever the process does next."""
+    import gc
+    import warnings
+
+    import psycopg
+
+    empty = "storage_test_empty"
+    with psycopg.connect(postgres.URL, autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {empty} WITH (FORCE)")
+        connection.execute(f"CREATE DATABASE {empty}")
+    url = postgres.URL.rsplit("/", 1)[0] + f"/{empty}"
+    gc.collect()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(UsageError, match="holds no Optuna studies"):
+            storage.open_storage(url, read_only=True)
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], caught

@@ -108,6 +108,19 @@ class HeartbeatingStorage(RDBStorage):
     during a trial would fail a live trial. Here a beat lost to an outage is skipped; the
     next, heartbeat_interval later, tries again (the worker's loop reports the outage)."""
 
+    def __init__(self, *args, **kwargs) -> None:
+        """A storage that cannot be opened (its tables not made, a schema of another version)
+        closes the connection its engine pooled on the way: left to the garbage collector, it
+        warned on the user's stderr (psycopg's ResourceWarning) during a later command of a
+        process that goes on (search.api's, a notebook's, the tests')."""
+        try:
+            super().__init__(*args, **kwargs)
+        except BaseException:
+            engine = getattr(self, "engine", None)  # made before the tables are
+            if engine is not None:
+                engine.dispose()
+            raise
+
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         """The trials Optuna is about to fail for want of a heartbeat, each given its reason
         first (a FAIL trial's attributes can no longer be written)."""
