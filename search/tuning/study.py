@@ -33,7 +33,9 @@ def checked(values: dict[str, Any], source: str = "") -> StudySettings:
 
 
 def names(storage: RDBStorage) -> list[str]:
-    return [summary.study_name for summary in optuna.get_all_study_summaries(storage)]
+    """The storage's study names (not their summaries: those read every study's best trial,
+    in a shared storage of many studies the most of a command's start)."""
+    return optuna.get_all_study_names(storage)
 
 
 def deleted(found: optuna.Study) -> bool:
