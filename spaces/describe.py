@@ -49,7 +49,7 @@ def parameter_ranges(
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(SAMPLES):
         space(study.ask(), context)  # left running: telling, and each trial's deep copy of its
-        # distributions, took two thirds of the draws' time (every search.run with --fix)
+        # distributions, took about a third of the draws' time (every search.run with --fix)
     ranges: dict[str, BaseDistribution] = {}
     counts: dict[str, int] = {}
     for trial in study.get_trials(deepcopy=False):
