@@ -124,7 +124,8 @@ def test_the_pruner_stops_hopeless_trials(tmp_path, pruner, capsys):
     argv = [
         "--space", "test_hopeless_lr", "--trials", "16", "--dataset", "sample", "--epochs", "4",
         "--pruner", pruner, "--sampler", "random", "--storage", storage,
-        "--space-module", "tests.spaces_for_tests", "--checkpoint-dir", str(tmp_path / "checkpoints"),
+        "--space-module", "tests.spaces_for_tests",
+        "--checkpoint-dir", str(tmp_path / "checkpoints"),
     ]  # fmt: skip
     assert run.main(argv) == 0
     study = optuna.load_study(study_name="test_hopeless_lr-sample", storage=storage)
@@ -156,7 +157,8 @@ def test_with_no_pruner_every_trial_trains_all_its_epochs(tmp_path):
     argv = [
         "--space", "test_hopeless_lr", "--trials", "4", "--dataset", "sample", "--epochs", "2",
         "--pruner", "none", "--sampler", "random", "--storage", storage,
-        "--space-module", "tests.spaces_for_tests", "--checkpoint-dir", str(tmp_path / "checkpoints"),
+        "--space-module", "tests.spaces_for_tests",
+        "--checkpoint-dir", str(tmp_path / "checkpoints"),
     ]  # fmt: skip
     assert run.main(argv) == 0
     study = optuna.load_study(study_name="test_hopeless_lr-sample", storage=storage)
@@ -173,7 +175,8 @@ def test_an_epoch_budget_stops_the_study_once_its_trials_have_trained_it(tmp_pat
     argv = [
         "--space", "test_tiny", "--trials", "100", "--epoch-budget", "5", "--dataset", "sample",
         "--epochs", "2", "--pruner", "none", "--storage", storage,
-        "--space-module", "tests.spaces_for_tests", "--checkpoint-dir", str(tmp_path / "checkpoints"),
+        "--space-module", "tests.spaces_for_tests",
+        "--checkpoint-dir", str(tmp_path / "checkpoints"),
     ]  # fmt: skip
     assert run.main(argv) == 0
     study = optuna.load_study(study_name="test_tiny-sample", storage=storage)

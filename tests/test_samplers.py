@@ -52,7 +52,8 @@ def test_each_sampler_runs_a_real_search(sampler, tmp_path):
     storage = f"sqlite:///{tmp_path / 'sampled.db'}"
     argv = ["--space", "test_two_knobs", "--space-module", "tests.spaces_for_tests",
             "--dataset", "sample", "--epochs", "1", "--trials", "12", "--sampler", sampler,
-            "--storage", storage, "--quiet", "--checkpoint-dir", str(tmp_path / "checkpoints")]  # fmt: skip
+            "--storage", storage, "--quiet",
+            "--checkpoint-dir", str(tmp_path / "checkpoints")]  # fmt: skip
     assert run.main(argv) == 0
     study = optuna.load_study(study_name="test_two_knobs-sample", storage=storage)
     complete = study.get_trials(states=(TrialState.COMPLETE,))

@@ -4,6 +4,7 @@ import contextlib
 import shutil
 import sqlite3
 import uuid
+from pathlib import Path
 
 import optuna
 import pytest
@@ -371,9 +372,8 @@ def test_optuna_s_migration_scripts_are_read_once_a_process_and_new_storages_are
     from alembic.script import ScriptDirectory
     from optuna.storages._rdb import storage as rdb
 
-    folder = rdb.__file__.rsplit("/", 1)[0] + "/alembic"
     config = Config()
-    config.set_main_option("script_location", folder)
+    config.set_main_option("script_location", str(Path(rdb.__file__).with_name("alembic")))
     reference = ScriptDirectory.from_config(config)  # alembic's own reading, not cached
     first, second = (storage.open_storage(f"sqlite:///{tmp_path / f'{n}.db'}") for n in "ab")
     managers = [opened._version_manager for opened in (first, second, postgres.storage())]
