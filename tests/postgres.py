@@ -6,6 +6,7 @@ server out of them ("too many clients already"; two test_worker tests failed so 
 no pool, each query's connection closes when it returns."""
 
 import optuna
+import psycopg
 import sqlalchemy
 from optuna.storages import RDBStorage
 
@@ -22,3 +23,17 @@ def load_study(name: str) -> optuna.Study:
 
 def delete_study(name: str) -> None:
     optuna.delete_study(study_name=name, storage=storage())
+
+
+def database_url(name: str) -> str:
+    """The URL of another database on the test server, as the test one's."""
+    return URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def fresh_database(name: str) -> str:
+    """An empty database `name` on the test server (dropped first, cutting any connection to
+    it); its URL."""
+    with psycopg.connect(URL, autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        connection.execute(f"CREATE DATABASE {name}")
+    return database_url(name)

@@ -19,6 +19,7 @@ import yaml
 from PIL import Image
 
 import spaces
+from tests import postgres
 from tests.conftest import REPO, run_in_this_process
 
 # PostgreSQL at its limits (make_postgres_limits): a role without CREATE, a read-only standby
@@ -690,17 +691,14 @@ def make_postgres_limits() -> None:
     transaction read-only."""
     import psycopg
 
-    admin = "postgresql://postgres@127.0.0.1:5432/test"
+    admin = postgres.URL
+    no_create, standby = (postgres.fresh_database(name) for name in (NO_CREATE_DB, STANDBY_DB))
     with psycopg.connect(admin, autocommit=True) as connection:
-        for database in (NO_CREATE_DB, STANDBY_DB):
-            connection.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-            connection.execute(f"CREATE DATABASE {database}")
         if not connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s",
                                   (NO_CREATE_ROLE,)).fetchone():  # fmt: skip
             connection.execute(f"CREATE ROLE {NO_CREATE_ROLE} LOGIN")
-    with psycopg.connect(admin.replace("/test", f"/{NO_CREATE_DB}"), autocommit=True) as db:
+    with psycopg.connect(no_create, autocommit=True) as db:
         db.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
-    standby = admin.replace("/test", f"/{STANDBY_DB}")
     opened = optuna.storages.RDBStorage(standby)
     plain = optuna.create_study(study_name="plain", storage=opened, direction="maximize")
     plain.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)

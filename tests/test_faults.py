@@ -128,7 +128,7 @@ def test_a_fault_is_described_with_the_storage_opened_last_unless_one_is_named(m
 def test_each_postgresql_refusal_is_its_line_and_its_kind():
     """A database that does not exist (usage: a typo), and a server that takes no writes
     (exit 1: point at the primary), as the real PostgreSQL says them."""
-    missing = postgres.URL.rsplit("/", 1)[0] + "/no_such_database"
+    missing = postgres.database_url("no_such_database")
     error = raised_by(lambda: optuna.storages.RDBStorage(missing))
     line = faults.describe_fault(error, missing)
     assert isinstance(line, UsageError) and not isinstance(line, RunFailure)

@@ -390,13 +390,7 @@ def test_a_storage_that_cannot_be_opened_leaves_no_connection_for_the_garbage_co
     import gc
     import warnings
 
-    import psycopg
-
-    empty = "storage_test_empty"
-    with psycopg.connect(postgres.URL, autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {empty} WITH (FORCE)")
-        connection.execute(f"CREATE DATABASE {empty}")
-    url = postgres.URL.rsplit("/", 1)[0] + f"/{empty}"
+    url = postgres.fresh_database("storage_test_empty")
     gc.collect()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
