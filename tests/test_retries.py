@@ -13,7 +13,9 @@ from optuna.trial import TrialState
 import spaces
 from search.tuning.execution import retries
 from search.tuning.execution.checkpoints import TrialCheckpoints
+from search.tuning.records import keys
 from search.tuning.store import storage
+from search.tuning.strategies import continuation
 
 
 def new_study(tmp_path) -> optuna.Study:
@@ -91,6 +93,39 @@ def test_checkpoints_of_finished_trials_go_and_those_still_needed_stay(tmp_path)
     left = sorted(p.name for p in checkpoints.folder.iterdir())
     assert left == sorted(f"trial-{n}.pt" for n in (best, running, waiting_for_a_rerun))
     assert worse != best
+
+
+def test_a_cut_off_continuation_keeps_the_paused_trials_checkpoint_until_its_re_run_ends(
+    tmp_path,
+):
+    """The chaos soak's "trial 32: 1 epoch(s) trained twice": a continuation cut off before it
+    saved an epoch of its own leaves its re-run only the paused trial's checkpoint to resume
+    from. Another worker's clean-up between the cut-off and the re-run's queueing removed it
+    (the paused trial is taken over, so no longer among the paused ones kept), and the re-run
+    trained the paused trial's epochs again from scratch. It stays until the re-run ends."""
+    study = new_study(tmp_path)
+    checkpoints = TrialCheckpoints(tmp_path / "checkpoints", "s")
+    paused = study.ask()
+    checkpoints.save(paused.number, {"epoch": 1, "weights": torch.zeros(2)})
+    paused.set_user_attr(keys.PAUSED, 1)
+    study.tell(paused, state=TrialState.PRUNED)
+    continuation.queue_continuation(study, study.trials[paused.number])
+    cut_off = study.ask()  # takes the queued continuation; killed before its epoch 2 was saved
+    assert cut_off.user_attrs[keys.CONTINUES] == [paused.number]
+    study.tell(cut_off, state=TrialState.FAIL)
+    finished = study.ask()  # another worker's trial ends, and it cleans up
+    study.tell(finished, 0.5)
+
+    checkpoints.remove_finished(study, study.trials[finished.number])
+    assert checkpoints.path(paused.number).exists()
+    assert retries.retry_cut_off(study, cut_off.number)
+    rerun = study.ask()
+    assert spaces.lineage(rerun) == [paused.number, cut_off.number]
+    checkpoints.remove_finished(study, study.trials[finished.number])
+    assert checkpoints.path(paused.number).exists()
+    study.tell(rerun, 0.7)  # it resumed from there and finished: nothing will again
+    checkpoints.remove_finished(study, study.trials[rerun.number])
+    assert not checkpoints.path(paused.number).exists()
 
 
 def test_a_re_run_still_queued_when_the_study_is_done_ends_as_not_needed(tmp_path):

@@ -125,19 +125,23 @@ class TrialCheckpoints:
 
     def _needed(self, running: optuna.Study, trials: list[FrozenTrial]) -> set[int]:
         """Trials whose checkpoints stay: running or waiting ones and those they carry on, the
-        failed ones a re-run may still resume (one is queued or running, or may yet be), the
-        top complete, and those the strategy keeps (the most promising paused ones, which a
-        continuation may yet resume; a population's newest generation, and the one before while the newest is being queued)."""
-        needed = {t.number for t in trials if t.state == TrialState.RUNNING}
-        carried_on = set()  # what live trials go on from (a population's donor, by several)
-        for trial in trials:
-            if trial.state in (TrialState.RUNNING, TrialState.WAITING):
-                carried_on.update(spaces.lineage(trial))
-            elif trial.state == TrialState.FAIL and not final(trial):
-                needed.add(trial.number)  # until a re-run of it finishes
+        failed ones a re-run may still resume (one is queued or running, or may yet be) and
+        those they carried on, the top complete, and those the strategy keeps (the most
+        promising paused ones, which a continuation may yet resume; a population's newest
+        generation, and the one before while the newest is being queued)."""
         resumed = {n for t in trials if t.state.is_finished() and final(t)
                    for n in spaces.lineage(t)}  # fmt: skip
-        needed = (needed - resumed) | carried_on
+        needed = {t.number for t in trials if t.state == TrialState.RUNNING}
+        for trial in trials:
+            if trial.state in (TrialState.RUNNING, TrialState.WAITING):
+                needed.update(spaces.lineage(trial))  # a population's donor, by several
+            elif (
+                trial.state == TrialState.FAIL and not final(trial) and trial.number not in resumed
+            ):
+                # until a re-run of it finishes; and what it carried on, which the re-run resumes
+                # from if it was cut off before it saved an epoch of its own (the chaos soak
+                # once caught a paused trial's checkpoint removed in that gap)
+                needed.update([trial.number, *spaces.lineage(trial)])
         kept = self.keeps(trials, running.directions[0]) if self.keeps else set()
         best = ledger.best_first(trials, running.directions[0])[: self.keep]
         return needed | kept | {t.number for t in best}
