@@ -60,11 +60,11 @@ def test_re_runs_stop_after_max_retries(tmp_path):
 
 def test_checkpoints_of_finished_trials_go_and_those_still_needed_stay(tmp_path):
     study = new_study(tmp_path)
-    checkpoints = TrialCheckpoints(tmp_path / "checkpoints", "a study/with odd:name", "c0ffee01",
+    checkpoints = TrialCheckpoints(tmp_path / "checkpoints", "A study/with odd:Name", "c0ffee01",
                                    keep=1)  # fmt: skip
-    assert checkpoints.folder.name == "a_study_with_odd_name-c0ffee01"
-    older = TrialCheckpoints(tmp_path / "checkpoints", "a study/with odd:name")
-    assert older.folder.name == "a_study_with_odd_name"  # a study made before keys
+    assert checkpoints.folder.name == "A_study_with_odd_Name-c0ffee01"
+    older = TrialCheckpoints(tmp_path / "checkpoints", "A study/with odd:Name")
+    assert older.folder.name == "A_study_with_odd_Name"  # a study made before keys
 
     def trial_with_checkpoint(state, value=None):
         trial = study.ask()
@@ -88,10 +88,13 @@ def test_checkpoints_of_finished_trials_go_and_those_still_needed_stay(tmp_path)
     surplus.set_user_attr("not_needed", True)
     study.tell(surplus, state=TrialState.FAIL)
     (checkpoints.folder / f".trial-{pruned}.pt.abc.tmp").write_bytes(b"cut short by a kill")
+    (checkpoints.folder / "notes.txt").write_text("a user's file: not a checkpoint")
 
     checkpoints.remove_finished(study, study.trials[-1])
     left = sorted(p.name for p in checkpoints.folder.iterdir())
-    assert left == sorted(f"trial-{n}.pt" for n in (best, running, waiting_for_a_rerun))
+    assert left == sorted(
+        ["notes.txt", *(f"trial-{n}.pt" for n in (best, running, waiting_for_a_rerun))]
+    )
     assert worse != best
 
 
@@ -123,9 +126,59 @@ def test_a_cut_off_continuation_keeps_the_paused_trials_checkpoint_until_its_re_
     assert spaces.lineage(rerun) == [paused.number, cut_off.number]
     checkpoints.remove_finished(study, study.trials[finished.number])
     assert checkpoints.path(paused.number).exists()
+    checkpoints.save(rerun.number, {"epoch": 2, "weights": torch.zeros(2)})
     study.tell(rerun, 0.7)  # it resumed from there and finished: nothing will again
     checkpoints.remove_finished(study, study.trials[rerun.number])
-    assert not checkpoints.path(paused.number).exists()
+    assert list(checkpoints.folder.iterdir()) == []  # --keep-checkpoints 0, the default
+
+
+def test_a_run_failed_after_its_last_allowed_re_run_leaves_no_checkpoint(tmp_path):
+    """Nothing re-runs it: its checkpoint and those of the runs before it go; one re-run
+    short of the last, they all stay."""
+    study = new_study(tmp_path)
+    checkpoints = TrialCheckpoints(tmp_path / "checkpoints", "s")
+    for _ in range(retries.MAX_RETRIES + 1):
+        trial = study.ask()  # the first, then each re-run of it
+        checkpoints.save(trial.number, {"epoch": 1, "weights": torch.zeros(2)})
+        study.tell(trial, state=TrialState.FAIL)
+        if len(study.trials) == retries.MAX_RETRIES:  # one re-run left to run
+            checkpoints.remove_finished(study, study.trials[-1])
+            assert len(list(checkpoints.folder.iterdir())) == retries.MAX_RETRIES
+        retries.retry_cut_off(study, trial.number)
+    study.tell(study.ask(), 0.5)  # another trial ends; its worker cleans up
+    checkpoints.remove_finished(study, study.trials[-1])
+    assert list(checkpoints.folder.iterdir()) == []
+
+
+def test_a_re_run_resumes_from_the_newest_checkpoint_of_its_lineage_that_fits(tmp_path):
+    """Newest first: one that cannot be read, one of another config and one with no config
+    are passed over for the oldest, whose state comes back with its history; a run with none
+    that fits starts afresh."""
+    from search.training import config
+
+    study = new_study(tmp_path)
+    checkpoints = TrialCheckpoints(tmp_path / "checkpoints", "s")
+    own = config.TrialConfig(model="mlp", lr=0.05)
+    history = [{"epoch": 1, "val_accuracy": 0.3}]
+    lineage = []
+    for state in (
+        {"epoch": 1, "config": own.to_dict(), "history": history, "weights": torch.ones(2)},
+        {"epoch": 1, "config": own.replace(lr=0.2).to_dict(), "history": history},
+        {"epoch": 1, "history": history},  # no config: not known to fit
+        None,  # a file torch cannot read
+    ):  # fmt: skip
+        trial = study.ask()
+        if state is None:
+            checkpoints.path(trial.number).write_bytes(b"cut short")
+        else:
+            checkpoints.save(trial.number, state)
+        study.tell(trial, state=TrialState.FAIL)
+        lineage.append(trial.number)
+    study.enqueue_trial({}, user_attrs={spaces.RETRY_HISTORY: lineage})
+    rerun = study.ask()
+    loaded = checkpoints.latest(rerun, own)
+    assert torch.equal(loaded["weights"], torch.ones(2)) and loaded["history"] == history
+    assert checkpoints.latest(rerun, own.replace(lr=0.3)) is None
 
 
 def test_a_re_run_still_queued_when_the_study_is_done_ends_as_not_needed(tmp_path):
